@@ -1,0 +1,61 @@
+"""The after-sales network: stations, rescue vans, partners, replacement trucks, faults.
+
+Pure: plain frozen dataclasses and enums plus loaders for the bundled real geography and the
+synthetic national demo network. No web or database framework is imported here.
+"""
+
+from fleet.demo import NATIONAL_NETWORK_NAME, build_national_network
+from fleet.distributions import DistributionKind, HoursDistribution
+from fleet.faults import FaultCatalogue, FaultType, Part, load_fault_catalogue
+from fleet.model import (
+    DEFAULT_REPLACEMENT_THRESHOLD_HOURS,
+    DEFAULT_SERVICE_RADIUS_KM,
+    ContractRates,
+    CustomerVehicle,
+    FaultCategory,
+    FaultGrade,
+    GeoPoint,
+    OpeningHours,
+    PartnerCompany,
+    ReplacementTruck,
+    RescueVan,
+    ServiceStation,
+    StationGrade,
+    TruckStatus,
+    TruckType,
+    VanCapability,
+    VanStatus,
+    VehicleClass,
+)
+from fleet.network import Network, NetworkError
+
+__all__ = [
+    "DEFAULT_REPLACEMENT_THRESHOLD_HOURS",
+    "DEFAULT_SERVICE_RADIUS_KM",
+    "NATIONAL_NETWORK_NAME",
+    "ContractRates",
+    "CustomerVehicle",
+    "DistributionKind",
+    "FaultCatalogue",
+    "FaultCategory",
+    "FaultGrade",
+    "FaultType",
+    "GeoPoint",
+    "HoursDistribution",
+    "Network",
+    "NetworkError",
+    "OpeningHours",
+    "Part",
+    "PartnerCompany",
+    "ReplacementTruck",
+    "RescueVan",
+    "ServiceStation",
+    "StationGrade",
+    "TruckStatus",
+    "TruckType",
+    "VanCapability",
+    "VanStatus",
+    "VehicleClass",
+    "build_national_network",
+    "load_fault_catalogue",
+]

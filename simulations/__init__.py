@@ -1,0 +1,1 @@
+"""simulations package."""

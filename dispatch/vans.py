@@ -1,0 +1,706 @@
+"""Rescue-van matching: the whole batch of open requests against the available vans, optimally.
+
+Model (see docs/dispatch.md):
+
+- a pair (request, van) is feasible when the breakdown is within the van's service radius (road
+  km from its home station), the van can handle the vehicle class (``VanCapability.can_handle``,
+  a tow needs a wrecker or flatbed), the van is on shift and not busy elsewhere;
+- arrival (ETA) = minutes until the van is free + travel minutes from where it will then be;
+- objective, lexicographic: maximise the priority-weighted number of requests served, then
+  minimise the sum of priority x (ETA + soft penalties); the soft penalties are a preference for
+  a tractor's designated station and, when reassignment is allowed, for keeping vans where they
+  are already going;
+- solved exactly by :func:`dispatch.assignment.solve_assignment` (OR-Tools min-cost flow) on
+  integer costs (minutes scaled to 1/100, coarser if the problem is too large to fit int64).
+
+Vans already en route to a request (``pinned_request_id``) keep it unless the caller passes
+``allow_reassignment=True``. A van pinned to a request that is not in the batch is busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dispatch.assignment import max_safe_cost, solve_assignment
+from fleet.model import GeoPoint, RescueVan, VanCapability, VehicleClass
+from routing.provider import GreatCircleProvider, TravelTimeProvider, haversine_km
+
+log = logging.getLogger(__name__)
+
+VAN_PROFILE = "rescue_van"
+
+
+class UnassignedReason(StrEnum):
+    NO_VAN_IN_RADIUS = "no_van_in_radius"
+    """No van's service radius covers the breakdown."""
+    NO_CAPABLE_VAN = "no_capable_van"
+    """Vans cover it, but none can handle the vehicle class (or the tow)."""
+    ALL_BUSY = "all_busy"
+    """Capable vans cover it, but all are off shift, busy, or taken by higher-priority requests."""
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    id: str
+    location: GeoPoint
+    vehicle_class: VehicleClass
+    needs_tow: bool = False
+    priority: float = 1.0
+    """Weight >= 1 (see :func:`dispatch.triage.priority_for`)."""
+    designated_station_id: str | None = None
+    waited_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"request id must be a non-empty string, got {self.id!r}")
+        try:
+            object.__setattr__(self, "vehicle_class", VehicleClass(self.vehicle_class))
+        except ValueError:
+            raise ValueError(
+                f"request {self.id}: unknown vehicle class {self.vehicle_class!r}; known: "
+                f"{', '.join(c.value for c in VehicleClass)}"
+            ) from None
+        p = self.priority
+        if not isinstance(p, int | float) or not math.isfinite(p) or p < 1:
+            raise ValueError(f"request {self.id}: priority must be a finite number >= 1, got {p!r}")
+        w = self.waited_minutes
+        if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"request {self.id}: waited_minutes must be >= 0, got {w!r}")
+
+
+@dataclass(frozen=True)
+class VanState:
+    van: RescueVan
+    home: GeoPoint
+    """The home station's location (the service radius is measured from here)."""
+    position: GeoPoint | None = None
+    """Where the van will be when it is free; ``None`` = at home."""
+    free_in_minutes: float = 0.0
+    on_shift: bool = True
+    pinned_request_id: str | None = None
+    """The request the van is already en route to."""
+
+    def __post_init__(self) -> None:
+        f = self.free_in_minutes
+        if not isinstance(f, int | float) or not math.isfinite(f) or f < 0:
+            raise ValueError(f"van {self.van.id}: free_in_minutes must be >= 0, got {f!r}")
+        r = self.van.service_radius_km
+        if not isinstance(r, int | float) or math.isnan(r) or r <= 0:
+            raise ValueError(f"van {self.van.id}: service_radius_km must be > 0, got {r!r}")
+
+    @property
+    def id(self) -> str:
+        return self.van.id
+
+    @property
+    def expected_position(self) -> GeoPoint:
+        return self.position if self.position is not None else self.home
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Tuning of the van matching (loadable from a TOML table)."""
+
+    designated_penalty_minutes: float = 30.0
+    """A non-designated van must arrive this much sooner to beat the designated station's."""
+    reassignment_penalty_minutes: float = 10.0
+    """With ``allow_reassignment``: a change must gain this much to move an en-route van."""
+    time_resolution: int = 100
+    """Cost units per minute (1/100 min); lowered automatically if int64 would overflow."""
+    priority_resolution: int = 100
+    """Priorities are rounded to 1/priority_resolution."""
+    escalation_candidates: int = 5
+    """How many straight-line-nearest free vans are timed for an escalation suggestion."""
+
+    def __post_init__(self) -> None:
+        for name in ("designated_penalty_minutes", "reassignment_penalty_minutes"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        for name in ("time_resolution", "priority_resolution", "escalation_candidates"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> MatchParams:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown match parameter(s): {', '.join(sorted(unknown))}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> MatchParams:
+        with Path(path).open("rb") as fh:
+            return cls.from_mapping(tomllib.load(fh))
+
+
+def _readonly(a: np.ndarray, dtype: Any) -> np.ndarray:
+    out = np.array(a, dtype=dtype, copy=True).reshape(-1)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class VanMatchingProblem:
+    """An immutable batch: requests, vans and the sparse arcs (feasible by radius only)."""
+
+    requests: tuple[OpenRequest, ...]
+    vans: tuple[VanState, ...]
+    arc_request: np.ndarray
+    arc_van: np.ndarray
+    arc_home_km: np.ndarray
+    arc_travel_minutes: np.ndarray
+    arc_travel_km: np.ndarray
+
+    @classmethod
+    def from_arrays(
+        cls,
+        requests: Sequence[OpenRequest],
+        vans: Sequence[VanState],
+        arc_request: Any,
+        arc_van: Any,
+        arc_home_km: Any,
+        arc_travel_km: Any,
+        arc_travel_minutes: Any,
+    ) -> VanMatchingProblem:
+        """Validate and freeze. NaN or negative km/minutes raise ``ValueError`` naming the arc's
+        request and van; ``inf`` (unreachable) arcs are dropped; an arc beyond the van's radius
+        is dropped (the radius is the rule, whoever computed the arcs)."""
+        reqs = tuple(requests)
+        vs = tuple(vans)
+        _check_unique("request", [r.id for r in reqs])
+        _check_unique("van", [v.id for v in vs])
+        ar = np.asarray(arc_request, dtype=np.int64).reshape(-1)
+        av = np.asarray(arc_van, dtype=np.int64).reshape(-1)
+        cols = {
+            "home_km": np.asarray(arc_home_km, dtype=float).reshape(-1),
+            "travel_km": np.asarray(arc_travel_km, dtype=float).reshape(-1),
+            "travel_minutes": np.asarray(arc_travel_minutes, dtype=float).reshape(-1),
+        }
+        n = len(ar)
+        for name, a in (("arc_van", av), *cols.items()):
+            if len(a) != n:
+                raise ValueError(f"{name} has {len(a)} entries, arc_request has {n}")
+        if n:
+            if ar.min() < 0 or ar.max() >= len(reqs):
+                raise ValueError(f"arc_request index out of range [0, {len(reqs)})")
+            if av.min() < 0 or av.max() >= len(vs):
+                raise ValueError(f"arc_van index out of range [0, {len(vs)})")
+        for name, a in cols.items():
+            bad = np.nonzero(np.isnan(a) | (a < 0))[0]
+            if len(bad):
+                i = int(bad[0])
+                raise ValueError(
+                    f"arc {i} (request {reqs[ar[i]].id}, van {vs[av[i]].id}): {name} must be "
+                    f">= 0, got {a[i]!r}"
+                )
+        radius = np.array([v.van.service_radius_km for v in vs], dtype=float)
+        keep = np.isfinite(cols["travel_minutes"]) & np.isfinite(cols["travel_km"])
+        keep &= np.isfinite(cols["home_km"])
+        if n:
+            keep &= cols["home_km"] <= radius[av]
+        return cls(
+            requests=reqs,
+            vans=vs,
+            arc_request=_readonly(ar[keep], np.int64),
+            arc_van=_readonly(av[keep], np.int64),
+            arc_home_km=_readonly(cols["home_km"][keep], float),
+            arc_travel_minutes=_readonly(cols["travel_minutes"][keep], float),
+            arc_travel_km=_readonly(cols["travel_km"][keep], float),
+        )
+
+    @property
+    def num_arcs(self) -> int:
+        return len(self.arc_request)
+
+
+def _check_unique(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"duplicate {what} id {i!r}")
+        seen.add(i)
+
+
+def _latlon(points: Iterable[GeoPoint]) -> np.ndarray:
+    return np.array([(p.lat, p.lon) for p in points], dtype=float).reshape(-1, 2)
+
+
+def build_van_matching_problem(
+    requests: Sequence[OpenRequest],
+    vans: Sequence[VanState],
+    provider: TravelTimeProvider,
+) -> VanMatchingProblem:
+    """Candidates via ``provider.within`` (home stations with their vans' largest radius ->
+    breakdowns, then each van's own radius) and travel times from the vans' expected positions
+    (the home leg for vans at home, ``provider.matrix`` for the others)."""
+    reqs = tuple(requests)
+    vs = tuple(vans)
+    empty = np.zeros(0)
+    if not reqs or not vs:
+        return VanMatchingProblem.from_arrays(reqs, vs, empty, empty, empty, empty, empty)
+    req_ll = _latlon(r.location for r in reqs)
+    homes = _latlon(v.home for v in vs)
+    uniq_homes, home_idx = np.unique(homes, axis=0, return_inverse=True)
+    home_idx = home_idx.reshape(-1)
+    radius = np.array([v.van.service_radius_km for v in vs], dtype=float)
+    home_radius = np.zeros(len(uniq_homes))
+    np.maximum.at(home_radius, home_idx, radius)
+    pairs = provider.within(uniq_homes, req_ll, home_radius, VAN_PROFILE)
+
+    # Expand home -> request pairs to every van at that home (CSR over vans sorted by home).
+    order = np.argsort(home_idx, kind="stable")
+    counts = np.bincount(home_idx, minlength=len(uniq_homes))
+    starts = np.cumsum(counts) - counts
+    c = counts[pairs.source]
+    pair_rep = np.repeat(np.arange(len(pairs)), c)
+    within = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+    arc_van = order[starts[pairs.source][pair_rep] + within]
+    arc_req = np.asarray(pairs.target)[pair_rep]
+    home_km = np.asarray(pairs.km)[pair_rep]
+    home_min = np.asarray(pairs.minutes)[pair_rep]
+    keep = home_km <= radius[arc_van]
+    arc_van, arc_req, home_km, home_min = (
+        arc_van[keep],
+        arc_req[keep],
+        home_km[keep],
+        home_min[keep],
+    )
+
+    # Pinned pairs are always candidates (the van was sent there before).
+    index_of_request = {r.id: i for i, r in enumerate(reqs)}
+    have = set(zip(arc_req.tolist(), arc_van.tolist(), strict=True))
+    extra_r, extra_v, extra_km, extra_min = [], [], [], []
+    for j, v in enumerate(vs):
+        ri = index_of_request.get(v.pinned_request_id or "")
+        if ri is not None and (ri, j) not in have:
+            leg = provider.leg(v.home, reqs[ri].location, VAN_PROFILE)
+            extra_r.append(ri)
+            extra_v.append(j)
+            extra_km.append(min(leg.km, v.van.service_radius_km))  # kept even if now beyond
+            extra_min.append(leg.minutes)
+    if extra_r:
+        arc_req = np.concatenate([arc_req, extra_r]).astype(np.int64)
+        arc_van = np.concatenate([arc_van, extra_v]).astype(np.int64)
+        home_km = np.concatenate([home_km, extra_km])
+        home_min = np.concatenate([home_min, extra_min])
+
+    travel_km = home_km.copy()
+    travel_min = home_min.copy()
+    away = np.array([v.position is not None and v.position != v.home for v in vs], dtype=bool)
+    arc_away = away[arc_van]
+    if arc_away.any():
+        pos = _latlon(v.expected_position for v in vs)
+        sel = np.nonzero(arc_away)[0]
+        uniq_pos, pos_idx = np.unique(pos[arc_van[sel]], axis=0, return_inverse=True)
+        uniq_req, req_idx = np.unique(arc_req[sel], return_inverse=True)
+        km, minutes = provider.matrix(uniq_pos, req_ll[uniq_req], VAN_PROFILE)
+        travel_km[sel] = km[pos_idx.reshape(-1), req_idx.reshape(-1)]
+        travel_min[sel] = minutes[pos_idx.reshape(-1), req_idx.reshape(-1)]
+    return VanMatchingProblem.from_arrays(
+        reqs, vs, arc_req, arc_van, home_km, travel_km, travel_min
+    )
+
+
+@dataclass(frozen=True)
+class VanAssignment:
+    request_id: str
+    van_id: str
+    eta_minutes: float
+    travel_minutes: float
+    travel_km: float
+    designated: bool
+    priority: float = 1.0
+    pinned: bool = False
+    """The van was already en route to this request and kept it."""
+
+
+@dataclass(frozen=True)
+class Unassigned:
+    request_id: str
+    reason: UnassignedReason
+    suggestion: str
+    nearest_van_id: str | None = None
+    nearest_eta_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class VanMatching:
+    assignments: tuple[VanAssignment, ...]
+    unassigned: tuple[Unassigned, ...]
+    objective: int = 0
+    """Integer objective of the solver (penalties for unserved requests included)."""
+    time_resolution: int = 100
+    """Cost units per minute actually used."""
+    solve_seconds: float = 0.0
+    method: str = "optimal"
+
+    def served_count(self) -> int:
+        return len(self.assignments)
+
+    def served_weight(self) -> float:
+        return float(sum(a.priority for a in self.assignments))
+
+    def total_eta(self) -> float:
+        return float(sum(a.eta_minutes for a in self.assignments))
+
+    def total_weighted_eta(self) -> float:
+        return float(sum(a.priority * a.eta_minutes for a in self.assignments))
+
+    def assignment_for(self, request_id: str) -> VanAssignment | None:
+        for a in self.assignments:
+            if a.request_id == request_id:
+                return a
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        etas = [a.eta_minutes for a in self.assignments]
+        reasons: dict[str, int] = {}
+        for u in self.unassigned:
+            reasons[u.reason.value] = reasons.get(u.reason.value, 0) + 1
+        return {
+            "method": self.method,
+            "served": self.served_count(),
+            "unassigned": len(self.unassigned),
+            "served_weight": round(self.served_weight(), 3),
+            "total_eta_minutes": round(self.total_eta(), 2),
+            "total_weighted_eta_minutes": round(self.total_weighted_eta(), 2),
+            "mean_eta_minutes": round(float(np.mean(etas)), 2) if etas else None,
+            "max_eta_minutes": round(float(np.max(etas)), 2) if etas else None,
+            "unassigned_reasons": reasons,
+            "solve_seconds": round(self.solve_seconds, 4),
+        }
+
+
+# -- the matching ----------------------------------------------------------------------------
+
+_CAPS = tuple(VanCapability)
+_KEYS = tuple((vc, tow) for vc in VehicleClass for tow in (False, True))
+_CAN = np.array([[cap.can_handle(vc, needs_tow=tow) for vc, tow in _KEYS] for cap in _CAPS])
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What both the optimal and the naive policy work from."""
+
+    eligible: np.ndarray  # arc mask: capable, van available, request open
+    capable: np.ndarray  # arc mask: capable (ignores availability)
+    eta: np.ndarray  # per arc
+    penalty_minutes: np.ndarray  # per arc, soft preferences
+    fixed: dict[int, int]  # request index -> arc index (pinned, kept)
+    designated: np.ndarray  # per arc
+    free_request: np.ndarray  # request mask: still to be matched
+    free_van: np.ndarray  # van mask: can take a new request
+
+
+def _prepare(
+    problem: VanMatchingProblem, allow_reassignment: bool, params: MatchParams
+) -> _Prepared:
+    reqs, vans = problem.requests, problem.vans
+    ar, av = problem.arc_request, problem.arc_van
+    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
+    key_idx = np.array([_KEYS.index((r.vehicle_class, r.needs_tow)) for r in reqs], dtype=np.int64)
+    capable = _CAN[cap_idx[av], key_idx[ar]] if len(ar) else np.zeros(0, dtype=bool)
+    free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
+    eta = free_in[av] + problem.arc_travel_minutes if len(ar) else np.zeros(0)
+
+    index_of_request = {r.id: i for i, r in enumerate(reqs)}
+    pinned_to = np.full(len(vans), -1, dtype=np.int64)  # request index or -1
+    busy_elsewhere = np.zeros(len(vans), dtype=bool)
+    pinned_by: dict[int, int] = {}
+    for j, v in enumerate(vans):
+        if v.pinned_request_id is None:
+            continue
+        ri = index_of_request.get(v.pinned_request_id)
+        if ri is None:
+            busy_elsewhere[j] = True
+            continue
+        if ri in pinned_by:
+            raise ValueError(
+                f"request {v.pinned_request_id}: pinned by two vans "
+                f"({vans[pinned_by[ri]].id}, {v.id})"
+            )
+        pinned_by[ri] = j
+        pinned_to[j] = ri
+
+    free_request = np.ones(len(reqs), dtype=bool)
+    free_van = np.array([v.on_shift for v in vans], dtype=bool) & ~busy_elsewhere
+    fixed: dict[int, int] = {}
+    if not allow_reassignment:
+        for ri, j in pinned_by.items():
+            hit = np.nonzero((ar == ri) & (av == j))[0]
+            if not len(hit):
+                raise ValueError(
+                    f"van {vans[j].id} is pinned to request {reqs[ri].id} but the problem has "
+                    "no arc for that pair"
+                )
+            fixed[ri] = int(hit[0])
+            free_request[ri] = False
+            free_van[j] = False
+    else:
+        free_van |= pinned_to >= 0  # en-route vans may be moved (even at shift end)
+
+    penalty = np.zeros(len(ar))
+    station_of_van = [v.van.station_id for v in vans]
+    designated = np.zeros(len(ar), dtype=bool)
+    if len(ar):
+        want = [r.designated_station_id for r in reqs]
+        designated = np.array(
+            [
+                want[r] is not None and want[r] == station_of_van[v]
+                for r, v in zip(ar, av, strict=True)
+            ],
+            dtype=bool,
+        )
+        has_want = np.array([w is not None for w in want], dtype=bool)
+        penalty += np.where(has_want[ar] & ~designated, params.designated_penalty_minutes, 0.0)
+        if allow_reassignment and pinned_by:
+            van_of_request = np.full(len(reqs), -1, dtype=np.int64)
+            for ri, j in pinned_by.items():
+                van_of_request[ri] = j
+            moved = ((pinned_to[av] >= 0) & (pinned_to[av] != ar)) | (
+                (van_of_request[ar] >= 0) & (van_of_request[ar] != av)
+            )
+            penalty += np.where(moved, params.reassignment_penalty_minutes, 0.0)
+    eligible = capable & free_request[ar] & free_van[av] if len(ar) else np.zeros(0, dtype=bool)
+    return _Prepared(eligible, capable, eta, penalty, fixed, designated, free_request, free_van)
+
+
+def match_vans(
+    problem: VanMatchingProblem,
+    *,
+    allow_reassignment: bool = False,
+    params: MatchParams | None = None,
+    provider: TravelTimeProvider | None = None,
+) -> VanMatching:
+    """The optimal matching of the batch (see the module docstring for the objective).
+
+    ``provider`` times the escalation suggestions for unassigned requests (nearest free capable
+    van beyond its radius); without it they are great-circle estimates.
+    """
+    params = params or MatchParams()
+    started = time.perf_counter()
+    prep = _prepare(problem, allow_reassignment, params)
+    reqs = problem.requests
+    sel = np.nonzero(prep.eligible)[0]
+    rows = problem.arc_request[sel]
+    weights = np.array(
+        [round(r.priority * params.priority_resolution) for r in reqs], dtype=np.int64
+    )
+    minutes = prep.eta[sel] + prep.penalty_minutes[sel]
+
+    resolution = params.time_resolution
+    while True:
+        arc_cost = weights[rows] * np.rint(minutes * resolution).astype(np.int64)
+        row_max = np.zeros(len(reqs), dtype=np.int64)
+        np.maximum.at(row_max, rows, arc_cost)
+        big = int(row_max.sum()) + 1
+        limit = max_safe_cost(len(reqs), len(problem.vans))
+        # Python ints: no silent wrap-around in the check itself.
+        worst = (int(weights.max()) if len(reqs) else 0) * big
+        if worst <= limit:
+            unassigned_cost = weights * big
+            break
+        if resolution == 1:
+            raise ValueError(
+                f"van matching costs overflow int64 even at 1 unit per minute ({len(reqs)} "
+                f"requests, largest ETA {float(minutes.max()):.0f} min); split the batch"
+            )
+        resolution = max(1, resolution // 10)
+        log.info("van matching: cost scale lowered to %d per minute to fit int64", resolution)
+
+    result = solve_assignment(
+        len(reqs),
+        len(problem.vans),
+        rows,
+        problem.arc_van[sel],
+        arc_cost,
+        unassigned_cost=np.where(prep.free_request, unassigned_cost, 0),
+    )
+    chosen: dict[int, int] = dict(prep.fixed)
+    for r in np.nonzero(result.row_arc >= 0)[0]:
+        chosen[int(r)] = int(sel[result.row_arc[r]])
+    return _finish(
+        problem,
+        prep,
+        chosen,
+        params,
+        provider,
+        objective=result.objective,
+        resolution=resolution,
+        started=started,
+        method="optimal",
+    )
+
+
+def match_vans_naive(
+    problem: VanMatchingProblem,
+    *,
+    allow_reassignment: bool = False,
+    params: MatchParams | None = None,
+    provider: TravelTimeProvider | None = None,
+) -> VanMatching:
+    """Baseline policy: requests in arrival order (longest waiting first) each take the free
+    feasible van with the earliest ETA. Same feasibility rules as :func:`match_vans`."""
+    params = params or MatchParams()
+    started = time.perf_counter()
+    prep = _prepare(problem, allow_reassignment, params)
+    reqs = problem.requests
+    sel = np.nonzero(prep.eligible)[0]
+    by_request: dict[int, np.ndarray] = {}
+    if len(sel):
+        order = np.lexsort((prep.eta[sel], problem.arc_request[sel]))
+        s = sel[order]
+        r_sorted = problem.arc_request[s]
+        bounds = np.flatnonzero(np.diff(r_sorted)) + 1
+        for chunk in np.split(s, bounds):
+            by_request[int(problem.arc_request[chunk[0]])] = chunk
+    taken = np.zeros(len(problem.vans), dtype=bool)
+    chosen: dict[int, int] = dict(prep.fixed)
+    arrival = sorted(range(len(reqs)), key=lambda i: -reqs[i].waited_minutes)
+    for ri in arrival:
+        for a in by_request.get(ri, ()):
+            j = int(problem.arc_van[a])
+            if not taken[j]:
+                taken[j] = True
+                chosen[ri] = int(a)
+                break
+    return _finish(
+        problem,
+        prep,
+        chosen,
+        params,
+        provider,
+        objective=0,
+        resolution=params.time_resolution,
+        started=started,
+        method="naive",
+    )
+
+
+def _finish(
+    problem: VanMatchingProblem,
+    prep: _Prepared,
+    chosen: dict[int, int],
+    params: MatchParams,
+    provider: TravelTimeProvider | None,
+    *,
+    objective: int,
+    resolution: int,
+    started: float,
+    method: str,
+) -> VanMatching:
+    reqs, vans = problem.requests, problem.vans
+    assignments = []
+    used = np.zeros(len(vans), dtype=bool)
+    for ri in sorted(chosen):
+        a = chosen[ri]
+        j = int(problem.arc_van[a])
+        used[j] = True
+        assignments.append(
+            VanAssignment(
+                request_id=reqs[ri].id,
+                van_id=vans[j].id,
+                eta_minutes=float(prep.eta[a]),
+                travel_minutes=float(problem.arc_travel_minutes[a]),
+                travel_km=float(problem.arc_travel_km[a]),
+                designated=bool(prep.designated[a]),
+                priority=float(reqs[ri].priority),
+                pinned=ri in prep.fixed,
+            )
+        )
+    missing = [ri for ri in range(len(reqs)) if ri not in chosen]
+    unassigned = _explain(problem, prep, missing, used, params, provider)
+    return VanMatching(
+        assignments=tuple(assignments),
+        unassigned=tuple(unassigned),
+        objective=objective,
+        time_resolution=resolution,
+        solve_seconds=time.perf_counter() - started,
+        method=method,
+    )
+
+
+def _explain(
+    problem: VanMatchingProblem,
+    prep: _Prepared,
+    missing: list[int],
+    used: np.ndarray,
+    params: MatchParams,
+    provider: TravelTimeProvider | None,
+) -> list[Unassigned]:
+    if not missing:
+        return []
+    reqs, vans = problem.requests, problem.vans
+    in_radius = np.bincount(problem.arc_request, minlength=len(reqs))
+    capable_in_radius = np.bincount(
+        problem.arc_request, weights=prep.capable.astype(float), minlength=len(reqs)
+    )
+    engine = provider or GreatCircleProvider()
+    positions = _latlon(v.expected_position for v in vans)
+    free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
+    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
+    spare = prep.free_van & ~used
+    out = []
+    for ri in missing:
+        r = reqs[ri]
+        if in_radius[ri] == 0:
+            reason = UnassignedReason.NO_VAN_IN_RADIUS
+        elif capable_in_radius[ri] == 0:
+            reason = UnassignedReason.NO_CAPABLE_VAN
+        else:
+            reason = UnassignedReason.ALL_BUSY
+        key = _KEYS.index((r.vehicle_class, r.needs_tow))
+        candidates = np.nonzero(spare & _CAN[cap_idx, key])[0]
+        nearest_id: str | None = None
+        nearest_eta: float | None = None
+        if len(candidates):
+            loc = np.array([[r.location.lat, r.location.lon]])
+            gc = haversine_km(positions[candidates], loc)[:, 0]
+            k = min(params.escalation_candidates, len(candidates))
+            best = candidates[np.argsort(gc, kind="stable")[:k]]
+            _, minutes = engine.matrix(positions[best], loc, VAN_PROFILE)
+            etas = free_in[best] + minutes[:, 0]
+            if np.isfinite(etas).any():
+                b = int(np.argmin(etas))
+                nearest_id, nearest_eta = vans[best[b]].id, float(etas[b])
+        if nearest_id is not None:
+            suggestion = (
+                f"escalate: send van {nearest_id} beyond its service radius "
+                f"(ETA about {nearest_eta:.0f} min)"
+            )
+            if r.needs_tow:
+                suggestion += ", or book a partner tow"
+        elif r.needs_tow:
+            suggestion = "book a partner tow: no free wrecker or flatbed can handle it"
+        else:
+            suggestion = "call a partner service company, or retry next cycle"
+        out.append(Unassigned(r.id, reason, suggestion, nearest_id, nearest_eta))
+    return out
+
+
+__all__ = [
+    "MatchParams",
+    "OpenRequest",
+    "Unassigned",
+    "UnassignedReason",
+    "VanAssignment",
+    "VanMatching",
+    "VanMatchingProblem",
+    "VanState",
+    "build_van_matching_problem",
+    "match_vans",
+    "match_vans_naive",
+]

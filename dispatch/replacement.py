@@ -206,13 +206,13 @@ class ReplacementMatchingProblem:
                 i = int(bad[0])
                 raise ValueError(
                     f"arc {i} (request {reqs[ar[i]].id}, truck {ts[at[i]].id}): {name} must be "
-                    f">= 0, got {a[i]!r}"
+                    f">= 0, got {float(a[i])!r}"
                 )
         for name, a in (("loaded_km", lkm), ("loaded_minutes", lmin)):
             bad = np.nonzero(np.isnan(a) | (a < 0))[0]
             if len(bad):
                 i = int(bad[0])
-                raise ValueError(f"request {reqs[i].id}: {name} must be >= 0, got {a[i]!r}")
+                raise ValueError(f"request {reqs[i].id}: {name} must be >= 0, got {float(a[i])!r}")
         counts = np.bincount(ar, minlength=len(reqs))
         fit = counts if fitting_count is None else np.asarray(fitting_count, dtype=np.int64)
         serve = counts if serving_count is None else np.asarray(serving_count, dtype=np.int64)

@@ -204,7 +204,7 @@ class VanMatchingProblem:
                 i = int(bad[0])
                 raise ValueError(
                     f"arc {i} (request {reqs[ar[i]].id}, van {vs[av[i]].id}): {name} must be "
-                    f">= 0, got {a[i]!r}"
+                    f">= 0, got {float(a[i])!r}"
                 )
         radius = np.array([v.van.service_radius_km for v in vs], dtype=float)
         keep = np.isfinite(cols["travel_minutes"]) & np.isfinite(cols["travel_km"])
@@ -502,15 +502,16 @@ def match_vans(
     minutes = prep.eta[sel] + prep.penalty_minutes[sel]
 
     resolution = params.time_resolution
+    limit = max_safe_cost(len(reqs), len(problem.vans))
+    top_weight = float(weights.max()) if len(reqs) else 0.0
     while True:
-        arc_cost = weights[rows] * np.rint(minutes * resolution).astype(np.int64)
-        row_max = np.zeros(len(reqs), dtype=np.int64)
-        np.maximum.at(row_max, rows, arc_cost)
-        big = int(row_max.sum()) + 1
-        limit = max_safe_cost(len(reqs), len(problem.vans))
-        # Python ints: no silent wrap-around in the check itself.
-        worst = (int(weights.max()) if len(reqs) else 0) * big
-        if worst <= limit:
+        # Bound in floats first (no silent int64 wrap-around), with a margin for rounding.
+        cost_f = weights[rows] * np.rint(minutes * resolution)
+        row_max = np.zeros(len(reqs))
+        np.maximum.at(row_max, rows, cost_f)
+        if top_weight * (float(row_max.sum()) + 1.0) <= 0.5 * limit:
+            arc_cost = cost_f.astype(np.int64)
+            big = int(row_max.astype(np.int64).sum()) + 1
             unassigned_cost = weights * big
             break
         if resolution == 1:

@@ -92,7 +92,9 @@ def build_national_network(
         if pop > upper:
             kinds.append(VanCapability.LIGHT_SERVICE)
         for n, kind in enumerate(kinds, start=1):
-            vans.append(RescueVan(id=f"V-{seat.adcode}-{n}", station_id=station.id, capability=kind))
+            vans.append(
+                RescueVan(id=f"V-{seat.adcode}-{n}", station_id=station.id, capability=kind)
+            )
 
     for county in _sample_aa_counties(rng, aa_stations, population):
         station = ServiceStation(
@@ -129,14 +131,16 @@ def build_national_network(
 
 
 def _point(unit: AdminUnit) -> GeoPoint:
-    assert unit.lat is not None and unit.lon is not None
+    if unit.lat is None or unit.lon is None:
+        raise ValueError(f"{unit.name} ({unit.adcode}) has no coordinates")
     return GeoPoint(unit.lat, unit.lon)
 
 
 def _km(a: AdminUnit, b: AdminUnit) -> float:
-    assert a.lat is not None and a.lon is not None and b.lat is not None and b.lon is not None
-    la1, lo1, la2, lo2 = map(math.radians, (a.lat, a.lon, b.lat, b.lon))
-    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    pa, pb = _point(a), _point(b)
+    la1, lo1, la2, lo2 = map(math.radians, (pa.lat, pa.lon, pb.lat, pb.lon))
+    h = math.sin((la2 - la1) / 2) ** 2
+    h += math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
     return 2 * 6371.0088 * math.asin(math.sqrt(h))
 
 

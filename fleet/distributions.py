@@ -92,13 +92,13 @@ class HoursDistribution:
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any]) -> HoursDistribution:
-        """Build from a data-file table such as ``{kind = "lognormal", median = 2, sigma = 0.6}``."""
+        """Build from a data-file table, e.g. ``{kind = "lognormal", median = 2, sigma = 0.6}``."""
         known = {"kind", "mean", "median", "sigma", "value", "values", "weights"}
         unknown = set(spec) - known
         if unknown:
             raise ValueError(f"unknown distribution key(s): {', '.join(sorted(unknown))}")
         try:
-            kind = DistributionKind(spec.get("kind"))
+            kind = DistributionKind(str(spec.get("kind")))
         except ValueError:
             raise ValueError(
                 f"distribution kind {spec.get('kind')!r} is not one of "

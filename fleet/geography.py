@@ -94,9 +94,7 @@ def mainland_provinces() -> tuple[AdminUnit, ...]:
 def prefecture_seats() -> tuple[AdminUnit, ...]:
     """The mainland prefecture-level seats with coordinates (338 units)."""
     return tuple(
-        u
-        for u in admin_units()
-        if u.level == "prefecture" and u.is_mainland and u.lat is not None
+        u for u in admin_units() if u.level == "prefecture" and u.is_mainland and u.lat is not None
     )
 
 
@@ -107,10 +105,10 @@ def county_seats() -> tuple[AdminUnit, ...]:
     seen: set[str] = set()
     out = []
     for u in admin_units():
-        if u.level in ("county", "county_under_province") and u.is_mainland and u.lat is not None:
-            if u.adcode not in seen:
-                seen.add(u.adcode)
-                out.append(u)
+        is_county = u.level in ("county", "county_under_province")
+        if is_county and u.is_mainland and u.lat is not None and u.adcode not in seen:
+            seen.add(u.adcode)
+            out.append(u)
     return tuple(out)
 
 
@@ -134,7 +132,9 @@ def prefecture_population() -> dict[str, float]:
 def hourly_breakdown_profile() -> tuple[float, ...]:
     """Relative breakdown rate for each hour 0..23 (mean 1.0), from real emergency calls."""
     rows = list(csv.DictReader(io.StringIO(data_text("breakdown_hourly_profile.csv"))))
-    rates = np.array([float(r["relative_rate"]) for r in sorted(rows, key=lambda r: int(r["hour"]))])
+    rates = np.array(
+        [float(r["relative_rate"]) for r in sorted(rows, key=lambda r: int(r["hour"]))]
+    )
     return tuple(float(x) for x in rates / rates.mean())
 
 
@@ -201,8 +201,8 @@ def province_at(lat: float, lon: float) -> str | None:
 def nearest_prefecture(lat: float, lon: float) -> AdminUnit:
     """The prefecture seat closest to the point (great-circle)."""
     seats = prefecture_seats()
-    lats = np.radians([s.lat for s in seats])
-    lons = np.radians([s.lon for s in seats])
+    lats = np.radians(np.array([s.lat for s in seats], dtype=float))
+    lons = np.radians(np.array([s.lon for s in seats], dtype=float))
     la, lo = np.radians(lat), np.radians(lon)
     d = np.sin((lats - la) / 2) ** 2 + np.cos(la) * np.cos(lats) * np.sin((lons - lo) / 2) ** 2
     return seats[int(np.argmin(d))]

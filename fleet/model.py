@@ -160,7 +160,8 @@ class OpeningHours:
     def __post_init__(self) -> None:
         if not 0 <= self.open_hour < self.close_hour <= 24:
             raise ValueError(
-                f"opening hours {self.open_hour}-{self.close_hour} must satisfy 0 <= open < close <= 24"
+                f"opening hours {self.open_hour}-{self.close_hour} must satisfy "
+                "0 <= open < close <= 24"
             )
 
     @property

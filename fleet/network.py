@@ -40,9 +40,7 @@ class Network:
         station_ids = {s.id for s in self.stations}
         for van in self.vans:
             if van.station_id not in station_ids:
-                raise NetworkError(
-                    f"van {van.id}: home station {van.station_id!r} does not exist"
-                )
+                raise NetworkError(f"van {van.id}: home station {van.station_id!r} does not exist")
         partner_ids = {p.id for p in self.partners}
         for truck in self.trucks:
             if truck.partner_id not in partner_ids:

@@ -1,0 +1,149 @@
+"""``rescue serve``, ``rescue seed``, ``rescue token create``, ``rescue network``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from api.cli import app
+from api.cli.common import DB_OPTION, clear_errors, database_url, fail
+
+token_app = typer.Typer(help="Staff tokens for the HTTP API.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+def _prepare_database(url: str, scenario: str | None, *, seed_if_empty: bool) -> dict[str, int]:
+    from api.db.engine import make_engine, session_factory, transaction
+    from api.db.migrate import upgrade
+    from api.services.seeding import is_seeded, network_counts, seed_network
+    from fleet.scenario import resolve_network
+
+    engine = make_engine(url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    with transaction(factory) as db:
+        if seed_if_empty and not is_seeded(db_session=db):
+            from api.settings import get_settings
+
+            name = scenario or get_settings().scenario
+            seed_network(db_session=db, network=resolve_network(name), source=name)
+        counts = network_counts(db_session=db)
+    engine.dispose()
+    return counts
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to bind (default RESCUE_HOST or 127.0.0.1)"),
+    port: int = typer.Option(None, help="Port (default RESCUE_PORT or 8000)"),
+    db: str | None = DB_OPTION,
+    scenario: str | None = typer.Option(
+        None, help="Network to seed when the database is empty (default RESCUE_SCENARIO)"
+    ),
+) -> None:
+    """Migrate the database, seed the national network if it is empty, and serve the API
+    (OpenAPI at /docs, console at /console)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import get_settings
+
+    with clear_errors():
+        settings = get_settings().model_copy(
+            update={
+                k: v
+                for k, v in {"host": host, "port": port, "database_url": db}.items()
+                if v is not None
+            }
+        )
+        counts = _prepare_database(settings.database_url, scenario, seed_if_empty=True)
+        typer.echo(
+            f"network: {counts['stations']} stations, {counts['vans']} vans, "
+            f"{counts['partners']} partners, {counts['trucks']} replacement trucks"
+        )
+        typer.echo(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
+        application = create_app(settings)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def seed(
+    db: str | None = DB_OPTION,
+    scenario: str = typer.Option(
+        "china-national", help="Built-in network name or a network TOML file"
+    ),
+    reset: bool = typer.Option(
+        False, "--reset", help="Replace an existing network (deletes all requests and history)"
+    ),
+) -> None:
+    """Load a network into the database (migrates first). Refuses if one is already there
+    unless --reset; all or nothing (one transaction)."""
+    from api.db.engine import make_engine, session_factory, transaction
+    from api.db.migrate import upgrade
+    from api.services.seeding import NetworkAlreadySeeded, seed_network
+    from fleet.scenario import resolve_network
+
+    with clear_errors():
+        network = resolve_network(scenario)
+        engine = make_engine(database_url(db))
+        upgrade(engine)
+        try:
+            with transaction(session_factory(engine)) as session:
+                counts = seed_network(
+                    db_session=session, network=network, source=scenario, reset=reset
+                )
+        except NetworkAlreadySeeded as exc:
+            fail(str(exc))
+    typer.echo(
+        f"seeded {network.name}: {counts['stations']} stations, {counts['vans']} vans, "
+        f"{counts['partners']} partners, {counts['trucks']} replacement trucks"
+    )
+
+
+@app.command("network")
+def network_info(
+    db: str | None = DB_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+) -> None:
+    """Show what the database holds (counts of stations, vans, partners, trucks, requests)."""
+    from api.db.engine import make_engine, session_factory, transaction
+    from api.db.migrate import current_revision, head_revision
+    from api.services.seeding import network_counts
+
+    with clear_errors():
+        engine = make_engine(database_url(db))
+        revision = current_revision(engine)
+        if revision is None:
+            fail("the database has no schema yet: run `rescue seed` or `rescue serve`")
+        with transaction(session_factory(engine)) as session:
+            counts = network_counts(db_session=session)
+    counts_out: dict[str, object] = {**counts, "schema": revision, "schema_head": head_revision()}
+    if as_json:
+        typer.echo(json.dumps(counts_out))
+    else:
+        for key, value in counts_out.items():
+            typer.echo(f"{key:>12}: {value}")
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., help="dispatcher | planner | admin"),
+    label: str = typer.Option("", help="Who or what the token is for"),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Create a staff token and print it (shown once; only its hash is stored)."""
+    from api.db.engine import make_engine, session_factory, transaction
+    from api.db.migrate import upgrade
+    from api.security import Role, create_staff_token
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"--role {role!r} is not one of {', '.join(r.value for r in Role)}")
+    with clear_errors():
+        engine = make_engine(database_url(db))
+        upgrade(engine)
+        with transaction(session_factory(engine)) as session:
+            token = create_staff_token(db_session=session, role=role_value, label=label)
+    typer.echo(token)

@@ -1,0 +1,278 @@
+"""SQLAlchemy 2 typed models: the network, requests, assignments, bookings, events, tokens.
+
+Rules that the database itself enforces (so that no concurrent writer can break them):
+
+- a van holds at most one active assignment, a request at most one active van
+  (partial unique indexes on ``van_assignments``);
+- a partner truck holds at most one active booking, a request at most one active booking
+  (partial unique indexes on ``replacement_bookings``);
+- the event log is append-only (a trigger refuses UPDATE; see the first migration).
+
+Relationships load ``lazy="raise"``: every load is explicit in the service code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}  # noqa: RUF012
+
+
+class NetworkMeta(Base):
+    """One row: which network is loaded."""
+
+    __tablename__ = "network_meta"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(500))
+    seeded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Station(Base):
+    __tablename__ = "stations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    grade: Mapped[str] = mapped_column(String(8))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    adcode: Mapped[str] = mapped_column(String(12))
+    prefecture_adcode: Mapped[str] = mapped_column(String(12))
+    province_adcode: Mapped[str] = mapped_column(String(12), index=True)
+    heavy_duty_bay: Mapped[bool] = mapped_column(Boolean)
+    towing: Mapped[bool] = mapped_column(Boolean)
+    open_hour: Mapped[int] = mapped_column(Integer)
+    close_hour: Mapped[int] = mapped_column(Integer)
+    parts_in_stock: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    vans: Mapped[list[Van]] = relationship(back_populates="station", lazy="raise")
+
+
+class Van(Base):
+    __tablename__ = "vans"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"), index=True)
+    capability: Mapped[str] = mapped_column(String(32))
+    service_radius_km: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    position_updated_at: Mapped[dt.datetime | None]
+    busy_until: Mapped[dt.datetime | None]
+    """Expected time the van is free again (for vans busy elsewhere)."""
+
+    station: Mapped[Station] = relationship(back_populates="vans", lazy="raise")
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    provinces: Mapped[list[str]] = mapped_column(JSON)
+    callout_fee_cny: Mapped[float] = mapped_column(Float)
+    per_empty_km_cny: Mapped[float] = mapped_column(Float)
+    per_loaded_km_cny: Mapped[float] = mapped_column(Float)
+    promised_response_minutes: Mapped[float] = mapped_column(Float)
+
+
+class ReplacementTruck(Base):
+    __tablename__ = "replacement_trucks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    truck_type: Mapped[str] = mapped_column(String(32))
+    capacity_t: Mapped[float] = mapped_column(Float)
+    depot_lat: Mapped[float] = mapped_column(Float)
+    depot_lon: Mapped[float] = mapped_column(Float)
+    depot_adcode: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+
+
+class RescueRequest(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    customer_name: Mapped[str] = mapped_column(String(200))
+    customer_phone: Mapped[str] = mapped_column(String(40))
+    plate: Mapped[str] = mapped_column(String(20))
+    vehicle_class: Mapped[str] = mapped_column(String(32))
+    vehicle_model: Mapped[str] = mapped_column(String(100), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    province_adcode: Mapped[str | None] = mapped_column(String(12))
+    fault_code: Mapped[str | None] = mapped_column(String(64))
+    fault_description: Mapped[str] = mapped_column(Text, default="")
+    cargo_weight_t: Mapped[float | None] = mapped_column(Float)
+    cargo_destination_lat: Mapped[float | None] = mapped_column(Float)
+    cargo_destination_lon: Mapped[float | None] = mapped_column(Float)
+    cargo_deadline: Mapped[dt.datetime | None]
+    priority: Mapped[float] = mapped_column(Float, default=1.0)
+    needs_tow: Mapped[bool] = mapped_column(Boolean, default=False)
+    estimated_repair_hours: Mapped[float | None] = mapped_column(Float)
+    estimated_repair_p90_hours: Mapped[float | None] = mapped_column(Float)
+    replacement_threshold_hours: Mapped[float] = mapped_column(Float, default=24.0)
+    needs_replacement: Mapped[bool] = mapped_column(Boolean, default=False)
+    designated_station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    tracking_token_hash: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class VanAssignment(Base):
+    __tablename__ = "van_assignments"
+    __table_args__ = (
+        Index(
+            "uq_van_assignments_active_van",
+            "van_id",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+        Index(
+            "uq_van_assignments_active_request",
+            "request_id",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    van_id: Mapped[str] = mapped_column(ForeignKey("vans.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None]
+    eta_at: Mapped[dt.datetime | None]
+    travel_minutes: Mapped[float | None] = mapped_column(Float)
+    travel_km: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16), default="optimizer")
+    """optimizer | manual"""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    end_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class ReplacementBooking(Base):
+    __tablename__ = "replacement_bookings"
+    __table_args__ = (
+        Index(
+            "uq_replacement_bookings_active_truck",
+            "truck_id",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+        Index(
+            "uq_replacement_bookings_active_request",
+            "request_id",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    truck_id: Mapped[str] = mapped_column(ForeignKey("replacement_trucks.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None]
+    pickup_eta_at: Mapped[dt.datetime | None]
+    delivery_eta_at: Mapped[dt.datetime | None]
+    cost_cny: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16), default="optimizer")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    end_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Event(Base):
+    """Append-only log of everything that happened to a request, a van or a truck."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    van_id: Mapped[str | None] = mapped_column(String(64))
+    truck_id: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(100), default="system")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class StaffToken(Base):
+    """A staff bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "staff_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]

@@ -1,0 +1,76 @@
+"""FastAPI dependencies, defined once and used as type aliases in the routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import models as m
+from api.security import Role, find_staff_token
+from api.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="Staff token from `rescue token create`")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session_factory(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
+def get_db(
+    factory: Annotated[sessionmaker[Session], Depends(get_session_factory)],
+) -> Iterator[Session]:
+    """Request-scoped session: one transaction, committed at the end, rolled back on error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def require_roles(*roles: Role) -> Callable[..., m.StaffToken]:
+    """A dependency that admits a staff token with one of ``roles`` (admin always passes):
+    401 without a valid token, 403 with the wrong role."""
+    allowed = {r.value for r in roles} | {Role.ADMIN.value}
+
+    def dependency(
+        db: SessionDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> m.StaffToken:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a staff bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        token = find_staff_token(db_session=db, token=credentials.credentials)
+        if token is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid or revoked token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if token.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {token.role!r} may not do this; needs one of {', '.join(sorted(allowed))}",
+            )
+        token.last_used_at = dt.datetime.now(dt.UTC)
+        return token
+
+    return dependency
+
+
+StaffUser = Annotated[m.StaffToken, Depends(require_roles(Role.DISPATCHER, Role.PLANNER))]
+Dispatcher = Annotated[m.StaffToken, Depends(require_roles(Role.DISPATCHER))]

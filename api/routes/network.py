@@ -1,0 +1,67 @@
+"""Read-only listings of the network (staff)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from api.db import models as m
+from api.deps import SessionDep, StaffUser
+from api.schemas import PartnerRead, ReplacementTruckRead, StationRead, VanRead
+from fleet import StationGrade, TruckStatus, VanStatus
+
+router = APIRouter(prefix="/v1", tags=["network"])
+
+
+@router.get("/stations", response_model=list[StationRead], summary="Service stations")
+def list_stations(
+    db: SessionDep,
+    _staff: StaffUser,
+    province: str | None = Query(None, description="Province adcode, e.g. 370000"),
+    grade: StationGrade | None = None,
+) -> list[m.Station]:
+    stmt = select(m.Station).order_by(m.Station.id)
+    if province:
+        stmt = stmt.where(m.Station.province_adcode == province)
+    if grade:
+        stmt = stmt.where(m.Station.grade == grade.value)
+    return list(db.scalars(stmt))
+
+
+@router.get("/vans", response_model=list[VanRead], summary="Rescue vans")
+def list_vans(
+    db: SessionDep,
+    _staff: StaffUser,
+    status: VanStatus | None = None,
+    station_id: str | None = None,
+) -> list[m.Van]:
+    stmt = select(m.Van).order_by(m.Van.id)
+    if status:
+        stmt = stmt.where(m.Van.status == status.value)
+    if station_id:
+        stmt = stmt.where(m.Van.station_id == station_id)
+    return list(db.scalars(stmt))
+
+
+@router.get("/partners", response_model=list[PartnerRead], summary="Partner logistics companies")
+def list_partners(db: SessionDep, _staff: StaffUser) -> list[m.Partner]:
+    return list(db.scalars(select(m.Partner).order_by(m.Partner.id)))
+
+
+@router.get(
+    "/replacement-trucks",
+    response_model=list[ReplacementTruckRead],
+    summary="Partner replacement trucks",
+)
+def list_trucks(
+    db: SessionDep,
+    _staff: StaffUser,
+    status: TruckStatus | None = None,
+    partner_id: str | None = None,
+) -> list[m.ReplacementTruck]:
+    stmt = select(m.ReplacementTruck).order_by(m.ReplacementTruck.id)
+    if status:
+        stmt = stmt.where(m.ReplacementTruck.status == status.value)
+    if partner_id:
+        stmt = stmt.where(m.ReplacementTruck.partner_id == partner_id)
+    return list(db.scalars(stmt))

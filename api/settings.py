@@ -1,0 +1,45 @@
+"""Runtime settings: environment variables with the ``RESCUE_`` prefix (or a ``.env`` file).
+
+Read when asked (:func:`get_settings`), never at import time, so tests and the CLI can set
+the environment first.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESCUE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///rescue.sqlite",
+        description="SQLAlchemy URL; default an SQLite file in the working directory. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    scenario: str = Field(
+        default="china-national",
+        description="Network seeded into an empty database: a built-in name or a TOML file",
+    )
+    road_graph: str | None = Field(
+        default=None, description="Directory of an imported road graph (rescue routing import-osm)"
+    )
+    dispatch_interval_s: float = Field(
+        default=5.0, ge=0.0, description="Seconds between background dispatch cycles; 0 = off"
+    )
+    replacement_threshold_hours: float = Field(default=24.0, gt=0)
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="POST /v1/requests per client address per minute; 0 = off"
+    )
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

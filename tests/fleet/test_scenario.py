@@ -1,0 +1,98 @@
+"""Network TOML files: built-ins by name, explicit entries, and errors that name the entry."""
+
+from pathlib import Path
+
+import pytest
+
+from fleet.scenario import ScenarioError, load_network_file, resolve_network
+
+GOOD = """
+name = "jinan-pilot"
+
+[[stations]]
+id = "JN-1"
+name = "济南 AAA"
+grade = "AAA"
+lat = 36.651
+lon = 117.120
+towing = true
+
+[[vans]]
+id = "JN-1-V1"
+station = "JN-1"
+capability = "wrecker"
+service_radius_km = 120
+
+[[partners]]
+id = "P1"
+name = "山东顺达物流"
+provinces = ["370000"]
+callout_fee_cny = 500
+per_empty_km_cny = 5
+per_loaded_km_cny = 8
+
+[[trucks]]
+id = "T1"
+partner = "P1"
+type = "tractor"
+capacity_t = 40
+lat = 36.65
+lon = 117.0
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "net.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_explicit_network_loads_with_derived_codes(tmp_path: Path) -> None:
+    """A small explicit network loads; province and prefecture codes come from the position."""
+    net = load_network_file(write(tmp_path, GOOD))
+    assert net.name == "jinan-pilot"
+    station = net.stations[0]
+    assert station.province_adcode == "370000"
+    assert station.prefecture_adcode == "370100"
+    assert net.vans[0].service_radius_km == 120
+    assert net.trucks[0].depot_adcode == "370100"
+
+
+def test_builtin_by_name_and_base_extension(tmp_path: Path) -> None:
+    """`base = "china-national"` keeps the national network and adds the file's entries."""
+    national = resolve_network("china-national")
+    extra = GOOD.replace('name = "jinan-pilot"', 'name = "plus"\nbase = "china-national"')
+    net = load_network_file(write(tmp_path, extra))
+    assert len(net.stations) == len(national.stations) + 1
+    assert len(net.vans) == len(national.vans) + 1
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("lat = 36.651\nlon = 117.120", "lat = 47.9\nlon = 106.9",
+         r"line 4: stations\[0\] \(id 'JN-1'\): position \(47.9, 106.9\) is outside China"),
+        ('station = "JN-1"', 'station = "NOPE"',
+         r"line 12: vans\[0\] \(id 'JN-1-V1'\): home station 'NOPE' does not exist"),
+        ("capacity_t = 40", "capacity_t = -3",
+         r"line 26: trucks\[0\] \(id 'T1'\): capacity_t must be > 0, got -3"),
+        ("service_radius_km = 120", "service_radius_km = 0",
+         r"vans\[0\] \(id 'JN-1-V1'\): service_radius_km must be > 0"),
+        ('capability = "wrecker"', 'capability = "helicopter"',
+         r"capability 'helicopter' is not one of"),
+        ("towing = true", "towing = true\ncolour = 'red'", r"stations\[0\].*unknown key 'colour'"),
+    ],
+)  # fmt: skip
+def test_bad_entries_are_named(tmp_path: Path, old: str, new: str, message: str) -> None:
+    """A station outside China, a van without a station, a negative capacity...: the error
+    names the file line and the entry."""
+    assert old in GOOD
+    with pytest.raises(ScenarioError, match=message):
+        load_network_file(write(tmp_path, GOOD.replace(old, new)))
+
+
+def test_unknown_network_name_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no built-in network 'atlantis'"):
+        resolve_network("atlantis")
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        load_network_file(write(tmp_path, "name = "))

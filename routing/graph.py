@@ -82,14 +82,18 @@ class RoadGraph:
             raise ValueError("edge_speed_kmh must have one value per edge")
         if n == 0:
             raise ValueError(f"graph {self.name!r} has no nodes")
-        if m and (self.edge_u.min() < 0 or self.edge_v.min() < 0 or max(
-            self.edge_u.max(), self.edge_v.max()
-        ) >= n):
+        if m and (
+            self.edge_u.min() < 0
+            or self.edge_v.min() < 0
+            or max(self.edge_u.max(), self.edge_v.max()) >= n
+        ):
             raise ValueError(f"graph {self.name!r}: an edge names a node outside 0..{n - 1}")
         bad = ~(self.edge_km > 0) | np.isinf(self.edge_km)
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"graph {self.name!r}: edge {i} length_km {self.edge_km[i]!r} is not > 0")
+            raise ValueError(
+                f"graph {self.name!r}: edge {i} length_km {self.edge_km[i]!r} is not > 0"
+            )
         if self.edge_speed_kmh is not None:
             bad = ~(self.edge_speed_kmh > 0) | np.isinf(self.edge_speed_kmh)
             if bad.any():
@@ -98,11 +102,19 @@ class RoadGraph:
                     f"graph {self.name!r}: edge {i} speed_kmh {self.edge_speed_kmh[i]!r} is not > 0"
                 )
         if len(self.component) != n:
-            _, labels = connected_components(self._raw_csr(), directed=self.directed,
-                                             connection="weak")
+            _, labels = connected_components(
+                self._raw_csr(), directed=self.directed, connection="weak"
+            )
             object.__setattr__(self, "component", labels.astype(np.int32))
-        for arr in (self.lat, self.lon, self.edge_u, self.edge_v, self.edge_km,
-                    self.edge_speed_kmh, self.component):
+        for arr in (
+            self.lat,
+            self.lon,
+            self.edge_u,
+            self.edge_v,
+            self.edge_km,
+            self.edge_speed_kmh,
+            self.component,
+        ):
             if arr is not None:
                 arr.setflags(write=False)
 
@@ -182,9 +194,7 @@ class RoadGraph:
                 zip(self.lat.tolist(), self.lon.tolist(), self.component.tolist(), strict=True)
             )
         )
-        speeds = (
-            self.edge_speed_kmh.tolist() if self.edge_speed_kmh is not None else None
-        )
+        speeds = self.edge_speed_kmh.tolist() if self.edge_speed_kmh is not None else None
         # Longest first so that the shortest parallel edge is written last and kept.
         order = np.argsort(-self.edge_km, kind="stable")
         u, v, km = self.edge_u.tolist(), self.edge_v.tolist(), self.edge_km.tolist()
@@ -211,7 +221,9 @@ def _graph_files(path: Path) -> tuple[Path, Path, dict[str, Any]]:
         try:
             manifest = json.loads(manifest_path.read_text("utf-8"))
         except (OSError, ValueError) as exc:
-            raise ValueError(f"road graph manifest {str(manifest_path)!r} is unreadable: {exc}") from None
+            raise ValueError(
+                f"road graph manifest {str(manifest_path)!r} is unreadable: {exc}"
+            ) from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise ValueError(f"{str(manifest_path)!r} is not a {FORMAT_NAME} manifest")
         nodes = path / str(manifest.get("nodes", "nodes.csv.gz"))
@@ -229,7 +241,7 @@ def _read_csv_columns(path: Path) -> dict[str, np.ndarray]:
     """Columns of a (gzip) CSV of plain numbers / booleans, as string arrays, numpy-only."""
     try:
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        with opener(path, "rt", encoding="utf-8") as f:
             header = f.readline().strip().split(",")
             body = f.read()
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
@@ -241,7 +253,9 @@ def _read_csv_columns(path: Path) -> dict[str, np.ndarray]:
         return {h: np.empty(0, dtype=str) for h in header}
     tokens = np.array(body.replace("\r", "").replace("\n", ",").split(","))
     if len(tokens) % len(header):
-        raise ValueError(f"road graph file {str(path)!r}: rows do not all have {len(header)} columns")
+        raise ValueError(
+            f"road graph file {str(path)!r}: rows do not all have {len(header)} columns"
+        )
     table = tokens.reshape(-1, len(header))
     return {h: table[:, i] for i, h in enumerate(header)}
 
@@ -312,7 +326,9 @@ def load_graph(path: str | Path | None = None, *, use_cache: bool = True) -> Roa
     """Read a graph directory (default: the vendored national graph); ``ValueError`` if it is
     missing or malformed. The parsed arrays come from / go to the npz cache when allowed."""
     nodes, edges, manifest = _graph_files(Path(path) if path is not None else national_graph_dir())
-    files = (nodes, edges) + ((nodes.parent / MANIFEST,) if (nodes.parent / MANIFEST).exists() else ())
+    files = (nodes, edges) + (
+        (nodes.parent / MANIFEST,) if (nodes.parent / MANIFEST).exists() else ()
+    )
     cached: Path | None = None
     if use_cache:
         cached = cache_dir() / f"graph-{_cache_key(files)}.npz"
@@ -331,25 +347,36 @@ def load_graph(path: str | Path | None = None, *, use_cache: bool = True) -> Roa
             cached.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npz")
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]
             os.replace(tmp, cached)
         except OSError as exc:
             logger.info("road graph cache not written (%s)", exc)
     return graph
 
 
-def write_graph(graph: RoadGraph, out_dir: str | Path, *, extra: dict[str, Any] | None = None,
-                node_columns: dict[str, np.ndarray] | None = None) -> Path:
+def write_graph(
+    graph: RoadGraph,
+    out_dir: str | Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    node_columns: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write ``graph`` in the directory format :func:`load_graph` reads (with a manifest)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     extra_cols = node_columns or {}
     with gzip.open(out / "nodes.csv.gz", "wt", encoding="utf-8", compresslevel=6) as f:
         f.write(",".join(["node_id", "lat", "lon", "component", *extra_cols]) + "\n")
-        cols = [graph.lat.tolist(), graph.lon.tolist(), graph.component.tolist(),
-                *(c.tolist() for c in extra_cols.values())]
+        cols = [
+            graph.lat.tolist(),
+            graph.lon.tolist(),
+            graph.component.tolist(),
+            *(c.tolist() for c in extra_cols.values()),
+        ]
         f.writelines(
-            ",".join([str(i), *(repr(c[i]) if isinstance(c[i], float) else str(c[i]) for c in cols)])
+            ",".join(
+                [str(i), *(repr(c[i]) if isinstance(c[i], float) else str(c[i]) for c in cols)]
+            )
             + "\n"
             for i in range(graph.n_nodes)
         )

@@ -20,6 +20,7 @@ nodes run on the transposed graph, so one-way streets are respected.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -104,7 +105,9 @@ def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return uniq, inverse, ptr, members
 
 
-def _expand(groups: np.ndarray, ptr: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _expand(
+    groups: np.ndarray, ptr: np.ndarray, members: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For each entry (a group id), every member of the group: (entry index, member)."""
     counts = ptr[groups + 1] - ptr[groups]
     entry = np.repeat(np.arange(len(groups)), counts)
@@ -156,7 +159,9 @@ class RoadGraphProvider:
 
     def _off(self, snap: SnapResult, p: TravelProfile) -> np.ndarray:
         """Off-network km (straight line x circuity); inf where not snapped."""
-        result: np.ndarray = np.where(snap.snapped, snap.distance_km * p.off_network_circuity, np.inf)
+        result: np.ndarray = np.where(
+            snap.snapped, snap.distance_km * p.off_network_circuity, np.inf
+        )
         return result
 
     # ------------------------------------------------------------------ searches
@@ -275,10 +280,20 @@ class RoadGraphProvider:
         """Network km (or minutes) a -> b; first a search bounded by a generous multiple of
         the great-circle distance (road km rarely exceeds 3x it), then unbounded."""
         g = self.graph
-        gc = float(haversine_km(np.array([[g.lat[a], g.lon[a]]]), np.array([[g.lat[b], g.lon[b]]]))[0, 0])
+        gc = float(
+            haversine_km(np.array([[g.lat[a], g.lon[a]]]), np.array([[g.lat[b], g.lon[b]]]))[0, 0]
+        )
         guess = 3.0 * gc + 20.0
         if minutes_for is not None:
-            guess = guess / float(np.min(g.edge_speed_kmh) if g.edge_speed_kmh is not None else minutes_for.speed_kmh) * 60.0
+            guess = (
+                guess
+                / float(
+                    np.min(g.edge_speed_kmh)
+                    if g.edge_speed_kmh is not None
+                    else minutes_for.speed_kmh
+                )
+                * 60.0
+            )
         csr = self._csr(minutes_for, reverse=False)
         for lim in (guess, np.inf):
             d = dijkstra(csr, directed=True, indices=a, limit=lim)
@@ -327,13 +342,19 @@ class RoadGraphProvider:
             parts_km.append(km[keep])
         if not parts_s:
             return PairSet(empty, empty.copy(), np.empty(0), np.empty(0))
-        s_all, t_all, km_all = np.concatenate(parts_s), np.concatenate(parts_t), np.concatenate(parts_km)
+        s_all, t_all, km_all = (
+            np.concatenate(parts_s),
+            np.concatenate(parts_t),
+            np.concatenate(parts_km),
+        )
         order = np.lexsort((t_all, s_all))
         s_all, t_all, km_all = s_all[order], t_all[order], km_all[order]
         off_km = off_s[s_all] + off_t[t_all]
         off_min = off_km / p.off_network_speed_kmh * 60.0
         if self.has_edge_speeds:
-            minutes = self._pair_minutes(ss.node[s_all], ts.node[t_all], km_all - off_km, p) + off_min
+            minutes = (
+                self._pair_minutes(ss.node[s_all], ts.node[t_all], km_all - off_km, p) + off_min
+            )
         else:
             minutes = self._network_minutes(km_all - off_km, p) + off_min
         return PairSet(s_all.astype(np.int64), t_all.astype(np.int64), km_all, minutes)
@@ -385,7 +406,7 @@ class RoadGraphProvider:
         off = float(self._off(sa, p)[0] + self._off(sb, p)[0])
         if by_time:
             km_csr = g.csr_km
-            net_km = float(sum(km_csr[u, v] for u, v in zip(nodes[:-1], nodes[1:], strict=True)))
+            net_km = float(sum(km_csr[u, v] for u, v in itertools.pairwise(nodes)))
             net_min = float(dist[nb])
         else:
             net_km = float(dist[nb])
@@ -395,7 +416,9 @@ class RoadGraphProvider:
             *((float(g.lat[n]), float(g.lon[n])) for n in nodes),
             (float(b[0, 0]), float(b[0, 1])),
         )
-        return Route(off + net_km, net_min + off / p.off_network_speed_kmh * 60.0, pts, tuple(nodes))
+        return Route(
+            off + net_km, net_min + off / p.off_network_speed_kmh * 60.0, pts, tuple(nodes)
+        )
 
     def isochrone(
         self,
@@ -444,12 +467,18 @@ def load_road_provider(path: str | Path | None = None) -> RoadGraphProvider:
     """
     if path is None:
         path = os.environ.get(ROAD_GRAPH_ENV) or None
-    p = Path(path) if path is not None else national_graph_dir()
-    key = str(p.expanduser().resolve())
+    p = (Path(path) if path is not None else national_graph_dir()).expanduser()
+    # Re-importing into the same directory must not serve the old graph: key on file stamps.
+    stamps = (
+        tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(p.iterdir()))
+        if p.is_dir()
+        else ()
+    )
+    key = f"{p.resolve()}|{stamps}"
     with _LOCK:
         cached = _PROVIDERS.get(key)
         if cached is None:
-            cached = RoadGraphProvider(load_graph(p.expanduser()))
+            cached = RoadGraphProvider(load_graph(p))
             _PROVIDERS[key] = cached
             logger.info("loaded %r from %s", cached, key)
         return cached

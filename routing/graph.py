@@ -92,14 +92,14 @@ class RoadGraph:
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(
-                f"graph {self.name!r}: edge {i} length_km {self.edge_km[i]!r} is not > 0"
+                f"graph {self.name!r}: edge {i} length_km {float(self.edge_km[i])!r} is not > 0"
             )
         if self.edge_speed_kmh is not None:
             bad = ~(self.edge_speed_kmh > 0) | np.isinf(self.edge_speed_kmh)
             if bad.any():
                 i = int(np.argmax(bad))
                 raise ValueError(
-                    f"graph {self.name!r}: edge {i} speed_kmh {self.edge_speed_kmh[i]!r} is not > 0"
+                    f"graph {self.name!r}: edge {i} speed_kmh {float(self.edge_speed_kmh[i])!r} is not > 0"
                 )
         if len(self.component) != n:
             _, labels = connected_components(

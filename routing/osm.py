@@ -161,23 +161,22 @@ def read_osm(path: str | Path, *, largest_component_only: bool = True) -> OsmImp
             .with_filter(osmium.filter.KeyFilter("highway"))
         )
         for way in processor:
-            if not way.is_way():
+            if not isinstance(way, osmium.osm.Way):
                 continue
-            assert isinstance(way, osmium.osm.Way)
             tags = way.tags
             if not is_drivable(tags):
                 continue
             forward, backward = way_direction(tags)
             speed = parse_maxspeed(tags.get("maxspeed")) or CLASS_SPEEDS_KMH[tags["highway"]]
             idx: list[int] = []
-            for n in way.nodes:
-                if not n.location.valid():
+            for node_ref in way.nodes:
+                if not node_ref.location.valid():
                     continue  # node outside the extract
-                i = ref_index.get(n.ref)
+                i = ref_index.get(node_ref.ref)
                 if i is None:
-                    i = ref_index[n.ref] = len(lats)
-                    lats.append(n.location.lat)
-                    lons.append(n.location.lon)
+                    i = ref_index[node_ref.ref] = len(lats)
+                    lats.append(node_ref.location.lat)
+                    lons.append(node_ref.location.lon)
                 if not idx or idx[-1] != i:
                     idx.append(i)
             if len(idx) < 2:

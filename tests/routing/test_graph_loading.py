@@ -32,7 +32,9 @@ def test_component_labels_match_connectivity() -> None:
     assert np.array_equal(recomputed.component, g.component)
 
 
-def test_cache_round_trip_and_corrupt_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_round_trip_and_corrupt_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A graph read through the cache equals the parsed one; a damaged cache file is ignored
     and replaced, never trusted."""
     monkeypatch.setenv("RESCUE_CACHE_DIR", str(tmp_path / "cache"))

@@ -69,7 +69,9 @@ def test_cross_component_is_unreachable(national: RoadGraphProvider) -> None:
     assert national.within([beijing], [haikou, taipei], 1e5).as_set() == set()
 
 
-def test_matrix_equals_networkx_on_directed_graph(helsinki: RoadGraphProvider, helsinki_nx: Any) -> None:
+def test_matrix_equals_networkx_on_directed_graph(
+    helsinki: RoadGraphProvider, helsinki_nx: Any
+) -> None:
     """On the directed Helsinki graph, matrix km between random nodes equals networkx Dijkstra
     (one-way streets make it asymmetric)."""
     g = helsinki.graph
@@ -84,7 +86,9 @@ def test_matrix_equals_networkx_on_directed_graph(helsinki: RoadGraphProvider, h
     assert not np.allclose(km, km.T)
 
 
-def test_minutes_are_fastest_route_on_edge_speeds(helsinki: RoadGraphProvider, helsinki_nx: Any) -> None:
+def test_minutes_are_fastest_route_on_edge_speeds(
+    helsinki: RoadGraphProvider, helsinki_nx: Any
+) -> None:
     """With per-edge speeds, minutes are networkx's fastest route with each edge at
     min(edge speed, profile speed)."""
     p = get_profile("towing")
@@ -153,7 +157,9 @@ def _induced_nx(g: Any, nodes: np.ndarray) -> Any:
     return h
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     seed=st.integers(0, 10_000),
     radius=st.floats(0.0, 3.0),
@@ -222,7 +228,9 @@ def test_chengdu_lhasa_known_error(national: RoadGraphProvider) -> None:
         ((10.0, float("nan")), "longitude nan"),
     ],
 )
-def test_bad_coordinates(national: RoadGraphProvider, point: tuple[float, float], message: str) -> None:
+def test_bad_coordinates(
+    national: RoadGraphProvider, point: tuple[float, float], message: str
+) -> None:
     """Invalid coordinates raise ValueError naming the value in every query, and the engine
     keeps answering correctly afterwards."""
     ok = (36.651, 117.120)

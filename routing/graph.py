@@ -98,8 +98,9 @@ class RoadGraph:
             bad = ~(self.edge_speed_kmh > 0) | np.isinf(self.edge_speed_kmh)
             if bad.any():
                 i = int(np.argmax(bad))
+                bad_speed = float(self.edge_speed_kmh[i])
                 raise ValueError(
-                    f"graph {self.name!r}: edge {i} speed_kmh {float(self.edge_speed_kmh[i])!r} is not > 0"
+                    f"graph {self.name!r}: edge {i} speed_kmh {bad_speed!r} is not > 0"
                 )
         if len(self.component) != n:
             _, labels = connected_components(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -51,16 +51,14 @@ def test_one_way_streets_are_respected(helsinki: RoadGraphProvider) -> None:
     index = {int(osm): i for i, osm in enumerate(imported.osm_node_id.tolist())}
     edges = set(zip(g.edge_u.tolist(), g.edge_v.tolist(), strict=True))
     ways = _highway_ways(DATA / "Helsinki.osm.pbf")
-    carried = Counter(
-        frozenset(seg) for _, refs in ways for seg in zip(refs[:-1], refs[1:], strict=True)
-    )
+    carried = Counter(frozenset(seg) for _, refs in ways for seg in itertools.pairwise(refs))
     checked = 0
     for tags, refs in ways:
         if tags.get("oneway") != "yes" or tags["highway"] not in CLASS_SPEEDS_KMH:
             continue
         if tags.get("access") in ("no", "private"):
             continue
-        for a, b in zip(refs[:-1], refs[1:], strict=True):
+        for a, b in itertools.pairwise(refs):
             if a in index and b in index:
                 assert (index[a], index[b]) in edges
                 if carried[frozenset((a, b))] == 1:
@@ -126,9 +124,9 @@ def test_bad_osm_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="does not exist"):
         import_osm(tmp_path / "missing.osm.pbf", out)
-    with pytest.raises(ValueError, match="empty.osm.pbf' is empty"):
+    with pytest.raises(ValueError, match=r"empty\.osm\.pbf' is empty"):
         import_osm(empty, out)
-    with pytest.raises(ValueError, match="junk.osm.pbf' is unreadable"):
+    with pytest.raises(ValueError, match=r"junk\.osm\.pbf' is unreadable"):
         import_osm(junk, out)
     assert not out.exists()
 

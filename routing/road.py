@@ -53,8 +53,9 @@ ROAD_GRAPH_ENV = "RESCUE_ROAD_GRAPH"
 DEFAULT_MIN_COMPONENT_NODES = 100
 """Road components with fewer nodes (data fragments such as Zhoushan's 72 nodes, whose
 bridges the source lacks) are not snap targets; the largest component always is."""
-DEFAULT_CHUNK = 64
-"""Searches per scipy call: each holds a (chunk, n_nodes) float64 block (64 x 122k = 62 MB)."""
+DEFAULT_CHUNK = 16
+"""Searches per scipy call: each holds a (chunk, n_nodes) float64 block (16 x 122k = 16 MB);
+small blocks stay in cache and measured ~20% faster than 64 on the national benchmark."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,23 +189,29 @@ class RoadGraphProvider:
         if len(src) == 0 or len(dst) == 0:
             return
         step = self.chunk_size
+        g = self.graph
+        cap = None if minutes_for is None else minutes_for.speed_kmh
+        # Searches run on the Z-order renumbered graph (see RoadGraph.search_rank).
+        src_r, dst_r = g.search_rank[src], g.search_rank[dst]
         if len(src) <= len(dst):
-            csr = self._csr(minutes_for, reverse=False)
-            order = np.argsort(limits, kind="stable")  # similar limits share a chunk
+            csr = g.search_csr(cap, reverse=False)
+            # similar limits share a chunk; within a limit, neighbours share a chunk
+            order = np.lexsort((src_r, limits))
             all_cols = np.arange(len(dst))
             for start in range(0, len(src), step):
                 rows = order[start : start + step]
-                lim = float(limits[rows].max())
-                d = dijkstra(csr, directed=True, indices=src[rows], limit=np.nextafter(lim, np.inf))
-                yield rows, all_cols, d[:, dst]
+                lim = np.nextafter(float(limits[rows].max()), np.inf)
+                d = dijkstra(csr, directed=True, indices=src_r[rows], limit=lim)
+                yield rows, all_cols, d[:, dst_r]
         else:  # fewer targets: search backwards from them on the transposed graph
-            csr = self._csr(minutes_for, reverse=True)
-            lim = float(limits.max())
+            csr = g.search_csr(cap, reverse=True)
+            lim = np.nextafter(float(limits.max()), np.inf)
             all_rows = np.arange(len(src))
+            col_order = np.argsort(dst_r, kind="stable")
             for start in range(0, len(dst), step):
-                cols = np.arange(start, min(start + step, len(dst)))
-                d = dijkstra(csr, directed=True, indices=dst[cols], limit=np.nextafter(lim, np.inf))
-                yield all_rows, cols, d[:, src].T
+                cols = col_order[start : start + step]
+                d = dijkstra(csr, directed=True, indices=dst_r[cols], limit=lim)
+                yield all_rows, cols, d[:, src_r].T
 
     def _dense(
         self, src: np.ndarray, dst: np.ndarray, minutes_for: TravelProfile | None = None

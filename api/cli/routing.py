@@ -39,6 +39,8 @@ def import_osm_command(
         result = import_osm(file, out, largest_component_only=not all_components)
     except ValueError as exc:
         fail(str(exc))
+    except OSError as exc:  # --out not writable, or a file in the way
+        fail(f"cannot write the graph to {str(out)!r}: {exc.strerror or exc}")
     typer.echo(json.dumps(result.summary(), ensure_ascii=False))
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,13 +144,20 @@ def _fleet(scenario: Scenario, tables: TravelTables) -> _Fleet:
     )
 
 
-def simulate(scenario: Scenario, tables: TravelTables, replication: int = 0) -> RunResult:
-    """One run of the scenario (its seed, this replication's streams)."""
+def simulate(
+    scenario: Scenario,
+    tables: TravelTables,
+    replication: int = 0,
+    *,
+    on_day: Callable[[float], None] | None = None,
+) -> RunResult:
+    """One run of the scenario (its seed, this replication's streams). ``on_day`` is called
+    with the simulated fraction once per simulated day (progress bars)."""
     started = time.perf_counter()
     streams = replication_streams(scenario.seed, replication)
     b = draw_breakdowns(scenario, tables, streams)
     sim = _Simulation(scenario, tables, b)
-    sim.run()
+    sim.run(on_day)
     return summarise_run(
         scenario, tables, b, sim.record(), replication=replication,
         wall_seconds=time.perf_counter() - started,
@@ -546,8 +554,9 @@ class _Simulation:
                 del self.rqueue[i]
 
     # -- the loop ----------------------------------------------------------------------------
-    def run(self) -> None:
+    def run(self, on_day: Callable[[float], None] | None = None) -> None:
         s = self.s
+        next_day = 1440.0 if on_day is not None else math.inf
         end = self.end
         batch = s.dispatch.policy == "batch-optimal"
         step = s.dispatch.batch_minutes
@@ -570,6 +579,9 @@ class _Simulation:
             now = min(ta, te, tt, tr)
             if now >= end:
                 break
+            if now >= next_day and on_day is not None:
+                on_day(now / end)
+                next_day = (now // 1440.0 + 1.0) * 1440.0
             self.events += 1
             if ta == now:
                 ptr += 1
@@ -606,6 +618,8 @@ class _Simulation:
             else:
                 self._replacement_batch(now)
                 next_rtick = now + rstep
+        if on_day is not None:
+            on_day(1.0)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -626,6 +640,7 @@ class _Simulation:
             "repl_pending": np.array(sorted(self.rqueue), dtype=np.int64),
             "open_at_end": np.array(sorted(self.queue), dtype=np.int64),
             "busy": self.busy,
+            "van_relevant": np.isin(np.arange(len(self.busy)), self.fleet.van),
             "van_station": self.fleet.station,
             "events": self.events,
             "batches": self.batches,

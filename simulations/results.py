@@ -125,7 +125,8 @@ def summarise_run(
     )
 
     # vans
-    util_van = rec["busy"] / measured_minutes
+    # vans whose radius covers at least one demand point (a regional run ignores the rest)
+    util_van = rec["busy"][rec["van_relevant"]] / measured_minutes
     kpis["vans"] = float(len(util_van))
     kpis["van_utilisation_mean"] = _m(util_van)
     kpis["van_utilisation_max"] = float(util_van.max()) if len(util_van) else math.nan

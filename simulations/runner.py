@@ -54,10 +54,12 @@ def run(
     workers: int | None = None,
     provider: TravelTimeProvider | None = None,
     progress: Progress | None = None,
+    on_day: Callable[[float], None] | None = None,
 ) -> list[Summary]:
     """Simulate every sweep variant ``replications`` times; one :class:`Summary` per variant,
     in sweep order. ``backend``: ``serial`` (this process), ``local`` (process pool of
-    ``workers``, default the CPU count), ``ray``."""
+    ``workers``, default the CPU count), ``ray``. ``progress`` is called with each finished
+    run; ``on_day`` (in-process runs only) with the simulated fraction of the current run."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     reps = scenario.replications if replications is None else int(replications)
@@ -81,7 +83,7 @@ def run(
 
     if backend == "serial" or (backend == "local" and (len(tasks) == 1 or workers == 1)):
         for vi, r in tasks:
-            done((vi, r), simulate(variants[vi], tables[table_of[vi]], r))
+            done((vi, r), simulate(variants[vi], tables[table_of[vi]], r, on_day=on_day))
     elif backend == "local":
         n = workers or min(len(tasks), os.cpu_count() or 1)
         with ProcessPoolExecutor(

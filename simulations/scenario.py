@@ -51,7 +51,7 @@ from fleet.model import (
     VehicleClass,
 )
 from fleet.network import Network
-from fleet.scenario import ScenarioError as NetworkScenarioError
+from fleet.scenario import ScenarioError
 from fleet.scenario import load_network_file, network_from_mapping
 from routing.provider import PROFILES
 
@@ -98,9 +98,7 @@ SWEEP_KEYS = (
 )
 SWEEP_ALIASES = {"vans": "vans_per_station", "rate": "breakdowns_per_day"}
 
-
-class ScenarioError(NetworkScenarioError):
-    """A scenario that cannot run; the message names the file, the key and its line."""
+__all__ = ["Scenario", "ScenarioError", "load_scenario", "resolve_scenario"]
 
 
 @dataclass(frozen=True)

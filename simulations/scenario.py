@@ -51,8 +51,7 @@ from fleet.model import (
     VehicleClass,
 )
 from fleet.network import Network
-from fleet.scenario import ScenarioError
-from fleet.scenario import load_network_file, network_from_mapping
+from fleet.scenario import ScenarioError, load_network_file, network_from_mapping
 from routing.provider import PROFILES
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"

@@ -42,7 +42,7 @@ def test_shipped_scenarios_load(name: str) -> None:
 
 def test_unknown_scenario_name_lists_the_shipped_ones() -> None:
     """An unknown name says which scenarios exist."""
-    with pytest.raises(ScenarioError, match="shipped: .*national"):
+    with pytest.raises(ScenarioError, match=r"shipped: .*national"):
         resolve_scenario("atlantis")
 
 
@@ -106,7 +106,7 @@ def test_station_off_the_map(write_scenario) -> None:  # type: ignore[no-untyped
 def test_bad_policy_and_provider(write_scenario) -> None:  # type: ignore[no-untyped-def]
     """Enumerated settings list the allowed values."""
     path = write_scenario(('provider = "great-circle"', 'provider = "teleport"'))
-    with pytest.raises(ScenarioError, match="travel.provider must be one of auto, road"):
+    with pytest.raises(ScenarioError, match=r"travel\.provider must be one of auto, road"):
         load_scenario(path)
 
 

@@ -33,13 +33,14 @@ _CAPABILITY_ORDER = (VanCapability.HEAVY_SERVICE, VanCapability.WRECKER)
 
 
 def _planning() -> Any:
+    import importlib
+
     try:
-        from simulations import planning
+        return importlib.import_module("simulations.planning")
     except ImportError as exc:  # pragma: no cover - depends on the planning branch
         raise ImportError(
             f"the location solvers (simulations.planning) are not available: {exc}"
         ) from None
-    return planning
 
 
 @dataclass(frozen=True, eq=False)

@@ -107,8 +107,8 @@ def _figures(summary: Summary, promise: float) -> list[tuple[str, str]]:
     axes[0].set_xlabel("station van utilisation (%)")
     axes[0].set_ylabel("stations")
     ids = np.array(summary.runs[0].station_ids)[ok]
-    top = np.argsort(util[ok])[::-1][:15]
-    axes[1].barh(ids[top][::-1], util[ok][top][::-1] * 100, color="#5a9")
+    busiest = np.argsort(util[ok])[::-1][:15]
+    axes[1].barh(ids[busiest][::-1], util[ok][busiest][::-1] * 100, color="#5a9")
     axes[1].set_xlabel("busiest stations: utilisation (%)")
     axes[1].tick_params(axis="y", labelsize=7)
     out.append(("Van utilisation by station", _png(fig)))

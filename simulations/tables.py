@@ -84,11 +84,11 @@ def demand_points(scenario: Scenario) -> DemandPoints:
         rows = [r for r in rows if r[3] in spec.provinces]
     if not rows or sum(r[2] for r in rows) <= 0:
         raise ScenarioError(f"{scenario.source}: demand: no demand points with positive weight")
-    w = np.array([r[2] for r in rows], dtype=float)
+    weights = np.array([r[2] for r in rows], dtype=float)
     return DemandPoints(
         lat=np.array([r[0] for r in rows], dtype=float),
         lon=np.array([r[1] for r in rows], dtype=float),
-        weight=w / w.sum(),
+        weight=weights / weights.sum(),
         province=tuple(r[3] for r in rows),
         name=tuple(r[4] for r in rows),
     )

@@ -62,3 +62,29 @@ def test_simulate_unknown_backend(small_toml: Path) -> None:
     result = runner.invoke(app, ["simulate", str(small_toml), "--backend", "spark", "--quiet"])
     assert result.exit_code == 2
     assert "--backend must be one of" in result.output
+
+
+def test_plan_recommends_bases_and_simulates(small_toml: Path, tmp_path: Path) -> None:
+    """rescue plan (coverage, p=2) picks 2 of the 3 stations with an optimality statement,
+    sizes their fleets and prints the simulated share beside the model's coverage."""
+    out = tmp_path / "plan.json"
+    result = runner.invoke(
+        app,
+        ["plan", str(small_toml), "--vans", "2", "--sim-days", "3", "--time-limit", "10",
+         "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "model coverage" in result.output
+    assert "simulated share" in result.output
+    data = json.loads(out.read_text("utf-8"))
+    assert len(data["bases"]) == 2
+    assert all(b["vans"] >= 1 for b in data["bases"])
+    assert data["solver"]["proven_optimal"] in (True, False)
+    assert 0 <= data["simulated"]["share_within_promise"] <= 1
+
+
+def test_plan_bad_objective(small_toml: Path) -> None:
+    """An unknown objective is one line, exit 2."""
+    result = runner.invoke(app, ["plan", str(small_toml), "--objective", "cheapest"])
+    assert result.exit_code == 2
+    assert "objective must be one of coverage, p-median, min-vans" in result.output

@@ -1,0 +1,203 @@
+"""``rescue simulate`` and ``rescue plan``: the network planner's commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from api.cli import app
+from api.cli.common import fail
+
+
+def _load(scenario: str, days: float | None, seed: int | None) -> Any:
+    from dataclasses import replace
+
+    from simulations.scenario import resolve_scenario
+
+    s = resolve_scenario(scenario)
+    if days is not None:
+        s = s.with_days(days)
+    if seed is not None:
+        if seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {seed}")
+        s = replace(s, seed=seed)
+    return s
+
+
+def _summary_table(summaries: list[Any], title: str) -> Any:
+    from rich.table import Table
+
+    from simulations.report import KPI_ROWS, fmt_estimate
+
+    table = Table(title=title)
+    table.add_column("KPI")
+    for s in summaries:
+        table.add_column(f"{s.label or s.scenario}\n({len(s.runs)} rep.)", justify="right")
+    for key, name, spec in KPI_ROWS:
+        table.add_row(name, *(fmt_estimate(s, key, spec) for s in summaries))
+    return table
+
+
+@app.command()
+def simulate(
+    scenario: str = typer.Argument(
+        ..., help="Scenario TOML file or shipped name (national, shandong, mmc_check)"
+    ),
+    days: float = typer.Option(None, "--days", help="Measured days (default: the scenario's)"),
+    seed: int = typer.Option(None, "--seed", help="Root seed (default: the scenario's)"),
+    replications: int = typer.Option(None, "--replications", "-r", help="Default: scenario's"),
+    backend: str = typer.Option("local", "--backend", help="local (process pool) | ray | serial"),
+    workers: int = typer.Option(None, "--workers", help="Local processes (default: CPU count)"),
+    sweep: str = typer.Option(
+        None,
+        "--sweep",
+        help="e.g. 'vans=1,2,3;policy=nearest-idle,"
+        "batch-optimal' (overrides the scenario's [sweep])",
+    ),
+    json_out: Path = typer.Option(None, "--json", help="Write the results as JSON"),
+    report: Path = typer.Option(None, "--report", help="Write a self-contained HTML report"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar"),
+) -> None:
+    """Simulate a scenario (replications, sweeps) and print the KPIs with 95% intervals."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from simulations.runner import BACKENDS, run
+    from simulations.scenario import parse_sweep_option
+
+    console = Console(stderr=False)
+    try:
+        if backend not in BACKENDS:
+            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if replications is not None and replications < 1:
+            raise ValueError(f"--replications must be >= 1, got {replications}")
+        s = _load(scenario, days, seed)
+        table = parse_sweep_option(sweep) if sweep else None
+        variants = s.variants(table)
+        reps = replications or s.replications
+        total = len(variants) * reps
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=quiet,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"simulating {s.name}: {total} run(s)", total=total)
+            done_runs = [0]
+
+            def finished(_res: Any) -> None:
+                done_runs[0] += 1
+                bar.update(task, completed=done_runs[0])
+
+            def day(frac: float) -> None:
+                bar.update(task, completed=done_runs[0] + frac)
+
+            summaries = run(
+                s, replications=reps, sweep=table, backend=backend, workers=workers,
+                progress=finished, on_day=day,
+            )  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    console.print(_summary_table(summaries, f"{s.name}: {s.horizon_days:g} days"))
+    for sm in summaries:
+        pr = sm.by_priority()
+        line = ", ".join(f"p{k}: {w / n:.1%}" for k, (n, w) in pr.items() if n)
+        console.print(f"[{sm.label or sm.scenario}] within {s.promise.arrival_minutes:g} min by "
+                      f"priority: {line}")  # fmt: skip
+    if json_out is not None:
+        payload = {
+            "scenario": s.name,
+            "source": s.source,
+            "seed": s.seed,
+            "horizon_days": s.horizon_days,
+            "warmup_days": s.warmup_days,
+            "promise_minutes": s.promise.arrival_minutes,
+            "backend": backend,
+            "variants": [sm.to_dict() for sm in summaries],
+        }
+        try:
+            json_out.write_text(json.dumps(payload, ensure_ascii=False, indent=1), "utf-8")
+        except OSError as exc:
+            fail(f"--json {json_out}: {exc.strerror}")
+        console.print(f"wrote {json_out}")
+    if report is not None:
+        from simulations.report import html_report
+
+        text = html_report(
+            summaries, title=f"Simulation: {s.name}", promise_minutes=s.promise.arrival_minutes
+        )
+        try:
+            report.write_text(text, "utf-8")
+        except OSError as exc:
+            fail(f"--report {report}: {exc.strerror}")
+        console.print(f"wrote {report}")
+
+
+@app.command()
+def plan(
+    scenario: str = typer.Argument(..., help="Scenario TOML file or shipped name"),
+    objective: str = typer.Option("coverage", "--objective", help="coverage | p-median | min-vans"),
+    vans: int = typer.Option(None, "--vans", help="Number of van bases p (coverage, p-median)"),
+    target: float = typer.Option(0.9, "--target", help="min-vans: share of demand to cover"),
+    radius_km: float = typer.Option(None, "--radius-km", help="Covered = within this road km"),
+    threshold_min: float = typer.Option(
+        None, "--threshold-min", help="Covered = within these road minutes (default: the promise)"
+    ),
+    fix_existing: bool = typer.Option(
+        False, "--fix-existing", help="Keep the current AAA stations as bases"
+    ),
+    backup: bool = typer.Option(False, "--backup", help="coverage: also value double cover"),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="Solver seconds"),
+    sim_days: float = typer.Option(14.0, "--sim-days", help="Days of the check simulation"),
+    json_out: Path = typer.Option(None, "--json", help="Write the plan as JSON"),
+) -> None:
+    """Recommend van bases and van counts, then simulate the recommendation."""
+    from rich.console import Console
+
+    from simulations.plan import plan_bases
+
+    console = Console()
+    try:
+        s = _load(scenario, None, None)
+        with console.status("solving the location model ..."):
+            rec = plan_bases(
+                s, objective=objective, p=vans, target_share=target, radius_km=radius_km,
+                threshold_minutes=threshold_min, fix_existing=fix_existing, backup=backup,
+                time_limit_s=time_limit,
+            )  # fmt: skip
+        console.print(rec.describe())
+        with console.status(f"simulating the recommendation for {sim_days:g} days ..."):
+            check = rec.simulate(days=sim_days)
+    except (ValueError, ImportError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    est = check.estimate("share_within_promise")
+    model = rec.model_coverage_share
+    console.print(
+        f"model coverage {model:.1%} of demand within {rec.criterion}; simulated share reached "
+        f"within {s.promise.arrival_minutes:g} min {est.mean:.1%}, arrival mean "
+        f"{check.estimate('arrival_mean_min').mean:.1f} min, p90 "
+        f"{check.estimate('arrival_p90_min').mean:.1f} min ({sim_days:g} days)"
+    )
+    if json_out is not None:
+        payload = rec.to_dict()
+        payload["simulated"] = {
+            k: (None if math.isnan(e.mean) else round(e.mean, 6))
+            for k, e in check.estimates().items()
+        }
+        try:
+            json_out.write_text(json.dumps(payload, ensure_ascii=False, indent=1), "utf-8")
+        except OSError as exc:
+            fail(f"--json {json_out}: {exc.strerror}")
+        console.print(f"wrote {json_out}")

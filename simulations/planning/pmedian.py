@@ -1,0 +1,331 @@
+"""p-median: open ``p`` sites so that the demand-weighted distance to the nearest open site is
+least.
+
+Exact method (the radius formulation of Elloumi 2010 and García, Labbé & Marín 2011):
+
+* For every demand point ``i`` sort its distinct site distances ``D_i^0 < D_i^1 < ...``.
+  A continuous variable ``z_ik`` is 1 when ``i`` is farther than ``D_i^k`` from every open
+  site, so ``i`` pays ``w_i (D_i^0 + sum_k (D_i^{k+1} - D_i^k) z_ik)``. The rows are chained,
+  ``z_ik - z_i,k-1 + sum_{j: d_ij = D_i^k} y_j >= 0`` (``z_i,-1 = 1``), which gives O(n m)
+  non-zeros instead of the O(n m^2) of the classic assignment model and the same LP bound.
+* Only the ``m - p + 1`` nearest sites of a point matter (one of them is always open), and an
+  open fixed site caps the radius as well.
+* Truncation with row generation (García et al.): each point starts with the levels up to the
+  radius it gets in a heuristic solution; beyond its last level the model charges nothing, so
+  the model is a relaxation and its optimum a valid lower bound. When the LP (first) or the MIP
+  optimum serves a point farther than its last level, that point gets more levels and the
+  model is solved again; when no point is beyond its levels, the MIP optimum is the true
+  optimum.
+* The upper bound and MIP start come from a greedy start improved by vertex substitution
+  (Teitz-Bart, with the fast-interchange bookkeeping of Whitaker / Resende-Werneck).
+
+The MIP is solved by HiGHS through OR-Tools' ``model_builder``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import numpy as np
+import scipy.sparse as sp
+
+from simulations.planning import _validate
+from simulations.planning._mip import proven, solve_mip
+from simulations.planning.result import PlanResult, relative_gap
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["pmedian_cost", "pmedian_local_search", "solve_pmedian"]
+
+
+def pmedian_cost(dist: np.ndarray, sites: Iterable[int], weights: np.ndarray | None = None) -> float:
+    """Demand-weighted distance from every demand point to its nearest site in ``sites``."""
+    d = np.asarray(dist, dtype=np.float64)
+    idx = np.asarray(list(sites), dtype=np.int64)
+    nearest = d[:, idx].min(axis=1)
+    w = np.ones(d.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    return float(w @ nearest)
+
+
+def _nearest_two(dist: np.ndarray, open_sites: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per demand point: nearest distance, its position in ``open_sites``, second distance."""
+    sub = dist[:, open_sites]
+    pos1 = sub.argmin(axis=1)
+    rows = np.arange(sub.shape[0])
+    d1 = sub[rows, pos1]
+    if sub.shape[1] == 1:
+        d2 = np.full_like(d1, np.inf)
+    else:
+        masked = sub.copy()
+        masked[rows, pos1] = np.inf
+        d2 = masked.min(axis=1)
+    return d1, pos1, d2
+
+
+def _greedy(dist: np.ndarray, w: np.ndarray, p: int, fixed: np.ndarray) -> np.ndarray:
+    big = float(dist.max()) * 2.0 + 1.0
+    chosen = list(fixed)
+    d1 = dist[:, fixed].min(axis=1) if len(fixed) else np.full(dist.shape[0], big)
+    available = np.ones(dist.shape[1], dtype=bool)
+    available[fixed] = False
+    while len(chosen) < p:
+        cost = w @ np.minimum(d1[:, None], dist)
+        cost[~available] = np.inf
+        j = int(cost.argmin())
+        chosen.append(j)
+        available[j] = False
+        d1 = np.minimum(d1, dist[:, j])
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def pmedian_local_search(
+    dist: np.ndarray,
+    p: int,
+    *,
+    weights: np.ndarray | None = None,
+    fixed: Iterable[int] = (),
+    start: Iterable[int] | None = None,
+    max_swaps: int = 100_000,
+) -> np.ndarray:
+    """Greedy start then best-improvement vertex substitution until no swap helps.
+
+    Each pass evaluates every (insert ``j``, remove ``k``) swap at once:
+    ``profit(j, k) = gain(j) - loss(k) + extra(j, k)`` with the fast-interchange terms of
+    Resende & Werneck (2003). Fixed sites are never removed. Returns the sorted open sites."""
+    d = np.asarray(dist, dtype=np.float64)
+    n, m = d.shape
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    fixed_arr = np.asarray(sorted(set(fixed)), dtype=np.int64)
+    open_sites = (
+        np.asarray(list(start), dtype=np.int64) if start is not None else _greedy(d, w, p, fixed_arr)
+    )
+    if p == m or p == len(fixed_arr):
+        return np.sort(open_sites)
+    fixed_mask = np.zeros(m, dtype=bool)
+    fixed_mask[fixed_arr] = True
+    for _ in range(max_swaps):
+        d1, pos1, d2 = _nearest_two(d, open_sites)
+        if not np.isfinite(d2).all():  # p == 1: every single site is a candidate, try them all
+            costs = w @ d
+            costs[fixed_mask] = np.inf
+            best = int(costs.argmin())
+            if costs[best] < w @ d1 - 1e-9:
+                open_sites = np.array([best])
+            break
+        gain = w @ np.maximum(d1[:, None] - d, 0.0)
+        loss = np.bincount(pos1, weights=w * (d2 - d1), minlength=len(open_sites))
+        contrib = w[:, None] * np.maximum(d2[:, None] - np.maximum(d, d1[:, None]), 0.0)
+        owner = sp.csr_matrix(
+            (np.ones(n), (np.arange(n), pos1)), shape=(n, len(open_sites))
+        )
+        extra = np.asarray((owner.T @ contrib).T)  # (m, p)
+        profit = gain[:, None] - loss[None, :] + extra
+        is_open = np.zeros(m, dtype=bool)
+        is_open[open_sites] = True
+        profit[is_open, :] = -np.inf
+        profit[:, fixed_mask[open_sites]] = -np.inf
+        j, k = np.unravel_index(int(profit.argmax()), profit.shape)
+        if profit[j, k] <= 1e-9 * max(1.0, float(w @ d1)):
+            break
+        open_sites = open_sites.copy()
+        open_sites[k] = j
+    return np.sort(open_sites)
+
+
+class _RadiusModel:
+    """The per-point distance levels of the radius formulation."""
+
+    def __init__(self, dist: np.ndarray, w: np.ndarray, p: int, fixed: np.ndarray) -> None:
+        self.dist = dist
+        self.w = w
+        n, m = dist.shape
+        keep = m - p + 1
+        order = np.argsort(dist, axis=1, kind="stable")[:, :keep]
+        cap = dist[:, fixed].min(axis=1) if len(fixed) else np.full(n, np.inf)
+        self.levels: list[np.ndarray] = []
+        self.site_level: list[np.ndarray] = []  # for each point: (sites, level) of its levels
+        for i in range(n):
+            near = dist[i, order[i]]
+            near = near[near <= cap[i]] if np.isfinite(cap[i]) else near
+            u = np.unique(near)
+            self.levels.append(u)
+        self.full = np.array([len(u) for u in self.levels], dtype=np.int64)
+
+    def level_of(self, i: int, distance: float) -> int:
+        return int(np.searchsorted(self.levels[i], distance, side="left"))
+
+    def build(self, kept: np.ndarray, p: int, fixed: np.ndarray) -> tuple:
+        """Rows/columns of the truncated model: ``kept[i]`` levels for point ``i``."""
+        dist, w = self.dist, self.w
+        n, m = dist.shape
+        n_z = int((kept - 1).sum())
+        z_start = m + np.concatenate(([0], np.cumsum(kept - 1)[:-1]))
+        row_start = 1 + np.concatenate(([0], np.cumsum(kept - 1)[:-1]))
+        n_rows = 1 + n_z
+        rows: list[np.ndarray] = [np.zeros(m, dtype=np.int64)]
+        cols: list[np.ndarray] = [np.arange(m, dtype=np.int64)]
+        vals: list[np.ndarray] = [np.ones(m)]
+        c = np.zeros(m + n_z)
+        offset = 0.0
+        for i in range(n):
+            u = self.levels[i]
+            k_i = int(kept[i])
+            offset += w[i] * u[0]
+            if k_i <= 1:
+                continue
+            last = u[k_i - 2]
+            sites = np.flatnonzero(dist[i] <= last)
+            lev = np.searchsorted(u, dist[i, sites], side="left")
+            r0, z0 = int(row_start[i]), int(z_start[i])
+            ks = np.arange(k_i - 1)
+            rows += [r0 + lev, r0 + ks, r0 + ks[1:]]
+            cols += [sites, z0 + ks, z0 + ks[:-1]]
+            vals += [np.ones(len(sites)), np.ones(k_i - 1), -np.ones(k_i - 2)]
+            c[z0 : z0 + k_i - 1] = w[i] * np.diff(u[:k_i])
+        matrix = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n_rows, m + n_z),
+        )
+        row_lb = np.zeros(n_rows)
+        row_lb[0] = p
+        row_lb[row_start[kept > 1]] = 1.0
+        row_ub = np.full(n_rows, np.inf)
+        row_ub[0] = p
+        var_lb = np.zeros(m + n_z)
+        var_lb[fixed] = 1.0
+        var_ub = np.ones(m + n_z)
+        integer = np.zeros(m + n_z, dtype=bool)
+        integer[:m] = True
+        return matrix, row_lb, row_ub, var_lb, var_ub, integer, c, offset, z_start
+
+    def hint(self, kept: np.ndarray, z_start: np.ndarray, sites: np.ndarray) -> np.ndarray:
+        m = self.dist.shape[1]
+        x = np.zeros(m + int((kept - 1).sum()))
+        x[sites] = 1.0
+        d1 = self.dist[:, sites].min(axis=1)
+        for i in range(len(kept)):
+            k_i = int(kept[i])
+            if k_i > 1:
+                x[z_start[i] : z_start[i] + k_i - 1] = (d1[i] > self.levels[i][: k_i - 1]).astype(
+                    float
+                )
+        return x
+
+
+def solve_pmedian(
+    dist: np.ndarray,
+    p: int,
+    *,
+    weights: np.ndarray | None = None,
+    fixed: Iterable[int] = (),
+    time_limit_s: float = 60.0,
+) -> PlanResult:
+    """Open exactly ``p`` of the columns of ``dist`` (demand x site distances) minimising the
+    weighted distance from each demand point to its nearest open site.
+
+    ``fixed`` sites are open in every answer (existing bases). ``proven_optimal`` is set only
+    when the lower bound meets the objective; otherwise ``gap`` says how far apart they are and
+    the answer is the best solution found (never worse than the heuristic one).
+    """
+    started = time.perf_counter()
+    d = _validate.check_distances(dist)
+    if not np.isfinite(d).all():
+        raise ValueError("dist must be finite (every site reachable from every demand point)")
+    n, m = d.shape
+    p = _validate.check_p(p, m)
+    w = np.ones(n) if weights is None else _validate.check_demand(weights, n, name="weights")
+    fixed_arr = _validate.check_fixed(fixed, m, p)
+    limit = _validate.check_time_limit(time_limit_s)
+    integral = _validate.is_integral(d, w)
+
+    best = pmedian_local_search(d, p, weights=w, fixed=fixed_arr)
+    best_cost = pmedian_cost(d, best, w)
+    if p == m or p == len(fixed_arr) or p == 1:
+        # Nothing to choose, or (p = 1) the local search tried every single site.
+        return _result(best_cost, best, best_cost, started, integral, "enumeration")
+
+    model = _RadiusModel(d, w, p, fixed_arr)
+    d1 = d[:, best].min(axis=1)
+    kept = np.minimum(
+        model.full, np.array([model.level_of(i, d1[i]) + 2 for i in range(n)], dtype=np.int64)
+    )
+    lower = -np.inf
+    # Phase 1: the LP relaxation, growing the levels of points the LP serves beyond them.
+    for _ in range(50):
+        built = model.build(kept, p, fixed_arr)
+        matrix, row_lb, row_ub, var_lb, var_ub, integer, c, offset, z_start = built
+        remaining = limit - (time.perf_counter() - started)
+        lp = solve_mip(
+            objective=c, matrix=matrix, row_lb=row_lb, row_ub=row_ub, var_lb=var_lb,
+            var_ub=var_ub, integer=np.zeros_like(integer), maximize=False,
+            time_limit_s=remaining, offset=offset,
+        )  # fmt: skip
+        if lp.status != "OPTIMAL" or lp.values is None:
+            break
+        lower = max(lower, lp.objective)
+        tail = _tail_values(lp.values, kept, z_start)
+        grow = (tail > 1e-6) & (kept < model.full)
+        if not grow.any():
+            break
+        kept[grow] = np.minimum(model.full[grow], 2 * kept[grow] + 1)
+    logger.debug("p-median LP bound %.3f, heuristic %.3f", lower, best_cost)
+    if proven(best_cost, lower, maximize=False, integral=integral):
+        return _result(best_cost, best, lower, started, integral, "radius-lp")
+
+    # Phase 2: the MIP, re-solved with more levels while its optimum leaves them.
+    bound = lower
+    for _ in range(50):
+        remaining = limit - (time.perf_counter() - started)
+        if remaining <= 0.05:
+            break
+        built = model.build(kept, p, fixed_arr)
+        matrix, row_lb, row_ub, var_lb, var_ub, integer, c, offset, z_start = built
+        sol = solve_mip(
+            objective=c, matrix=matrix, row_lb=row_lb, row_ub=row_ub, var_lb=var_lb,
+            var_ub=var_ub, integer=integer, maximize=False, time_limit_s=remaining,
+            offset=offset,
+        )  # fmt: skip
+        if np.isfinite(sol.bound):
+            bound = max(bound, sol.bound)
+        if sol.values is None:
+            break
+        sites = np.flatnonzero(sol.values[:m] > 0.5)
+        cost = pmedian_cost(d, sites, w)
+        if cost < best_cost - 1e-9:
+            best, best_cost = sites, cost
+        if sol.status != "OPTIMAL":
+            break
+        served = d[:, sites].min(axis=1)
+        caps = np.array([model.levels[i][kept[i] - 1] for i in range(n)])
+        beyond = served > caps + 1e-9
+        if not beyond.any():
+            bound = max(bound, sol.objective)  # the relaxation's optimum is a true solution
+            break
+        for i in np.flatnonzero(beyond):
+            kept[i] = min(int(model.full[i]), max(model.level_of(i, served[i]) + 1, 2 * kept[i]))
+    return _result(best_cost, best, bound, started, integral, "radius-mip")
+
+
+def _tail_values(values: np.ndarray, kept: np.ndarray, z_start: np.ndarray) -> np.ndarray:
+    """The last z of each point (its residual beyond the kept levels); 0 when it has none."""
+    out = np.zeros(len(kept))
+    has = kept > 1
+    out[has] = values[z_start[has] + kept[has] - 2]
+    return out
+
+
+def _result(
+    cost: float, sites: np.ndarray, bound: float, started: float, integral: bool, method: str
+) -> PlanResult:
+    optimal = proven(cost, bound, maximize=False, integral=integral)
+    return PlanResult(
+        objective=cost,
+        sites=tuple(int(s) for s in np.sort(sites)),
+        proven_optimal=optimal,
+        best_bound=float(bound),
+        gap=0.0 if optimal else relative_gap(cost, bound),
+        seconds=time.perf_counter() - started,
+        method=method,
+    )

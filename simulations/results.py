@@ -1,0 +1,289 @@
+"""Results: flat per-run records and their summary across replications (t-based intervals).
+
+Definitions (all over breakdowns reported after the warm-up):
+
+- dispatch delay = van assigned - reported; travel = van on site - assigned (includes a
+  returning van's drive home); arrival (response) = on site - reported;
+- share within the promise = breakdowns reached within ``promise.arrival_minutes`` / all
+  breakdowns (escalated and unserved ones count as missed);
+- escalated: no capable van covers the point at all, or still unassigned after
+  ``escalate_after_minutes``; unserved: still open when the horizon ends;
+- van utilisation = minutes busy (dispatched until home again) / measured minutes;
+- cargo delay = delivered - (reported + direct loaded drive from the breakdown): the hours the
+  breakdown cost the cargo; partner cost = the bookings' contract cost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from simulations.demand import Breakdowns
+    from simulations.scenario import Scenario
+    from simulations.tables import TravelTables
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """One replication of one scenario variant."""
+
+    scenario: str
+    label: str
+    replication: int
+    seed: int
+    kpis: dict[str, float]
+    by_priority: dict[str, tuple[int, int]]
+    """priority -> (breakdowns, reached within the promise)."""
+    by_province: dict[str, tuple[int, int]]
+    station_ids: tuple[str, ...]
+    station_utilisation: np.ndarray
+    daily_counts: np.ndarray
+    """Breakdowns per measured day."""
+    arrival_minutes: np.ndarray
+    """Arrival times of the measured, served breakdowns (float32)."""
+    perf: dict[str, float] = field(default_factory=dict)
+
+
+def _q(a: np.ndarray, q: float) -> float:
+    return float(np.quantile(a, q)) if len(a) else math.nan
+
+
+def _m(a: np.ndarray) -> float:
+    return float(a.mean()) if len(a) else math.nan
+
+
+def summarise_run(
+    scenario: Scenario,
+    tables: TravelTables,
+    b: Breakdowns,
+    rec: dict[str, Any],
+    *,
+    replication: int,
+    wall_seconds: float,
+) -> RunResult:
+    n = len(b)
+    warm = scenario.warmup_days * 1440.0
+    measured_minutes = scenario.horizon_days * 1440.0
+    in_window = b.t >= warm
+    served = in_window & ~np.isnan(rec["onsite_at"][:n])
+    delay = (rec["assigned_at"][:n] - b.t)[served]
+    arrival = (rec["onsite_at"][:n] - b.t)[served]
+    travel = arrival - delay
+    promise = scenario.promise.arrival_minutes
+    n_meas = int(in_window.sum())
+    esc = rec["escalated"][:n][in_window]
+    unserved = np.zeros(n, dtype=bool)
+    unserved[rec["open_at_end"][rec["open_at_end"] < n]] = True
+    kpis: dict[str, float] = {
+        "breakdowns": float(n_meas),
+        "breakdowns_per_day": n_meas / scenario.horizon_days,
+        "served": float(served.sum()),
+        "escalated": float((esc > 0).sum()),
+        "escalated_no_capable_van": float((esc == 1).sum()),
+        "escalated_timeout": float((esc == 2).sum()),
+        "unserved": float((unserved & in_window).sum()),
+    }
+    for name, arr in (("dispatch_delay", delay), ("travel", travel), ("arrival", arrival)):
+        kpis[f"{name}_mean_min"] = _m(arr)
+        for q in (50, 90, 95):
+            kpis[f"{name}_p{q}_min"] = _q(arr, q / 100)
+    denom = max(n_meas, 1)
+    kpis["share_within_promise"] = float((arrival <= promise).sum()) / denom
+    for m in scenario.promise.report_minutes:
+        kpis[f"share_within_{m:g}_min"] = float((arrival <= m).sum()) / denom
+
+    # tows
+    tow_q = np.arange(n, 2 * n)
+    tow_in = in_window & rec["followup"]
+    tow_served = tow_in & ~np.isnan(rec["onsite_at"][tow_q])
+    tow_wait = (rec["onsite_at"][tow_q] - rec["t_req"][tow_q])[tow_served]
+    kpis["tows"] = float((rec["towed"] & in_window).sum())
+    kpis["followup_tow_requests"] = float(tow_in.sum())
+    kpis["followup_tow_escalated"] = float((rec["escalated"][tow_q][tow_in] > 0).sum())
+    kpis["followup_tow_arrival_mean_min"] = _m(tow_wait)
+
+    # replacements
+    asked = in_window & ~np.isnan(rec["repl_at"])
+    booked = asked & ~np.isnan(rec["repl_booked"])
+    kpis["replacements_requested"] = float(asked.sum())
+    kpis["replacement_trips"] = float(booked.sum())
+    kpis["replacements_unmatched"] = float((asked & ~booked).sum())
+    kpis["replacements_late"] = float((booked & (rec["repl_late"] > 0)).sum())
+    cargo_delay_h = rec["repl_delay"][booked] / 60.0
+    kpis["cargo_delay_mean_h"] = _m(cargo_delay_h)
+    kpis["cargo_delay_p90_h"] = _q(cargo_delay_h, 0.9)
+    pickup_h = (rec["repl_booked"][booked] - b.t[booked]) / 60.0
+    kpis["replacement_booked_after_mean_h"] = _m(pickup_h)
+    kpis["partner_cost_cny"] = float(rec["repl_cost"][booked].sum())
+    kpis["partner_cost_per_trip_cny"] = (
+        kpis["partner_cost_cny"] / kpis["replacement_trips"] if booked.any() else math.nan
+    )
+
+    # vans
+    # vans whose radius covers at least one demand point (a regional run ignores the rest)
+    util_van = rec["busy"][rec["van_relevant"]] / measured_minutes
+    kpis["vans"] = float(len(util_van))
+    kpis["van_utilisation_mean"] = _m(util_van)
+    kpis["van_utilisation_max"] = float(util_van.max()) if len(util_van) else math.nan
+    n_st = len(tables.station_ids)
+    busy_st = np.bincount(rec["van_station"], weights=rec["busy"], minlength=n_st)
+    vans_st = np.bincount(rec["van_station"], minlength=n_st)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        station_util = np.where(vans_st > 0, busy_st / (vans_st * measured_minutes), np.nan)
+
+    within = np.zeros(n, dtype=bool)
+    within[served] = arrival <= promise
+    by_priority: dict[str, tuple[int, int]] = {}
+    pr = b.priority[in_window]
+    wi = within[in_window]
+    for p in np.unique(pr):
+        sel = pr == p
+        by_priority[f"{p:g}"] = (int(sel.sum()), int(wi[sel].sum()))
+    prov = np.array(tables.points.province)[b.point[in_window]]
+    by_province: dict[str, tuple[int, int]] = {}
+    for p in np.unique(prov):
+        sel = prov == p
+        by_province[str(p)] = (int(sel.sum()), int(wi[sel].sum()))
+
+    first_day = int(scenario.warmup_days)
+    daily = b.daily_counts[first_day:]
+    kpis["daily_breakdowns_var_to_mean"] = (
+        float(daily.var(ddof=1) / daily.mean()) if len(daily) > 1 and daily.mean() > 0 else math.nan
+    )
+    events = float(rec["events"])
+    return RunResult(
+        scenario=scenario.name,
+        label=scenario.label,
+        replication=replication,
+        seed=scenario.seed,
+        kpis=kpis,
+        by_priority=by_priority,
+        by_province=by_province,
+        station_ids=tables.station_ids,
+        station_utilisation=station_util,
+        daily_counts=daily,
+        arrival_minutes=arrival.astype(np.float32),
+        perf={
+            "wall_seconds": wall_seconds,
+            "events": events,
+            "events_per_second": events / wall_seconds if wall_seconds > 0 else math.nan,
+            "breakdowns_simulated": float(n),
+            "dispatch_batches": float(rec["batches"]),
+            "match_seconds": float(rec["match_seconds"]),
+            "replacement_batches": float(rec["replacement_batches"]),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: float
+    half_width: float
+    """Half-width of the t-based confidence interval (nan with one replication)."""
+    n: int
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half_width
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """Mean and Student-t confidence half-width of independent replications (nan ignored)."""
+    from scipy import stats
+
+    a = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+    if not len(a):
+        return Estimate(math.nan, math.nan, 0)
+    if len(a) < 2:
+        return Estimate(float(a[0]), math.nan, 1)
+    sem = float(a.std(ddof=1)) / math.sqrt(len(a))
+    t = float(stats.t.ppf(0.5 + confidence / 2, len(a) - 1))
+    return Estimate(float(a.mean()), t * sem, len(a))
+
+
+@dataclass(frozen=True, eq=False)
+class Summary:
+    """All replications of one scenario variant."""
+
+    scenario: str
+    label: str
+    runs: tuple[RunResult, ...]
+    confidence: float = 0.95
+
+    def estimate(self, kpi: str) -> Estimate:
+        return t_interval([r.kpis[kpi] for r in self.runs], self.confidence)
+
+    def estimates(self) -> dict[str, Estimate]:
+        return {k: self.estimate(k) for k in self.runs[0].kpis}
+
+    def by_province(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, list[int]] = {}
+        for r in self.runs:
+            for k, (n, w) in r.by_province.items():
+                acc = out.setdefault(k, [0, 0])
+                acc[0] += n
+                acc[1] += w
+        return {k: (v[0], v[1]) for k, v in sorted(out.items())}
+
+    def by_priority(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, list[int]] = {}
+        for r in self.runs:
+            for k, (n, w) in r.by_priority.items():
+                acc = out.setdefault(k, [0, 0])
+                acc[0] += n
+                acc[1] += w
+        return {k: (v[0], v[1]) for k, v in sorted(out.items(), key=lambda kv: float(kv[0]))}
+
+    def station_utilisation(self) -> np.ndarray:
+        return np.nanmean(np.vstack([r.station_utilisation for r in self.runs]), axis=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        from fleet.geography import province_name
+
+        def num(x: float) -> float | None:
+            return None if math.isnan(x) else round(x, 6)
+
+        util = self.station_utilisation()
+        return {
+            "scenario": self.scenario,
+            "variant": self.label,
+            "replications": len(self.runs),
+            "confidence": self.confidence,
+            "kpis": {
+                k: {"mean": num(e.mean), "ci_half_width": num(e.half_width), "n": e.n}
+                for k, e in self.estimates().items()
+            },
+            "per_replication": [
+                {
+                    "replication": r.replication,
+                    "kpis": {k: num(v) for k, v in r.kpis.items()},
+                    "perf": {k: num(v) for k, v in r.perf.items()},
+                }
+                for r in self.runs
+            ],
+            "share_within_promise_by_priority": {
+                k: {"breakdowns": n, "within": w, "share": num(w / n if n else math.nan)}
+                for k, (n, w) in self.by_priority().items()
+            },
+            "share_within_promise_by_province": {
+                k: {
+                    "name": province_name(k),
+                    "breakdowns": n,
+                    "within": w,
+                    "share": num(w / n if n else math.nan),
+                }
+                for k, (n, w) in self.by_province().items()
+            },
+            "station_utilisation": {
+                sid: num(float(u)) for sid, u in zip(self.runs[0].station_ids, util, strict=True)
+            },
+        }

@@ -1,0 +1,140 @@
+"""Scenario files: the shipped ones load, bad input is one clear error naming key and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleet.geography import hourly_breakdown_profile
+from simulations.scenario import (
+    SCENARIO_DIR,
+    ScenarioError,
+    load_scenario,
+    parse_sweep_option,
+    resolve_scenario,
+)
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if needle in line:
+            return n
+    raise AssertionError(needle)
+
+
+@pytest.mark.parametrize("name", ["national", "shandong", "mmc_check"])
+def test_shipped_scenarios_load(name: str) -> None:
+    """Every shipped scenario validates; national is the built-in network at ~560/day."""
+    s = resolve_scenario(name)
+    assert s.name == name
+    if name == "national":
+        assert len(s.network.vans) >= 1000
+        assert s.demand.breakdowns_per_day * s.horizon_days >= 200_000
+        assert s.demand.hourly_profile == hourly_breakdown_profile()
+        assert s.dispatch.policy == "batch-optimal"
+    if name == "mmc_check":
+        assert len(s.network.vans) == 3
+        assert s.dispatch.policy == "nearest-idle"
+        assert s.demand.dispersion == 1.0
+    assert (SCENARIO_DIR / f"{name}.toml").exists()
+
+
+def test_unknown_scenario_name_lists_the_shipped_ones() -> None:
+    """An unknown name says which scenarios exist."""
+    with pytest.raises(ScenarioError, match=r"shipped: .*national"):
+        resolve_scenario("atlantis")
+
+
+def test_unknown_key_names_key_and_line(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A misspelt key in a table is reported with its dotted name and line."""
+    path = write_scenario(("dispersion = 2.3", "dispersoin = 2.3"))
+    line = _line_of(path, "dispersoin")
+    with pytest.raises(ScenarioError, match=rf"line {line}: unknown key 'demand.dispersoin'"):
+        load_scenario(path)
+
+
+def test_unknown_top_level_key(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A misspelt top-level key is an error too, with its line."""
+    path = write_scenario(("horizon_days = 20", "horizon_dayz = 20"))
+    line = _line_of(path, "horizon_dayz")
+    with pytest.raises(ScenarioError, match=rf"line {line}: unknown key 'horizon_dayz'"):
+        load_scenario(path)
+
+
+def test_negative_rate(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A negative breakdown rate names the key, the line and the value."""
+    path = write_scenario(("breakdowns_per_day = 30", "breakdowns_per_day = -3"))
+    line = _line_of(path, "breakdowns_per_day")
+    with pytest.raises(
+        ScenarioError, match=rf"line {line}: demand.breakdowns_per_day must be > 0, got -3"
+    ):
+        load_scenario(path)
+
+
+def test_impossible_distribution(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A lognormal with a negative sigma is refused, naming the fault's key and line."""
+    fault = """
+[[repairs.faults]]
+code = "X"
+category = "other"
+grade = "minor"
+share = 1
+p_on_site_fix = 0.9
+on_site_hours = { kind = "lognormal", median = 1.0, sigma = -0.5 }
+workshop_hours = { kind = "fixed", value = 5 }
+"""
+    path = write_scenario(("[travel]", fault + "\n[travel]"))
+    line = _line_of(path, "on_site_hours")
+    with pytest.raises(
+        ScenarioError,
+        match=rf"line {line}: repairs.faults\[0\].on_site_hours: .*'sigma' must be > 0",
+    ):
+        load_scenario(path)
+
+
+def test_station_off_the_map(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A station outside China is refused with the entry's line and id."""
+    path = write_scenario(("lat = 36.200\nlon = 117.087", "lat = 51.5\nlon = -0.12"))
+    line = _line_of(path, 'id = "TA"') - 1  # the [[stations]] header
+    with pytest.raises(
+        ScenarioError, match=rf"line {line}: stations\[2\] \(id 'TA'\): .*outside China"
+    ):
+        load_scenario(path)
+
+
+def test_bad_policy_and_provider(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Enumerated settings list the allowed values."""
+    path = write_scenario(('provider = "great-circle"', 'provider = "teleport"'))
+    with pytest.raises(ScenarioError, match=r"travel\.provider must be one of auto, road"):
+        load_scenario(path)
+
+
+def test_bad_sweep_value_stops_loading(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A sweep with an impossible value fails at load time, before anything runs."""
+    path = write_scenario(("[travel]", "[sweep]\nvans = [1, 0]\n\n[travel]"))
+    with pytest.raises(ScenarioError, match="sweep vans_per_station=0: must be an integer >= 1"):
+        load_scenario(path)
+
+
+def test_sweep_variants_and_van_cycling(small_toml: Path) -> None:
+    """vans=k gives every station k vans (its own list cycled); the product is in order."""
+    s = load_scenario(small_toml)
+    variants = s.variants(parse_sweep_option("vans=1,3;policy=nearest-idle,batch-optimal"))
+    assert [v.label for v in variants] == [
+        "vans_per_station=1, policy=nearest-idle",
+        "vans_per_station=1, policy=batch-optimal",
+        "vans_per_station=3, policy=nearest-idle",
+        "vans_per_station=3, policy=batch-optimal",
+    ]
+    three = variants[2].network
+    assert len(three.vans) == 9
+    jn = [v.capability.value for v in three.vans if v.station_id == "JN"]
+    assert jn == ["heavy_service_van", "wrecker", "heavy_service_van"]
+    assert len({v.id for v in three.vans}) == 9
+
+
+def test_sweep_option_rejects_unknown_key() -> None:
+    """--sweep with an unknown key is refused with the known keys."""
+    with pytest.raises(ValueError, match="unknown key 'colour'"):
+        parse_sweep_option("colour=red")

@@ -19,6 +19,7 @@ app = typer.Typer(
 
 # Registration: importing a module adds its commands to ``app`` / ``bench_app``.
 from api.cli import bench as _bench  # noqa: E402
+from api.cli import bench_planning as _bench_planning  # noqa: E402, F401
 from api.cli import network as _network  # noqa: E402
 
 app.add_typer(_bench.bench_app, name="bench")

@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,13 +73,14 @@ def solve_mip(
     started = time.perf_counter()
     model = mb.Model()
     helper = model.helper
+    # (the stubs spell the array types in a way numpy's own annotations never match)
+    lower: Any = np.asarray(var_lb, dtype=np.float64)
+    upper: Any = np.asarray(var_ub, dtype=np.float64)
+    costs: Any = np.asarray(objective, dtype=np.float64)
+    row_lower: Any = np.asarray(row_lb, dtype=np.float64)
+    row_upper: Any = np.asarray(row_ub, dtype=np.float64)
     helper.fill_model_from_sparse_data(
-        np.asarray(var_lb, dtype=np.float64),
-        np.asarray(var_ub, dtype=np.float64),
-        np.asarray(objective, dtype=np.float64),
-        np.asarray(row_lb, dtype=np.float64),
-        np.asarray(row_ub, dtype=np.float64),
-        sp.csr_matrix(matrix, dtype=np.float64),
+        lower, upper, costs, row_lower, row_upper, sp.csr_matrix(matrix, dtype=np.float64)
     )
     for index in np.flatnonzero(integer):
         helper.set_var_integrality(int(index), True)

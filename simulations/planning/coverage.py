@@ -57,7 +57,7 @@ def coverage_from_distances(dist: np.ndarray, radius: float) -> sp.csr_matrix:
 
 def _as_coverage(coverage: object) -> sp.csr_matrix:
     if sp.issparse(coverage):
-        cov = sp.csr_matrix(coverage)  # type: ignore[arg-type]
+        cov = sp.csr_matrix(coverage)
     else:
         arr = np.asarray(coverage)
         if arr.ndim != 2:
@@ -229,8 +229,10 @@ def solve_mclp(
         value2, double2 = covered_demand(cov, w, sites2)
         if value2 >= value - 1e-9:
             sites = sites2
-        ok = ok and sol2.status == "OPTIMAL" and proven(
-            double2, sol2.bound, maximize=True, integral=integral
+        ok = (
+            ok
+            and sol2.status == "OPTIMAL"
+            and proven(double2, sol2.bound, maximize=True, integral=integral)
         )
         logger.info("MCLP backup stage: %s, backup bound %.3f", sol2.status, sol2.bound)
     else:

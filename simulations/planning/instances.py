@@ -153,7 +153,10 @@ def county_seat_instance(n_sites: int = 1000, *, seed: int = 0) -> CountySeatIns
         per_prefecture[s.prefecture_adcode] = per_prefecture.get(s.prefecture_adcode, 0) + 1
     median = float(np.median(list(population.values())))
     base = np.array(
-        [population.get(s.prefecture_adcode, median) / per_prefecture[s.prefecture_adcode] for s in seats]
+        [
+            population.get(s.prefecture_adcode, median) / per_prefecture[s.prefecture_adcode]
+            for s in seats
+        ]
     )
     rng = np.random.default_rng(seed)
     demand = np.round(base * rng.lognormal(0.0, 0.5, size=len(seats)) / 1000.0)  # thousands

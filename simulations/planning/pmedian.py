@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["pmedian_cost", "pmedian_local_search", "solve_pmedian"]
 
 
-def pmedian_cost(dist: np.ndarray, sites: Iterable[int], weights: np.ndarray | None = None) -> float:
+def pmedian_cost(
+    dist: np.ndarray, sites: Iterable[int], weights: np.ndarray | None = None
+) -> float:
     """Demand-weighted distance from every demand point to its nearest site in ``sites``."""
     d = np.asarray(dist, dtype=np.float64)
     idx = np.asarray(list(sites), dtype=np.int64)
@@ -99,7 +101,9 @@ def pmedian_local_search(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     fixed_arr = np.asarray(sorted(set(fixed)), dtype=np.int64)
     open_sites = (
-        np.asarray(list(start), dtype=np.int64) if start is not None else _greedy(d, w, p, fixed_arr)
+        np.asarray(list(start), dtype=np.int64)
+        if start is not None
+        else _greedy(d, w, p, fixed_arr)
     )
     if p == m or p == len(fixed_arr):
         return np.sort(open_sites)
@@ -117,9 +121,7 @@ def pmedian_local_search(
         gain = w @ np.maximum(d1[:, None] - d, 0.0)
         loss = np.bincount(pos1, weights=w * (d2 - d1), minlength=len(open_sites))
         contrib = w[:, None] * np.maximum(d2[:, None] - np.maximum(d, d1[:, None]), 0.0)
-        owner = sp.csr_matrix(
-            (np.ones(n), (np.arange(n), pos1)), shape=(n, len(open_sites))
-        )
+        owner = sp.csr_matrix((np.ones(n), (np.arange(n), pos1)), shape=(n, len(open_sites)))
         extra = np.asarray((owner.T @ contrib).T)  # (m, p)
         profit = gain[:, None] - loss[None, :] + extra
         is_open = np.zeros(m, dtype=bool)
@@ -302,7 +304,9 @@ def solve_pmedian(
         if not beyond.any():
             break  # the relaxation's optimum is a true solution, hence optimal
         for i in np.flatnonzero(beyond):
-            kept[i] = min(int(model.full[i]), max(model.level_of(i, served[i]) + 1, 2 * kept[i]))
+            kept[i] = min(
+                int(model.full[i]), max(model.level_of(int(i), served[i]) + 1, 2 * int(kept[i]))
+            )
     return _result(best_cost, best, bound, started, integral, "radius-mip")
 
 

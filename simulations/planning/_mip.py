@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +36,8 @@ class MipSolution:
     objective: float
     bound: float
     seconds: float
+    reduced_costs: np.ndarray | None = None
+    """Only for pure LPs (no integer variables)."""
 
     @property
     def has_solution(self) -> bool:
@@ -53,12 +56,16 @@ def solve_mip(
     maximize: bool,
     time_limit_s: float,
     offset: float = 0.0,
-    hint: np.ndarray | None = None,
+    cutoff: float | None = None,
     solver: str = "highs",
 ) -> MipSolution:
     """Solve ``opt c.x + offset  s.t.  row_lb <= A x <= row_ub,  var_lb <= x <= var_ub`` with
     ``x[integer]`` integral. Returns the incumbent (if any), its objective and the solver's
-    best bound (for a pure LP both are the LP optimum)."""
+    best bound (for a pure LP both are the LP optimum, plus the reduced costs).
+
+    ``cutoff`` (HiGHS only) prunes every node that cannot beat it: the solver then reports
+    ``INFEASIBLE`` when nothing better than the cutoff exists. (OR-Tools 9.15's HiGHS back end
+    crashes on solution hints, so a known solution is passed this way instead.)"""
     from ortools.linear_solver.python import model_builder as mb
 
     if solver not in SOLVERS:
@@ -66,39 +73,52 @@ def solve_mip(
     started = time.perf_counter()
     model = mb.Model()
     helper = model.helper
+    # (the stubs spell the array types in a way numpy's own annotations never match)
+    lower: Any = np.asarray(var_lb, dtype=np.float64)
+    upper: Any = np.asarray(var_ub, dtype=np.float64)
+    costs: Any = np.asarray(objective, dtype=np.float64)
+    row_lower: Any = np.asarray(row_lb, dtype=np.float64)
+    row_upper: Any = np.asarray(row_ub, dtype=np.float64)
     helper.fill_model_from_sparse_data(
-        np.asarray(var_lb, dtype=np.float64),
-        np.asarray(var_ub, dtype=np.float64),
-        np.asarray(objective, dtype=np.float64),
-        np.asarray(row_lb, dtype=np.float64),
-        np.asarray(row_ub, dtype=np.float64),
-        sp.csr_matrix(matrix, dtype=np.float64),
+        lower, upper, costs, row_lower, row_upper, sp.csr_matrix(matrix, dtype=np.float64)
     )
     for index in np.flatnonzero(integer):
         helper.set_var_integrality(int(index), True)
     helper.set_objective_offset(float(offset))
     helper.set_maximize(bool(maximize))
-    if hint is not None:
-        for index, value in enumerate(np.asarray(hint, dtype=np.float64)):
-            helper.add_hint(index, float(value))
+    params = _PARAMS[solver]
+    if cutoff is not None and solver == "highs":
+        params += f"\nobjective_bound={float(cutoff)!r}"
     engine = mb.Solver(solver)
     engine.enable_output(False)
-    engine.set_solver_specific_parameters(_PARAMS[solver])
+    engine.set_solver_specific_parameters(params)
     engine.set_time_limit_in_seconds(max(float(time_limit_s), 0.01))
     status = engine.solve(model)
     name = status.name
     values: np.ndarray | None = None
+    reduced: np.ndarray | None = None
     value = math.nan
     bound = math.nan
     if name in ("OPTIMAL", "FEASIBLE"):
         values = np.asarray(engine.values(model.get_variables()).to_numpy(), dtype=np.float64)
         value = float(engine.objective_value)
         bound = float(engine.best_objective_bound)
-        if not integer.any() or not math.isfinite(bound):
-            bound = value if name == "OPTIMAL" else bound
+        if not integer.any():
+            bound = value if name == "OPTIMAL" else -math.inf if not maximize else math.inf
+            if name == "OPTIMAL":
+                reduced = np.asarray(
+                    engine.reduced_costs(model.get_variables()).to_numpy(), dtype=np.float64
+                )
     seconds = time.perf_counter() - started
     logger.debug("%s: %s obj=%s bound=%s in %.3fs", solver, name, value, bound, seconds)
-    return MipSolution(status=name, values=values, objective=value, bound=bound, seconds=seconds)
+    return MipSolution(
+        status=name,
+        values=values,
+        objective=value,
+        bound=bound,
+        seconds=seconds,
+        reduced_costs=reduced,
+    )
 
 
 def proven(objective: float, bound: float, *, maximize: bool, integral: bool) -> bool:

@@ -123,3 +123,46 @@ def parse_points(text: str, name: str = "points") -> PointInstance:
 def read_points(path: str | Path) -> PointInstance:
     path = Path(path)
     return parse_points(path.read_text(), name=path.stem)
+
+
+@dataclass(frozen=True, slots=True)
+class CountySeatInstance:
+    """Demand at every mainland county seat, candidate bases at a random subset of them."""
+
+    names: tuple[str, ...]
+    demand: np.ndarray
+    """Prefecture population proxy split evenly over its county seats, times a seeded
+    lognormal factor (sigma 0.5) so that seats differ."""
+    dist_km: np.ndarray
+    """(demand points, candidate sites) great-circle km."""
+    site_index: np.ndarray
+    """Demand-point index of each candidate site."""
+
+
+def county_seat_instance(n_sites: int = 1000, *, seed: int = 0) -> CountySeatInstance:
+    """A realistic national covering instance from :mod:`fleet.geography` (2,844 county seats)."""
+    from fleet import geography
+    from routing.provider import haversine_km
+
+    seats = geography.county_seats()
+    if not 1 <= n_sites <= len(seats):
+        raise ValueError(f"n_sites must be in 1..{len(seats)}, got {n_sites}")
+    population = geography.prefecture_population()
+    per_prefecture: dict[str, int] = {}
+    for s in seats:
+        per_prefecture[s.prefecture_adcode] = per_prefecture.get(s.prefecture_adcode, 0) + 1
+    median = float(np.median(list(population.values())))
+    base = np.array(
+        [
+            population.get(s.prefecture_adcode, median) / per_prefecture[s.prefecture_adcode]
+            for s in seats
+        ]
+    )
+    rng = np.random.default_rng(seed)
+    demand = np.round(base * rng.lognormal(0.0, 0.5, size=len(seats)) / 1000.0)  # thousands
+    xy = np.array([[s.lat, s.lon] for s in seats], dtype=np.float64)
+    site_index = np.sort(rng.choice(len(seats), size=n_sites, replace=False))
+    dist = haversine_km(xy, xy[site_index])
+    return CountySeatInstance(
+        names=tuple(s.name for s in seats), demand=demand, dist_km=dist, site_index=site_index
+    )

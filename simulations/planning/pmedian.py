@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["pmedian_cost", "pmedian_local_search", "solve_pmedian"]
 
 
-def pmedian_cost(dist: np.ndarray, sites: Iterable[int], weights: np.ndarray | None = None) -> float:
+def pmedian_cost(
+    dist: np.ndarray, sites: Iterable[int], weights: np.ndarray | None = None
+) -> float:
     """Demand-weighted distance from every demand point to its nearest site in ``sites``."""
     d = np.asarray(dist, dtype=np.float64)
     idx = np.asarray(list(sites), dtype=np.int64)
@@ -99,7 +101,9 @@ def pmedian_local_search(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     fixed_arr = np.asarray(sorted(set(fixed)), dtype=np.int64)
     open_sites = (
-        np.asarray(list(start), dtype=np.int64) if start is not None else _greedy(d, w, p, fixed_arr)
+        np.asarray(list(start), dtype=np.int64)
+        if start is not None
+        else _greedy(d, w, p, fixed_arr)
     )
     if p == m or p == len(fixed_arr):
         return np.sort(open_sites)
@@ -117,9 +121,7 @@ def pmedian_local_search(
         gain = w @ np.maximum(d1[:, None] - d, 0.0)
         loss = np.bincount(pos1, weights=w * (d2 - d1), minlength=len(open_sites))
         contrib = w[:, None] * np.maximum(d2[:, None] - np.maximum(d, d1[:, None]), 0.0)
-        owner = sp.csr_matrix(
-            (np.ones(n), (np.arange(n), pos1)), shape=(n, len(open_sites))
-        )
+        owner = sp.csr_matrix((np.ones(n), (np.arange(n), pos1)), shape=(n, len(open_sites)))
         extra = np.asarray((owner.T @ contrib).T)  # (m, p)
         profit = gain[:, None] - loss[None, :] + extra
         is_open = np.zeros(m, dtype=bool)
@@ -200,19 +202,6 @@ class _RadiusModel:
         integer[:m] = True
         return matrix, row_lb, row_ub, var_lb, var_ub, integer, c, offset, z_start
 
-    def hint(self, kept: np.ndarray, z_start: np.ndarray, sites: np.ndarray) -> np.ndarray:
-        m = self.dist.shape[1]
-        x = np.zeros(m + int((kept - 1).sum()))
-        x[sites] = 1.0
-        d1 = self.dist[:, sites].min(axis=1)
-        for i in range(len(kept)):
-            k_i = int(kept[i])
-            if k_i > 1:
-                x[z_start[i] : z_start[i] + k_i - 1] = (d1[i] > self.levels[i][: k_i - 1]).astype(
-                    float
-                )
-        return x
-
 
 def solve_pmedian(
     dist: np.ndarray,
@@ -252,6 +241,7 @@ def solve_pmedian(
         model.full, np.array([model.level_of(i, d1[i]) + 2 for i in range(n)], dtype=np.int64)
     )
     lower = -np.inf
+    lp_fixing: tuple[float, np.ndarray, np.ndarray] | None = None
     # Phase 1: the LP relaxation, growing the levels of points the LP serves beyond them.
     for _ in range(50):
         built = model.build(kept, p, fixed_arr)
@@ -265,6 +255,8 @@ def solve_pmedian(
         if lp.status != "OPTIMAL" or lp.values is None:
             break
         lower = max(lower, lp.objective)
+        if lp.reduced_costs is not None:
+            lp_fixing = (lp.objective, lp.reduced_costs[:m], lp.values[:m])
         tail = _tail_values(lp.values, kept, z_start)
         grow = (tail > 1e-6) & (kept < model.full)
         if not grow.any():
@@ -274,21 +266,29 @@ def solve_pmedian(
     if proven(best_cost, lower, maximize=False, integral=integral):
         return _result(best_cost, best, lower, started, integral, "radius-lp")
 
-    # Phase 2: the MIP, re-solved with more levels while its optimum leaves them.
+    # Phase 2: the MIP, re-solved with more levels while its optimum leaves them. Only
+    # solutions better than the incumbent are searched for (a cutoff, and reduced-cost fixing
+    # of the sites whose LP reduced cost already lifts the bound past the incumbent).
     bound = lower
     for _ in range(50):
         remaining = limit - (time.perf_counter() - started)
         if remaining <= 0.05:
             break
+        cutoff = _cutoff(best_cost, integral)
         built = model.build(kept, p, fixed_arr)
         matrix, row_lb, row_ub, var_lb, var_ub, integer, c, offset, z_start = built
+        if lp_fixing is not None:
+            _reduced_cost_fixing(var_lb, var_ub, lp_fixing, fixed_arr, cutoff)
         sol = solve_mip(
             objective=c, matrix=matrix, row_lb=row_lb, row_ub=row_ub, var_lb=var_lb,
             var_ub=var_ub, integer=integer, maximize=False, time_limit_s=remaining,
-            offset=offset,
+            offset=offset, cutoff=cutoff,
         )  # fmt: skip
+        if sol.status == "INFEASIBLE":  # nothing beats the incumbent
+            bound = max(bound, best_cost if integral else cutoff)
+            break
         if np.isfinite(sol.bound):
-            bound = max(bound, sol.bound)
+            bound = max(bound, min(sol.bound, best_cost))
         if sol.values is None:
             break
         sites = np.flatnonzero(sol.values[:m] > 0.5)
@@ -300,12 +300,43 @@ def solve_pmedian(
         served = d[:, sites].min(axis=1)
         caps = np.array([model.levels[i][kept[i] - 1] for i in range(n)])
         beyond = served > caps + 1e-9
+        bound = max(bound, min(sol.objective, best_cost))
         if not beyond.any():
-            bound = max(bound, sol.objective)  # the relaxation's optimum is a true solution
-            break
+            break  # the relaxation's optimum is a true solution, hence optimal
         for i in np.flatnonzero(beyond):
-            kept[i] = min(int(model.full[i]), max(model.level_of(i, served[i]) + 1, 2 * kept[i]))
+            kept[i] = min(
+                int(model.full[i]), max(model.level_of(int(i), served[i]) + 1, 2 * int(kept[i]))
+            )
     return _result(best_cost, best, bound, started, integral, "radius-mip")
+
+
+def _cutoff(best_cost: float, integral: bool) -> float:
+    """Objective value a solution must beat to improve on ``best_cost``."""
+    return best_cost - 1.0 + 1e-6 if integral else best_cost * (1.0 - 1e-10)
+
+
+def _reduced_cost_fixing(
+    var_lb: np.ndarray,
+    var_ub: np.ndarray,
+    lp_fixing: tuple[float, np.ndarray, np.ndarray],
+    fixed: np.ndarray,
+    cutoff: float,
+) -> None:
+    """Fix sites whose other value would lift the LP bound above ``cutoff``.
+
+    ``lp_fixing`` is (LP optimum, reduced costs of the sites, LP values of the sites). A site
+    at 0 with LP + rc > cutoff cannot be open in a solution that beats the incumbent; a site
+    at 1 with LP - rc > cutoff cannot be closed. Valid for every larger truncation too (each
+    one is a tighter relaxation of the same problem)."""
+    lp_value, rc, y = lp_fixing
+    m = len(y)
+    free = np.ones(m, dtype=bool)
+    free[fixed] = False
+    close = free & (y < 1e-9) & (lp_value + rc > cutoff + 1e-7)
+    keep_open = free & (y > 1 - 1e-9) & (lp_value - rc > cutoff + 1e-7)
+    var_ub[:m][close] = 0.0
+    var_lb[:m][keep_open] = 1.0
+    logger.debug("reduced-cost fixing: %d sites closed, %d kept open", close.sum(), keep_open.sum())
 
 
 def _tail_values(values: np.ndarray, kept: np.ndarray, z_start: np.ndarray) -> np.ndarray:

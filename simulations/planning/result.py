@@ -57,7 +57,7 @@ class PlanResult:
 def _plain(value: float) -> float | int:
     """Integral floats as ints (so JSON shows 5819, not 5819.0)."""
     if math.isfinite(value) and abs(value - round(value)) < 1e-6:
-        return int(round(value))
+        return round(value)
     return round(value, 6)
 
 

@@ -1,0 +1,51 @@
+"""``rescue bench pmedian|mclp``: one JSON line per instance, errors as one stderr line and
+exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from api.cli import app
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+runner = CliRunner()
+
+
+def test_bench_pmedian_prints_json_lines() -> None:
+    """Two files give two JSON lines with the published optima, proven, gap 0."""
+    files = [str(DATA / "orlib_pmed" / f"pmed{k}.txt") for k in (1, 5)]
+    result = runner.invoke(app, ["bench", "pmedian", *files])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    assert [(r["instance"], r["n"], r["p"], r["objective"]) for r in lines] == [
+        ("pmed1", 100, 5, 5819),
+        ("pmed5", 100, 33, 1355),
+    ]
+    assert all(r["proven_optimal"] and r["gap"] == 0.0 and r["seconds"] >= 0 for r in lines)
+
+
+def test_bench_mclp_swain() -> None:
+    """Swain at S = 10, p = 4 covers 581 of 640, proven."""
+    result = runner.invoke(
+        app, ["bench", "mclp", str(DATA / "mclp_swain" / "swain.txt"), "--radius", "10", "--p", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["instance"] == "swain"
+    assert record["objective"] == 581
+    assert record["proven_optimal"] is True
+
+
+def test_bench_errors_exit_2() -> None:
+    """A missing file or a negative radius is one 'error:' line and exit code 2."""
+    missing = runner.invoke(app, ["bench", "pmedian", "/nonexistent/pmed99.txt"])
+    assert missing.exit_code == 2
+    assert "no such file" in missing.output
+    bad = runner.invoke(
+        app, ["bench", "mclp", str(DATA / "mclp_swain" / "swain.txt"), "--radius", "-1", "--p", "2"]
+    )
+    assert bad.exit_code == 2
+    assert "radius must be" in bad.output

@@ -1,0 +1,126 @@
+"""p-median: OR-Library optima, brute-force agreement, fixed sites and bad input."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulations.planning.instances import read_orlib_pmedian
+from simulations.planning.pmedian import pmedian_cost, pmedian_local_search, solve_pmedian
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "orlib_pmed"
+
+OPTIMA = {
+    1: 5819, 2: 4093, 3: 4250, 4: 3034, 5: 1355, 6: 7824, 7: 5631, 8: 4445, 9: 2734,
+    10: 1255, 11: 7696, 12: 6634, 13: 4374, 14: 2968, 15: 1729, 16: 8162, 17: 6999,
+    18: 4809, 19: 2845, 20: 1789,
+}  # fmt: skip
+
+
+def _check_orlib(k: int) -> None:
+    inst = read_orlib_pmedian(DATA / f"pmed{k}.txt")
+    result = solve_pmedian(inst.dist, inst.p, time_limit_s=120)
+    assert result.objective == OPTIMA[k]
+    assert result.proven_optimal
+    assert result.gap == 0.0
+    assert len(result.sites) == inst.p
+    assert pmedian_cost(inst.dist, result.sites) == OPTIMA[k]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_orlib_small_proven_optimal(k: int) -> None:
+    """pmed1-5 (n = 100) reach the published optimum and prove it."""
+    _check_orlib(k)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", list(range(6, 16)))
+def test_orlib_medium_proven_optimal(k: int) -> None:
+    """pmed6-15 (n = 200, 300) reach the published optimum and prove it (about 20 s in all;
+    pmed16-20 run in ``rescue bench pmedian``)."""
+    _check_orlib(k)
+
+
+def _brute(dist: np.ndarray, p: int, w: np.ndarray, fixed: tuple[int, ...] = ()) -> float:
+    m = dist.shape[1]
+    best = np.inf
+    for combo in itertools.combinations(range(m), p):
+        if set(fixed) <= set(combo):
+            best = min(best, pmedian_cost(dist, combo, w))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matches_brute_force_on_weighted_euclidean(seed: int) -> None:
+    """On small random weighted instances with real-valued (Euclidean) distances and more
+    demand points than sites, the proven optimum equals exhaustive search."""
+    rng = np.random.default_rng(seed)
+    demand_xy = rng.uniform(0, 100, size=(25, 2))
+    site_xy = rng.uniform(0, 100, size=(9, 2))
+    dist = np.linalg.norm(demand_xy[:, None] - site_xy[None], axis=2)
+    w = rng.uniform(0.5, 3.0, size=25)
+    p = int(rng.integers(1, 5))
+    result = solve_pmedian(dist, p, weights=w)
+    assert result.proven_optimal
+    assert result.objective == pytest.approx(_brute(dist, p, w), rel=1e-9)
+    assert pmedian_cost(dist, result.sites, w) == pytest.approx(result.objective)
+
+
+def test_fixed_sites_are_open_and_optimal_given_them() -> None:
+    """Fixed sites are in the answer, and the answer is the best among sets containing them
+    (worse than the free optimum when the fixed site is a poor one)."""
+    inst = read_orlib_pmedian(DATA / "pmed1.txt")
+    sub = inst.dist[:30, :12]
+    w = np.ones(30)
+    free = solve_pmedian(sub, 3)
+    worst_site = int(np.argmax(sub.sum(axis=0)))
+    forced = solve_pmedian(sub, 3, fixed=[worst_site])
+    assert worst_site in forced.sites
+    assert forced.proven_optimal
+    assert forced.objective == _brute(sub, 3, w, (worst_site,))
+    assert forced.objective >= free.objective
+
+
+def test_local_search_is_a_local_optimum() -> None:
+    """Vertex substitution returns p distinct sites no single swap can improve."""
+    inst = read_orlib_pmedian(DATA / "pmed2.txt")
+    sites = pmedian_local_search(inst.dist, inst.p)
+    assert len(set(sites.tolist())) == inst.p
+    cost = pmedian_cost(inst.dist, sites)
+    for out in sites[:3]:
+        for new in range(0, inst.n, 7):
+            if new in sites:
+                continue
+            swapped = [s for s in sites if s != out] + [new]
+            assert pmedian_cost(inst.dist, swapped) >= cost - 1e-9
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"p": 0}, "p must be >= 1"),
+        ({"p": -2}, "p must be >= 1"),
+        ({"p": 5}, "p = 5 exceeds the number of candidate sites"),
+        ({"p": 2, "weights": [1, -1, 1]}, "weights must be >= 0"),
+        ({"p": 2, "weights": [1, 1]}, "weights must be a vector of length 3"),
+        ({"p": 2, "fixed": [7]}, "fixed site 7 is out of range"),
+        ({"p": 1, "fixed": [0, 1]}, "more than p = 1"),
+        ({"p": 2, "time_limit_s": 0}, "time_limit_s must be > 0"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs: dict[str, object], match: str) -> None:
+    """Bad arguments raise ValueError naming the argument and the reason."""
+    dist = np.array([[0.0, 1.0, 2.0, 3.0], [1.0, 0.0, 1.0, 2.0], [2.0, 1.0, 0.0, 1.0]])
+    with pytest.raises(ValueError, match=match):
+        solve_pmedian(dist, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_distances_raise() -> None:
+    """Negative or infinite distances are refused."""
+    with pytest.raises(ValueError, match="dist must be >= 0"):
+        solve_pmedian(np.array([[0.0, -1.0]]), 1)
+    with pytest.raises(ValueError, match="dist must be finite"):
+        solve_pmedian(np.array([[0.0, np.inf]]), 1)

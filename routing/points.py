@@ -37,9 +37,9 @@ def as_latlon_array(points: Any) -> np.ndarray:
     bad_lat = np.isnan(lat) | (lat < -90) | (lat > 90)
     if bad_lat.any():
         i = int(np.argmax(bad_lat))
-        raise ValueError(f"latitude {lat[i]!r} (point {i}) is outside [-90, 90] or NaN")
+        raise ValueError(f"latitude {float(lat[i])!r} (point {i}) is outside [-90, 90] or NaN")
     bad_lon = np.isnan(lon) | (lon < -180) | (lon > 180)
     if bad_lon.any():
         i = int(np.argmax(bad_lon))
-        raise ValueError(f"longitude {lon[i]!r} (point {i}) is outside [-180, 180] or NaN")
+        raise ValueError(f"longitude {float(lon[i])!r} (point {i}) is outside [-180, 180] or NaN")
     return arr

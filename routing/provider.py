@@ -186,7 +186,7 @@ def _per_source_limit(max_km: float | Sequence[float] | np.ndarray, n: int) -> n
     limit = np.broadcast_to(np.asarray(max_km, dtype=float), (n,)).copy()
     if np.isnan(limit).any() or (limit < 0).any():
         bad = limit[np.isnan(limit) | (limit < 0)][0]
-        raise ValueError(f"max_km must be >= 0, got {bad!r}")
+        raise ValueError(f"max_km must be >= 0, got {float(bad)!r}")
     return limit
 
 

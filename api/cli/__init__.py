@@ -20,7 +20,9 @@ app = typer.Typer(
 # Registration: importing a module adds its commands to ``app`` / ``bench_app``.
 from api.cli import bench as _bench  # noqa: E402
 from api.cli import bench_dispatch as _bench_dispatch  # noqa: E402, F401
+from api.cli import bench_routing as _bench_routing  # noqa: E402, F401
 from api.cli import network as _network  # noqa: E402
+from api.cli import routing as _routing  # noqa: E402, F401
 
 app.add_typer(_bench.bench_app, name="bench")
 del _network

@@ -108,7 +108,8 @@ def bench_dispatch(
         build_times.append(t1 - t0)
         match_times.append(t2 - t1)
         total_times.append(t2 - t0)
-    assert problem is not None and optimal is not None
+    assert problem is not None
+    assert optimal is not None
     naive_times = []
     naive = None
     for _ in range(repeats):

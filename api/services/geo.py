@@ -24,7 +24,7 @@ def _simplify(ring: list[list[float]], tolerance: float) -> list[list[float]]:
 @cache
 def simplified_provinces(tolerance: float = 0.08) -> dict[str, Any]:
     """GeoJSON FeatureCollection of province (multi)polygons with decimated rings; rings that
-    shrink below 4 vertices (tiny islands) are dropped."""
+    shrink below 4 vertices (tiny islands) are dropped, but every unit keeps at least one."""
     features = []
     for feature in province_outlines_geojson()["features"]:
         geom = feature["geometry"]
@@ -37,8 +37,9 @@ def simplified_provinces(tolerance: float = 0.08) -> dict[str, Any]:
             rings = [r for r in rings if len(r) >= 4]
             if rings:
                 kept.append(rings)
-        if not kept:
-            continue
+        if not kept:  # a small unit (Macau): keep its largest ring at full detail, rounded
+            ring = max((poly[0] for poly in polygons), key=len)
+            kept = [[_simplify(ring, 0.0)]]
         props = feature.get("properties", {})
         features.append(
             {

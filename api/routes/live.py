@@ -45,7 +45,7 @@ async def live(
         float, Query(gt=0, le=3600, description="Close the stream after this long")
     ] = 600.0,
     last_event_id: Annotated[
-        int | None, Header(ge=0, description="Resume after this event id")
+        int | None, Header(ge=0, le=2**62, description="Resume after this event id")
     ] = None,
 ) -> StreamingResponse:
     """`text/event-stream`; each message has `id` (the event id), `event` (its kind, e.g.

@@ -121,7 +121,7 @@ def list_requests(
         bool, Query(alias="open", description="Only requests neither closed nor cancelled")
     ] = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[RequestRead]:
     rows = svc.list_requests(
         db_session=db, statuses=status_, open_only=open_only, limit=limit, offset=offset

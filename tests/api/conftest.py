@@ -62,7 +62,7 @@ def request_body(**overrides: Any) -> dict[str, Any]:
     return copy.deepcopy(body)
 
 
-def test_settings(db_url: str, **overrides: Any) -> Settings:
+def app_settings(db_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": db_url,
         "dispatch_interval_s": 0,
@@ -86,7 +86,7 @@ def make_client(seeded: Engine, db_url: str) -> Iterator[Callable[..., TestClien
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
-        app = create_app(test_settings(db_url, **overrides), engine=seeded)
+        app = create_app(app_settings(db_url, **overrides), engine=seeded)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)

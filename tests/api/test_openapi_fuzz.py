@@ -15,7 +15,7 @@ from api.db.engine import make_engine, session_factory, transaction
 from api.db.migrate import upgrade
 from api.security import Role, create_staff_token
 from api.services.seeding import seed_network
-from tests.api.conftest import shandong_network, app_settings
+from tests.api.conftest import app_settings, shandong_network
 
 
 def build_app() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
 from api.routes import console, dispatch, health, kpis, live, network, requests, vans
 from api.services.dispatch_loop import DispatchLoop
 from api.settings import Settings, get_settings
+from fleet import VehicleClass
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,17 @@ TAGS = [
 ]
 
 
+def warm_caches(settings: Settings) -> None:
+    """Load the province outlines and the fault catalogue before the first request (otherwise
+    the first burst of requests loads them once per worker thread)."""
+    from api.services.requests import triage
+    from fleet.geography import province_at
+
+    province_at(36.65, 117.12)
+    for vehicle_class in VehicleClass:
+        triage(None, vehicle_class.value, settings.replacement_threshold_hours)
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the app. The engine is created here (not at import) unless one is passed in.
     The background dispatch loop runs while the app is served (``dispatch_interval_s`` > 0)."""
@@ -52,6 +65,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(warm_caches, settings)
         loop.start()
         try:
             yield

@@ -96,7 +96,6 @@ def _serve_bare(url: str, port: int) -> None:
     from api.db.engine import make_engine
 
     engine = make_engine(url)
-    table = m.RescueRequest.__table__
     app = FastAPI()
 
     @app.post("/v1/requests", status_code=201)
@@ -106,7 +105,7 @@ def _serve_bare(url: str, port: int) -> None:
         cargo = body.cargo
         with engine.begin() as conn:
             conn.execute(
-                insert(table).values(
+                insert(m.RescueRequest).values(
                     id=rid,
                     status="received",
                     created_at=now,
@@ -256,7 +255,7 @@ def _measure(
 ) -> dict[str, Any]:
     port = _free_port()
     args = [sys.executable, "-m", "api.bench_api", kind, url, str(port), str(interval)]
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     try:
         try:
@@ -274,6 +273,7 @@ def _measure(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
     stored = _count_rows(url) - before
     result["stored"] = stored
     result["lost"] = result["created"] - stored

@@ -1,4 +1,4 @@
-"""``rescue bench api``: throughput and latency of POST /v1/requests (see benchmarks/bench_api.py)."""
+"""``rescue bench api``: throughput and latency of POST /v1/requests (api/bench_api.py)."""
 
 from __future__ import annotations
 

@@ -25,4 +25,4 @@ def run_dispatch(request: Request, staff: Dispatcher) -> dict[str, Any]:
     others were not (`unassigned` reasons with a suggestion). When another cycle is running
     (another process or the background loop), `ran` is false and nothing changes."""
     result = request.app.state.dispatch_loop.run_once(actor=actor_of(staff), record=True)
-    return result.as_dict()  # type: ignore[no-any-return]
+    return result.as_dict()

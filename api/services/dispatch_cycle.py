@@ -281,7 +281,6 @@ def write_decisions(
 ) -> None:
     """Store what the solver decided, re-checking each decision under row locks."""
     now = snapshot.now
-    lock = {"key_share": True}
     assignments = (
         sorted(van_matching.assignments, key=lambda a: a.request_id) if van_matching else []
     )
@@ -294,7 +293,7 @@ def write_decisions(
                 select(m.RescueRequest)
                 .where(m.RescueRequest.id.in_(request_ids))
                 .order_by(m.RescueRequest.id)
-                .with_for_update(**lock)
+                .with_for_update(key_share=True)
                 .execution_options(populate_existing=True)
             )
         }
@@ -309,7 +308,7 @@ def write_decisions(
                 select(m.Van)
                 .where(m.Van.id.in_(van_ids))
                 .order_by(m.Van.id)
-                .with_for_update(**lock)
+                .with_for_update(key_share=True)
                 .execution_options(populate_existing=True)
             )
         }
@@ -324,7 +323,7 @@ def write_decisions(
                 select(m.ReplacementTruck)
                 .where(m.ReplacementTruck.id.in_(truck_ids))
                 .order_by(m.ReplacementTruck.id)
-                .with_for_update(**lock)
+                .with_for_update(key_share=True)
                 .execution_options(populate_existing=True)
             )
         }

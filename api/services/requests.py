@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
@@ -41,7 +41,7 @@ from api.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dispatch.lifecycle import InvalidTransition, RequestStatus, transition
 from dispatch.replacement import CargoKind
 from dispatch.triage import RepairEstimate, TriageContext, apply_diagnosis, estimate_repair
-from fleet import GeoPoint, VanCapability, VanStatus, VehicleClass
+from fleet import GeoPoint, TruckType, VanCapability, VanStatus, VehicleClass
 from fleet.geography import province_at
 from routing import TravelTimeProvider
 
@@ -141,57 +141,63 @@ def create_request(
         )
     token = new_secret(TRACKING_PREFIX)
     cargo = body.cargo
-    row = m.RescueRequest(
-        id=str(uuid.uuid4()),
-        status=S.RECEIVED.value,
-        created_at=now,
-        updated_at=now,
-        customer_name=body.customer.name,
-        customer_phone=body.customer.phone,
-        plate=body.vehicle.plate,
-        vehicle_class=vehicle_class,
-        vehicle_model=body.vehicle.model,
-        lat=body.location.lat,
-        lon=body.location.lon,
-        province_adcode=province_at(body.location.lat, body.location.lon),
-        fault_code=estimate.fault_code,
-        fault_description=body.fault.description,
-        cargo_weight_t=cargo.weight_t if cargo else None,
-        cargo_destination_lat=cargo.destination.lat if cargo else None,
-        cargo_destination_lon=cargo.destination.lon if cargo else None,
-        cargo_deadline=cargo.deadline if cargo else None,
-        cargo_kind=(cargo.kind or default_cargo_kind(vehicle_class)).value if cargo else None,
-        priority=max(1.0, estimate.priority),
-        needs_tow=estimate.needs_tow,
-        estimated_repair_hours=estimate.expected_hours,
-        estimated_repair_p90_hours=estimate.p90_hours,
-        replacement_threshold_hours=threshold_hours,
-        needs_replacement=estimate.needs_replacement and cargo is not None,
-        designated_station_id=body.vehicle.designated_station_id,
-        tracking_token_hash=hash_token(token),
-        idempotency_key=idempotency_key,
-        body_sha256=digest,
+    values = {
+        "id": str(uuid.uuid4()),
+        "status": S.RECEIVED.value,
+        "created_at": now,
+        "updated_at": now,
+        "customer_name": body.customer.name,
+        "customer_phone": body.customer.phone,
+        "plate": body.vehicle.plate,
+        "vehicle_class": vehicle_class,
+        "vehicle_model": body.vehicle.model,
+        "lat": body.location.lat,
+        "lon": body.location.lon,
+        "province_adcode": province_at(body.location.lat, body.location.lon),
+        "fault_code": estimate.fault_code,
+        "fault_description": body.fault.description,
+        "cargo_weight_t": cargo.weight_t if cargo else None,
+        "cargo_destination_lat": cargo.destination.lat if cargo else None,
+        "cargo_destination_lon": cargo.destination.lon if cargo else None,
+        "cargo_deadline": cargo.deadline if cargo else None,
+        "cargo_kind": (cargo.kind or default_cargo_kind(vehicle_class)).value if cargo else None,
+        "priority": max(1.0, estimate.priority),
+        "needs_tow": estimate.needs_tow,
+        "estimated_repair_hours": estimate.expected_hours,
+        "estimated_repair_p90_hours": estimate.p90_hours,
+        "replacement_threshold_hours": threshold_hours,
+        "needs_replacement": estimate.needs_replacement and cargo is not None,
+        "designated_station_id": body.vehicle.designated_station_id,
+        "tracking_token_hash": hash_token(token),
+        "idempotency_key": idempotency_key,
+        "body_sha256": digest,
+    }
+    # Two Core inserts (the hot path of the service: no unit-of-work bookkeeping needed for
+    # rows nobody else touches in this transaction); the returned row is not in the session.
+    db_session.execute(insert(m.RescueRequest), [values])
+    db_session.execute(
+        insert(m.Event),
+        [
+            {
+                "created_at": now,
+                "kind": "request_received",
+                "request_id": values["id"],
+                "van_id": None,
+                "truck_id": None,
+                "actor": "customer",
+                "data": {
+                    "vehicle_class": vehicle_class,
+                    "fault_code": estimate.fault_code,
+                    "lat": values["lat"],
+                    "lon": values["lon"],
+                    "priority": values["priority"],
+                    "expected_repair_hours": round(estimate.expected_hours, 2),
+                    "needs_replacement": values["needs_replacement"],
+                },
+            }
+        ],
     )
-    db_session.add(row)
-    db_session.flush()  # the event's foreign key needs the request row first
-    db_session.add(
-        m.Event(
-            created_at=now,
-            kind="request_received",
-            request_id=row.id,
-            actor="customer",
-            data={
-                "vehicle_class": vehicle_class,
-                "fault_code": estimate.fault_code,
-                "lat": row.lat,
-                "lon": row.lon,
-                "priority": row.priority,
-                "expected_repair_hours": round(estimate.expected_hours, 2),
-                "needs_replacement": row.needs_replacement,
-            },
-        )
-    )
-    db_session.flush()
+    row = m.RescueRequest(**values)
     logger.info("request %s received (%s, %s)", row.id, vehicle_class, estimate.fault_code)
     return Intake(row, token, estimate, replayed=False)
 
@@ -281,18 +287,18 @@ def request_views(
     trucks: dict[str, m.ReplacementTruck] = {}
     partners: dict[str, m.Partner] = {}
     if ids:
-        for a in db_session.scalars(
+        for arow in db_session.scalars(
             select(m.VanAssignment).where(
                 m.VanAssignment.active.is_(True), m.VanAssignment.request_id.in_(ids)
             )
         ):
-            assignments[a.request_id] = a
-        for b in db_session.scalars(
+            assignments[arow.request_id] = arow
+        for brow in db_session.scalars(
             select(m.ReplacementBooking).where(
                 m.ReplacementBooking.active.is_(True), m.ReplacementBooking.request_id.in_(ids)
             )
         ):
-            bookings[b.request_id] = b
+            bookings[brow.request_id] = brow
     if assignments:
         van_ids = {a.van_id for a in assignments.values()}
         vans = {v.id: v for v in db_session.scalars(select(m.Van).where(m.Van.id.in_(van_ids)))}
@@ -340,7 +346,7 @@ def request_views(
                 truck_id=t.id,
                 partner_id=t.partner_id,
                 partner_name=p.name if p else "",
-                truck_type=t.truck_type,  # type: ignore[arg-type]
+                truck_type=TruckType(t.truck_type),
                 capacity_t=t.capacity_t,
                 pickup_eta_at=b.pickup_eta_at,
                 delivery_eta_at=b.delivery_eta_at,
@@ -447,9 +453,10 @@ def _release_van(
     now: dt.datetime,
     van_at_request: bool,
 ) -> str | None:
-    a = active_assignment(db_session, request_id=req.id)
-    if a is None:
+    found = active_assignment(db_session, request_id=req.id)
+    if found is None:
         return None
+    a = found
     a.active = False
     a.ended_at = now
     a.end_reason = reason
@@ -476,9 +483,10 @@ def _release_truck(
     now: dt.datetime,
     at_destination: bool = False,
 ) -> str | None:
-    b = active_booking(db_session, request_id=req.id)
-    if b is None:
+    found = active_booking(db_session, request_id=req.id)
+    if found is None:
         return None
+    b = found
     b.active = False
     b.ended_at = now
     b.end_reason = reason

@@ -51,7 +51,7 @@ OPEN_FOR_VAN_DISPATCH: frozenset[RequestStatus] = frozenset({S.RECEIVED})
 """Requests that the dispatch cycle may (re)assign a van to."""
 
 
-class InvalidTransition(ValueError):  # noqa: N818 - the name the API and the simulation use
+class InvalidTransition(ValueError):
     """A transition the state machine does not allow; names both states."""
 
     def __init__(self, from_status: RequestStatus | str, to_status: RequestStatus | str) -> None:

@@ -83,7 +83,8 @@ def synthetic_requests(n_requests: int, rng: np.random.Generator) -> list[OpenRe
     out = []
     for i in range(n_requests):
         seat = seats[int(rng.choice(len(seats), p=w))]
-        assert seat.lat is not None and seat.lon is not None
+        assert seat.lat is not None
+        assert seat.lon is not None
         vc = _CLASSES[int(rng.choice(len(_CLASSES), p=class_p))]
         grade = _GRADES[int(rng.choice(3, p=(0.5, 0.4, 0.1)))]
         out.append(

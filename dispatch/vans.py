@@ -302,16 +302,78 @@ def build_van_matching_problem(
     away = np.array([v.position is not None and v.position != v.home for v in vs], dtype=bool)
     arc_away = away[arc_van]
     if arc_away.any():
-        pos = _latlon(v.expected_position for v in vs)
-        sel = np.nonzero(arc_away)[0]
-        uniq_pos, pos_idx = np.unique(pos[arc_van[sel]], axis=0, return_inverse=True)
-        uniq_req, req_idx = np.unique(arc_req[sel], return_inverse=True)
-        km, minutes = provider.matrix(uniq_pos, req_ll[uniq_req], VAN_PROFILE)
-        travel_km[sel] = km[pos_idx.reshape(-1), req_idx.reshape(-1)]
-        travel_min[sel] = minutes[pos_idx.reshape(-1), req_idx.reshape(-1)]
+        travel_km, travel_min = _away_travel(
+            vs, req_ll, arc_req, arc_van, arc_away, travel_km, travel_min, provider
+        )
     return VanMatchingProblem.from_arrays(
         reqs, vs, arc_req, arc_van, home_km, travel_km, travel_min
     )
+
+
+def _pairwise_km(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Great-circle km between row i of ``a`` and row i of ``b``."""
+    la1, lo1, la2, lo2 = (np.radians(x) for x in (a[:, 0], a[:, 1], b[:, 0], b[:, 1]))
+    h = np.sin((la2 - la1) / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin((lo2 - lo1) / 2) ** 2
+    return np.asarray(2 * 6371.009 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
+
+
+def _away_travel(
+    vs: tuple[VanState, ...],
+    req_ll: np.ndarray,
+    arc_req: np.ndarray,
+    arc_van: np.ndarray,
+    arc_away: np.ndarray,
+    travel_km: np.ndarray,
+    travel_min: np.ndarray,
+    provider: TravelTimeProvider,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Travel from the positions of vans away from home, by bounded searches only.
+
+    Road distances obey the triangle inequality, so for a breakdown b within the radius R of
+    home h, d(p, b) <= d(p, h) + R: one ``within`` from the positions with that budget finds
+    every needed pair exactly (a full ``matrix`` from hundreds of positions costs seconds).
+    d(p, h) itself comes from a bounded search with a generous budget, and a ``leg`` for the
+    rare van whose road detour exceeds it.
+    """
+    travel_km, travel_min = travel_km.copy(), travel_min.copy()
+    sel = np.nonzero(arc_away)[0]
+    vans_away = np.unique(arc_van[sel])
+    pos = _latlon(vs[j].expected_position for j in vans_away)
+    home = _latlon(vs[j].home for j in vans_away)
+    straight = _pairwise_km(pos, home)
+    budget = 3.0 * straight + 50.0
+    to_home = np.full(len(vans_away), np.inf)
+    found = provider.within(pos, home, budget, VAN_PROFILE)
+    own = found.source == found.target
+    to_home[found.source[own]] = found.km[own]
+    for m in np.nonzero(~np.isfinite(to_home))[0].tolist():
+        to_home[m] = provider.leg(vs[vans_away[m]].expected_position, vs[vans_away[m]].home).km
+    radius = np.array([vs[j].van.service_radius_km for j in vans_away])
+    limit = np.where(np.isfinite(to_home), to_home + radius, 0.0)
+    # Pinned pairs may lie beyond the radius: widen those vans' budgets to reach them.
+    for k in sel:
+        if vs[arc_van[k]].pinned_request_id is None:
+            continue
+        i = int(np.searchsorted(vans_away, arc_van[k]))
+        if not np.isfinite(to_home[i]):
+            continue
+        need = haversine_km(pos[i : i + 1], req_ll[arc_req[k] : arc_req[k] + 1])[0, 0]
+        limit[i] = max(limit[i], 3.0 * need + 50.0)
+    pairs = provider.within(pos, req_ll, limit, VAN_PROFILE)
+    lookup = {
+        (int(vans_away[s]), int(t)): (km, mi)
+        for s, t, km, mi in zip(
+            pairs.source.tolist(),
+            pairs.target.tolist(),
+            pairs.km.tolist(),
+            pairs.minutes.tolist(),
+            strict=True,
+        )
+    }
+    for k in sel:
+        km, mi = lookup.get((int(arc_van[k]), int(arc_req[k])), (np.inf, np.inf))
+        travel_km[k], travel_min[k] = km, mi
+    return travel_km, travel_min
 
 
 @dataclass(frozen=True)

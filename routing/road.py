@@ -333,6 +333,8 @@ class RoadGraphProvider:
         node_budget = np.full(len(us), -np.inf)
         np.maximum.at(node_budget, s_inv, budget[s_ok])
         node_budget -= off_t[t_ok].min()
+        # a negative budget reaches nothing beyond the node itself; scipy refuses limit < 0
+        np.maximum(node_budget, 0.0, out=node_budget)
         parts_s, parts_t, parts_km = [], [], []
         for rows, cols, block in self._blocks(us, ut, limit=node_budget):
             bi, bj = np.nonzero(np.isfinite(block))

@@ -79,7 +79,7 @@ def bench_dispatch(
     provider: Any
     if engine == "road":
         try:
-            from routing import load_road_provider  # type: ignore[attr-defined]
+            from routing import load_road_provider
 
             provider = load_road_provider()
         except ImportError:

@@ -82,7 +82,9 @@ def instances(draw: st.DrawFn):  # type: ignore[no-untyped-def]
     for i in range(n_r):
         for j in range(n_v):
             if draw(st.booleans()):
-                arcs.append((i, j, float(draw(st.integers(0, 200))), float(draw(st.integers(0, 180)))))
+                arcs.append(
+                    (i, j, float(draw(st.integers(0, 200))), float(draw(st.integers(0, 180))))
+                )
     return problem(reqs, vans, arcs)
 
 
@@ -151,7 +153,7 @@ def test_match_equals_brute_force_and_respects_rules(p: VanMatchingProblem) -> N
     assert len(used) == len(set(used))
     arcs = feasible_arcs(p)
     for a in m.assignments:
-        i, r = reqs[a.request_id]
+        i, _r = reqs[a.request_id]
         j, v = vans[a.van_id]
         assert (i, j) in arcs
         k = arcs[(i, j)]
@@ -236,7 +238,9 @@ def test_designated_station_is_a_soft_preference() -> None:
 def test_pinned_van_stays_unless_reassignment_allowed() -> None:
     """An en-route van keeps its request; with allow_reassignment the optimum may move it."""
     vans = [van(0, pinned_request_id="R0"), van(1)]
-    p = problem([req(0), req(1, priority=3.0)], vans, [(0, 0, 50, 50), (0, 1, 60, 60), (1, 0, 5, 5)])
+    p = problem(
+        [req(0), req(1, priority=3.0)], vans, [(0, 0, 50, 50), (0, 1, 60, 60), (1, 0, 5, 5)]
+    )
     kept = match_vans(p)
     assert kept.assignment_for("R0").van_id == "V0"  # type: ignore[union-attr]
     assert kept.assignment_for("R0").pinned  # type: ignore[union-attr]

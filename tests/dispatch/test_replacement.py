@@ -1,0 +1,160 @@
+"""Replacement-truck matching: fit rules, province, deadlines, cheapest optimum, reasons."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatch.replacement import (
+    CargoKind,
+    ReplacementParams,
+    ReplacementRequest,
+    TruckState,
+    UnmatchedReason,
+    build_replacement_problem,
+    match_replacements,
+)
+from fleet.model import ContractRates, GeoPoint, PartnerCompany, ReplacementTruck, TruckType
+from routing import GreatCircleProvider
+
+BREAKDOWN = GeoPoint(36.65, 117.12)
+DEST = GeoPoint(34.75, 113.62)
+GC = GreatCircleProvider()
+
+
+def partner(
+    pid: str = "P1", provinces: tuple[str, ...] = ("370000",), fee: float = 500.0
+) -> PartnerCompany:
+    return PartnerCompany(pid, pid, frozenset(provinces), ContractRates(fee, 5.0, 8.0))
+
+
+def truck(
+    tid: str,
+    ttype: TruckType = TruckType.TRACTOR,
+    cap: float = 40.0,
+    depot: GeoPoint = GeoPoint(36.5, 117.0),
+    p: PartnerCompany | None = None,
+    free: float = 0.0,
+) -> TruckState:
+    p = p or partner()
+    return TruckState(
+        ReplacementTruck(tid, p.id, ttype, cap, depot, "370100"), p, free_in_minutes=free
+    )
+
+
+def request(
+    rid: str = "R1",
+    kind: CargoKind = CargoKind.SEMI_TRAILER,
+    weight: float = 30.0,
+    deadline: float | None = None,
+) -> ReplacementRequest:
+    return ReplacementRequest(rid, BREAKDOWN, "370000", weight, kind, DEST, deadline)
+
+
+def test_booking_times_and_cost() -> None:
+    """Pickup = free + empty leg; delivery = pickup + transfer + loaded leg; cost = trip_cost."""
+    t = truck("T1", free=15.0)
+    m = match_replacements(build_replacement_problem([request()], [t], GC))
+    (b,) = m.bookings
+    empty = GC.leg(t.truck.depot, BREAKDOWN, "empty_truck")
+    loaded = GC.leg(BREAKDOWN, DEST, "loaded_truck")
+    assert b.pickup_eta_minutes == pytest.approx(15.0 + empty.minutes)
+    assert b.delivery_eta_minutes == pytest.approx(b.pickup_eta_minutes + 30.0 + loaded.minutes)
+    assert b.cost_cny == pytest.approx(t.partner.rates.trip_cost(empty.km, loaded.km))
+
+
+def test_type_capacity_and_province_rules_with_reasons() -> None:
+    """Box trucks cannot take a semi-trailer, small tractors cannot take heavy cargo, partners
+    outside the province are excluded; each unmatched request says why."""
+    far_partner = partner("P2", ("410000",))
+    trucks = [
+        truck("BOX", TruckType.BOX_TRUCK),
+        truck("SMALL", cap=10.0),
+        truck("OUT", p=far_partner),
+    ]
+    reqs = [
+        request("HEAVY", weight=35.0),
+        request("LOOSE", CargoKind.LOOSE, weight=5.0),
+        request("OVER", CargoKind.OVERSIZE),
+    ]
+    m = match_replacements(build_replacement_problem(reqs, trucks, GC))
+    assert {(b.request_id, b.truck_id) for b in m.bookings} == {("LOOSE", "BOX")}
+    reasons = {u.request_id: u.reason for u in m.unmatched}
+    assert reasons == {
+        "HEAVY": UnmatchedReason.NO_PARTNER_IN_PROVINCE,
+        "OVER": UnmatchedReason.NO_FITTING_TRUCK,
+    }
+
+
+def test_deadline_late_with_penalty_or_reported() -> None:
+    """An unreachable deadline is booked late (penalised) by default, reported when lateness is
+    not allowed; a punctual truck beats a cheaper late one when the penalty is high."""
+    t = truck("T1")
+    tight = request(deadline=10.0)
+    m = match_replacements(build_replacement_problem([tight], [t], GC))
+    assert m.bookings[0].lateness_minutes > 0
+    strict = match_replacements(
+        build_replacement_problem([tight], [t], GC), ReplacementParams(allow_late=False)
+    )
+    assert strict.unmatched[0].reason is UnmatchedReason.DEADLINE_UNREACHABLE
+    cheap_late = truck("CHEAP", depot=GeoPoint(37.5, 117.1), p=partner("PC", fee=0.0), free=600.0)
+    pricey = truck("PRICEY", p=partner("PP", fee=3000.0))
+    p = build_replacement_problem([request(deadline=600.0)], [cheap_late, pricey], GC)
+    assert match_replacements(p).bookings[0].truck_id == "PRICEY"
+    assert (
+        match_replacements(p, ReplacementParams(lateness_penalty_cny_per_minute=0.0))
+        .bookings[0]
+        .truck_id
+        == "CHEAP"
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(35.0, 38.0), st.floats(115.0, 119.0), st.floats(0, 3000)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(1, 3),
+)
+def test_cheapest_equals_brute_force(
+    truck_specs: list[tuple[float, float, float]], n_req: int
+) -> None:
+    """Serving as many as possible, the total cost equals the brute-force minimum."""
+    trucks = [
+        truck(f"T{i}", depot=GeoPoint(la, lo), p=partner(f"P{i}", fee=fee))
+        for i, (la, lo, fee) in enumerate(truck_specs)
+    ]
+    reqs = [request(f"R{i}") for i in range(n_req)]
+    m = match_replacements(build_replacement_problem(reqs, trucks, GC))
+    loaded = GC.leg(BREAKDOWN, DEST, "loaded_truck").km
+    best = None
+    k = min(n_req, len(trucks))
+    for combo in itertools.permutations(range(len(trucks)), k):
+        c = sum(
+            trucks[j].partner.rates.trip_cost(GC.leg(trucks[j].truck.depot, BREAKDOWN).km, loaded)
+            for j in combo
+        )
+        best = c if best is None else min(best, c)
+    assert len(m.bookings) == k
+    assert m.total_cost_cny() == pytest.approx(best, rel=1e-6, abs=0.05)
+
+
+def test_bad_input_names_the_item() -> None:
+    """Unknown cargo kind, negative weight and NaN legs raise ValueError naming the item."""
+    with pytest.raises(ValueError, match="R1: unknown cargo kind 'gas'"):
+        request(kind="gas")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="R1: cargo_weight_t must be >= 0"):
+        request(weight=-1.0)
+    from dispatch.replacement import ReplacementMatchingProblem
+
+    with pytest.raises(ValueError, match=r"request R1: loaded_minutes must be >= 0, got nan"):
+        ReplacementMatchingProblem.from_arrays(
+            [request()], [truck("T1")], [0], [0], [1.0], [1.0], [1.0], [math.nan]
+        )
+    assert match_replacements(build_replacement_problem([], [truck("T1")], GC)).bookings == ()

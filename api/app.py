@@ -2,45 +2,92 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
-from api.routes import health, network
+from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
+from api.routes import console, dispatch, health, kpis, live, network, requests, vans
+from api.services.dispatch_loop import DispatchLoop
 from api.settings import Settings, get_settings
+from fleet import VehicleClass
 
 logger = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Roadside rescue and replacement-vehicle dispatch for a truck maker's after-sales network.
 
-Staff routes need `Authorization: Bearer <token>` (create one with
-`rescue token create --role dispatcher`). Errors are `{"detail": ...}`.
+* **Customers** report a breakdown with `POST /v1/requests` (no account; rate-limited;
+  `Idempotency-Key` makes retries safe) and follow it with `GET /v1/requests/{id}` and the
+  tracking token returned once.
+* **Staff** routes need `Authorization: Bearer <token>` (create one with
+  `rescue token create --role dispatcher`); 401 without a valid token, 403 for the wrong role.
+* Errors are `{"detail": "..."}`; validation errors (422) name the field and the reason.
+* The dispatcher console is at [/console](/console/).
 """
+
+TAGS = [
+    {"name": "requests", "description": "Breakdowns: intake, tracking, queue, actions"},
+    {"name": "dispatch", "description": "Dispatch batches (van and replacement matching)"},
+    {"name": "network", "description": "Stations, vans, partners, replacement trucks"},
+    {"name": "kpis", "description": "Live indicators"},
+    {"name": "live", "description": "Server-sent events for the console"},
+    {"name": "console", "description": "Data for the dispatcher console"},
+    {"name": "health", "description": "Liveness"},
+]
+
+
+def warm_caches(settings: Settings) -> None:
+    """Load the province outlines and the fault catalogue before the first request (otherwise
+    the first burst of requests loads them once per worker thread)."""
+    from api.services.requests import triage
+    from fleet.geography import province_at
+
+    province_at(36.65, 117.12)
+    for vehicle_class in VehicleClass:
+        triage(None, vehicle_class.value, settings.replacement_threshold_hours)
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """Build the app. The engine is created here (not at import) unless one is passed in."""
+    """Build the app. The engine is created here (not at import) unless one is passed in.
+    The background dispatch loop runs while the app is served (``dispatch_interval_s`` > 0)."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
+    factory = session_factory(engine)
+    loop = DispatchLoop(factory, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        await asyncio.to_thread(warm_caches, settings)
+        loop.start()
+        try:
+            yield
+        finally:
+            await loop.stop()
 
     app = FastAPI(
         title="Rescue dispatch",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_tags=TAGS,
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = session_factory(engine)
-    app.include_router(health.router)
-    app.include_router(network.router)
+    app.state.session_factory = factory
+    app.state.dispatch_loop = loop
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (health, network, requests, dispatch, vans, kpis, live, console):
+        app.include_router(module.router)
+    static = resources.files("api").joinpath("console")
+    app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")
     return app

@@ -35,7 +35,8 @@ def get_db(
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+"""Committed before the response is sent: a 2xx means the change is stored."""
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
@@ -45,7 +46,7 @@ def require_roles(*roles: Role) -> Callable[..., m.StaffToken]:
     allowed = {r.value for r in roles} | {Role.ADMIN.value}
 
     def dependency(
-        db: SessionDep,
+        factory: Annotated[sessionmaker[Session], Depends(get_session_factory)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> m.StaffToken:
         if credentials is None or credentials.scheme.lower() != "bearer":
@@ -54,7 +55,12 @@ def require_roles(*roles: Role) -> Callable[..., m.StaffToken]:
                 "a staff bearer token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        token = find_staff_token(db_session=db, token=credentials.credentials)
+        # Its own short transaction: routes that run their own units of work (the dispatch
+        # cycle) must not wait behind a session held open by the dependency (SQLite).
+        with factory() as db, db.begin():
+            token = find_staff_token(db_session=db, token=credentials.credentials)
+            if token is not None:
+                token.last_used_at = dt.datetime.now(dt.UTC)
         if token is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -66,7 +72,6 @@ def require_roles(*roles: Role) -> Callable[..., m.StaffToken]:
                 status.HTTP_403_FORBIDDEN,
                 f"role {token.role!r} may not do this; needs one of {', '.join(sorted(allowed))}",
             )
-        token.last_used_at = dt.datetime.now(dt.UTC)
         return token
 
     return dependency
@@ -74,3 +79,34 @@ def require_roles(*roles: Role) -> Callable[..., m.StaffToken]:
 
 StaffUser = Annotated[m.StaffToken, Depends(require_roles(Role.DISPATCHER, Role.PLANNER))]
 Dispatcher = Annotated[m.StaffToken, Depends(require_roles(Role.DISPATCHER))]
+
+
+def actor_of(token: m.StaffToken) -> str:
+    """How a staff member appears in the event log (never the secret)."""
+    return f"{token.role}:{token.id}"
+
+
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The bearer secret (staff or tracking token); 401 without one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a bearer token is required (the tracking token or a staff token)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return credentials.credentials
+
+
+BearerDep = Annotated[str, Depends(bearer_token)]
+
+
+def rate_limit(request: Request) -> None:
+    """Per client address (configurable ``RESCUE_RATE_LIMIT_PER_MINUTE``; 0 = off)."""
+    limiter = request.app.state.rate_limiter
+    client = request.client.host if request.client else "unknown"
+    limiter.check(client)
+
+
+RateLimited = Depends(rate_limit)

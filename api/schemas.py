@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import datetime as dt
+from typing import Any
 
-from fleet import StationGrade, TruckStatus, TruckType, VanCapability, VanStatus
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from dispatch.lifecycle import RequestStatus
+from dispatch.replacement import CargoKind, UnmatchedReason
+from dispatch.vans import UnassignedReason
+from fleet import StationGrade, TruckStatus, TruckType, VanCapability, VanStatus, VehicleClass
 
 
 class ORMModel(BaseModel):
@@ -69,3 +75,301 @@ class HealthRead(BaseModel):
     status: str = Field(examples=["ok"])
     database: str = Field(examples=["sqlite://"])
     network: NetworkCounts
+
+
+# -- rescue requests -------------------------------------------------------------------------
+
+PHONE_PATTERN = r"^\+?[0-9][0-9 \-]{4,24}$"
+
+REQUEST_EXAMPLE: dict[str, Any] = {
+    "customer": {"name": "张伟", "phone": "13800000000"},
+    "vehicle": {"plate": "鲁A12345", "vehicle_class": "tractor", "model": "HOWO T7H"},
+    "location": {"lat": 36.651, "lon": 117.120},
+    "fault": {"code": "ENGINE_NO_START", "description": "engine cranks but will not start"},
+    "cargo": {
+        "weight_t": 28.0,
+        "destination": {"lat": 31.230, "lon": 121.474},
+        "deadline": "2030-11-25T18:00:00+08:00",
+    },
+}
+
+
+class StrictModel(BaseModel):
+    """Input models: unknown fields are refused, NaN/inf never accepted."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+
+
+class CustomerIn(StrictModel):
+    name: str = Field(min_length=1, max_length=200, examples=["张伟"])
+    phone: str = Field(
+        pattern=PHONE_PATTERN,
+        max_length=25,
+        description="Digits, optional leading +, spaces or dashes",
+        examples=["13800000000"],
+    )
+
+
+class VehicleIn(StrictModel):
+    plate: str = Field(min_length=1, max_length=20, examples=["鲁A12345"])
+    vehicle_class: VehicleClass = Field(description="One of the documented vehicle classes")
+    model: str = Field(default="", max_length=100, examples=["HOWO T7H"])
+    designated_station_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The tractor customer's designated service station (preferred for the van)",
+    )
+
+
+class LocationIn(StrictModel):
+    lat: float = Field(ge=-90, le=90, description="WGS84 latitude", examples=[36.651])
+    lon: float = Field(ge=-180, le=180, description="WGS84 longitude", examples=[117.12])
+
+
+class FaultIn(StrictModel):
+    code: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Fault catalogue code (GET /v1/fault-codes); omitted = UNKNOWN",
+        examples=["ENGINE_NO_START"],
+    )
+    description: str = Field(max_length=2000, examples=["engine cranks but will not start"])
+
+
+class CargoIn(StrictModel):
+    weight_t: float = Field(gt=0, le=100, description="Cargo weight in tonnes", examples=[28.0])
+    destination: LocationIn
+    deadline: AwareDatetime | None = Field(
+        default=None,
+        description="When the cargo must be delivered (ISO 8601 with a time zone; future)",
+    )
+    kind: CargoKind | None = Field(
+        default=None,
+        description="How the cargo travels; default semi_trailer for tractors, else palletised",
+    )
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_in_future(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value <= dt.datetime.now(dt.UTC):
+            raise ValueError("the deadline is in the past")
+        return value
+
+
+class RequestCreate(StrictModel):
+    """A breakdown report (POST /v1/requests)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [REQUEST_EXAMPLE]})
+
+    customer: CustomerIn
+    vehicle: VehicleIn
+    location: LocationIn
+    fault: FaultIn
+    cargo: CargoIn | None = None
+
+
+class EstimateRead(BaseModel):
+    fault_code: str = Field(examples=["ENGINE_NO_START"])
+    source: str = Field(description="catalogue (intake) or diagnosis", examples=["catalogue"])
+    expected_repair_hours: float = Field(examples=[10.3])
+    p90_repair_hours: float | None = Field(examples=[25.8])
+    p_on_site_fix: float | None = Field(examples=[0.55])
+    needs_tow: bool
+    needs_replacement: bool
+    threshold_hours: float = Field(examples=[24.0])
+    priority: float = Field(description="Weight >= 1 in the van matching", examples=[3.0])
+
+
+class RequestCreated(BaseModel):
+    id: str = Field(examples=["0b5f3c9e-3f0e-4f4e-9a55-4f3c1b1f9d2a"])
+    status: RequestStatus
+    tracking_token: str = Field(
+        description="Secret for GET /v1/requests/{id}; shown once (only its hash is stored)",
+        examples=["trk_4bG0bW3u..."],
+    )
+    created_at: dt.datetime
+    estimate: EstimateRead
+
+
+class VanOnRequest(BaseModel):
+    id: str
+    station_id: str
+    capability: VanCapability
+    lat: float | None = Field(description="Current position (null: at its station)")
+    lon: float | None
+    eta_at: dt.datetime | None
+    eta_minutes: float | None = Field(description="Minutes from now until arrival (>= 0)")
+    travel_km: float | None
+    assigned_at: dt.datetime
+    source: str = Field(description="optimizer or manual", examples=["optimizer"])
+    reason: str = ""
+
+
+class ReplacementOnRequest(BaseModel):
+    truck_id: str
+    partner_id: str
+    partner_name: str
+    truck_type: TruckType
+    capacity_t: float
+    pickup_eta_at: dt.datetime | None
+    delivery_eta_at: dt.datetime | None
+    cost_cny: float | None
+    booked_at: dt.datetime
+
+
+class CargoRead(BaseModel):
+    weight_t: float
+    destination: LocationIn
+    deadline: dt.datetime | None
+    kind: CargoKind
+
+
+class CustomerRead(BaseModel):
+    name: str
+    phone: str = Field(description="Masked for tracking-token holders")
+
+
+class RequestRead(BaseModel):
+    id: str
+    status: RequestStatus
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    waited_minutes: float = Field(description="Minutes since the request was received")
+    customer: CustomerRead
+    vehicle: VehicleIn
+    location: LocationIn
+    province_adcode: str | None
+    fault: FaultIn
+    cargo: CargoRead | None
+    estimate: EstimateRead
+    van: VanOnRequest | None = Field(description="The active van assignment")
+    replacement: ReplacementOnRequest | None = Field(description="The active truck booking")
+
+
+class DiagnosisCreate(StrictModel):
+    estimated_repair_hours: float = Field(
+        ge=0, le=10000, description="The technician's estimate of the repair time", examples=[30]
+    )
+    note: str = Field(default="", max_length=2000)
+
+
+class StatusChange(StrictModel):
+    status: RequestStatus = Field(description="Target status (dispatch.lifecycle rules)")
+    reason: str = Field(default="", max_length=2000)
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "en_route"}]})
+
+
+class AssignmentCreate(StrictModel):
+    van_id: str = Field(min_length=1, max_length=64, examples=["V-370100-001"])
+    reason: str = Field(
+        min_length=1, max_length=2000, description="Why (recorded)", examples=["customer VIP"]
+    )
+
+
+class CancelCreate(StrictModel):
+    reason: str = Field(default="", max_length=2000, examples=["customer fixed it"])
+
+
+class VanPositionUpdate(StrictModel):
+    lat: float = Field(ge=-90, le=90, examples=[36.7])
+    lon: float = Field(ge=-180, le=180, examples=[117.0])
+    status: VanStatus | None = Field(
+        default=None,
+        description="Optionally also set available / off_shift / maintenance / returning",
+    )
+
+
+class EventRead(ORMModel):
+    id: int
+    created_at: dt.datetime
+    kind: str = Field(examples=["van_assigned"])
+    request_id: str | None
+    van_id: str | None
+    truck_id: str | None
+    actor: str
+    data: dict[str, Any]
+
+
+class AssignedRead(BaseModel):
+    request_id: str
+    van_id: str
+    eta_minutes: float
+    eta_at: dt.datetime
+    travel_km: float
+    designated: bool
+
+
+class UnassignedRead(BaseModel):
+    request_id: str
+    reason: UnassignedReason
+    suggestion: str
+    nearest_van_id: str | None
+    nearest_eta_minutes: float | None
+
+
+class BookedRead(BaseModel):
+    request_id: str
+    truck_id: str
+    partner_id: str
+    pickup_eta_at: dt.datetime
+    delivery_eta_at: dt.datetime
+    cost_cny: float
+    lateness_minutes: float
+
+
+class UnmatchedRead(BaseModel):
+    request_id: str
+    reason: UnmatchedReason
+    detail: str
+
+
+class DispatchRunRead(BaseModel):
+    cycle_id: str
+    ran: bool
+    skipped_reason: str | None = Field(description="Why nothing ran (another cycle holds the lock)")
+    started_at: dt.datetime
+    seconds: float
+    provider: str = Field(examples=["road"])
+    open_requests: int
+    free_vans: int
+    assigned: list[AssignedRead]
+    unassigned: list[UnassignedRead]
+    booked: list[BookedRead]
+    unmatched: list[UnmatchedRead]
+    conflicts: list[str] = Field(
+        description="Decisions dropped because a concurrent change got there first"
+    )
+
+
+class KpiRead(BaseModel):
+    generated_at: dt.datetime
+    open: int = Field(description="Requests neither closed nor cancelled")
+    received: int = Field(description="Waiting for a van")
+    assigned: int = Field(description="Requests with an active van (assigned or en route)")
+    on_site: int
+    awaiting_replacement: int
+    replacement_assigned: int
+    within_promise: float | None = Field(
+        description="Share of active van assignments whose arrival is within the promise"
+    )
+    within_promise_count: int
+    promise_minutes: float
+    mean_eta_minutes: float | None = Field(
+        description="Mean minutes from request to (expected) van arrival, active assignments"
+    )
+    mean_wait_minutes: float | None = Field(description="Mean minutes waited by received requests")
+    vans_available: int
+    vans_busy: int
+    trucks_booked: int
+
+
+class FaultCodeRead(BaseModel):
+    code: str
+    name: str
+    grade: str
+    expected_repair_hours: float
+
+
+class ErrorRead(BaseModel):
+    detail: str = Field(examples=["location.lat: Input should be less than or equal to 90"])

@@ -7,6 +7,7 @@ the environment first.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,21 @@ class Settings(BaseSettings):
         default=600, ge=0, description="POST /v1/requests per client address per minute; 0 = off"
     )
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    promise_minutes: float = Field(
+        default=120.0, gt=0, description="Promised arrival time; KPI 'within promise' uses it"
+    )
+    travel_provider: Literal["road", "great_circle"] = Field(
+        default="road",
+        description="Travel times for dispatch: the road graph (falls back to great-circle "
+        "if it cannot be loaded) or great-circle estimates",
+    )
+    respect_shifts: bool = Field(
+        default=True, description="Vans are on shift only while their station is open"
+    )
+    dispatch_on_request: bool = Field(
+        default=True, description="Wake the dispatch loop on each new request"
+    )
+    live_poll_s: float = Field(default=1.0, gt=0, description="Live stream poll interval")
     log_level: str = "INFO"
 
 

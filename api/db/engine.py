@@ -67,6 +67,7 @@ def make_engine(url: str, *, check: bool = True, **kwargs: Any) -> Engine:
         ) from None
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
     if check:
         try:
             with engine.connect() as conn:
@@ -87,6 +88,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # SQLAlchemy emits BEGIN itself (see _sqlite_begin_immediate); the driver must not.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    """Every SQLite transaction takes the write lock up front (BEGIN IMMEDIATE): a deferred
+    transaction that reads and then writes fails at once with "database is locked" when
+    another writer committed in between (WAL snapshot rule); an immediate one waits for
+    busy_timeout instead. Writers are serialised, which is SQLite's model anyway."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -170,6 +170,7 @@ class RescueRequest(Base):
     cargo_destination_lat: Mapped[float | None] = mapped_column(Float)
     cargo_destination_lon: Mapped[float | None] = mapped_column(Float)
     cargo_deadline: Mapped[dt.datetime | None]
+    cargo_kind: Mapped[str | None] = mapped_column(String(32))
     priority: Mapped[float] = mapped_column(Float, default=1.0)
     needs_tow: Mapped[bool] = mapped_column(Boolean, default=False)
     estimated_repair_hours: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,19 @@
+"""Live KPIs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import SessionDep, SettingsDep, StaffUser
+from api.routes.requests import E401, E403
+from api.schemas import KpiRead
+from api.services.kpis import live_kpis
+
+router = APIRouter(prefix="/v1", tags=["kpis"])
+
+
+@router.get("/kpis", response_model=KpiRead, summary="Live KPIs", responses={**E401, **E403})
+def get_kpis(db: SessionDep, settings: SettingsDep, _staff: StaffUser) -> KpiRead:
+    """Open / waiting / assigned counts, share of active assignments within the promised
+    arrival time (RESCUE_PROMISE_MINUTES, 120 by default), mean ETA, fleet use."""
+    return live_kpis(db_session=db, promise_minutes=settings.promise_minutes)

@@ -1,0 +1,265 @@
+"""Rescue requests: customer intake and tracking, the dispatcher's queue and actions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from sqlalchemy.exc import IntegrityError
+
+from api.db.engine import transaction
+from api.deps import (
+    BearerDep,
+    Dispatcher,
+    RateLimited,
+    SessionDep,
+    SettingsDep,
+    StaffUser,
+    actor_of,
+)
+from api.schemas import (
+    AssignmentCreate,
+    CancelCreate,
+    DiagnosisCreate,
+    ErrorRead,
+    EventRead,
+    RequestCreate,
+    RequestCreated,
+    RequestRead,
+    StatusChange,
+)
+from api.security import TOKEN_PREFIX, find_staff_token
+from api.services import requests as svc
+from api.services.travel import travel_provider
+from dispatch import RequestStatus
+
+router = APIRouter(prefix="/v1", tags=["requests"])
+
+E401: dict[int | str, dict[str, Any]] = {401: {"model": ErrorRead, "description": "No token"}}
+E403: dict[int | str, dict[str, Any]] = {403: {"model": ErrorRead, "description": "Wrong role"}}
+E404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorRead, "description": "Not found"}}
+E409: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorRead, "description": "Not allowed in the current state"}
+}
+STAFF_ERRORS = {**E401, **E403, **E404, **E409}
+
+
+@router.post(
+    "/requests",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RequestCreated,
+    summary="Report a breakdown",
+    dependencies=[RateLimited],
+    responses={
+        400: {"model": ErrorRead, "description": "Malformed JSON"},
+        409: {"model": ErrorRead, "description": "Idempotency-Key reused with another body"},
+        413: {"model": ErrorRead, "description": "Body too large"},
+        429: {"model": ErrorRead, "description": "Rate limit"},
+    },
+)
+def create_request(
+    body: RequestCreate,
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="Makes retries safe: the same key and body return the same request",
+        ),
+    ] = None,
+) -> RequestCreated:
+    """Anyone may report (rate-limited per address). Validates, stores the request and its
+    first event, runs triage (repair estimate; replacement needed when the expected repair
+    exceeds the contract threshold) and returns the tracking token **once**."""
+    factory = request.app.state.session_factory
+    for attempt in (0, 1):
+        try:
+            with transaction(factory) as db:
+                intake = svc.create_request(
+                    db_session=db,
+                    body=body,
+                    threshold_hours=settings.replacement_threshold_hours,
+                    idempotency_key=idempotency_key,
+                )
+                row = intake.request
+                created = RequestCreated(
+                    id=row.id,
+                    status=RequestStatus(row.status),
+                    tracking_token=intake.tracking_token,
+                    created_at=row.created_at,
+                    estimate=svc.estimate_view(row),
+                )
+            break
+        except IntegrityError:
+            # Two first uses of one Idempotency-Key at once: the loser replays the winner.
+            if attempt or idempotency_key is None:
+                raise
+    if intake.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    elif settings.dispatch_on_request:
+        request.app.state.dispatch_loop.poke()
+    return created
+
+
+@router.get(
+    "/requests",
+    response_model=list[RequestRead],
+    summary="The queue (staff)",
+    responses={**E401, **E403},
+)
+def list_requests(
+    db: SessionDep,
+    _staff: StaffUser,
+    status_: Annotated[
+        list[RequestStatus] | None,
+        Query(alias="status", description="Filter by status (repeatable)"),
+    ] = None,
+    open_only: Annotated[
+        bool, Query(alias="open", description="Only requests neither closed nor cancelled")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[RequestRead]:
+    rows = svc.list_requests(
+        db_session=db, statuses=status_, open_only=open_only, limit=limit, offset=offset
+    )
+    return svc.request_views(db_session=db, rows=rows, staff=True)
+
+
+@router.get(
+    "/requests/{request_id}",
+    response_model=RequestRead,
+    summary="Status, van and ETA, replacement truck and ETAs",
+    responses={**E401, **E404, 403: {"model": ErrorRead, "description": "Token for another"}},
+)
+def get_request(request_id: str, db: SessionDep, token: BearerDep) -> RequestRead:
+    """With the request's tracking token (customer: phone and name masked) or any staff
+    token. A tracking token opens its own request only (403 for any other)."""
+    staff = False
+    if token.startswith(TOKEN_PREFIX):
+        if find_staff_token(db_session=db, token=token) is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid or revoked token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        staff = True
+    row = svc.get_request(db_session=db, request_id=request_id)
+    if not staff:
+        svc.check_tracking_token(row, token)
+    return svc.request_views(db_session=db, rows=[row], staff=staff)[0]
+
+
+@router.get(
+    "/requests/{request_id}/events",
+    response_model=list[EventRead],
+    summary="Event history of a request (staff)",
+    responses={**E401, **E403, **E404},
+)
+def request_events(request_id: str, db: SessionDep, _staff: StaffUser) -> list[Any]:
+    return svc.request_events(db_session=db, request_id=request_id)
+
+
+def _view(db: Any, request_id: str) -> RequestRead:
+    row = svc.get_request(db_session=db, request_id=request_id)
+    return svc.request_views(db_session=db, rows=[row], staff=True)[0]
+
+
+@router.post(
+    "/requests/{request_id}/diagnosis",
+    response_model=RequestRead,
+    summary="Record the technician's repair estimate",
+    responses=STAFF_ERRORS,
+)
+def record_diagnosis(
+    request_id: str, body: DiagnosisCreate, db: SessionDep, staff: Dispatcher
+) -> RequestRead:
+    """`{"estimated_repair_hours": h}`. Over the request's threshold (24 h by default) a
+    request with cargo needs a replacement truck: on site it moves to
+    `awaiting_replacement` and the next dispatch cycle books one. 409 on a closed request."""
+    svc.record_diagnosis(
+        db_session=db,
+        request_id=request_id,
+        hours=body.estimated_repair_hours,
+        note=body.note,
+        actor=actor_of(staff),
+    )
+    return _view(db, request_id)
+
+
+@router.post(
+    "/requests/{request_id}/status",
+    response_model=RequestRead,
+    summary="Lifecycle transition",
+    responses=STAFF_ERRORS,
+)
+def change_status(
+    request_id: str, body: StatusChange, db: SessionDep, staff: Dispatcher
+) -> RequestRead:
+    """Moves the request along `dispatch.lifecycle` (e.g. `en_route`, `on_site`, `repaired`,
+    `towing`, `cargo_transferred`, `delivered`, `closed`); 409 names the invalid move and the
+    allowed ones. Leaving the van track releases the van; delivery releases the truck."""
+    svc.change_status(
+        db_session=db,
+        request_id=request_id,
+        target=body.status,
+        reason=body.reason,
+        actor=actor_of(staff),
+    )
+    return _view(db, request_id)
+
+
+@router.post(
+    "/requests/{request_id}/assignment",
+    response_model=RequestRead,
+    summary="Assign a van manually, or override the optimiser's choice",
+    responses=STAFF_ERRORS,
+)
+def assign_van(
+    request_id: str,
+    body: AssignmentCreate,
+    db: SessionDep,
+    staff: Dispatcher,
+    settings: SettingsDep,
+) -> RequestRead:
+    """The van must be free, on duty and able to handle the vehicle; the reason is recorded
+    (events `van_assigned` / `assignment_override`). The previous van is released."""
+    provider, _ = travel_provider(settings)
+    svc.assign_van(
+        db_session=db,
+        request_id=request_id,
+        van_id=body.van_id,
+        reason=body.reason,
+        actor=actor_of(staff),
+        provider=provider,
+    )
+    return _view(db, request_id)
+
+
+@router.post(
+    "/requests/{request_id}/cancel",
+    response_model=RequestRead,
+    summary="Cancel a request (dispatcher, or the customer with the tracking token)",
+    responses={**E401, **E404, **E409, 403: {"model": ErrorRead, "description": "Wrong token"}},
+)
+def cancel_request(
+    request_id: str, body: CancelCreate, db: SessionDep, token: BearerDep
+) -> RequestRead:
+    if token.startswith(TOKEN_PREFIX):
+        staff = find_staff_token(db_session=db, token=token)
+        if staff is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token")
+        if staff.role not in ("dispatcher", "admin"):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"role {staff.role!r} may not cancel requests"
+            )
+        actor = actor_of(staff)
+    else:
+        row = svc.get_request(db_session=db, request_id=request_id)
+        svc.check_tracking_token(row, token)
+        actor = "customer"
+    svc.cancel_request(db_session=db, request_id=request_id, reason=body.reason, actor=actor)
+    return _view(db, request_id)

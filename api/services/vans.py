@@ -1,0 +1,60 @@
+"""Van positions and duty status reported by the vans (or the dispatcher)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from api.db import models as m
+from api.services.errors import Conflict, InvalidInput, NotFound
+from api.services.requests import active_assignment, utcnow
+from fleet import VanStatus
+
+SETTABLE = frozenset(
+    {VanStatus.AVAILABLE, VanStatus.OFF_SHIFT, VanStatus.MAINTENANCE, VanStatus.RETURNING}
+)
+"""Statuses a position report may set; the others follow the request lifecycle."""
+
+
+def update_position(
+    *,
+    db_session: Session,
+    van_id: str,
+    lat: float,
+    lon: float,
+    status: VanStatus | None = None,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> m.Van:
+    """Store the van's position (and optionally its duty status). A van holding a request
+    cannot be set available / off shift / in maintenance (:class:`Conflict`)."""
+    now = now or utcnow()
+    van = db_session.get(m.Van, van_id, with_for_update={"key_share": True}, populate_existing=True)
+    if van is None:
+        raise NotFound(f"van {van_id} not found")
+    if status is not None:
+        if status not in SETTABLE:
+            raise InvalidInput(
+                "status",
+                f"{status.value} follows the request lifecycle; settable: "
+                f"{', '.join(sorted(s.value for s in SETTABLE))}",
+            )
+        current = active_assignment(db_session, van_id=van_id)
+        if current is not None:
+            raise Conflict(
+                f"van {van_id} is assigned to request {current.request_id}; release it first"
+            )
+        van.status = status.value
+    van.lat, van.lon, van.position_updated_at = lat, lon, now
+    db_session.add(
+        m.Event(
+            created_at=now,
+            kind="van_position",
+            van_id=van_id,
+            actor=actor,
+            data={"lat": lat, "lon": lon, "status": van.status},
+        )
+    )
+    db_session.flush()
+    return van

@@ -107,17 +107,22 @@ def resolve_network(name_or_path: str | Path) -> Network:
     return load_network_file(path)
 
 
-def load_network_file(path: str | Path) -> Network:
+def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
+    """Parsed TOML and its text (kept so errors can name lines); one-line errors."""
     p = Path(path)
     try:
         text = p.read_text("utf-8")
     except OSError as exc:
         raise ScenarioError(f"{p}: cannot read: {exc.strerror}") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
-    return network_from_mapping(data, source=str(p), text=text)
+
+
+def load_network_file(path: str | Path) -> Network:
+    data, text = read_toml(path)
+    return network_from_mapping(data, source=str(path), text=text)
 
 
 def network_from_mapping(

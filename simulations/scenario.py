@@ -51,7 +51,7 @@ from fleet.model import (
     VehicleClass,
 )
 from fleet.network import Network
-from fleet.scenario import ScenarioError, load_network_file, network_from_mapping
+from fleet.scenario import ScenarioError, load_network_file, network_from_mapping, read_toml
 from routing.provider import PROFILES
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
@@ -302,14 +302,7 @@ def resolve_scenario(name_or_path: str | Path) -> Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{p}: cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
+    data, text = read_toml(p)
     return scenario_from_mapping(data, source=str(p), text=text, base_dir=p.parent)
 
 

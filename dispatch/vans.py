@@ -771,9 +771,9 @@ def _explain(
             loc = np.array([[r.location.lat, r.location.lon]])
             gc = haversine_km(positions[candidates], loc)[:, 0]
             k = min(params.escalation_candidates, len(candidates))
-            best = candidates[np.argsort(gc, kind="stable")[:k]]
-            _, minutes = engine.matrix(positions[best], loc, VAN_PROFILE)
-            etas = free_in[best] + minutes[:, 0]
+            order = np.argsort(gc, kind="stable")[:k]
+            best = candidates[order]
+            etas = free_in[best] + _minutes_to(engine, positions[best], loc, gc[order])
             if np.isfinite(etas).any():
                 b = int(np.argmin(etas))
                 nearest_id, nearest_eta = vans[best[b]].id, float(etas[b])
@@ -790,6 +790,27 @@ def _explain(
             suggestion = "call a partner service company, or retry next cycle"
         out.append(Unassigned(r.id, reason, suggestion, nearest_id, nearest_eta))
     return out
+
+
+ESCALATION_GUESS_CIRCUITY = 2.0
+"""Budget of the bounded search that times escalation candidates: this times the farthest
+candidate's straight-line km, plus 20 km; a candidate beyond it falls back to ``matrix``."""
+
+
+def _minutes_to(
+    engine: TravelTimeProvider, origins: np.ndarray, loc: np.ndarray, straight_km: np.ndarray
+) -> np.ndarray:
+    """Travel minutes from each origin to ``loc``, as ``engine.matrix`` gives them: a bounded
+    ``within`` first (a full matrix column is an unbounded search of the whole graph), and the
+    matrix only if some origin lies beyond that budget or cannot reach ``loc``."""
+    budget = ESCALATION_GUESS_CIRCUITY * float(straight_km.max()) + 20.0
+    found = engine.within(origins, loc, budget, VAN_PROFILE)
+    if len(found) == len(origins):
+        minutes = np.empty(len(origins))
+        minutes[found.source] = found.minutes
+        return minutes
+    _, full = engine.matrix(origins, loc, VAN_PROFILE)
+    return np.asarray(full[:, 0])
 
 
 __all__ = [

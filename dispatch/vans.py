@@ -281,11 +281,16 @@ def build_van_matching_problem(
 
     # Pinned pairs are always candidates (the van was sent there before).
     index_of_request = {r.id: i for i, r in enumerate(reqs)}
-    have = set(zip(arc_req.tolist(), arc_van.tolist(), strict=True))
+    pinned = [
+        (index_of_request[v.pinned_request_id], j)
+        for j, v in enumerate(vs)
+        if v.pinned_request_id is not None and v.pinned_request_id in index_of_request
+    ]
+    have = set(zip(arc_req.tolist(), arc_van.tolist(), strict=True)) if pinned else set()
     extra_r, extra_v, extra_km, extra_min, extra_bound = [], [], [], [], []
-    for j, v in enumerate(vs):
-        ri = index_of_request.get(v.pinned_request_id or "")
-        if ri is not None and (ri, j) not in have:
+    for ri, j in pinned:
+        v = vs[j]
+        if (ri, j) not in have:
             leg = provider.leg(v.home, reqs[ri].location, VAN_PROFILE)
             extra_r.append(ri)
             extra_v.append(j)
@@ -320,10 +325,10 @@ def _pairwise_km(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(2 * 6371.009 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
 
 
-AWAY_GUESS_CIRCUITY = 1.5
+AWAY_GUESS_CIRCUITY = 1.3
 """First-round budget of the away-van search: the van's largest home-to-breakdown km plus this
 times its straight-line km from home (road km / straight km has median ~1.36 there)."""
-AWAY_GUESS_MARGIN_KM = 10.0
+AWAY_GUESS_MARGIN_KM = 0.0
 
 
 def _away_travel(
@@ -557,14 +562,11 @@ def _prepare(
     designated = np.zeros(len(ar), dtype=bool)
     if len(ar):
         want = [r.designated_station_id for r in reqs]
-        designated = np.array(
-            [
-                want[r] is not None and want[r] == station_of_van[v]
-                for r, v in zip(ar, av, strict=True)
-            ],
-            dtype=bool,
-        )
-        has_want = np.array([w is not None for w in want], dtype=bool)
+        code: dict[str, int] = {}
+        van_code = np.array([code.setdefault(s, len(code)) for s in station_of_van])
+        want_code = np.array([-1 if w is None else code.get(w, -2) for w in want])
+        designated = want_code[ar] == van_code[av]  # codes >= 0 only for a wanted station
+        has_want = want_code != -1
         penalty += np.where(has_want[ar] & ~designated, params.designated_penalty_minutes, 0.0)
         if allow_reassignment and pinned_by:
             van_of_request = np.full(len(reqs), -1, dtype=np.int64)

@@ -281,17 +281,25 @@ def build_van_matching_problem(
 
     # Pinned pairs are always candidates (the van was sent there before).
     index_of_request = {r.id: i for i, r in enumerate(reqs)}
-    have = set(zip(arc_req.tolist(), arc_van.tolist(), strict=True))
-    extra_r, extra_v, extra_km, extra_min = [], [], [], []
-    for j, v in enumerate(vs):
-        ri = index_of_request.get(v.pinned_request_id or "")
-        if ri is not None and (ri, j) not in have:
+    pinned = [
+        (index_of_request[v.pinned_request_id], j)
+        for j, v in enumerate(vs)
+        if v.pinned_request_id is not None and v.pinned_request_id in index_of_request
+    ]
+    have = set(zip(arc_req.tolist(), arc_van.tolist(), strict=True)) if pinned else set()
+    extra_r, extra_v, extra_km, extra_min, extra_bound = [], [], [], [], []
+    for ri, j in pinned:
+        v = vs[j]
+        if (ri, j) not in have:
             leg = provider.leg(v.home, reqs[ri].location, VAN_PROFILE)
             extra_r.append(ri)
             extra_v.append(j)
             extra_km.append(min(leg.km, v.van.service_radius_km))  # kept even if now beyond
             extra_min.append(leg.minutes)
+            extra_bound.append(leg.km)
+    bound_km = home_km
     if extra_r:
+        bound_km = np.concatenate([home_km, extra_bound])
         arc_req = np.concatenate([arc_req, extra_r]).astype(np.int64)
         arc_van = np.concatenate([arc_van, extra_v]).astype(np.int64)
         home_km = np.concatenate([home_km, extra_km])
@@ -303,7 +311,7 @@ def build_van_matching_problem(
     arc_away = away[arc_van]
     if arc_away.any():
         travel_km, travel_min = _away_travel(
-            vs, req_ll, arc_req, arc_van, arc_away, travel_km, travel_min, provider
+            vs, req_ll, arc_req, arc_van, arc_away, bound_km, travel_km, travel_min, provider
         )
     return VanMatchingProblem.from_arrays(
         reqs, vs, arc_req, arc_van, home_km, travel_km, travel_min
@@ -317,62 +325,97 @@ def _pairwise_km(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(2 * 6371.009 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
 
 
+AWAY_GUESS_CIRCUITY = 1.3
+"""First-round budget of the away-van search: the van's largest home-to-breakdown km plus this
+times its straight-line km from home (road km / straight km has median ~1.36 there)."""
+AWAY_GUESS_MARGIN_KM = 0.0
+
+
 def _away_travel(
     vs: tuple[VanState, ...],
     req_ll: np.ndarray,
     arc_req: np.ndarray,
     arc_van: np.ndarray,
     arc_away: np.ndarray,
+    bound_km: np.ndarray,
     travel_km: np.ndarray,
     travel_min: np.ndarray,
     provider: TravelTimeProvider,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Travel from the positions of vans away from home, by bounded searches only.
+    """Travel from the positions of vans away from home, by bounded searches only, exactly.
 
-    Road distances obey the triangle inequality, so for a breakdown b within the radius R of
-    home h, d(p, b) <= d(p, h) + R: one ``within`` from the positions with that budget finds
-    every needed pair exactly (a full ``matrix`` from hundreds of positions costs seconds).
-    d(p, h) itself comes from a bounded search with a generous budget, and a ``leg`` for the
-    rare van whose road detour exceeds it.
+    One ``within`` from the positions (targets: the breakdowns of their arcs and their homes)
+    with a guessed budget per van finds most pairs and the km to home d(p, h). Road km obey the
+    triangle inequality, so for an arc whose home km is d(h, b) (``bound_km``; for a pinned pair
+    beyond the radius the unclipped home leg), d(p, b) <= d(p, h) + d(h, b): a second search
+    with that budget, only for the vans with pairs still missing, finds the rest exactly. A van
+    whose home was not reached either is searched with 4x the budget, then without a bound (an
+    unsnapped position or another road component: those pairs stay ``inf``). A full ``matrix``
+    from hundreds of positions would cost seconds.
     """
     travel_km, travel_min = travel_km.copy(), travel_min.copy()
     sel = np.nonzero(arc_away)[0]
-    vans_away = np.unique(arc_van[sel])
+    vans_away, slot = np.unique(arc_van[sel], return_inverse=True)
+    slot = slot.reshape(-1)
+    sel_req = arc_req[sel]
+    sel_bound = bound_km[sel]
+    n_req = len(req_ll)
     pos = _latlon(vs[j].expected_position for j in vans_away)
     home = _latlon(vs[j].home for j in vans_away)
-    straight = _pairwise_km(pos, home)
-    budget = 3.0 * straight + 50.0
-    to_home = np.full(len(vans_away), np.inf)
-    found = provider.within(pos, home, budget, VAN_PROFILE)
-    own = found.source == found.target
-    to_home[found.source[own]] = found.km[own]
-    for m in np.nonzero(~np.isfinite(to_home))[0].tolist():
-        to_home[m] = provider.leg(vs[vans_away[m]].expected_position, vs[vans_away[m]].home).km
-    radius = np.array([vs[j].van.service_radius_km for j in vans_away])
-    limit = np.where(np.isfinite(to_home), to_home + radius, 0.0)
-    # Pinned pairs may lie beyond the radius: widen those vans' budgets to reach them.
-    for k in sel:
-        if vs[arc_van[k]].pinned_request_id is None:
-            continue
-        i = int(np.searchsorted(vans_away, arc_van[k]))
-        if not np.isfinite(to_home[i]):
-            continue
-        need = haversine_km(pos[i : i + 1], req_ll[arc_req[k] : arc_req[k] + 1])[0, 0]
-        limit[i] = max(limit[i], 3.0 * need + 50.0)
-    pairs = provider.within(pos, req_ll, limit, VAN_PROFILE)
-    lookup = {
-        (int(vans_away[s]), int(t)): (km, mi)
-        for s, t, km, mi in zip(
-            pairs.source.tolist(),
-            pairs.target.tolist(),
-            pairs.km.tolist(),
-            pairs.minutes.tolist(),
-            strict=True,
+    worst = np.zeros(len(vans_away))
+    np.maximum.at(worst, slot, sel_bound)
+    limit = worst + AWAY_GUESS_CIRCUITY * _pairwise_km(pos, home) + AWAY_GUESS_MARGIN_KM
+    to_home = np.full(len(vans_away), np.nan)  # nan = not known yet
+    grown = np.zeros(len(vans_away), dtype=bool)
+    pending = np.ones(len(sel), dtype=bool)
+    arc_key = slot.astype(np.int64) * n_req + sel_req
+    while pending.any():
+        vans_p = np.unique(slot[pending])
+        reqs_p = np.unique(sel_req[pending])
+        ask_home = vans_p[np.isnan(to_home[vans_p])]
+        found = provider.within(
+            pos[vans_p],
+            np.concatenate([req_ll[reqs_p], home[ask_home]]),
+            limit[vans_p],
+            VAN_PROFILE,
         )
-    }
-    for k in sel:
-        km, mi = lookup.get((int(arc_van[k]), int(arc_req[k])), (np.inf, np.inf))
-        travel_km[k], travel_min[k] = km, mi
+        src = vans_p[found.source]
+        is_req = found.target < len(reqs_p)
+        # km to home: the pair (van, its own home)
+        h = np.nonzero(~is_req)[0]
+        own = h[ask_home[found.target[h] - len(reqs_p)] == src[h]]
+        to_home[src[own]] = found.km[own]
+        # travel of the pending arcs found (pairs come sorted by source, then target)
+        r = np.nonzero(is_req)[0]
+        key = src[r].astype(np.int64) * n_req + reqs_p[found.target[r]]
+        order = np.argsort(key, kind="stable")
+        key, r = key[order], r[order]
+        idx = np.nonzero(pending)[0]
+        at = np.minimum(np.searchsorted(key, arc_key[idx]), max(len(key) - 1, 0))
+        hit = idx[key[at] == arc_key[idx]] if len(key) else idx[:0]
+        at = np.searchsorted(key, arc_key[hit])
+        travel_km[sel[hit]] = found.km[r[at]]
+        travel_min[sel[hit]] = found.minutes[r[at]]
+        pending[hit] = False
+        if not pending.any():
+            break
+        # next budgets for the vans with pairs still missing
+        left = np.unique(slot[pending])
+        need = np.zeros(len(vans_away))
+        np.maximum.at(need, slot[pending], sel_bound[pending])
+        cur = limit[left]
+        exact = (to_home[left] + need[left]) * (1.0 + 1e-12) + 1e-9  # nan if home unknown
+        use_exact = exact > cur  # False for nan
+        # limit already unbounded, or the triangle bound did not widen it: unreachable
+        done = np.isinf(cur) | (exact <= cur)
+        grow = ~use_exact & ~done
+        limit[left[use_exact]] = exact[use_exact]
+        limit[left[grow]] = np.where(grown[left[grow]], np.inf, 4.0 * cur[grow])
+        grown[left[grow]] = True
+        gone = np.isin(slot, left[done]) & pending
+        travel_km[sel[gone]] = np.inf
+        travel_min[sel[gone]] = np.inf
+        pending &= ~gone
     return travel_km, travel_min
 
 
@@ -519,14 +562,11 @@ def _prepare(
     designated = np.zeros(len(ar), dtype=bool)
     if len(ar):
         want = [r.designated_station_id for r in reqs]
-        designated = np.array(
-            [
-                want[r] is not None and want[r] == station_of_van[v]
-                for r, v in zip(ar, av, strict=True)
-            ],
-            dtype=bool,
-        )
-        has_want = np.array([w is not None for w in want], dtype=bool)
+        code: dict[str, int] = {}
+        van_code = np.array([code.setdefault(s, len(code)) for s in station_of_van])
+        want_code = np.array([-1 if w is None else code.get(w, -2) for w in want])
+        designated = want_code[ar] == van_code[av]  # codes >= 0 only for a wanted station
+        has_want = want_code != -1
         penalty += np.where(has_want[ar] & ~designated, params.designated_penalty_minutes, 0.0)
         if allow_reassignment and pinned_by:
             van_of_request = np.full(len(reqs), -1, dtype=np.int64)
@@ -733,9 +773,9 @@ def _explain(
             loc = np.array([[r.location.lat, r.location.lon]])
             gc = haversine_km(positions[candidates], loc)[:, 0]
             k = min(params.escalation_candidates, len(candidates))
-            best = candidates[np.argsort(gc, kind="stable")[:k]]
-            _, minutes = engine.matrix(positions[best], loc, VAN_PROFILE)
-            etas = free_in[best] + minutes[:, 0]
+            order = np.argsort(gc, kind="stable")[:k]
+            best = candidates[order]
+            etas = free_in[best] + _minutes_to(engine, positions[best], loc, gc[order])
             if np.isfinite(etas).any():
                 b = int(np.argmin(etas))
                 nearest_id, nearest_eta = vans[best[b]].id, float(etas[b])
@@ -752,6 +792,27 @@ def _explain(
             suggestion = "call a partner service company, or retry next cycle"
         out.append(Unassigned(r.id, reason, suggestion, nearest_id, nearest_eta))
     return out
+
+
+ESCALATION_GUESS_CIRCUITY = 2.0
+"""Budget of the bounded search that times escalation candidates: this times the farthest
+candidate's straight-line km, plus 20 km; a candidate beyond it falls back to ``matrix``."""
+
+
+def _minutes_to(
+    engine: TravelTimeProvider, origins: np.ndarray, loc: np.ndarray, straight_km: np.ndarray
+) -> np.ndarray:
+    """Travel minutes from each origin to ``loc``, as ``engine.matrix`` gives them: a bounded
+    ``within`` first (a full matrix column is an unbounded search of the whole graph), and the
+    matrix only if some origin lies beyond that budget or cannot reach ``loc``."""
+    budget = ESCALATION_GUESS_CIRCUITY * float(straight_km.max()) + 20.0
+    found = engine.within(origins, loc, budget, VAN_PROFILE)
+    if len(found) == len(origins):
+        minutes = np.empty(len(origins))
+        minutes[found.source] = found.minutes
+        return minutes
+    _, full = engine.matrix(origins, loc, VAN_PROFILE)
+    return np.asarray(full[:, 0])
 
 
 __all__ = [

@@ -322,7 +322,8 @@ class RoadGraphProvider:
         limit = _per_source_limit(max_km, len(src_pts))
         ss, ts = self.snap(src_pts), self.snap(targets)
         off_s, off_t = self._off(ss, p), self._off(ts, p)
-        budget = limit - off_s
+        with np.errstate(invalid="ignore"):  # inf - inf for an unsnapped source: nan
+            budget = limit - off_s
         s_ok = np.flatnonzero(ss.snapped & (budget >= 0))
         t_ok = np.flatnonzero(ts.snapped)
         empty = np.empty(0, dtype=np.int64)

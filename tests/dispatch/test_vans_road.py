@@ -1,0 +1,92 @@
+"""Van candidates on the national road graph: the bounded searches equal a brute-force matrix."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from dispatch.scenario import synthetic_requests, synthetic_vans
+from dispatch.vans import VAN_PROFILE, VanState, build_van_matching_problem, match_vans
+from fleet.demo import build_national_network
+from routing import RoadGraphProvider, load_road_provider
+
+
+@pytest.fixture(scope="module")
+def road() -> RoadGraphProvider:
+    return load_road_provider()
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[list, list[VanState]]:
+    rng = np.random.default_rng(7)
+    vans = synthetic_vans(build_national_network(), 1276, rng)
+    pick = rng.choice(len(vans), size=300, replace=False)
+    return synthetic_requests(60, rng), [vans[i] for i in sorted(pick)]
+
+
+def _brute_force(
+    road: RoadGraphProvider, requests: list, vans: list[VanState]
+) -> dict[tuple[int, int], tuple[float, float, float]]:
+    """(request, van) -> (home km, travel km, travel minutes) from full matrices."""
+    locs = np.array([(r.location.lat, r.location.lon) for r in requests])
+    homes = np.array([(v.home.lat, v.home.lon) for v in vans])
+    pos = np.array([(v.expected_position.lat, v.expected_position.lon) for v in vans])
+    home_km, _ = road.matrix(homes, locs, VAN_PROFILE)
+    pos_km, pos_min = road.matrix(pos, locs, VAN_PROFILE)
+    radius = np.array([v.van.service_radius_km for v in vans])
+    out = {}
+    for j, i in zip(*np.nonzero(home_km <= radius[:, None]), strict=True):
+        if np.isfinite(pos_km[j, i]):
+            out[(int(i), int(j))] = (home_km[j, i], pos_km[j, i], pos_min[j, i])
+    return out
+
+
+def test_road_candidates_equal_brute_force_matrix(
+    road: RoadGraphProvider, batch: tuple[list, list[VanState]]
+) -> None:
+    """Every (request, van) with home road km <= the radius is an arc, no other pair is, and the
+    travel km/minutes from the van's position (away vans included) are the matrix's."""
+    requests, vans = batch
+    p = build_van_matching_problem(requests, vans, road)
+    expected = _brute_force(road, requests, vans)
+    away = {j for j, v in enumerate(vans) if v.position is not None}
+    got = {
+        (int(i), int(j)): (hk, tk, tm)
+        for i, j, hk, tk, tm in zip(
+            p.arc_request,
+            p.arc_van,
+            p.arc_home_km,
+            p.arc_travel_km,
+            p.arc_travel_minutes,
+            strict=True,
+        )
+    }
+    assert sum(j in away for _, j in expected) >= 20  # the away-van searches are exercised
+    assert set(got) == set(expected)
+    for key, values in expected.items():
+        assert got[key] == pytest.approx(values, rel=1e-12), key
+
+
+def test_pinned_away_van_beyond_radius_gets_exact_travel(
+    road: RoadGraphProvider, batch: tuple[list, list[VanState]]
+) -> None:
+    """A van pinned to a request beyond its radius keeps that arc, timed exactly from where it
+    will be (the triangle budget uses the unclipped home leg), and keeps the request."""
+    requests, vans = batch
+    locs = np.array([(r.location.lat, r.location.lon) for r in requests])
+    v0 = next(v for v in vans if v.position is not None)
+    home_km, _ = road.matrix([(v0.home.lat, v0.home.lon)], locs, VAN_PROFILE)
+    far = int(np.argmax(np.where(np.isfinite(home_km[0]), home_km[0], -1)))
+    assert home_km[0, far] > 2 * v0.van.service_radius_km
+    pinned = dataclasses.replace(v0, pinned_request_id=requests[far].id)
+    p = build_van_matching_problem([requests[far]], [pinned], road)
+    assert p.num_arcs == 1
+    km, minutes = road.matrix(
+        [(v0.expected_position.lat, v0.expected_position.lon)], locs[far : far + 1], VAN_PROFILE
+    )
+    assert p.arc_travel_km[0] == pytest.approx(km[0, 0], rel=1e-12)
+    assert p.arc_travel_minutes[0] == pytest.approx(minutes[0, 0], rel=1e-12)
+    (a,) = match_vans(p).assignments
+    assert a.pinned and a.van_id == v0.id

@@ -28,8 +28,9 @@ class _Band:
     ring: np.ndarray  # ring index (into the outline rings) of each edge, ascending
     x: np.ndarray
     y: np.ndarray
-    x2: np.ndarray
     y2: np.ndarray
+    dx: np.ndarray  # x2 - x, as the reference computes it per query
+    dy: np.ndarray  # y2 - y
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,18 @@ class ProvinceIndex:
         band = self.bands[k]
         if not len(band.ring):
             return None
-        x, y, x2, y2 = band.x, band.y, band.x2, band.y2
-        crosses = (y > lat) != (y2 > lat)
+        y = band.y
+        crosses = (y > lat) != (band.y2 > lat)
         with np.errstate(divide="ignore", invalid="ignore"):
-            x_at = x + (lat - y) * (x2 - x) / (y2 - y)
-        hit = band.ring[crosses & (lon < x_at)]
-        if not len(hit):
+            x_at = band.x + (lat - y) * band.dx / band.dy
+        hit = band.ring[crosses & (lon < x_at)].tolist()
+        if not hit:
             return None
-        rings, counts = np.unique(hit, return_counts=True)
+        odd: dict[int, bool] = {}
+        for r in hit:
+            odd[r] = not odd.get(r, False)
         inside: dict[str, bool] = {}
-        for r, c in zip(rings.tolist(), counts.tolist(), strict=True):
-            if not c % 2:
-                continue
+        for r in sorted(k for k, v in odd.items() if v):
             lon_min, lat_min, lon_max, lat_max = self.bboxes[r]
             if lon_min <= lon <= lon_max and lat_min <= lat <= lat_max:
                 adcode = self.adcodes[r]
@@ -106,7 +107,7 @@ def province_index() -> ProvinceIndex:
     bands = []
     for k in range(n):
         e = edge[bounds[k] : bounds[k + 1]]
-        bands.append(_Band(ring=rid[e], x=x[e], y=y[e], x2=x2[e], y2=y2[e]))
+        bands.append(_Band(ring=rid[e], x=x[e], y=y[e], y2=y2[e], dx=x2[e] - x[e], dy=y2[e] - y[e]))
     bboxes = np.array([r.bbox for r in rings], dtype=float)
     return ProvinceIndex(
         lat0=lat0, bands=tuple(bands), adcodes=tuple(r.adcode for r in rings), bboxes=bboxes

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -47,8 +49,8 @@ TAGS = [
 def warm_caches(settings: Settings) -> None:
     """Load the province outlines and the fault catalogue before the first request (otherwise
     the first burst of requests loads them once per worker thread)."""
+    from api.services.province_index import province_at
     from api.services.requests import triage
-    from fleet.geography import province_at
 
     province_at(36.65, 117.12)
     for vehicle_class in VehicleClass:
@@ -82,6 +84,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = factory
+    # Held around the intake transaction: SQLite takes one writer at a time anyway, and a
+    # thread waiting here wakes as soon as the writer commits, where SQLite's busy handler
+    # polls with growing sleeps (holding a pooled connection meanwhile). PostgreSQL: no lock.
+    app.state.write_lock = (
+        threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    )
     app.state.dispatch_loop = loop
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)

@@ -60,7 +60,6 @@ STAFF_ERRORS = {**E401, **E403, **E404, **E409}
 def create_request(
     body: RequestCreate,
     request: Request,
-    response: Response,
     settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
@@ -70,14 +69,25 @@ def create_request(
             description="Makes retries safe: the same key and body return the same request",
         ),
     ] = None,
-) -> RequestCreated:
+) -> Response:
     """Anyone may report (rate-limited per address). Validates, stores the request and its
     first event, runs triage (repair estimate; replacement needed when the expected repair
     exceeds the contract threshold) and returns the tracking token **once**."""
+    lock = request.app.state.write_lock
+    if idempotency_key is None and body.vehicle.designated_station_id is None:
+        # The hot path: everything computed before the transaction, which is then only the
+        # two inserts on a bare connection, under the in-process writer lock (SQLite).
+        plan = svc.plan_intake(body=body, threshold_hours=settings.replacement_threshold_hours)
+        with lock, request.app.state.engine.begin() as conn:
+            svc.store_intake(conn, plan)
+        created = svc.intake_response(plan)
+        if settings.dispatch_on_request:
+            request.app.state.dispatch_loop.poke()
+        return _created(created, {})
     factory = request.app.state.session_factory
     for attempt in (0, 1):
         try:
-            with transaction(factory) as db:
+            with lock, transaction(factory) as db:
                 intake = svc.create_request(
                     db_session=db,
                     body=body,
@@ -85,7 +95,7 @@ def create_request(
                     idempotency_key=idempotency_key,
                 )
                 row = intake.request
-                created = RequestCreated(
+                created = RequestCreated.model_construct(
                     id=row.id,
                     status=RequestStatus(row.status),
                     tracking_token=intake.tracking_token,
@@ -97,11 +107,23 @@ def create_request(
             # Two first uses of one Idempotency-Key at once: the loser replays the winner.
             if attempt or idempotency_key is None:
                 raise
+    headers = {}
     if intake.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        headers["Idempotent-Replayed"] = "true"
     elif settings.dispatch_on_request:
         request.app.state.dispatch_loop.poke()
-    return created
+    return _created(created, headers)
+
+
+def _created(created: RequestCreated, headers: dict[str, str]) -> Response:
+    """The 201 response, serialised once (the model is built from checked values, so
+    FastAPI's response-model validation is skipped by returning a Response)."""
+    return Response(
+        created.model_dump_json(),
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 @router.get(

@@ -19,8 +19,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
@@ -32,17 +33,18 @@ from api.schemas import (
     LocationIn,
     ReplacementOnRequest,
     RequestCreate,
+    RequestCreated,
     RequestRead,
     VanOnRequest,
     VehicleIn,
 )
 from api.security import hash_token, new_secret
 from api.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from api.services.province_index import province_at
 from dispatch.lifecycle import InvalidTransition, RequestStatus, transition
 from dispatch.replacement import CargoKind
 from dispatch.triage import RepairEstimate, TriageContext, apply_diagnosis, estimate_repair
 from fleet import GeoPoint, TruckType, VanCapability, VanStatus, VehicleClass
-from fleet.geography import province_at
 from routing import TravelTimeProvider
 
 logger = logging.getLogger(__name__)
@@ -113,14 +115,12 @@ def create_request(
     (``replayed``; a fresh tracking token replaces the earlier one, which only the lost first
     response carried); the same key with another body raises :class:`Conflict`. A concurrent
     first use of the key surfaces as ``IntegrityError`` at flush (the caller retries)."""
-    now = now or utcnow()
-    digest = body_digest(body)
     if idempotency_key is not None:
         existing = db_session.scalar(
             select(m.RescueRequest).where(m.RescueRequest.idempotency_key == idempotency_key)
         )
         if existing is not None:
-            if existing.body_sha256 != digest:
+            if existing.body_sha256 != body_digest(body):
                 raise Conflict(
                     "Idempotency-Key was already used with a different request body; "
                     "use a new key for a new request"
@@ -129,19 +129,43 @@ def create_request(
             existing.tracking_token_hash = hash_token(token)
             estimate = triage(existing.fault_code, existing.vehicle_class, threshold_hours)
             return Intake(existing, token, estimate, replayed=True)
+    plan = plan_intake(
+        body=body, threshold_hours=threshold_hours, idempotency_key=idempotency_key, now=now
+    )
+    station_id = body.vehicle.designated_station_id
+    if station_id is not None and db_session.get(m.Station, station_id) is None:
+        raise InvalidInput("vehicle.designated_station_id", f"no station {station_id!r}")
+    store_intake(db_session, plan)
+    return Intake(m.RescueRequest(**plan.values), plan.tracking_token, plan.estimate, False)
 
+
+@dataclass(frozen=True)
+class IntakePlan:
+    """Everything an intake stores, computed before the transaction (no database access):
+    the request row's values, its first event's values and the tracking token."""
+
+    values: dict[str, Any]
+    event: dict[str, Any]
+    tracking_token: str
+    estimate: RepairEstimate
+
+
+def plan_intake(
+    *,
+    body: RequestCreate,
+    threshold_hours: float,
+    idempotency_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> IntakePlan:
+    """The rows of a new request (triage, province, token hash, body digest); raises
+    :class:`InvalidInput` naming ``fault.code`` for a fault code not in the catalogue."""
+    now = now or utcnow()
     vehicle_class = body.vehicle.vehicle_class.value
     estimate = triage(body.fault.code or None, vehicle_class, threshold_hours)
-    if body.vehicle.designated_station_id is not None and (
-        db_session.get(m.Station, body.vehicle.designated_station_id) is None
-    ):
-        raise InvalidInput(
-            "vehicle.designated_station_id",
-            f"no station {body.vehicle.designated_station_id!r}",
-        )
     token = new_secret(TRACKING_PREFIX)
     cargo = body.cargo
-    values = {
+    lat, lon = body.location.lat, body.location.lon
+    values: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "status": S.RECEIVED.value,
         "created_at": now,
@@ -151,9 +175,9 @@ def create_request(
         "plate": body.vehicle.plate,
         "vehicle_class": vehicle_class,
         "vehicle_model": body.vehicle.model,
-        "lat": body.location.lat,
-        "lon": body.location.lon,
-        "province_adcode": province_at(body.location.lat, body.location.lon),
+        "lat": lat,
+        "lon": lon,
+        "province_adcode": province_at(lat, lon),
         "fault_code": estimate.fault_code,
         "fault_description": body.fault.description,
         "cargo_weight_t": cargo.weight_t if cargo else None,
@@ -170,36 +194,62 @@ def create_request(
         "designated_station_id": body.vehicle.designated_station_id,
         "tracking_token_hash": hash_token(token),
         "idempotency_key": idempotency_key,
-        "body_sha256": digest,
+        "body_sha256": body_digest(body),
     }
-    # Two Core inserts (the hot path of the service: no unit-of-work bookkeeping needed for
-    # rows nobody else touches in this transaction); the returned row is not in the session.
-    db_session.execute(insert(m.RescueRequest), [values])
-    db_session.execute(
-        insert(m.Event),
-        [
-            {
-                "created_at": now,
-                "kind": "request_received",
-                "request_id": values["id"],
-                "van_id": None,
-                "truck_id": None,
-                "actor": "customer",
-                "data": {
-                    "vehicle_class": vehicle_class,
-                    "fault_code": estimate.fault_code,
-                    "lat": values["lat"],
-                    "lon": values["lon"],
-                    "priority": values["priority"],
-                    "expected_repair_hours": round(estimate.expected_hours, 2),
-                    "needs_replacement": values["needs_replacement"],
-                },
-            }
-        ],
+    event = {
+        "created_at": now,
+        "kind": "request_received",
+        "request_id": values["id"],
+        "van_id": None,
+        "truck_id": None,
+        "actor": "customer",
+        "data": {
+            "vehicle_class": vehicle_class,
+            "fault_code": estimate.fault_code,
+            "lat": lat,
+            "lon": lon,
+            "priority": values["priority"],
+            "expected_repair_hours": round(estimate.expected_hours, 2),
+            "needs_replacement": values["needs_replacement"],
+        },
+    }
+    return IntakePlan(values, event, token, estimate)
+
+
+def store_intake(conn: Session | Connection, plan: IntakePlan) -> None:
+    """The two Core inserts of an intake (request, first event) on ``conn`` (a session or a
+    connection in a transaction; no unit-of-work bookkeeping for rows nobody else touches)."""
+    conn.execute(insert(m.RescueRequest), [plan.values])
+    conn.execute(insert(m.Event), [plan.event])
+    logger.info(
+        "request %s received (%s, %s)",
+        plan.values["id"],
+        plan.values["vehicle_class"],
+        plan.estimate.fault_code,
     )
-    row = m.RescueRequest(**values)
-    logger.info("request %s received (%s, %s)", row.id, vehicle_class, estimate.fault_code)
-    return Intake(row, token, estimate, replayed=False)
+
+
+def intake_response(plan: IntakePlan) -> RequestCreated:
+    """The 201 body of a fresh intake, built from the stored values without re-validation
+    (equal to ``RequestCreated`` with :func:`estimate_view` of the stored row)."""
+    v, base = plan.values, plan.estimate
+    return RequestCreated.model_construct(
+        id=v["id"],
+        status=S.RECEIVED,
+        tracking_token=plan.tracking_token,
+        created_at=v["created_at"],
+        estimate=EstimateRead.model_construct(
+            fault_code=base.fault_code,
+            source="catalogue",
+            expected_repair_hours=v["estimated_repair_hours"],
+            p90_repair_hours=v["estimated_repair_p90_hours"],
+            p_on_site_fix=base.p_on_site_fix,
+            needs_tow=v["needs_tow"],
+            needs_replacement=v["needs_replacement"],
+            threshold_hours=v["replacement_threshold_hours"],
+            priority=v["priority"],
+        ),
+    )
 
 
 # -- reading ---------------------------------------------------------------------------------

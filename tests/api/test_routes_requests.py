@@ -488,3 +488,43 @@ def test_openapi_documents_routes_examples_and_enums(client: TestClient) -> None
         schemas["VehicleClass"]["enum"]
     )
     assert "awaiting_replacement" in schemas["RequestStatus"]["enum"]
+
+
+def test_intake_response_equals_the_stored_rows_view(
+    client: TestClient, seeded: Engine, dispatcher: Headers
+) -> None:
+    """The 201 body (built without re-validation on the hot path) has the id, status,
+    created_at and estimate that GET /v1/requests/{id} shows for the stored row."""
+    cases: list[tuple[dict[str, str], Any]] = [
+        ({"code": "ENGINE_MAJOR", "description": "x"}, ...),
+        ({"code": "ENGINE_MAJOR", "description": "x"}, None),
+        ({"code": "TYRE_PUNCTURE", "description": "x"}, ...),
+        ({"description": "no code"}, None),
+    ]
+    for fault, cargo in cases:
+        created = (
+            post(client, fault=fault) if cargo is ... else post(client, fault=fault, cargo=None)
+        )
+        view = client.get(f"/v1/requests/{created['id']}", headers=dispatcher).json()
+        assert created["estimate"] == view["estimate"]
+        assert (created["status"], created["created_at"]) == (view["status"], view["created_at"])
+
+
+def test_concurrent_intake_stores_every_201(client: TestClient, seeded: Engine) -> None:
+    """Eight threads posting at once (the in-process writer lock on SQLite): every request
+    is answered 201 and stored with its first event; the ids are distinct."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = count(seeded, m.RescueRequest), count(seeded, m.Event)
+
+    def one(i: int) -> tuple[int, str]:
+        r = client.post("/v1/requests", json=request_body(vehicle={"plate": f"鲁A{i:05d}",
+                        "vehicle_class": "tractor"}))  # fmt: skip
+        return r.status_code, r.json().get("id", "")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(80)))
+    assert [s for s, _ in results] == [201] * 80
+    assert len({i for _, i in results}) == 80
+    assert count(seeded, m.RescueRequest) == before[0] + 80
+    assert count(seeded, m.Event) == before[1] + 80

@@ -1,0 +1,42 @@
+"""The intake's province index agrees with fleet.geography.province_at everywhere."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from api.services.province_index import province_at
+from fleet.geography import province_at as reference
+from fleet.geography import province_outlines_geojson
+
+
+def test_known_points() -> None:
+    """Jinan is in Shandong, Chengdu in Sichuan, the Pacific and non-finite input nowhere."""
+    assert province_at(36.651, 117.120) == "370000"
+    assert province_at(30.657, 104.066) == "510000"
+    assert province_at(30.0, 150.0) is None
+    assert province_at(float("nan"), 117.0) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lat=st.floats(min_value=15.0, max_value=56.0, allow_nan=False),
+    lon=st.floats(min_value=72.0, max_value=137.0, allow_nan=False),
+)
+def test_agrees_with_fleet_geography(lat: float, lon: float) -> None:
+    """Same adcode (or None) as the reference ray test over all rings, anywhere in and
+    around China's outline."""
+    assert province_at(lat, lon) == reference(lat, lon)
+
+
+def test_agrees_on_outline_vertices_and_band_edges() -> None:
+    """Points on outline vertices (edge cases of the ray test) and on band boundaries
+    (multiples of 0.05 degrees) get the reference answer too."""
+    points = []
+    for feature in province_outlines_geojson()["features"][:40]:
+        geom = feature["geometry"]
+        polygons = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
+        ring = polygons[0][0]
+        points += [(lat, lon) for lon, lat in ring[:: max(1, len(ring) // 10)]]
+    points += [(20.0 + 0.05 * k, 100.0 + 0.37 * k) for k in range(300)]
+    assert [province_at(la, lo) for la, lo in points] == [reference(la, lo) for la, lo in points]

@@ -49,8 +49,8 @@ TAGS = [
 def warm_caches(settings: Settings) -> None:
     """Load the province outlines and the fault catalogue before the first request (otherwise
     the first burst of requests loads them once per worker thread)."""
-    from api.services.province_index import province_at
     from api.services.requests import triage
+    from fleet.province_index import province_at
 
     province_at(36.65, 117.12)
     for vehicle_class in VehicleClass:

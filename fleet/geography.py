@@ -154,7 +154,8 @@ class _Ring:
 
 
 @cache
-def _province_rings() -> tuple[_Ring, ...]:
+def province_rings() -> tuple[_Ring, ...]:
+    """Every outline ring (holes included: the even-odd rule cancels them) with its adcode."""
     rings = []
     for feature in province_outlines_geojson()["features"]:
         gb = feature["properties"].get("gb") or ""
@@ -186,9 +187,12 @@ def _inside(ring: _Ring, lat: float, lon: float) -> bool:
 
 
 def province_at(lat: float, lon: float) -> str | None:
-    """Adcode of the province containing the point, or ``None`` outside China's outline."""
+    """Adcode of the province containing the point, or ``None`` outside China's outline.
+
+    The reference ray test over whole rings (~0.3 ms); :func:`fleet.province_index.province_at`
+    gives the same answer through a latitude-band index (~10 us) for hot paths."""
     inside: dict[str, bool] = {}
-    for ring in _province_rings():
+    for ring in province_rings():
         lon_min, lat_min, lon_max, lat_max = ring.bbox
         if lon_min <= lon <= lon_max and lat_min <= lat <= lat_max and _inside(ring, lat, lon):
             inside[ring.adcode] = not inside.get(ring.adcode, False)

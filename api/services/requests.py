@@ -40,11 +40,11 @@ from api.schemas import (
 )
 from api.security import hash_token, new_secret
 from api.services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from api.services.province_index import province_at
 from dispatch.lifecycle import InvalidTransition, RequestStatus, transition
 from dispatch.replacement import CargoKind
 from dispatch.triage import RepairEstimate, TriageContext, apply_diagnosis, estimate_repair
 from fleet import GeoPoint, TruckType, VanCapability, VanStatus, VehicleClass
+from fleet.province_index import province_at
 from routing import TravelTimeProvider
 
 logger = logging.getLogger(__name__)

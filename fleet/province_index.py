@@ -1,4 +1,4 @@
-"""A fast ``province_at`` for the intake path: the same answer as
+"""A fast ``province_at`` for hot paths such as intake: the same answer as
 :func:`fleet.geography.province_at` (same outlines, same even-odd ray test, same edge
 arithmetic), found through a latitude-band index of the outline edges built once.
 
@@ -17,7 +17,7 @@ from functools import cache
 
 import numpy as np
 
-from fleet.geography import _province_rings
+from fleet.geography import province_rings
 
 BAND_DEG = 0.05
 """Height of a latitude band of the index (degrees)."""
@@ -75,7 +75,7 @@ class ProvinceIndex:
 @cache
 def province_index() -> ProvinceIndex:
     """The index over :func:`fleet.geography` outline rings (built once, ~0.5 s)."""
-    rings = _province_rings()
+    rings = province_rings()
     ring_ids, xs, ys, x2s, y2s = [], [], [], [], []
     for i, ring in enumerate(rings):
         x, y = ring.lon, ring.lat

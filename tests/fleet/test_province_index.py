@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.services.province_index import province_at
 from fleet.geography import province_at as reference
 from fleet.geography import province_outlines_geojson
+from fleet.province_index import province_at
 
 
 def test_known_points() -> None:

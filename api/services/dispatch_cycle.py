@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -286,50 +286,11 @@ def write_decisions(
     )
     bookings = sorted(replacements.bookings, key=lambda b: b.request_id) if replacements else []
     request_ids = sorted({a.request_id for a in assignments} | {b.request_id for b in bookings})
-    requests = (
-        {
-            r.id: r
-            for r in db_session.scalars(
-                select(m.RescueRequest)
-                .where(m.RescueRequest.id.in_(request_ids))
-                .order_by(m.RescueRequest.id)
-                .with_for_update(key_share=True)
-                .execution_options(populate_existing=True)
-            )
-        }
-        if request_ids
-        else {}
-    )
+    requests = _lock_rows(db_session, m.RescueRequest, request_ids)
     van_ids = sorted({a.van_id for a in assignments})
-    vans = (
-        {
-            v.id: v
-            for v in db_session.scalars(
-                select(m.Van)
-                .where(m.Van.id.in_(van_ids))
-                .order_by(m.Van.id)
-                .with_for_update(key_share=True)
-                .execution_options(populate_existing=True)
-            )
-        }
-        if van_ids
-        else {}
-    )
+    vans = _lock_rows(db_session, m.Van, van_ids)
     truck_ids = sorted({b.truck_id for b in bookings})
-    trucks = (
-        {
-            t.id: t
-            for t in db_session.scalars(
-                select(m.ReplacementTruck)
-                .where(m.ReplacementTruck.id.in_(truck_ids))
-                .order_by(m.ReplacementTruck.id)
-                .with_for_update(key_share=True)
-                .execution_options(populate_existing=True)
-            )
-        }
-        if truck_ids
-        else {}
-    )
+    trucks = _lock_rows(db_session, m.ReplacementTruck, truck_ids)
 
     if assignments:
         taken_vans = set(
@@ -571,3 +532,21 @@ def run_cycle(
             len(result.conflicts), result.seconds,
         )  # fmt: skip
     return result
+
+
+_Row = TypeVar("_Row", m.RescueRequest, m.Van, m.ReplacementTruck)
+
+
+def _lock_rows(db_session: Session, model: type[_Row], ids: list[str]) -> dict[str, _Row]:
+    """Fresh copies of the rows with ``ids``, locked in id order (a fixed order everywhere
+    avoids deadlocks between concurrent cycles, overrides and cancellations)."""
+    if not ids:
+        return {}
+    stmt = (
+        select(model)
+        .where(model.id.in_(ids))
+        .order_by(model.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return {row.id: row for row in db_session.scalars(stmt)}

@@ -58,6 +58,7 @@ def solve_mip(
     offset: float = 0.0,
     cutoff: float | None = None,
     solver: str = "highs",
+    extra_params: str = "",
 ) -> MipSolution:
     """Solve ``opt c.x + offset  s.t.  row_lb <= A x <= row_ub,  var_lb <= x <= var_ub`` with
     ``x[integer]`` integral. Returns the incumbent (if any), its objective and the solver's
@@ -65,7 +66,10 @@ def solve_mip(
 
     ``cutoff`` (HiGHS only) prunes every node that cannot beat it: the solver then reports
     ``INFEASIBLE`` when nothing better than the cutoff exists. (OR-Tools 9.15's HiGHS back end
-    crashes on solution hints, so a known solution is passed this way instead.)"""
+    crashes on solution hints, so a known solution is passed this way instead.)
+
+    ``extra_params`` are appended to the solver-specific parameter text (one
+    ``name = value`` per line for SCIP)."""
     from ortools.linear_solver.python import model_builder as mb
 
     if solver not in SOLVERS:
@@ -89,6 +93,8 @@ def solve_mip(
     params = _PARAMS[solver]
     if cutoff is not None and solver == "highs":
         params += f"\nobjective_bound={float(cutoff)!r}"
+    if extra_params:
+        params += "\n" + extra_params
     engine = mb.Solver(solver)
     engine.enable_output(False)
     engine.set_solver_specific_parameters(params)

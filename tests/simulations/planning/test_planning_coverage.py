@@ -93,6 +93,25 @@ def test_backup_is_lexicographic_optimum(seed: int) -> None:
     assert result.proven_optimal
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_dominated_and_duplicate_sites_keep_the_optimum(seed: int) -> None:
+    """Sites whose covering set is a subset or a copy of another's (which the solver leaves
+    out of its model) change nothing: the optimum matches exhaustive search, also when a
+    dominated site is fixed, and exactly p sites are returned."""
+    cov, w = _random_instance(seed)
+    dense = cov.toarray()
+    sub = dense[:, 0] & (np.arange(dense.shape[0]) % 2 == 0)  # a subset of site 0
+    wide = sp.csr_matrix(np.column_stack([dense, dense[:, 1], sub, dense[:, 2]]))
+    m = wide.shape[1]
+    for p, fixed in ((3, ()), (4, (m - 2,)), (4, (m - 3, 1))):
+        result = solve_mclp(wide, w, p, fixed=fixed)
+        assert result.proven_optimal
+        assert len(result.sites) == p
+        assert set(fixed) <= set(result.sites)
+        assert result.objective == _brute_mclp(wide, w, p, fixed)[0]
+        assert result.objective == covered_demand(wide, w, result.sites)[0]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_fixed_sites_honoured(seed: int) -> None:
     """Fixed sites are open, and the rest is optimal given them (exhaustive search)."""

@@ -293,20 +293,10 @@ def write_decisions(
     trucks = _lock_rows(db_session, m.ReplacementTruck, truck_ids)
 
     if assignments:
-        taken_vans = set(
-            db_session.scalars(
-                select(m.VanAssignment.van_id).where(
-                    m.VanAssignment.active.is_(True), m.VanAssignment.van_id.in_(van_ids)
-                )
-            )
-        )
-        served = set(
-            db_session.scalars(
-                select(m.VanAssignment.request_id).where(
-                    m.VanAssignment.active.is_(True),
-                    m.VanAssignment.request_id.in_([a.request_id for a in assignments]),
-                )
-            )
+        va = m.VanAssignment
+        taken_vans = _active_values(db_session, va.van_id, va.active, van_ids)
+        served = _active_values(
+            db_session, va.request_id, va.active, [a.request_id for a in assignments]
         )
         for a in assignments:
             req = requests.get(a.request_id)
@@ -382,21 +372,10 @@ def write_decisions(
         ]
 
     if bookings:
-        taken_trucks = set(
-            db_session.scalars(
-                select(m.ReplacementBooking.truck_id).where(
-                    m.ReplacementBooking.active.is_(True),
-                    m.ReplacementBooking.truck_id.in_(truck_ids),
-                )
-            )
-        )
-        has_booking = set(
-            db_session.scalars(
-                select(m.ReplacementBooking.request_id).where(
-                    m.ReplacementBooking.active.is_(True),
-                    m.ReplacementBooking.request_id.in_([b.request_id for b in bookings]),
-                )
-            )
+        rb = m.ReplacementBooking
+        taken_trucks = _active_values(db_session, rb.truck_id, rb.active, truck_ids)
+        has_booking = _active_values(
+            db_session, rb.request_id, rb.active, [b.request_id for b in bookings]
         )
         for b in bookings:
             req = requests.get(b.request_id)
@@ -550,3 +529,9 @@ def _lock_rows(db_session: Session, model: type[_Row], ids: list[str]) -> dict[s
         .execution_options(populate_existing=True)
     )
     return {row.id: row for row in db_session.scalars(stmt)}
+
+
+def _active_values(db_session: Session, column: Any, active: Any, values: list[str]) -> set[str]:
+    """Which of ``values`` appear in ``column`` on an active assignment/booking row."""
+    stmt = select(column).where(active.is_(True), column.in_(values))
+    return set(db_session.scalars(stmt))

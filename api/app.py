@@ -18,6 +18,7 @@ from api.db.engine import make_engine, session_factory
 from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
 from api.routes import console, dispatch, health, kpis, live, network, requests, vans
 from api.services.dispatch_loop import DispatchLoop
+from api.services.intake_writer import IntakeWriter
 from api.settings import Settings, get_settings
 from fleet import VehicleClass
 
@@ -69,9 +70,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_caches, settings)
         loop.start()
+        writer.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(writer.stop)
             await loop.stop()
 
     app = FastAPI(
@@ -91,6 +94,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     )
     app.state.dispatch_loop = loop
+    writer = IntakeWriter(engine, app.state.write_lock)
+    app.state.intake_writer = writer
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

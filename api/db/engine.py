@@ -68,6 +68,10 @@ def make_engine(url: str, *, check: bool = True, **kwargs: Any) -> Engine:
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
+        # An executemany INSERT becomes one multi-row INSERT statement (pages of up to
+        # SQLite's parameter limit) instead of a statement per row: the intake writer's
+        # batches then cost one step per table, not one per row.
+        engine.dialect.use_insertmanyvalues_wo_returning = True
     if check:
         try:
             with engine.connect() as conn:

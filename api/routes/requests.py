@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 
 from api.db.engine import transaction
@@ -31,6 +32,7 @@ from api.schemas import (
 from api.security import TOKEN_PREFIX, find_staff_token
 from api.services import requests as svc
 from api.services.travel import travel_provider
+from api.settings import Settings
 from dispatch import RequestStatus
 
 router = APIRouter(prefix="/v1", tags=["requests"])
@@ -57,7 +59,7 @@ STAFF_ERRORS = {**E401, **E403, **E404, **E409}
         429: {"model": ErrorRead, "description": "Rate limit"},
     },
 )
-def create_request(
+async def create_request(
     body: RequestCreate,
     request: Request,
     settings: SettingsDep,
@@ -73,17 +75,24 @@ def create_request(
     """Anyone may report (rate-limited per address). Validates, stores the request and its
     first event, runs triage (repair estimate; replacement needed when the expected repair
     exceeds the contract threshold) and returns the tracking token **once**."""
-    lock = request.app.state.write_lock
     if idempotency_key is None and body.vehicle.designated_station_id is None:
-        # The hot path: everything computed before the transaction, which is then only the
-        # two inserts on a bare connection, under the in-process writer lock (SQLite).
+        # The hot path: everything is computed on the event loop before any database work,
+        # then the intake writer commits it together with the other requests waiting
+        # (group commit) and answers once it is committed.
         plan = svc.plan_intake(body=body, threshold_hours=settings.replacement_threshold_hours)
-        with lock, request.app.state.engine.begin() as conn:
-            svc.store_intake(conn, plan)
-        created = svc.intake_response(plan)
+        await request.app.state.intake_writer.store(plan)
         if settings.dispatch_on_request:
             request.app.state.dispatch_loop.poke()
-        return _created(created, {})
+        return _created(svc.intake_response(plan), {})
+    return await run_in_threadpool(_create_checked, body, request, settings, idempotency_key)
+
+
+def _create_checked(
+    body: RequestCreate, request: Request, settings: Settings, idempotency_key: str | None
+) -> Response:
+    """The intake that reads first: an Idempotency-Key (replay or conflict) or a designated
+    station (must exist), in one ORM transaction under the writer lock."""
+    lock = request.app.state.write_lock
     factory = request.app.state.session_factory
     for attempt in (0, 1):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -58,6 +59,22 @@ def warm_caches(settings: Settings) -> None:
         triage(None, vehicle_class.value, settings.replacement_threshold_hours)
 
 
+_heap_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Move everything loaded so far (modules, the province outlines, the catalogue, the
+    settings) out of the garbage collector's sight, once per process. Without this, every
+    full collection walks these long-lived containers (some 200,000): about 100 ms with the
+    interpreter lock held, every few hundred requests under load, which was most of the
+    intake's p99 latency. Objects created later are collected as usual."""
+    global _heap_frozen
+    if not _heap_frozen:
+        gc.collect()
+        gc.freeze()
+        _heap_frozen = True
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the app. The engine is created here (not at import) unless one is passed in.
     The background dispatch loop runs while the app is served (``dispatch_interval_s`` > 0)."""
@@ -69,6 +86,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_caches, settings)
+        freeze_startup_heap()
         loop.start()
         writer.start()
         try:

@@ -1,7 +1,7 @@
 """Simulation scenarios: one TOML file says everything a run needs.
 
 The file format (every key optional unless marked; defaults in brackets) is documented in
-``docs/simulations.md`` and by the shipped ``scenarios/*.toml``. In short::
+``docs/simulations.md`` and by the shipped ``simulations/scenarios/*.toml``. In short::
 
     name = "national"            # [file stem]
     seed = 2026                  # [2026]
@@ -54,7 +54,7 @@ from fleet.network import Network
 from fleet.scenario import ScenarioError, load_network_file, network_from_mapping, read_toml
 from routing.provider import PROFILES
 
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 """The shipped scenarios (``national``, ``shandong``, ``mmc_check``)."""
 
 _NETWORK_KEYS = {"base", "replace", "stations", "vans", "partners", "trucks"}

@@ -8,8 +8,9 @@ interpreter lock. Here one writer thread takes whatever requests are waiting, st
 one transaction and only then answers them all: a 201 still means "committed", a burst costs
 one commit instead of hundreds, and the event loop never blocks on the database.
 
-If a batch fails, each of its requests is retried in a transaction of its own, so that one bad
-row fails only its own request.
+If a batch fails on a row (a constraint or a value the database refuses), each of its requests
+is retried in a transaction of its own, so that one bad row fails only its own request; any
+other failure (database unreachable or locked) fails the whole batch at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, insert
+from sqlalchemy.exc import DataError, IntegrityError
 
 from api.db import models as m
 from api.services.requests import IntakePlan
@@ -31,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 """Requests stored per transaction at most (a burst larger than this takes several)."""
+
+ROW_ERRORS = (IntegrityError, DataError)
+"""Failures caused by one row of a batch: the batch is retried row by row."""
 
 _Item = tuple[IntakePlan, asyncio.Future[None]]
 _STOP = object()
@@ -113,8 +118,10 @@ class IntakeWriter:
         try:
             self._insert(plans)
         except Exception as exc:
-            if len(batch) == 1:
-                self._answer(batch, [exc])
+            if len(batch) == 1 or not isinstance(exc, ROW_ERRORS):
+                # Not a bad row (database down or locked, disk full): every request of the
+                # batch would fail the same way, one timeout each; fail them all now.
+                self._answer(batch, [exc] * len(batch))
                 return
             logger.warning(
                 "intake batch of %d failed (%s); storing one by one", len(batch), type(exc).__name__

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from api.app import create_app
 from api.db import models as m
@@ -131,3 +132,17 @@ def test_concurrent_posts_are_all_stored_once(seeded: Engine, db_url: str) -> No
         plates = set(db.scalars(select(m.RescueRequest.plate)))
     assert plates == {f"鲁A{i:05d}" for i in range(80)}
     assert writer.batches < 80
+
+
+def test_an_unreachable_database_fails_the_batch_at_once(tmp_path: Path) -> None:
+    """Not a row's fault: one attempt for the whole batch, every request gets the error."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}")
+    attempts: list[int] = []
+    event.listen(engine, "do_connect", lambda *_: attempts.append(1))
+    lock = threading.Lock()
+    writer = IntakeWriter(engine, lock)
+    outcomes = store_while_locked(writer, lock, plans(8))
+    writer.stop()
+    assert all(isinstance(o, OperationalError) for o in outcomes)
+    assert len(outcomes) == 8
+    assert len(attempts) <= 2  # the first batch and the rest, never one per request

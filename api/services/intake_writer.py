@@ -59,7 +59,10 @@ class IntakeWriter:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._running = False
+        # Guards "is the thread running" together with queueing, so that a request queued
+        # while the thread is deciding to exit is never left behind.
+        self._state = threading.Lock()
         self.batches = 0
         self.stored = 0
 
@@ -67,37 +70,47 @@ class IntakeWriter:
 
     async def store(self, plan: IntakePlan) -> None:
         """Queue ``plan`` and wait until it is committed (raises what its insert raised)."""
-        self.start()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put((plan, future))
+        with self._state:
+            self._start_locked()
+            self._queue.put((plan, future))
         await future
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
-                self._thread.start()
+        with self._state:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if not self._running:
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+            self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Store everything queued so far, then end the thread."""
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
-        self._queue.put(_STOP)
-        thread.join(timeout)
-        self._thread = None
+        """Store everything queued so far, then end the thread (a later request starts it
+        again)."""
+        with self._state:
+            thread = self._thread if self._running else None
+            if thread is not None:
+                self._queue.put(_STOP)
+        if thread is not None:
+            thread.join(timeout)
 
     # -- the writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch: list[_Item] = [first]
+        while True:
+            if stopping:
+                with self._state:
+                    if self._queue.empty():
+                        self._running = False
+                        return
+            item = self._queue.get()
+            if item is _STOP:
+                stopping = True
+                continue
+            batch: list[_Item] = [item]
             while len(batch) < self.max_batch:
                 try:
                     item = self._queue.get_nowait()
@@ -105,8 +118,8 @@ class IntakeWriter:
                     break
                 if item is _STOP:
                     stopping = True
-                    break
-                batch.append(item)
+                else:
+                    batch.append(item)
             try:
                 self._commit(batch)
             except BaseException as exc:  # a bug here must not leave a request waiting forever

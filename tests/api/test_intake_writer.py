@@ -146,3 +146,14 @@ def test_an_unreachable_database_fails_the_batch_at_once(tmp_path: Path) -> None
     assert all(isinstance(o, OperationalError) for o in outcomes)
     assert len(outcomes) == 8
     assert len(attempts) <= 2  # the first batch and the rest, never one per request
+
+
+def test_a_request_after_stop_starts_the_writer_again(seeded: Engine) -> None:
+    writer = IntakeWriter(seeded, threading.Lock())
+    first, second = plans(2)
+    asyncio.run(writer.store(first))
+    writer.stop()
+    asyncio.run(writer.store(second))  # would wait forever without a running writer
+    writer.stop()
+    assert stored(seeded) == (2, 2)
+    assert writer.batches == 2

@@ -95,9 +95,17 @@ REQUEST_EXAMPLE: dict[str, Any] = {
 
 
 class StrictModel(BaseModel):
-    """Input models: unknown fields are refused, NaN/inf never accepted."""
+    """Input models: unknown fields are refused, NaN/inf and NUL characters never accepted."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL refuses NUL in text: without this the insert fails after validation.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain the NUL character (\\u0000)")
+        return value
 
 
 class CustomerIn(StrictModel):

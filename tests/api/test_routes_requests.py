@@ -92,6 +92,11 @@ BAD_INPUT = [
     ({"fault": {"code": "WARP_CORE", "description": "x"}}, "fault.code", "unknown fault code"),
     ({"customer": {"name": "张伟", "phone": "call me"}}, "customer.phone", "pattern"),
     ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
+    (
+        {"vehicle": {"plate": "鲁A\u00001", "vehicle_class": "tractor"}},
+        "vehicle.plate",
+        "NUL character",
+    ),
 ]
 
 

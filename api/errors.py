@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from api.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from api.services.errors import Conflict, Forbidden, IntakeNotStored, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _operational(_: Request, exc: OperationalError) -> JSONResponse:
         logger.error("database error: %s", type(exc.orig).__name__)
         return _json(503, "database busy or unavailable; retry", {"Retry-After": "1"})
+
+    @app.exception_handler(IntakeNotStored)
+    async def _not_stored(_: Request, exc: IntakeNotStored) -> JSONResponse:
+        if exc.retryable:
+            return _json(503, "database busy or unavailable; retry", {"Retry-After": "1"})
+        return _json(500, "internal error")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

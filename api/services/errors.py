@@ -21,3 +21,13 @@ class InvalidInput(ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class IntakeNotStored(RuntimeError):
+    """A new request was not stored because its intake batch failed for a reason that is not
+    its own row: 503 when ``retryable`` (database unreachable, locked or timed out), else 500.
+    The writer logs the cause once per batch."""
+
+    def __init__(self, retryable: bool) -> None:
+        super().__init__("the request was not stored; retry" if retryable else "not stored")
+        self.retryable = retryable

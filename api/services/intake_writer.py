@@ -10,7 +10,8 @@ one commit instead of hundreds, and the event loop never blocks on the database.
 
 If a batch fails on a row (a constraint or a value the database refuses), each of its requests
 is retried in a transaction of its own, so that one bad row fails only its own request; any
-other failure (database unreachable or locked) fails the whole batch at once.
+other failure (database unreachable, locked or timed out) fails the whole batch, or what is
+left of it, at once, each request with an :class:`IntakeNotStored` of its own.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, insert
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from api.db import models as m
+from api.services.errors import IntakeNotStored
 from api.services.requests import IntakePlan
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ MAX_BATCH = 256
 
 ROW_ERRORS = (IntegrityError, DataError)
 """Failures caused by one row of a batch: the batch is retried row by row."""
+
+LOCK_TIMEOUT_MS = 5_000
+STATEMENT_TIMEOUT_MS = 15_000
+"""PostgreSQL limits for one intake transaction (SQLite's busy timeout is 30 s)."""
+
 
 _Item = tuple[IntakePlan, asyncio.Future[None]]
 _STOP = object()
@@ -131,27 +138,50 @@ class IntakeWriter:
         try:
             self._insert(plans)
         except Exception as exc:
-            if len(batch) == 1 or not isinstance(exc, ROW_ERRORS):
+            if len(batch) == 1 and isinstance(exc, ROW_ERRORS):
+                self._answer(batch, [exc])
+                return
+            if not isinstance(exc, ROW_ERRORS):
                 # Not a bad row (database down or locked, disk full): every request of the
                 # batch would fail the same way, one timeout each; fail them all now.
-                self._answer(batch, [exc] * len(batch))
+                self._fail(batch, exc)
                 return
             logger.warning(
                 "intake batch of %d failed (%s); storing one by one", len(batch), type(exc).__name__
             )
             errors: list[BaseException | None] = []
-            for plan in plans:
+            for k, plan in enumerate(plans):
                 try:
                     self._insert([plan])
                     errors.append(None)
-                except Exception as single:
-                    errors.append(single)
+                except ROW_ERRORS as bad_row:
+                    errors.append(bad_row)
+                except Exception as other:  # the database itself: the rest fail at once
+                    self._answer(batch[:k], errors)
+                    self._fail(batch[k:], other)
+                    return
             self._answer(batch, errors)
             return
         self._answer(batch, [None] * len(batch))
 
+    def _fail(self, batch: Sequence[_Item], exc: BaseException) -> None:
+        """Answer every request of ``batch`` with an :class:`IntakeNotStored` of its own (one
+        exception object shared by many requests would gather all their tracebacks)."""
+        retryable = isinstance(exc, OperationalError)
+        logger.error(
+            "intake batch of %d not stored: %s: %s",
+            len(batch),
+            type(exc).__name__,
+            str(getattr(exc, "orig", None) or exc).splitlines()[0][:200],
+        )
+        self._answer(batch, [IntakeNotStored(retryable) for _ in batch])
+
     def _insert(self, plans: Sequence[IntakePlan]) -> None:
         with self.lock, self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # A hung commit or a migration's lock must not hold every intake forever.
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
             conn.execute(insert(m.RescueRequest), [p.values for p in plans])
             conn.execute(insert(m.Event), [p.event for p in plans])
         self.batches += 1

@@ -24,12 +24,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from api.db import models as m
 from api.services.errors import IntakeNotStored
-from api.services.requests import IntakePlan
+from api.services.requests import IntakePlan, log_received, store_intake
 
 logger = logging.getLogger(__name__)
 
@@ -182,17 +181,10 @@ class IntakeWriter:
                 # A hung commit or a migration's lock must not hold every intake forever.
                 conn.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
-            conn.execute(insert(m.RescueRequest), [p.values for p in plans])
-            conn.execute(insert(m.Event), [p.event for p in plans])
+            store_intake(conn, plans)
         self.batches += 1
         self.stored += len(plans)
-        for p in plans:
-            logger.info(
-                "request %s received (%s, %s)",
-                p.values["id"],
-                p.values["vehicle_class"],
-                p.estimate.fault_code,
-            )
+        log_received(plans)
 
     @staticmethod
     def _answer(batch: Sequence[_Item], errors: Sequence[BaseException | None]) -> None:

@@ -135,7 +135,8 @@ def create_request(
     station_id = body.vehicle.designated_station_id
     if station_id is not None and db_session.get(m.Station, station_id) is None:
         raise InvalidInput("vehicle.designated_station_id", f"no station {station_id!r}")
-    store_intake(db_session, plan)
+    store_intake(db_session, [plan])
+    log_received([plan])
     return Intake(m.RescueRequest(**plan.values), plan.tracking_token, plan.estimate, False)
 
 
@@ -216,17 +217,23 @@ def plan_intake(
     return IntakePlan(values, event, token, estimate)
 
 
-def store_intake(conn: Session | Connection, plan: IntakePlan) -> None:
-    """The two Core inserts of an intake (request, first event) on ``conn`` (a session or a
-    connection in a transaction; no unit-of-work bookkeeping for rows nobody else touches)."""
-    conn.execute(insert(m.RescueRequest), [plan.values])
-    conn.execute(insert(m.Event), [plan.event])
-    logger.info(
-        "request %s received (%s, %s)",
-        plan.values["id"],
-        plan.values["vehicle_class"],
-        plan.estimate.fault_code,
-    )
+def store_intake(conn: Session | Connection, plans: Sequence[IntakePlan]) -> None:
+    """The Core inserts of intakes (requests, then their first events) on ``conn`` (a session
+    or a connection in a transaction; no unit-of-work bookkeeping for rows nobody else
+    touches). One executemany per table, however many plans (the intake writer's batches)."""
+    conn.execute(insert(m.RescueRequest), [p.values for p in plans])
+    conn.execute(insert(m.Event), [p.event for p in plans])
+
+
+def log_received(plans: Sequence[IntakePlan]) -> None:
+    """One log line per stored intake (ids and triage only: no names, phones or tokens)."""
+    for p in plans:
+        logger.info(
+            "request %s received (%s, %s)",
+            p.values["id"],
+            p.values["vehicle_class"],
+            p.estimate.fault_code,
+        )
 
 
 def intake_response(plan: IntakePlan) -> RequestCreated:
@@ -445,7 +452,7 @@ def request_views(
 # -- state changes ---------------------------------------------------------------------------
 
 
-def _event(
+def add_event(
     db_session: Session,
     kind: str,
     *,
@@ -456,6 +463,7 @@ def _event(
     now: dt.datetime,
     **data: object,
 ) -> None:
+    """Append one row to the event log (``data`` is its JSON payload)."""
     db_session.add(
         m.Event(
             created_at=now,
@@ -517,7 +525,7 @@ def _release_van(
         van.busy_until = None
         if van_at_request:
             van.lat, van.lon, van.position_updated_at = req.lat, req.lon, now
-    _event(
+    add_event(
         db_session, "van_released", request_id=req.id, van_id=a.van_id, actor=actor, now=now,
         reason=reason,
     )  # fmt: skip
@@ -548,7 +556,7 @@ def _release_truck(
         truck.status = "available"
         if at_destination and req.cargo_destination_lat is not None:
             truck.lat, truck.lon = req.cargo_destination_lat, req.cargo_destination_lon
-    _event(
+    add_event(
         db_session, "truck_released", request_id=req.id, truck_id=b.truck_id, actor=actor,
         now=now, reason=reason,
     )  # fmt: skip
@@ -602,7 +610,7 @@ def record_diagnosis(
         _release_truck(
             db_session, req, reason=f"diagnosis {hours:g} h within threshold", actor=actor, now=now
         )
-    _event(
+    add_event(
         db_session, "diagnosis", request_id=req.id, actor=actor, now=now, hours=float(hours),
         threshold_hours=req.replacement_threshold_hours,
         needs_replacement=req.needs_replacement, has_cargo=has_cargo, note=note,
@@ -672,7 +680,7 @@ def change_status(
         )  # fmt: skip
     req.status = new.value
     req.updated_at = now
-    _event(
+    add_event(
         db_session, "status_changed", request_id=req.id, actor=actor, now=now,
         **{"from": source.value, "to": new.value, "reason": reason},
     )  # fmt: skip
@@ -698,7 +706,7 @@ def cancel_request(
     _release_truck(db_session, req, reason="cancelled", actor=actor, now=now)
     req.status = new.value
     req.updated_at = now
-    _event(
+    add_event(
         db_session, "cancelled", request_id=req.id, actor=actor, now=now, reason=reason,
         **{"from": source.value},
     )  # fmt: skip
@@ -782,7 +790,7 @@ def assign_van(
     if status is not S.ASSIGNED:
         req.status = _transition(req, S.ASSIGNED).value
     req.updated_at = now
-    _event(
+    add_event(
         db_session, "assignment_override" if previous else "van_assigned", request_id=req.id,
         van_id=van_id, actor=actor, now=now, source="manual", reason=reason,
         previous_van_id=previous,

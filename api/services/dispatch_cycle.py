@@ -33,7 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db import models as m
 from api.db.adapters import partner_from_row, truck_from_row
 from api.db.engine import transaction
-from api.services.requests import REPLACEMENT_ELIGIBLE, default_cargo_kind, utcnow
+from api.services.requests import (
+    REPLACEMENT_ELIGIBLE,
+    add_event,
+    default_cargo_kind,
+    utcnow,
+)
 from dispatch import (
     OpenRequest,
     ReplacementMatching,
@@ -331,21 +336,18 @@ def write_decisions(
             van.status = VanStatus.ASSIGNED.value
             req.status = RequestStatus.ASSIGNED.value
             req.updated_at = now
-            db_session.add(
-                m.Event(
-                    created_at=now,
-                    kind="van_assigned",
-                    request_id=a.request_id,
-                    van_id=a.van_id,
-                    actor=actor,
-                    data={
-                        "cycle_id": result.cycle_id,
-                        "source": "optimizer",
-                        "eta_minutes": round(a.eta_minutes, 1),
-                        "travel_km": round(a.travel_km, 1),
-                        "designated": a.designated,
-                    },
-                )
+            add_event(
+                db_session,
+                "van_assigned",
+                request_id=a.request_id,
+                van_id=a.van_id,
+                actor=actor,
+                now=now,
+                cycle_id=result.cycle_id,
+                source="optimizer",
+                eta_minutes=round(a.eta_minutes, 1),
+                travel_km=round(a.travel_km, 1),
+                designated=a.designated,
             )
             result.assigned.append(
                 {
@@ -414,22 +416,19 @@ def write_decisions(
             if req.status == RequestStatus.AWAITING_REPLACEMENT.value:
                 req.status = RequestStatus.REPLACEMENT_ASSIGNED.value
             req.updated_at = now
-            db_session.add(
-                m.Event(
-                    created_at=now,
-                    kind="replacement_booked",
-                    request_id=b.request_id,
-                    truck_id=b.truck_id,
-                    actor=actor,
-                    data={
-                        "cycle_id": result.cycle_id,
-                        "partner_id": b.partner_id,
-                        "pickup_eta_minutes": round(b.pickup_eta_minutes, 1),
-                        "delivery_eta_minutes": round(b.delivery_eta_minutes, 1),
-                        "cost_cny": round(b.cost_cny, 2),
-                        "lateness_minutes": round(b.lateness_minutes, 1),
-                    },
-                )
+            add_event(
+                db_session,
+                "replacement_booked",
+                request_id=b.request_id,
+                truck_id=b.truck_id,
+                actor=actor,
+                now=now,
+                cycle_id=result.cycle_id,
+                partner_id=b.partner_id,
+                pickup_eta_minutes=round(b.pickup_eta_minutes, 1),
+                delivery_eta_minutes=round(b.delivery_eta_minutes, 1),
+                cost_cny=round(b.cost_cny, 2),
+                lateness_minutes=round(b.lateness_minutes, 1),
             )
             result.booked.append(
                 {
@@ -487,22 +486,19 @@ def run_cycle(
             )
             result.seconds = time.perf_counter() - started
             if record or result.decided:
-                db.add(
-                    m.Event(
-                        created_at=now,
-                        kind="dispatch_cycle",
-                        actor=actor,
-                        data={
-                            "cycle_id": result.cycle_id,
-                            "open_requests": result.open_requests,
-                            "assigned": len(result.assigned),
-                            "unassigned": len(result.unassigned),
-                            "booked": len(result.booked),
-                            "unmatched": len(result.unmatched),
-                            "conflicts": len(result.conflicts),
-                            "seconds": round(result.seconds, 3),
-                        },
-                    )
+                add_event(
+                    db,
+                    "dispatch_cycle",
+                    actor=actor,
+                    now=now,
+                    cycle_id=result.cycle_id,
+                    open_requests=result.open_requests,
+                    assigned=len(result.assigned),
+                    unassigned=len(result.unassigned),
+                    booked=len(result.booked),
+                    unmatched=len(result.unmatched),
+                    conflicts=len(result.conflicts),
+                    seconds=round(result.seconds, 3),
                 )
     if result.decided or result.conflicts:
         logger.info(

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from api.db import models as m
 from api.services.errors import Conflict, InvalidInput, NotFound
-from api.services.requests import active_assignment, utcnow
+from api.services.requests import active_assignment, add_event, utcnow
 from fleet import VanStatus
 
 SETTABLE = frozenset(
@@ -47,14 +47,9 @@ def update_position(
             )
         van.status = status.value
     van.lat, van.lon, van.position_updated_at = lat, lon, now
-    db_session.add(
-        m.Event(
-            created_at=now,
-            kind="van_position",
-            van_id=van_id,
-            actor=actor,
-            data={"lat": lat, "lon": lon, "status": van.status},
-        )
-    )
+    add_event(
+        db_session, "van_position", van_id=van_id, actor=actor, now=now,
+        lat=lat, lon=lon, status=van.status,
+    )  # fmt: skip
     db_session.flush()
     return van

@@ -188,9 +188,14 @@ class ServiceStation:
     """Also the shift of the station's vans."""
     parts_in_stock: frozenset[str] = frozenset()
     """Part codes held at the station (see the fault catalogue's parts)."""
+    workshop_bays: int | None = None
+    """Repair bays for towed-in vehicles; ``None`` = not tracked (the triage assumes no queue)."""
 
     def __post_init__(self) -> None:
         _require_id(self.id, "station id")
+        b = self.workshop_bays
+        if b is not None and (not isinstance(b, int) or isinstance(b, bool) or b < 1):
+            raise ValueError(f"station {self.id}: workshop_bays must be an integer >= 1, got {b!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from fleet import (
     PartnerCompany,
     ReplacementTruck,
     RescueVan,
+    ServiceStation,
+    StationGrade,
     TruckType,
     VanCapability,
     VehicleClass,
@@ -82,3 +84,20 @@ def test_opening_hours() -> None:
     assert OpeningHours().always_open
     with pytest.raises(ValueError, match="opening hours 22-6"):
         OpeningHours(22, 6)
+
+
+@pytest.mark.parametrize("bays", [0, -2, 1.5, True])
+def test_station_workshop_bays_must_be_a_positive_integer(bays: object) -> None:
+    """Bays are counted (None = not tracked); 0, negatives, fractions and booleans are refused
+    naming the station."""
+    with pytest.raises(ValueError, match=r"station S9: workshop_bays must be an integer >= 1"):
+        ServiceStation(
+            id="S9",
+            name="s",
+            grade=StationGrade.AA,
+            location=GeoPoint(36.0, 117.0),
+            adcode="370100",
+            prefecture_adcode="370100",
+            province_adcode="370000",
+            workshop_bays=bays,  # type: ignore[arg-type]
+        )

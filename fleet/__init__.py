@@ -4,6 +4,16 @@ Pure: plain frozen dataclasses and enums plus loaders for the bundled real geogr
 synthetic national demo network. No web or database framework is imported here.
 """
 
+from fleet.contracts import (
+    DEFAULT_BOOKING_PROBABILITY,
+    DEFAULT_CONTRACT,
+    RegisteredVehicle,
+    RegistryError,
+    ServiceContract,
+    VehicleRegistry,
+    VehicleTerms,
+    normalise_plate,
+)
 from fleet.demo import NATIONAL_NETWORK_NAME, build_national_network
 from fleet.distributions import DistributionKind, HoursDistribution
 from fleet.faults import FaultCatalogue, FaultType, Part, load_fault_catalogue
@@ -30,6 +40,8 @@ from fleet.model import (
 from fleet.network import Network, NetworkError
 
 __all__ = [
+    "DEFAULT_BOOKING_PROBABILITY",
+    "DEFAULT_CONTRACT",
     "DEFAULT_REPLACEMENT_THRESHOLD_HOURS",
     "DEFAULT_SERVICE_RADIUS_KM",
     "NATIONAL_NETWORK_NAME",
@@ -47,8 +59,11 @@ __all__ = [
     "OpeningHours",
     "Part",
     "PartnerCompany",
+    "RegisteredVehicle",
+    "RegistryError",
     "ReplacementTruck",
     "RescueVan",
+    "ServiceContract",
     "ServiceStation",
     "StationGrade",
     "TruckStatus",
@@ -56,6 +71,9 @@ __all__ = [
     "VanCapability",
     "VanStatus",
     "VehicleClass",
+    "VehicleRegistry",
+    "VehicleTerms",
     "build_national_network",
     "load_fault_catalogue",
+    "normalise_plate",
 ]

@@ -33,12 +33,20 @@ from dispatch.replacement import (
     match_replacements,
 )
 from dispatch.triage import (
+    DEFAULT_POLICY,
+    PolicyKind,
     RepairEstimate,
+    RepairTime,
+    ReplacementPolicy,
     TriageContext,
+    WorkshopChoice,
+    WorkshopLoad,
     apply_diagnosis,
+    choose_workshop,
     estimate_repair,
     needs_replacement,
     priority_for,
+    repair_time,
 )
 from dispatch.vans import (
     MatchParams,
@@ -55,6 +63,7 @@ from dispatch.vans import (
 )
 
 __all__ = [
+    "DEFAULT_POLICY",
     "TRANSITIONS",
     "CargoKind",
     "CostOverflowError",
@@ -62,11 +71,14 @@ __all__ = [
     "InvalidTransition",
     "MatchParams",
     "OpenRequest",
+    "PolicyKind",
     "RepairEstimate",
+    "RepairTime",
     "ReplacementBooking",
     "ReplacementMatching",
     "ReplacementMatchingProblem",
     "ReplacementParams",
+    "ReplacementPolicy",
     "ReplacementRequest",
     "RequestStatus",
     "SparseAssignment",
@@ -80,11 +92,14 @@ __all__ = [
     "VanMatching",
     "VanMatchingProblem",
     "VanState",
+    "WorkshopChoice",
+    "WorkshopLoad",
     "allowed_transitions",
     "apply_diagnosis",
     "build_replacement_problem",
     "build_van_matching_problem",
     "can_transition",
+    "choose_workshop",
     "estimate_repair",
     "match_replacements",
     "match_vans",
@@ -92,6 +107,7 @@ __all__ = [
     "needs_replacement",
     "priority_for",
     "read_orlib_assignment",
+    "repair_time",
     "solve_assignment",
     "transition",
 ]

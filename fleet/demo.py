@@ -14,6 +14,10 @@ places them the way such networks are laid out:
   flatbeds) at the province's prefecture seats.
 
 The same seed always gives the same network.
+
+Contracts and registry (:func:`build_demo_registry`): three contracts (standard 24 h, premium
+8 h, basic 48 h) and a small synthetic registry of tractors designated to AAA stations, so the
+registry path can be exercised; no real plates or customers are used.
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ from functools import cache
 
 import numpy as np
 
+from fleet.contracts import (
+    DEFAULT_CONTRACT,
+    RegisteredVehicle,
+    ServiceContract,
+    VehicleRegistry,
+)
 from fleet.faults import load_fault_catalogue
 from fleet.geography import (
     AdminUnit,
@@ -43,6 +53,7 @@ from fleet.model import (
     StationGrade,
     TruckType,
     VanCapability,
+    VehicleClass,
 )
 from fleet.network import Network
 
@@ -52,6 +63,37 @@ DEFAULT_AA_STATIONS = 600
 MIN_AA_DISTANCE_FROM_SEAT_KM = 25.0
 """County seats closer than this to their prefecture seat are urban districts: the AAA
 station there already serves them."""
+
+DEMO_CONTRACTS: tuple[ServiceContract, ...] = (
+    DEFAULT_CONTRACT,
+    ServiceContract(
+        "premium",
+        "premium 8 h",
+        threshold_hours=8.0,
+        booking_probability=0.3,
+        downtime_cost_per_hour_cny=800.0,
+    ),
+    ServiceContract(
+        "basic",
+        "basic 48 h",
+        threshold_hours=48.0,
+        booking_probability=0.7,
+        downtime_cost_per_hour_cny=150.0,
+    ),
+)
+"""Synthetic contracts: premium customers (time-critical cargo) are booked sooner and at a lower
+risk; basic ones wait longer. The figures are assumptions, not a real price list."""
+
+DEFAULT_REGISTRY_VEHICLES = 200
+
+_PLATE_PREFIX = {
+    "11": "京", "12": "津", "13": "冀", "14": "晋", "15": "蒙", "21": "辽", "22": "吉",
+    "23": "黑", "31": "沪", "32": "苏", "33": "浙", "34": "皖", "35": "闽", "36": "赣",
+    "37": "鲁", "41": "豫", "42": "鄂", "43": "湘", "44": "粤", "45": "桂", "46": "琼",
+    "50": "渝", "51": "川", "52": "贵", "53": "云", "54": "藏", "61": "陕", "62": "甘",
+    "63": "青", "64": "宁", "65": "新",
+}  # fmt: skip
+"""Province abbreviation that opens a mainland plate, by the province adcode's first digits."""
 
 _PARTNER_BRANDS = ("顺达", "通运", "安捷", "畅途", "中联", "远航", "恒通", "捷运")
 
@@ -127,6 +169,40 @@ def build_national_network(
         partners=tuple(partners),
         trucks=tuple(trucks),
         faults=faults,
+    )
+
+
+@cache
+def build_demo_registry(
+    seed: int = DEFAULT_SEED, vehicles: int = DEFAULT_REGISTRY_VEHICLES
+) -> VehicleRegistry:
+    """A synthetic registry on the national network: ``vehicles`` tractors with plausible plates
+    of their province, each designated to an AAA station (population-weighted) and on the
+    standard (60%), premium (25%) or basic (15%) contract. Deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    network = build_national_network()
+    aaa = [s for s in network.stations if s.grade is StationGrade.AAA]
+    population = prefecture_population()
+    weights = np.array([population.get(s.adcode, 0.0) for s in aaa]) + 1.0
+    picks = rng.choice(len(aaa), size=vehicles, p=weights / weights.sum())
+    contracts = rng.choice([c.id for c in DEMO_CONTRACTS], size=vehicles, p=[0.60, 0.25, 0.15])
+    letters = "ABCDEFGHJKLMNPQRSTUVWXY"  # plates skip I and O
+    entries: dict[str, RegisteredVehicle] = {}
+    for pick, contract_id in zip(picks, contracts, strict=True):
+        home = aaa[int(pick)]
+        while True:  # redraw on the rare duplicate plate
+            plate = (
+                _PLATE_PREFIX[home.province_adcode[:2]]
+                + letters[int(rng.integers(len(letters)))]
+                + f"{int(rng.integers(100_000)):05d}"
+            )
+            if plate not in entries:
+                break
+        entries[plate] = RegisteredVehicle(plate, VehicleClass.TRACTOR, home.id, str(contract_id))
+    return VehicleRegistry(
+        contracts=DEMO_CONTRACTS,
+        vehicles=tuple(entries.values()),
+        station_ids=frozenset(s.id for s in network.stations),
     )
 
 

@@ -44,3 +44,24 @@ def test_stations_and_depots_lie_in_their_province() -> None:
     partner = net.partner_by_id
     for t in net.trucks[::11]:
         assert partner[t.partner_id].serves(t.depot_adcode[:2] + "0000")
+
+
+def test_demo_registry_is_synthetic_consistent_and_deterministic() -> None:
+    """The demo registry's tractors are designated to AAA stations of the national network,
+    carry their province's plate prefix and one of the three demo contracts (8/24/48 h)."""
+    from fleet.demo import DEMO_CONTRACTS, build_demo_registry
+
+    reg = build_demo_registry()
+    net = build_national_network()
+    assert len(reg) == 200
+    assert sorted(c.threshold_hours for c in DEMO_CONTRACTS) == [8.0, 24.0, 48.0]
+    assert reg.default_contract.threshold_hours == 24.0
+    shandong = reg.terms_for(next(v.plate for v in reg.vehicles if v.plate.startswith("鲁")))
+    assert shandong.designated_station_id is not None
+    assert net.station_by_id[shandong.designated_station_id].province_adcode == "370000"
+    for v in reg.vehicles:
+        assert v.designated_station_id is not None
+        home = net.station_by_id[v.designated_station_id]
+        assert home.grade is StationGrade.AAA
+        assert v.contract_id in {c.id for c in DEMO_CONTRACTS}
+    assert build_demo_registry.__wrapped__() == reg

@@ -16,11 +16,16 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
+from api.dispatching import routes as dispatch
+from api.dispatching.loop import DispatchLoop
 from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
-from api.routes import console, dispatch, health, kpis, live, network, requests, vans
-from api.services.dispatch_loop import DispatchLoop
-from api.services.intake_writer import IntakeWriter
+from api.kpis import routes as kpis
+from api.network import routes as network
+from api.network import van_routes as vans
+from api.requests import routes as requests
+from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings, get_settings
+from api.site import console, health, live
 from fleet import VehicleClass
 
 logger = logging.getLogger(__name__)
@@ -51,7 +56,7 @@ TAGS = [
 def warm_caches(settings: Settings) -> None:
     """Load the province outlines and the fault catalogue before the first request (otherwise
     the first burst of requests loads them once per worker thread)."""
-    from api.services.requests import triage
+    from api.requests.service import triage
     from fleet.province_index import province_at
 
     province_at(36.65, 117.12)

@@ -22,8 +22,8 @@ def dispatch_once(
     assigned, booked, and why the others were not."""
     from api.db.engine import make_engine, session_factory
     from api.db.migrate import current_revision, head_revision
-    from api.services.dispatch_cycle import run_cycle
-    from api.services.travel import travel_provider
+    from api.dispatching.cycle import run_cycle
+    from api.dispatching.travel import travel_provider
     from api.settings import get_settings
 
     with clear_errors():

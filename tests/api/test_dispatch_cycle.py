@@ -16,9 +16,7 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from api.db import models as m
 from api.db.engine import make_engine, session_factory, transaction
-from api.schemas import RequestCreate
-from api.services import requests as svc
-from api.services.dispatch_cycle import (
+from api.dispatching.cycle import (
     CycleResult,
     cycle_leadership,
     load_snapshot,
@@ -26,8 +24,10 @@ from api.services.dispatch_cycle import (
     solve,
     write_decisions,
 )
-from api.services.errors import Conflict
-from api.services.requests import utcnow
+from api.exceptions import Conflict
+from api.requests import service as svc
+from api.requests.service import utcnow
+from api.schemas import RequestCreate
 from dispatch import build_van_matching_problem, match_vans
 from routing import GreatCircleProvider
 from tests.api.conftest import request_body

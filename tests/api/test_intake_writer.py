@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from api.app import create_app
 from api.db import models as m
 from api.db.engine import session_factory, transaction
+from api.exceptions import IntakeNotStored
+from api.requests.intake_writer import IntakeWriter
+from api.requests.service import IntakePlan, plan_intake
 from api.schemas import RequestCreate
-from api.services.errors import IntakeNotStored
-from api.services.intake_writer import IntakeWriter
-from api.services.requests import IntakePlan, plan_intake
 from tests.api.conftest import app_settings, request_body
 
 T = TypeVar("T")

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from api.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from api.schemas import (
     CargoRead,
     CustomerRead,
@@ -39,7 +40,6 @@ from api.schemas import (
     VehicleIn,
 )
 from api.security import hash_token, new_secret
-from api.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dispatch.lifecycle import InvalidTransition, RequestStatus, transition
 from dispatch.replacement import CargoKind
 from dispatch.triage import RepairEstimate, TriageContext, apply_diagnosis, estimate_repair

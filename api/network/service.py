@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from api.db import models as m
-from api.services.errors import Conflict, InvalidInput, NotFound
-from api.services.requests import active_assignment, add_event, utcnow
+from api.exceptions import Conflict, InvalidInput, NotFound
+from api.requests.service import active_assignment, add_event, utcnow
 from fleet import VanStatus
 
 SETTABLE = frozenset(

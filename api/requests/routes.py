@@ -18,6 +18,8 @@ from api.deps import (
     StaffUser,
     actor_of,
 )
+from api.dispatching.travel import travel_provider
+from api.requests import service as svc
 from api.schemas import (
     AssignmentCreate,
     CancelCreate,
@@ -30,8 +32,6 @@ from api.schemas import (
     StatusChange,
 )
 from api.security import TOKEN_PREFIX, find_staff_token
-from api.services import requests as svc
-from api.services.travel import travel_provider
 from api.settings import Settings
 from dispatch import RequestStatus
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from api.deps import Dispatcher, actor_of
-from api.routes.requests import E401, E403
+from api.requests.routes import E401, E403
 from api.schemas import DispatchRunRead
 
 router = APIRouter(prefix="/v1", tags=["dispatch"])

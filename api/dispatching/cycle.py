@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db import models as m
 from api.db.adapters import partner_from_row, truck_from_row
 from api.db.engine import transaction
-from api.services.requests import (
+from api.requests.service import (
     REPLACEMENT_ELIGIBLE,
     add_event,
     default_cargo_kind,

@@ -12,8 +12,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import StaffUser
-from api.routes.requests import E401, E403
-from api.services.live import events_after, latest_event_id, sse_message
+from api.events import events_after, latest_event_id, sse_message
+from api.requests.routes import E401, E403
 
 router = APIRouter(prefix="/v1", tags=["live"])
 

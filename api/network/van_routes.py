@@ -6,9 +6,9 @@ from fastapi import APIRouter
 
 from api.db import models as m
 from api.deps import Dispatcher, SessionDep, actor_of
-from api.routes.requests import STAFF_ERRORS
+from api.network.service import update_position
+from api.requests.routes import STAFF_ERRORS
 from api.schemas import VanPositionUpdate, VanRead
-from api.services.vans import update_position
 
 router = APIRouter(prefix="/v1", tags=["network"])
 

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from api.requests.service import utcnow
 from api.schemas import KpiRead
-from api.services.requests import utcnow
 from dispatch import RequestStatus
 
 S = RequestStatus

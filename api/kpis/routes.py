@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import SessionDep, SettingsDep, StaffUser
 from api.kpis.service import live_kpis
-from api.requests.routes import E401, E403
+from api.responses import E401, E403
 from api.schemas import KpiRead
 
 router = APIRouter(prefix="/v1", tags=["kpis"])

@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api.clock import utcnow
 from api.db import models as m
-from api.requests.service import utcnow
 from api.schemas import KpiRead
 from dispatch import RequestStatus
 

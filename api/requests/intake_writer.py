@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from api.exceptions import IntakeNotStored
-from api.requests.service import IntakePlan, log_received, store_intake
+from api.requests.intake import IntakePlan, log_received, store_intake
 
 logger = logging.getLogger(__name__)
 

@@ -10,17 +10,23 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
+from api.dispatching import routes as dispatch
+from api.dispatching.loop import DispatchLoop
 from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
-from api.routes import console, dispatch, health, kpis, live, network, requests, vans
-from api.services.dispatch_loop import DispatchLoop
-from api.services.intake_writer import IntakeWriter
+from api.kpis import routes as kpis
+from api.network import routes as network
+from api.requests import routes as requests
+from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings, get_settings
+from api.site import console, health, live
+from api.state import AppResources, install
 from fleet import VehicleClass
 
 logger = logging.getLogger(__name__)
@@ -51,7 +57,7 @@ TAGS = [
 def warm_caches(settings: Settings) -> None:
     """Load the province outlines and the fault catalogue before the first request (otherwise
     the first burst of requests loads them once per worker thread)."""
-    from api.services.requests import triage
+    from api.requests.intake import triage
     from fleet.province_index import province_at
 
     province_at(36.65, 117.12)
@@ -102,22 +108,28 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
         openapi_tags=TAGS,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.session_factory = factory
-    # Held around the intake transaction: SQLite takes one writer at a time anyway, and a
-    # thread waiting here wakes as soon as the writer commits, where SQLite's busy handler
-    # polls with growing sleeps (holding a pooled connection meanwhile). PostgreSQL: no lock.
-    app.state.write_lock = (
+    # SQLite takes one writer at a time anyway; a thread waiting on this lock wakes as soon
+    # as the writer commits, where SQLite's busy handler polls with growing sleeps (holding a
+    # pooled connection meanwhile). PostgreSQL: no lock.
+    write_lock: contextlib.AbstractContextManager[Any] = (
         threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     )
-    app.state.dispatch_loop = loop
-    writer = IntakeWriter(engine, app.state.write_lock)
-    app.state.intake_writer = writer
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    writer = IntakeWriter(engine, write_lock)
+    install(
+        app,
+        AppResources(
+            settings=settings,
+            engine=engine,
+            session_factory=factory,
+            write_lock=write_lock,
+            dispatch_loop=loop,
+            intake_writer=writer,
+            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        ),
+    )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, network, requests, dispatch, vans, kpis, live, console):
+    for module in (health, network, requests, dispatch, kpis, live, console):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")
     app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")

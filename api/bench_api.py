@@ -292,7 +292,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     from api.db.engine import make_engine, session_factory, transaction
     from api.db.migrate import upgrade
-    from api.services.seeding import seed_network
+    from api.network.seeding import seed_network
     from fleet import build_national_network
 
     with tempfile.TemporaryDirectory(prefix="rescue-bench-") as tmp:

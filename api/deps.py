@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import state
 from api.db import models as m
 from api.security import Role, find_staff_token
 from api.settings import Settings
@@ -22,13 +23,11 @@ _bearer = HTTPBearer(auto_error=False, description="Staff token from `rescue tok
 
 
 async def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return state.get_settings(request.app)
 
 
 async def get_session_factory(request: Request) -> sessionmaker[Session]:
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    return factory
+    return state.get_session_factory(request.app)
 
 
 def get_db(
@@ -109,7 +108,7 @@ BearerDep = Annotated[str, Depends(bearer_token)]
 async def rate_limit(request: Request) -> None:
     """Per client address (configurable ``RESCUE_RATE_LIMIT_PER_MINUTE``; 0 = off); never
     blocks (a dict update under a lock held for microseconds), so it runs on the loop."""
-    limiter = request.app.state.rate_limiter
+    limiter = state.get_rate_limiter(request.app)
     client = request.client.host if request.client else "unknown"
     limiter.check(client)
 

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from api.services.errors import Conflict, Forbidden, IntakeNotStored, InvalidInput, NotFound
+from api.exceptions import Conflict, Forbidden, IntakeNotStored, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ van: en_route -> assigned). ``closed`` and ``cancelled`` are terminal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -47,8 +48,80 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
 """Allowed next states; anything else raises :class:`InvalidTransition`."""
 
 TERMINAL: frozenset[RequestStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
-OPEN_FOR_VAN_DISPATCH: frozenset[RequestStatus] = frozenset({S.RECEIVED})
-"""Requests that the dispatch cycle may (re)assign a van to."""
+"""Closed and cancelled: nothing follows (the queue's ``open`` filter leaves them out)."""
+
+# -- status sets: the one home of "which statuses allow what" ---------------------------------
+
+VAN_ACTIVE: frozenset[RequestStatus] = frozenset({S.ASSIGNED, S.EN_ROUTE, S.ON_SITE, S.TOWING})
+"""The request holds its van; any other status releases it."""
+VAN_FOLLOWS: frozenset[RequestStatus] = frozenset({S.EN_ROUTE, S.ON_SITE, S.TOWING})
+"""The van's own status mirrors the request's (it needs a van to get there)."""
+VAN_AT_BREAKDOWN: frozenset[RequestStatus] = frozenset({S.ON_SITE, S.TOWING})
+"""The van has reached the breakdown: released from here, it is free where the breakdown is."""
+ASSIGNABLE: frozenset[RequestStatus] = frozenset({S.RECEIVED, S.ASSIGNED, S.EN_ROUTE})
+"""A dispatcher may (re)assign a van: the van has not reached the breakdown yet."""
+DIAGNOSABLE: frozenset[RequestStatus] = frozenset(
+    {S.RECEIVED, S.ASSIGNED, S.EN_ROUTE, S.ON_SITE, S.TOWING}
+)
+"""A repair estimate may be recorded (before the repair or the replacement is settled)."""
+REPLACEMENT_ELIGIBLE: frozenset[RequestStatus] = frozenset(
+    {S.RECEIVED, S.ASSIGNED, S.EN_ROUTE, S.ON_SITE, S.TOWING, S.AWAITING_REPLACEMENT}
+)
+"""The dispatch cycle books a truck for a request that needs one (a replacement decided at
+intake is booked while the van is still on its way)."""
+RELEASES_TRUCK: frozenset[RequestStatus] = frozenset(
+    {S.AWAITING_REPLACEMENT, S.DELIVERED, S.CLOSED, S.CANCELLED}
+)
+"""Entering one of these ends the truck booking (awaiting_replacement: the booking failed and
+is booked again)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEffects:
+    """What a move ``source -> target`` does to the van and the truck of the request."""
+
+    van_follows: bool
+    """The van's status becomes the request's (en_route, on_site, towing)."""
+    van_arrives: bool
+    """The van is at the breakdown from now on (on_site)."""
+    releases_van: bool
+    """The request no longer holds its van."""
+    van_left_at_breakdown: bool
+    """The released van is free where the breakdown is (it had got there)."""
+    releases_truck: bool
+    """The truck booking ends."""
+    truck_at_breakdown: bool
+    """The truck has loaded the cargo at the breakdown (cargo_transferred)."""
+    truck_left_at_destination: bool
+    """The released truck is free at the cargo's destination (delivered)."""
+
+
+def releases_van(target: RequestStatus | str) -> bool:
+    """Whether entering ``target`` releases the request's van."""
+    return parse_status(target) not in VAN_ACTIVE
+
+
+def releases_truck(target: RequestStatus | str) -> bool:
+    """Whether entering ``target`` ends the request's truck booking."""
+    return parse_status(target) in RELEASES_TRUCK
+
+
+def transition_effects(
+    source: RequestStatus | str, target: RequestStatus | str
+) -> TransitionEffects:
+    """The effects of moving from ``source`` to ``target`` (it does not check that the move is
+    allowed: :func:`transition` does)."""
+    src, dst = parse_status(source), parse_status(target)
+    van_released = releases_van(dst)
+    return TransitionEffects(
+        van_follows=dst in VAN_FOLLOWS,
+        van_arrives=dst is S.ON_SITE,
+        releases_van=van_released,
+        van_left_at_breakdown=van_released and src in VAN_AT_BREAKDOWN,
+        releases_truck=releases_truck(dst),
+        truck_at_breakdown=dst is S.CARGO_TRANSFERRED,
+        truck_left_at_destination=dst is S.DELIVERED,
+    )
 
 
 class InvalidTransition(ValueError):

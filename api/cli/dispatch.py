@@ -22,8 +22,8 @@ def dispatch_once(
     assigned, booked, and why the others were not."""
     from api.db.engine import make_engine, session_factory
     from api.db.migrate import current_revision, head_revision
-    from api.services.dispatch_cycle import run_cycle
-    from api.services.travel import travel_provider
+    from api.dispatching.cycle import run_cycle
+    from api.dispatching.travel import travel_provider
     from api.settings import get_settings
 
     with clear_errors():
@@ -56,19 +56,19 @@ def dispatch_once(
     )
     for a in result.assigned:
         typer.echo(
-            f"  assigned {a['request_id']} -> van {a['van_id']} "
-            f"(ETA {a['eta_minutes']:.0f} min, {a['travel_km']:.0f} km"
-            f"{', designated station' if a['designated'] else ''})"
+            f"  assigned {a.request_id} -> van {a.van_id} "
+            f"(ETA {a.eta_minutes:.0f} min, {a.travel_km:.0f} km"
+            f"{', designated station' if a.designated else ''})"
         )
     for u in result.unassigned:
-        typer.echo(f"  waiting  {u['request_id']}: {u['reason']} - {u['suggestion']}")
+        typer.echo(f"  waiting  {u.request_id}: {u.reason} - {u.suggestion}")
     for b in result.booked:
         typer.echo(
-            f"  booked   {b['request_id']} -> truck {b['truck_id']} of {b['partner_id']} "
-            f"({b['cost_cny']:.0f} CNY, {b['lateness_minutes']:.0f} min late)"
+            f"  booked   {b.request_id} -> truck {b.truck_id} of {b.partner_id} "
+            f"({b.cost_cny:.0f} CNY, {b.lateness_minutes:.0f} min late)"
         )
-    for u in result.unmatched:
-        typer.echo(f"  no truck {u['request_id']}: {u['reason']} - {u['detail']}")
+    for n in result.unmatched:
+        typer.echo(f"  no truck {n.request_id}: {n.reason} - {n.detail}")
     for c in result.conflicts:
         typer.echo(f"  conflict {c}")
     if not (result.assigned or result.unassigned or result.booked or result.unmatched):

@@ -16,7 +16,7 @@ app.add_typer(token_app, name="token")
 def _prepare_database(url: str, scenario: str | None, *, seed_if_empty: bool) -> dict[str, int]:
     from api.db.engine import make_engine, session_factory, transaction
     from api.db.migrate import upgrade
-    from api.services.seeding import is_seeded, network_counts, seed_network
+    from api.network.seeding import is_seeded, network_counts, seed_network
     from fleet.scenario import resolve_network
 
     engine = make_engine(url)
@@ -81,7 +81,7 @@ def seed(
     unless --reset; all or nothing (one transaction)."""
     from api.db.engine import make_engine, session_factory, transaction
     from api.db.migrate import upgrade
-    from api.services.seeding import NetworkAlreadySeeded, seed_network
+    from api.network.seeding import NetworkAlreadySeeded, seed_network
     from fleet.scenario import resolve_network
 
     with clear_errors():
@@ -109,7 +109,7 @@ def network_info(
     """Show what the database holds (counts of stations, vans, partners, trucks, requests)."""
     from api.db.engine import make_engine, session_factory, transaction
     from api.db.migrate import current_revision, head_revision
-    from api.services.seeding import network_counts
+    from api.network.seeding import network_counts
 
     with clear_errors():
         engine = make_engine(database_url(db))

@@ -1,11 +1,15 @@
-"""Between database rows and the pure :mod:`fleet` dataclasses (the only place that knows both)."""
+"""Between database rows and the pure :mod:`fleet` / :mod:`dispatch` dataclasses (the only
+place that knows both): the seeding rows, the network, and the dispatch cycle's snapshot."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from dispatch import CargoKind, OpenRequest, ReplacementRequest, TruckState, VanState
 from fleet import (
     ContractRates,
     GeoPoint,
@@ -20,8 +24,10 @@ from fleet import (
     TruckType,
     VanCapability,
     VanStatus,
+    VehicleClass,
     load_fault_catalogue,
 )
+from fleet.geography import nearest_prefecture
 
 
 def station_row(s: ServiceStation) -> m.Station:
@@ -146,3 +152,70 @@ def load_network(session: Session) -> Network:
         ),
         faults=load_fault_catalogue(),
     )
+
+
+# -- the dispatch cycle's snapshot ----------------------------------------------------------
+
+
+def default_cargo_kind(vehicle_class: str) -> CargoKind:
+    """The cargo kind of a request that did not name one: a tractor pulls a semi-trailer,
+    anything else carries pallets."""
+    return CargoKind.SEMI_TRAILER if vehicle_class == VehicleClass.TRACTOR else CargoKind.PALLETISED
+
+
+def _minutes_until(at: dt.datetime | None, now: dt.datetime) -> float:
+    """Minutes from ``now`` until ``at`` (0 when it is past or unknown)."""
+    if at is None or at <= now:
+        return 0.0
+    return (at - now).total_seconds() / 60.0
+
+
+def open_request_from_row(r: m.RescueRequest, now: dt.datetime) -> OpenRequest:
+    """A request waiting for a van, as the van matching sees it."""
+    return OpenRequest(
+        id=r.id,
+        location=GeoPoint(r.lat, r.lon),
+        vehicle_class=r.vehicle_class,  # type: ignore[arg-type]  # checked by OpenRequest
+        needs_tow=r.needs_tow,
+        priority=max(1.0, r.priority),
+        designated_station_id=r.designated_station_id,
+        waited_minutes=max(0.0, (now - r.created_at).total_seconds() / 60.0),
+    )
+
+
+def van_state_from_rows(
+    van: m.Van, station: m.Station, now: dt.datetime, *, on_shift: bool
+) -> VanState:
+    """A free van as the van matching sees it: timed from its last position (else its home
+    station) once it is free (``busy_until``)."""
+    rescue_van = van_from_row(van)
+    return VanState(
+        van=rescue_van,
+        home=GeoPoint(station.lat, station.lon),
+        position=rescue_van.position,
+        free_in_minutes=_minutes_until(van.busy_until, now),
+        on_shift=on_shift,
+    )
+
+
+def replacement_request_from_row(r: m.RescueRequest, now: dt.datetime) -> ReplacementRequest:
+    """A request whose cargo needs a truck. Offshore requests (no province) take the nearest
+    prefecture's province, so that some partner serves them."""
+    deadline = None
+    if r.cargo_deadline is not None:
+        deadline = max(0.0, (r.cargo_deadline - now).total_seconds() / 60.0)
+    return ReplacementRequest(
+        id=r.id,
+        location=GeoPoint(r.lat, r.lon),
+        province_adcode=r.province_adcode or nearest_prefecture(r.lat, r.lon).province_adcode,
+        cargo_weight_t=float(r.cargo_weight_t or 0.0),
+        cargo_kind=r.cargo_kind or default_cargo_kind(r.vehicle_class),  # type: ignore[arg-type]
+        destination=GeoPoint(r.cargo_destination_lat or 0.0, r.cargo_destination_lon or 0.0),
+        deadline_minutes_from_now=deadline,
+    )
+
+
+def truck_state_from_row(t: m.ReplacementTruck, partner: PartnerCompany) -> TruckState:
+    """An available truck with its partner's rates, at its last position (else its depot)."""
+    position = GeoPoint(t.lat, t.lon) if t.lat is not None and t.lon is not None else None
+    return TruckState(truck_from_row(t), partner, position=position)

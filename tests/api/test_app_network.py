@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.db.engine import session_factory, transaction
+from api.network.seeding import seed_network
 from api.security import Role, create_staff_token
-from api.services.seeding import seed_network
 from api.settings import Settings
 from fleet import build_national_network
 

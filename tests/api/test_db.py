@@ -11,7 +11,7 @@ from api.db import models as m
 from api.db.adapters import load_network
 from api.db.engine import DatabaseUnavailable, make_engine, session_factory, transaction
 from api.db.migrate import current_revision, head_revision, upgrade
-from api.services.seeding import seed_network
+from api.network.seeding import seed_network
 from fleet import GeoPoint, Network, RescueVan, ServiceStation, StationGrade, VanCapability
 
 SMALL = Network(

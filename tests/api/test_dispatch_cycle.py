@@ -14,21 +14,16 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from api.cli import app as cli
+from api.clock import utcnow
 from api.db import models as m
 from api.db.engine import make_engine, session_factory, transaction
+from api.dispatching.cycle import cycle_leadership, load_snapshot, run_cycle, solve
+from api.dispatching.decisions import CycleResult, write_decisions
+from api.exceptions import Conflict
+from api.requests import service as svc
+from api.requests.intake import create_request
 from api.schemas import RequestCreate
-from api.services import requests as svc
-from api.services.dispatch_cycle import (
-    CycleResult,
-    cycle_leadership,
-    load_snapshot,
-    run_cycle,
-    solve,
-    write_decisions,
-)
-from api.services.errors import Conflict
-from api.services.requests import utcnow
-from dispatch import build_van_matching_problem, match_vans
+from dispatch import RequestStatus, build_van_matching_problem, match_vans
 from routing import GreatCircleProvider
 from tests.api.conftest import request_body
 
@@ -47,7 +42,7 @@ def add_requests(engine: Engine, n: int, seed: int = 0, cargo: bool = False) -> 
             )
             if not cargo:
                 body.pop("cargo")
-            intake = svc.create_request(
+            intake = create_request(
                 db_session=db, body=RequestCreate.model_validate(body), threshold_hours=24.0
             )
             ids.append(intake.request.id)
@@ -101,7 +96,7 @@ def test_cycle_stores_what_the_pure_core_decides(seeded: Engine) -> None:
         snap = load_snapshot(db_session=db, now=utcnow(), respect_shifts=False)
     expected = match_vans(build_van_matching_problem(snap.requests, snap.vans, GC), provider=GC)
     result = cycle(seeded)
-    got = {(a["request_id"], a["van_id"]) for a in result.assigned}
+    got = {(a.request_id, a.van_id) for a in result.assigned}
     assert got == {(a.request_id, a.van_id) for a in expected.assignments}
     assert len(result.assigned) + len(result.unassigned) == 12
     with transaction(factory) as db:
@@ -257,7 +252,10 @@ def test_concurrent_cycles_overrides_and_cancellations(seeded: Engine, db_url: s
                         svc.cancel_request(db_session=db, request_id=rid, actor="test")
                     else:
                         svc.change_status(
-                            db_session=db, request_id=rid, target=svc.S.RECEIVED, actor="test"
+                            db_session=db,
+                            request_id=rid,
+                            target=RequestStatus.RECEIVED,
+                            actor="test",
                         )
             except Conflict:
                 pass

@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from api.app import create_app
 from api.db import models as m
 from api.db.engine import session_factory, transaction
+from api.exceptions import IntakeNotStored
+from api.requests.intake import IntakePlan, plan_intake
+from api.requests.intake_writer import IntakeWriter
 from api.schemas import RequestCreate
-from api.services.errors import IntakeNotStored
-from api.services.intake_writer import IntakeWriter
-from api.services.requests import IntakePlan, plan_intake
+from api.state import get_intake_writer, get_write_lock
 from tests.api.conftest import app_settings, request_body
 
 T = TypeVar("T")
@@ -190,7 +191,7 @@ def test_the_201_waits_for_the_commit(seeded: Engine, db_url: str) -> None:
     app = create_app(app_settings(db_url), engine=seeded)
     responses: list[httpx.Response] = []
     # SQLite: the writer waits for the app's writer lock; PostgreSQL: for the table lock.
-    with app.state.write_lock, seeded.connect() as blocker:
+    with get_write_lock(app), seeded.connect() as blocker:
         if seeded.dialect.name == "postgresql":
             blocker.execute(text("LOCK TABLE requests IN EXCLUSIVE MODE"))
         poster = in_thread(lambda: responses.extend(post_all(app, [request_body()])))
@@ -198,7 +199,7 @@ def test_the_201_waits_for_the_commit(seeded: Engine, db_url: str) -> None:
         assert poster.is_alive() and responses == []  # no answer before the commit
         blocker.rollback()
     joined(poster)
-    app.state.intake_writer.stop()
+    get_intake_writer(app).stop()
     assert [r.status_code for r in responses] == [201]
     assert stored(seeded) == (1, 1)
 
@@ -206,7 +207,7 @@ def test_the_201_waits_for_the_commit(seeded: Engine, db_url: str) -> None:
 def test_concurrent_posts_are_all_stored_once(seeded: Engine, db_url: str) -> None:
     """Through the real route: 80 concurrent POSTs, 80 distinct 201s, 80 rows and events."""
     app = create_app(app_settings(db_url), engine=seeded)
-    writer: IntakeWriter = app.state.intake_writer
+    writer: IntakeWriter = get_intake_writer(app)
     vehicle = request_body()["vehicle"]
     bodies = [request_body(vehicle={**vehicle, "plate": f"鲁A{i:05d}"}) for i in range(80)]
     try:

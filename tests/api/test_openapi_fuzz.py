@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, settings
 from api.app import create_app
 from api.db.engine import make_engine, session_factory, transaction
 from api.db.migrate import upgrade
+from api.network.seeding import seed_network
 from api.security import Role, create_staff_token
-from api.services.seeding import seed_network
 from tests.api.conftest import app_settings, shandong_network
 
 

@@ -5,7 +5,7 @@ from sqlalchemy import Engine
 
 from api.db import models as m
 from api.db.engine import session_factory, transaction
-from api.services.seeding import NetworkAlreadySeeded, network_counts, seed_network
+from api.network.seeding import NetworkAlreadySeeded, network_counts, seed_network
 from fleet import build_national_network
 
 

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import state
 from api.deps import StaffUser
-from api.routes.requests import E401, E403
-from api.services.live import events_after, latest_event_id, sse_message
+from api.events import events_after, latest_event_id, sse_message
+from api.responses import E401, E403
 
 router = APIRouter(prefix="/v1", tags=["live"])
 
@@ -51,8 +52,8 @@ async def live(
     """`text/event-stream`; each message has `id` (the event id), `event` (its kind, e.g.
     `request_received`, `van_assigned`, `status_changed`, `van_position`) and JSON `data`.
     Read it with fetch() so the Bearer header can be sent (EventSource cannot)."""
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    poll = request.app.state.settings.live_poll_s
+    factory = state.get_session_factory(request.app)
+    poll = state.get_settings(request.app).live_poll_s
 
     async def stream() -> AsyncIterator[str]:
         after = last_event_id

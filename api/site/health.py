@@ -4,8 +4,8 @@ from fastapi import APIRouter
 
 from api.db.engine import describe_url
 from api.deps import SessionDep, SettingsDep
+from api.network.seeding import network_counts
 from api.schemas import HealthRead, NetworkCounts
-from api.services.seeding import network_counts
 
 router = APIRouter(tags=["health"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
 from api.schemas import FaultCodeRead
-from api.services.geo import simplified_provinces
+from api.site.geo import simplified_provinces
 from fleet import load_fault_catalogue
 
 router = APIRouter(tags=["console"])

@@ -1,7 +1,9 @@
-"""Live updates: the append-only event log read forward by id (works across processes)."""
+"""The event log: every state change appends one row (append-only, enforced by a trigger); the
+live stream reads it forward by id, so it works across server processes."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -9,6 +11,31 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+
+
+def add_event(
+    db_session: Session,
+    kind: str,
+    *,
+    request_id: str | None = None,
+    van_id: str | None = None,
+    truck_id: str | None = None,
+    actor: str = "system",
+    now: dt.datetime,
+    **data: object,
+) -> None:
+    """Append one row to the event log (``data`` is its JSON payload)."""
+    db_session.add(
+        m.Event(
+            created_at=now,
+            kind=kind,
+            request_id=request_id,
+            van_id=van_id,
+            truck_id=truck_id,
+            actor=actor,
+            data=data,
+        )
+    )
 
 
 def latest_event_id(*, db_session: Session) -> int:

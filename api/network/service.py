@@ -6,9 +6,11 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from api.clock import utcnow
 from api.db import models as m
-from api.services.errors import Conflict, InvalidInput, NotFound
-from api.services.requests import active_assignment, add_event, utcnow
+from api.events import add_event
+from api.exceptions import Conflict, InvalidInput, NotFound
+from api.requests.queries import active_assignment
 from fleet import VanStatus
 
 SETTABLE = frozenset(

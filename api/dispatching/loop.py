@@ -10,8 +10,8 @@ import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.services.dispatch_cycle import CycleResult, run_cycle
-from api.services.travel import travel_provider
+from api.dispatching.cycle import CycleResult, run_cycle
+from api.dispatching.travel import travel_provider
 from api.settings import Settings
 
 logger = logging.getLogger(__name__)

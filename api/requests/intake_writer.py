@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from api.services.errors import IntakeNotStored
-from api.services.requests import IntakePlan, log_received, store_intake
+from api.exceptions import IntakeNotStored
+from api.requests.intake import IntakePlan, log_received, store_intake
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.exc import IntegrityError
 
+from api import state
 from api.db.engine import transaction
 from api.deps import (
     BearerDep,
@@ -18,6 +18,10 @@ from api.deps import (
     StaffUser,
     actor_of,
 )
+from api.dispatching.travel import travel_provider
+from api.requests import intake, queries, views
+from api.requests import service as svc
+from api.responses import E401, E403, E404, E409, STAFF_ERRORS
 from api.schemas import (
     AssignmentCreate,
     CancelCreate,
@@ -30,20 +34,10 @@ from api.schemas import (
     StatusChange,
 )
 from api.security import TOKEN_PREFIX, find_staff_token
-from api.services import requests as svc
-from api.services.travel import travel_provider
 from api.settings import Settings
 from dispatch import RequestStatus
 
 router = APIRouter(prefix="/v1", tags=["requests"])
-
-E401: dict[int | str, dict[str, Any]] = {401: {"model": ErrorRead, "description": "No token"}}
-E403: dict[int | str, dict[str, Any]] = {403: {"model": ErrorRead, "description": "Wrong role"}}
-E404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorRead, "description": "Not found"}}
-E409: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorRead, "description": "Not allowed in the current state"}
-}
-STAFF_ERRORS = {**E401, **E403, **E404, **E409}
 
 
 @router.post(
@@ -79,11 +73,11 @@ async def create_request(
         # The hot path: everything is computed on the event loop before any database work,
         # then the intake writer commits it together with the other requests waiting
         # (group commit) and answers once it is committed.
-        plan = svc.plan_intake(body=body, threshold_hours=settings.replacement_threshold_hours)
-        await request.app.state.intake_writer.store(plan)
+        plan = intake.plan_intake(body=body, threshold_hours=settings.replacement_threshold_hours)
+        await state.get_intake_writer(request.app).store(plan)
         if settings.dispatch_on_request:
-            request.app.state.dispatch_loop.poke()
-        return _created(svc.intake_response(plan), {})
+            state.get_dispatch_loop(request.app).poke()
+        return _created(intake.intake_response(plan), {})
     return await run_in_threadpool(_create_checked, body, request, settings, idempotency_key)
 
 
@@ -91,36 +85,22 @@ def _create_checked(
     body: RequestCreate, request: Request, settings: Settings, idempotency_key: str | None
 ) -> Response:
     """The intake that reads first: an Idempotency-Key (replay or conflict) or a designated
-    station (must exist), in one ORM transaction under the writer lock."""
-    lock = request.app.state.write_lock
-    factory = request.app.state.session_factory
-    for attempt in (0, 1):
-        try:
-            with lock, transaction(factory) as db:
-                intake = svc.create_request(
-                    db_session=db,
-                    body=body,
-                    threshold_hours=settings.replacement_threshold_hours,
-                    idempotency_key=idempotency_key,
-                )
-                row = intake.request
-                created = RequestCreated.model_construct(
-                    id=row.id,
-                    status=RequestStatus(row.status),
-                    tracking_token=intake.tracking_token,
-                    created_at=row.created_at,
-                    estimate=svc.estimate_view(row),
-                )
-            break
-        except IntegrityError:
-            # Two first uses of one Idempotency-Key at once: the loser replays the winner.
-            if attempt or idempotency_key is None:
-                raise
+    station (must exist); one unit of work, under the writer lock (shared with the intake
+    writer)."""
+    app = request.app
+    with state.get_write_lock(app), transaction(state.get_session_factory(app)) as db:
+        stored = intake.create_request(
+            db_session=db,
+            body=body,
+            threshold_hours=settings.replacement_threshold_hours,
+            idempotency_key=idempotency_key,
+        )
+        created = views.created_view(stored)
     headers = {}
-    if intake.replayed:
+    if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
     elif settings.dispatch_on_request:
-        request.app.state.dispatch_loop.poke()
+        state.get_dispatch_loop(app).poke()
     return _created(created, headers)
 
 
@@ -154,10 +134,10 @@ def list_requests(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[RequestRead]:
-    rows = svc.list_requests(
+    rows = queries.list_requests(
         db_session=db, statuses=status_, open_only=open_only, limit=limit, offset=offset
     )
-    return svc.request_views(db_session=db, rows=rows, staff=True)
+    return views.request_views(db_session=db, rows=rows, staff=True)
 
 
 @router.get(
@@ -178,10 +158,10 @@ def get_request(request_id: str, db: SessionDep, token: BearerDep) -> RequestRea
                 headers={"WWW-Authenticate": "Bearer"},
             )
         staff = True
-    row = svc.get_request(db_session=db, request_id=request_id)
+    row = queries.get_request(db_session=db, request_id=request_id)
     if not staff:
         svc.check_tracking_token(row, token)
-    return svc.request_views(db_session=db, rows=[row], staff=staff)[0]
+    return views.request_views(db_session=db, rows=[row], staff=staff)[0]
 
 
 @router.get(
@@ -191,12 +171,7 @@ def get_request(request_id: str, db: SessionDep, token: BearerDep) -> RequestRea
     responses={**E401, **E403, **E404},
 )
 def request_events(request_id: str, db: SessionDep, _staff: StaffUser) -> list[Any]:
-    return svc.request_events(db_session=db, request_id=request_id)
-
-
-def _view(db: Any, request_id: str) -> RequestRead:
-    row = svc.get_request(db_session=db, request_id=request_id)
-    return svc.request_views(db_session=db, rows=[row], staff=True)[0]
+    return queries.request_events(db_session=db, request_id=request_id)
 
 
 @router.post(
@@ -218,7 +193,7 @@ def record_diagnosis(
         note=body.note,
         actor=actor_of(staff),
     )
-    return _view(db, request_id)
+    return views.request_view(db_session=db, request_id=request_id)
 
 
 @router.post(
@@ -240,7 +215,7 @@ def change_status(
         reason=body.reason,
         actor=actor_of(staff),
     )
-    return _view(db, request_id)
+    return views.request_view(db_session=db, request_id=request_id)
 
 
 @router.post(
@@ -267,7 +242,7 @@ def assign_van(
         actor=actor_of(staff),
         provider=provider,
     )
-    return _view(db, request_id)
+    return views.request_view(db_session=db, request_id=request_id)
 
 
 @router.post(
@@ -289,8 +264,8 @@ def cancel_request(
             )
         actor = actor_of(staff)
     else:
-        row = svc.get_request(db_session=db, request_id=request_id)
+        row = queries.get_request(db_session=db, request_id=request_id)
         svc.check_tracking_token(row, token)
         actor = "customer"
     svc.cancel_request(db_session=db, request_id=request_id, reason=body.reason, actor=actor)
-    return _view(db, request_id)
+    return views.request_view(db_session=db, request_id=request_id)

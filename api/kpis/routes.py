@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import SessionDep, SettingsDep, StaffUser
-from api.routes.requests import E401, E403
+from api.kpis.service import live_kpis
+from api.responses import E401, E403
 from api.schemas import KpiRead
-from api.services.kpis import live_kpis
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
 

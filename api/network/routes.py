@@ -1,4 +1,4 @@
-"""Read-only listings of the network (staff)."""
+"""The network's routes: read-only listings (staff) and van position reports."""
 
 from __future__ import annotations
 
@@ -6,8 +6,16 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.db import models as m
-from api.deps import SessionDep, StaffUser
-from api.schemas import PartnerRead, ReplacementTruckRead, StationRead, VanRead
+from api.deps import Dispatcher, SessionDep, StaffUser, actor_of
+from api.network.service import update_position
+from api.responses import STAFF_ERRORS
+from api.schemas import (
+    PartnerRead,
+    ReplacementTruckRead,
+    StationRead,
+    VanPositionUpdate,
+    VanRead,
+)
 from fleet import StationGrade, TruckStatus, VanStatus
 
 router = APIRouter(prefix="/v1", tags=["network"])
@@ -65,3 +73,22 @@ def list_trucks(
     if partner_id:
         stmt = stmt.where(m.ReplacementTruck.partner_id == partner_id)
     return list(db.scalars(stmt))
+
+
+@router.put(
+    "/vans/{van_id}/position",
+    response_model=VanRead,
+    summary="Report a van's position (and duty status)",
+    responses=STAFF_ERRORS,
+)
+def put_position(van_id: str, body: VanPositionUpdate, db: SessionDep, staff: Dispatcher) -> m.Van:
+    """The next dispatch cycle times this van from here. `status` may set available,
+    off_shift, maintenance or returning (409 while the van holds a request)."""
+    return update_position(
+        db_session=db,
+        van_id=van_id,
+        lat=body.lat,
+        lon=body.lon,
+        status=body.status,
+        actor=actor_of(staff),
+    )

@@ -7,9 +7,9 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api.clock import utcnow
 from api.db import models as m
 from api.schemas import KpiRead
-from api.services.requests import utcnow
 from dispatch import RequestStatus
 
 S = RequestStatus

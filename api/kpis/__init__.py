@@ -1,0 +1,1 @@
+"""Live KPIs of the queue and the fleet."""

@@ -1,0 +1,2 @@
+"""The network: stations, vans, partners and replacement trucks (listings, van position
+reports, seeding a network into the database)."""

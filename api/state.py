@@ -1,0 +1,67 @@
+"""Typed access to what the app holds for its routes (``app.state`` itself is untyped).
+
+:func:`install` stores one :class:`AppResources` at start; routes and dependencies read it
+through the accessors below, so a typo or a missing resource fails at once, by name."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.dispatching.loop import DispatchLoop
+from api.errors import RateLimiter
+from api.requests.intake_writer import IntakeWriter
+from api.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppResources:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    write_lock: contextlib.AbstractContextManager[Any]
+    """Held around write transactions of the intake (SQLite: one writer at a time, and a
+    thread waiting here wakes as soon as the writer commits; PostgreSQL: a null context)."""
+    dispatch_loop: DispatchLoop
+    intake_writer: IntakeWriter
+    rate_limiter: RateLimiter
+
+
+def install(app: FastAPI, resources: AppResources) -> None:
+    app.state.resources = resources
+
+
+def get_resources(app: FastAPI) -> AppResources:
+    resources = getattr(app.state, "resources", None)
+    if not isinstance(resources, AppResources):
+        raise RuntimeError("the app has no resources: build it with api.app.create_app")
+    return resources
+
+
+def get_settings(app: FastAPI) -> Settings:
+    return get_resources(app).settings
+
+
+def get_session_factory(app: FastAPI) -> sessionmaker[Session]:
+    return get_resources(app).session_factory
+
+
+def get_write_lock(app: FastAPI) -> contextlib.AbstractContextManager[Any]:
+    return get_resources(app).write_lock
+
+
+def get_dispatch_loop(app: FastAPI) -> DispatchLoop:
+    return get_resources(app).dispatch_loop
+
+
+def get_intake_writer(app: FastAPI) -> IntakeWriter:
+    return get_resources(app).intake_writer
+
+
+def get_rate_limiter(app: FastAPI) -> RateLimiter:
+    return get_resources(app).rate_limiter

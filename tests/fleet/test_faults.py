@@ -49,9 +49,14 @@ def test_fault_naming_an_unknown_part_is_refused() -> None:
             }
         ],
     }  # fmt: skip
-    with pytest.raises(ValueError, match="fault X: unknown part"):
+    with pytest.raises(
+        ValueError, match=r"^catalogue: faults\[0\] \(code 'X'\): parts: unknown part 'tyre'"
+    ):
         catalogue_from_mapping(data)
     data["faults"][0]["parts"] = []
     data["faults"][0]["p_on_site_fix"] = 1.5
-    with pytest.raises(ValueError, match=r"faults\[0\] \(X\).*p_on_site_fix must be in \[0, 1\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"faults\[0\] \(code 'X'\): p_on_site_fix must be in \[0, 1\], got 1.5$",
+    ):
         catalogue_from_mapping(data)

@@ -73,13 +73,14 @@ def test_builtin_by_name_and_base_extension(tmp_path: Path) -> None:
         ("lat = 36.651\nlon = 117.120", "lat = 47.9\nlon = 106.9",
          r"line 4: stations\[0\] \(id 'JN-1'\): position \(47.9, 106.9\) is outside China"),
         ('station = "JN-1"', 'station = "NOPE"',
-         r"line 12: vans\[0\] \(id 'JN-1-V1'\): home station 'NOPE' does not exist"),
+         r"line 14: vans\[0\] \(id 'JN-1-V1'\): station: no station with id 'NOPE'$"),
         ("capacity_t = 40", "capacity_t = -3",
-         r"line 26: trucks\[0\] \(id 'T1'\): capacity_t must be > 0, got -3"),
+         r"line 30: trucks\[0\] \(id 'T1'\): capacity_t must be > 0, got -3$"),
         ("service_radius_km = 120", "service_radius_km = 0",
          r"vans\[0\] \(id 'JN-1-V1'\): service_radius_km must be > 0"),
         ('capability = "wrecker"', 'capability = "helicopter"',
-         r"capability 'helicopter' is not one of"),
+         r"line 15: vans\[0\] \(id 'JN-1-V1'\): capability must be one of light_service_van, "
+         r"heavy_service_van, wrecker, flatbed, got 'helicopter'$"),
         ("towing = true", "towing = true\ncolour = 'red'", r"stations\[0\].*unknown key 'colour'"),
     ],
 )  # fmt: skip

@@ -88,7 +88,8 @@ workshop_hours = { kind = "fixed", value = 5 }
     line = _line_of(path, "on_site_hours")
     with pytest.raises(
         ScenarioError,
-        match=rf"line {line}: repairs.faults\[0\].on_site_hours: .*'sigma' must be > 0",
+        match=rf"line {line}: repairs.faults\[0\] \(code 'X'\): on_site_hours: "
+        r"distribution parameter 'sigma' must be > 0, got -0.5$",
     ):
         load_scenario(path)
 
@@ -111,9 +112,13 @@ def test_bad_policy_and_provider(write_scenario) -> None:  # type: ignore[no-unt
 
 
 def test_bad_sweep_value_stops_loading(write_scenario) -> None:  # type: ignore[no-untyped-def]
-    """A sweep with an impossible value fails at load time, before anything runs."""
+    """A sweep with an impossible value fails at load time, before anything runs, naming the
+    value's place in the list and its line."""
     path = write_scenario(("[travel]", "[sweep]\nvans = [1, 0]\n\n[travel]"))
-    with pytest.raises(ScenarioError, match="sweep vans_per_station=0: must be an integer >= 1"):
+    line = _line_of(path, "vans = [1, 0]")
+    with pytest.raises(
+        ScenarioError, match=rf"line {line}: sweep.vans\[1\] must be an integer >= 1, got 0$"
+    ):
         load_scenario(path)
 
 

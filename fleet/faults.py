@@ -168,14 +168,16 @@ def catalogue_from_values(
     parts: list[Part] = []
     for i, raw in enumerate(values["parts"]):
         if any(p.code == raw["code"] for p in parts):
-            raise doc.error((*at, "parts", i, "code"), f"duplicate part code {raw['code']!r}")
+            raise doc.error((*at, "parts", i, "code"), f"must be unique, got {raw['code']!r} again")
         parts.append(Part(raw["code"], raw["name"] or raw["code"], raw["lead_time_hours"],
                           frozenset(raw["stocked_at"])))  # fmt: skip
     part_codes = [p.code for p in parts]
     faults: list[FaultType] = []
     for i, raw in enumerate(values["faults"]):
         if any(f.code == raw["code"] for f in faults):
-            raise doc.error((*at, "faults", i, "code"), f"duplicate fault code {raw['code']!r}")
+            raise doc.error(
+                (*at, "faults", i, "code"), f"must be unique, got {raw['code']!r} again"
+            )
         unknown = [p for p in raw["parts"] if p not in part_codes]
         if unknown:
             raise doc.error(

@@ -226,7 +226,7 @@ def _check_unique_ids(doc: TomlDocument, table: str, ids: Sequence[str], from_fi
     seen = set(ids[: len(ids) - from_file])
     for i, ident in enumerate(ids[len(ids) - from_file :]):
         if ident in seen:
-            raise doc.error((table, i, "id"), f"duplicate id {ident!r}")
+            raise doc.error((table, i, "id"), f"must be unique, got {ident!r} again")
         seen.add(ident)
 
 

@@ -42,7 +42,12 @@ Check = Callable[[Any], str | None]
 
 
 class ScenarioError(ValueError):
-    """A network, catalogue or scenario file that cannot be used; one line saying where and why."""
+    """A network, catalogue or scenario file that cannot be used; one line saying where and why.
+    ``reason`` is the why alone (``must be > 0, got -3``)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class _Marker:
@@ -228,6 +233,15 @@ def not_all_zero(value: Any) -> str | None:
     return None if sum(values) > 0 else "must not all be zero"
 
 
+def convert(spec: Field, value: Any) -> Any:
+    """A value from outside a file (a CLI option) checked and converted by ``spec``; a
+    ValueError carries the bare reason (``must be > 0, got 0``)."""
+    try:
+        return TomlDocument("<value>")._value(value, spec, ())
+    except ScenarioError as exc:
+        raise ValueError(exc.reason) from None
+
+
 # -- documents ---------------------------------------------------------------------------------
 
 
@@ -410,7 +424,7 @@ class TomlDocument:
             text = f"{name} {reason}"
         else:
             text = f"{name}: {reason}"
-        return ScenarioError(f"{self.where(at)}: {text}")
+        return ScenarioError(f"{self.where(at)}: {text}", reason)
 
     def _key_error(self, at: KeyPath, what: str, tail: str = "") -> ScenarioError:
         """``unknown key`` / ``missing key``, named from the innermost entry:

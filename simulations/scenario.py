@@ -64,6 +64,7 @@ from fleet.toml_schema import (
     TomlDocument,
     anything,
     boolean,
+    convert,
     either,
     entries,
     file_path,
@@ -103,16 +104,6 @@ DEFAULT_CARGO_SHARE: dict[str, float] = {
 }
 """Share of breakdowns with cargo on board, by vehicle class (ASSUMPTION)."""
 
-SWEEP_KEYS = (
-    "vans_per_station",
-    "breakdowns_per_day",
-    "batch_minutes",
-    "policy",
-    "promise_minutes",
-    "threshold_hours",
-    "service_radius_km",
-    "escalate_after_minutes",
-)
 SWEEP_ALIASES = {"vans": "vans_per_station", "rate": "breakdowns_per_day"}
 
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "resolve_scenario"]
@@ -237,36 +228,21 @@ class Scenario:
     def _override(self, key: str, value: Any) -> Scenario:
         """``with_override`` without the label; a ValueError says what the value must be."""
         key = SWEEP_ALIASES.get(key, key)
+        if key not in SWEEP_FIELDS:
+            raise ValueError(f"is not a sweep key; known: {', '.join(SWEEP_KEYS)}")
+        x = convert(SWEEP_FIELDS[key], value)
         if key == "vans_per_station":
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or value < 1
-                or (value != int(value))
-            ):
-                raise ValueError(f"must be an integer >= 1, got {value!r}")
-            return replace(self, network=cycle_vans(self.network, int(value)))
+            return replace(self, network=cycle_vans(self.network, x))
         if key == "breakdowns_per_day":
-            return replace(self, demand=replace(self.demand, breakdowns_per_day=_pos(value)))
-        if key == "batch_minutes":
-            return replace(self, dispatch=replace(self.dispatch, batch_minutes=_pos(value)))
-        if key == "escalate_after_minutes":
-            d = replace(self.dispatch, escalate_after_minutes=_pos(value))
-            return replace(self, dispatch=d)
-        if key == "policy":
-            if value not in POLICIES:
-                raise ValueError(f"must be one of {', '.join(POLICIES)}, got {value!r}")
-            return replace(self, dispatch=replace(self.dispatch, policy=str(value)))
+            return replace(self, demand=replace(self.demand, breakdowns_per_day=x))
+        if key in ("batch_minutes", "escalate_after_minutes", "policy"):
+            return replace(self, dispatch=replace(self.dispatch, **{key: x}))
         if key == "promise_minutes":
-            return replace(self, promise=replace(self.promise, arrival_minutes=_pos(value)))
+            return replace(self, promise=replace(self.promise, arrival_minutes=x))
         if key == "threshold_hours":
-            r = replace(self.replacement, threshold_hours=_pos(value))
-            return replace(self, replacement=r)
-        if key == "service_radius_km":
-            radius = _pos(value)
-            vans = tuple(replace(v, service_radius_km=radius) for v in self.network.vans)
-            return replace(self, network=replace(self.network, vans=vans))
-        raise ValueError(f"is not a sweep key; known: {', '.join(SWEEP_KEYS)}")
+            return replace(self, replacement=replace(self.replacement, threshold_hours=x))
+        vans = tuple(replace(v, service_radius_km=x) for v in self.network.vans)
+        return replace(self, network=replace(self.network, vans=vans))
 
     def variants(self, sweep: Sequence[tuple[str, Sequence[Any]]] | None = None) -> list[Scenario]:
         """The sweep's cartesian product of variants (``[self]`` without a sweep)."""
@@ -281,12 +257,6 @@ class Scenario:
                 s = s.with_override(k, v)
             out.append(replace(s, sweep=()))
         return out
-
-
-def _pos(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"must be a number > 0, got {value!r}")
-    return float(value)
 
 
 def cycle_vans(network: Network, per_station: int) -> Network:
@@ -362,6 +332,18 @@ REPLACEMENT_KEYS: Schema = {
     "deadline_slack_hours": number(12.0, ge=0),
     "allow_late": boolean(True),
 }
+SWEEP_FIELDS: Schema = {
+    "vans_per_station": integer(ge=1),
+    "breakdowns_per_day": number(gt=0),
+    "batch_minutes": number(gt=0),
+    "policy": one_of(POLICIES),
+    "promise_minutes": number(gt=0),
+    "threshold_hours": number(gt=0),
+    "service_radius_km": number(gt=0),
+    "escalate_after_minutes": number(gt=0),
+}
+"""What each sweep key's values must be; :meth:`Scenario.with_override` applies them."""
+SWEEP_KEYS = tuple(SWEEP_FIELDS)
 _NETWORK_KEYS = {"base", "replace", "stations", "vans", "partners", "trucks"}
 SCENARIO_KEYS: Schema = {
     "name": string(None),
@@ -378,7 +360,7 @@ SCENARIO_KEYS: Schema = {
     "dispatch": table(DISPATCH_KEYS),
     "promise": table(PROMISE_KEYS),
     "replacement": table(REPLACEMENT_KEYS),
-    # values are checked per variant by Scenario.with_override at load time
+    # each value is checked against SWEEP_FIELDS at load time (loading code below)
     "sweep": mapping((*SWEEP_KEYS, *SWEEP_ALIASES), list_of(anything(), non_empty=True), {}),
 }
 """Everything a scenario file accepts; a key's line here is its type, range and default."""

@@ -17,6 +17,17 @@ from typing import Any
 
 from fleet.distributions import HoursDistribution
 from fleet.model import FaultCategory, FaultGrade, StationGrade
+from fleet.toml_schema import (
+    KeyPath,
+    Schema,
+    TomlDocument,
+    custom,
+    entries,
+    list_of,
+    number,
+    one_of,
+    string,
+)
 
 UNKNOWN_FAULT_CODE = "UNKNOWN"
 
@@ -111,41 +122,73 @@ class FaultCatalogue:
         return frozenset(p.code for p in self.parts if grade in p.stocked_at)
 
 
-def catalogue_from_mapping(data: Mapping[str, Any], *, source: str = "catalogue") -> FaultCatalogue:
-    parts = []
-    for i, raw in enumerate(data.get("parts", [])):
-        try:
-            parts.append(
-                Part(
-                    code=str(raw["code"]),
-                    name=str(raw.get("name", raw["code"])),
-                    lead_time_hours=float(raw.get("lead_time_hours", 24)),
-                    stocked_at=frozenset(StationGrade(g) for g in raw.get("stocked_at", [])),
-                )
+PART_KEYS: Schema = {
+    "code": string(),
+    "name": string(None),
+    "lead_time_hours": number(24.0, ge=0),
+    "stocked_at": list_of(one_of(StationGrade), ()),
+}
+"""One ``[[parts]]`` entry of a catalogue."""
+
+_DISTRIBUTION = custom(
+    HoursDistribution.from_mapping, expects='a distribution table {kind = "lognormal", ...}'
+)
+FAULT_KEYS: Schema = {
+    "code": string(),
+    "name": string(None),
+    "category": one_of(FaultCategory),
+    "grade": one_of(FaultGrade),
+    "share": number(0.0, ge=0),
+    "p_on_site_fix": number(ge=0, le=1),
+    "on_site_hours": _DISTRIBUTION,
+    "workshop_hours": _DISTRIBUTION,
+    "parts": list_of(string(), ()),
+}
+"""One ``[[faults]]`` entry of a catalogue (also ``[[repairs.faults]]`` in a scenario)."""
+
+CATALOGUE_KEYS: Schema = {
+    "parts": entries(PART_KEYS),
+    "faults": entries(FAULT_KEYS, non_empty=True),
+}
+
+
+def catalogue_from_mapping(
+    data: Mapping[str, Any], *, source: str = "catalogue", text: str = ""
+) -> FaultCatalogue:
+    """Validate parsed catalogue TOML; ``text`` lets errors name lines."""
+    doc = TomlDocument(source, text, data)
+    return catalogue_from_values(doc.validate(CATALOGUE_KEYS), doc)
+
+
+def catalogue_from_values(
+    values: Mapping[str, Any], doc: TomlDocument, at: KeyPath = ()
+) -> FaultCatalogue:
+    """Build a catalogue from ``parts`` and ``faults`` checked against :data:`PART_KEYS` and
+    :data:`FAULT_KEYS` (at ``at`` in ``doc``), with the checks across entries."""
+    parts: list[Part] = []
+    for i, raw in enumerate(values["parts"]):
+        if any(p.code == raw["code"] for p in parts):
+            raise doc.error((*at, "parts", i, "code"), f"must be unique, got {raw['code']!r} again")
+        parts.append(Part(raw["code"], raw["name"] or raw["code"], raw["lead_time_hours"],
+                          frozenset(raw["stocked_at"])))  # fmt: skip
+    part_codes = [p.code for p in parts]
+    faults: list[FaultType] = []
+    for i, raw in enumerate(values["faults"]):
+        if any(f.code == raw["code"] for f in faults):
+            raise doc.error(
+                (*at, "faults", i, "code"), f"must be unique, got {raw['code']!r} again"
             )
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"{source}: parts[{i}]: {exc}") from None
-    faults = []
-    for i, raw in enumerate(data.get("faults", [])):
-        label = f"{source}: faults[{i}] ({raw.get('code', '?')})"
-        try:
-            faults.append(
-                FaultType(
-                    code=str(raw["code"]),
-                    name=str(raw.get("name", raw["code"])),
-                    category=FaultCategory(raw["category"]),
-                    grade=FaultGrade(raw["grade"]),
-                    share=float(raw.get("share", 0.0)),
-                    p_on_site_fix=float(raw["p_on_site_fix"]),
-                    on_site_hours=HoursDistribution.from_mapping(raw["on_site_hours"]),
-                    workshop_hours=HoursDistribution.from_mapping(raw["workshop_hours"]),
-                    parts=tuple(raw.get("parts", ())),
-                )
+        unknown = [p for p in raw["parts"] if p not in part_codes]
+        if unknown:
+            raise doc.error(
+                (*at, "faults", i, "parts"),
+                f"unknown part {unknown[0]!r}; known: {', '.join(part_codes) or 'none'}",
             )
-        except KeyError as exc:
-            raise ValueError(f"{label}: missing key {exc}") from None
-        except ValueError as exc:
-            raise ValueError(f"{label}: {exc}") from None
+        faults.append(FaultType(**{**raw, "name": raw["name"] or raw["code"]}))
+    if not faults:
+        raise doc.error((*at, "faults"), "must have at least one [[faults]] entry")
+    if sum(f.share for f in faults) <= 0:
+        raise doc.error((*at, "faults"), "shares must not all be zero")
     return FaultCatalogue(faults=tuple(faults), parts=tuple(parts))
 
 
@@ -153,12 +196,11 @@ def load_fault_catalogue(path: str | Path | None = None) -> FaultCatalogue:
     """Load a fault catalogue TOML file; without a path, the bundled default (cached)."""
     if path is None:
         return _default_catalogue()
-    p = Path(path)
-    with p.open("rb") as fh:
-        return catalogue_from_mapping(tomllib.load(fh), source=str(p))
+    doc = TomlDocument.read(path)
+    return catalogue_from_values(doc.validate(CATALOGUE_KEYS), doc)
 
 
 @cache
 def _default_catalogue() -> FaultCatalogue:
     text = resources.files("fleet.data").joinpath("fault_catalogue.toml").read_text("utf-8")
-    return catalogue_from_mapping(tomllib.loads(text), source="fault_catalogue.toml")
+    return catalogue_from_mapping(tomllib.loads(text), source="fault_catalogue.toml", text=text)

@@ -1,55 +1,62 @@
 """Networks from TOML files: a built-in network, explicit entries, or both.
 
-A network file::
+A network file (every key required unless a default is given; the schemas below are the
+reference: :data:`NETWORK_KEYS`, :data:`STATION_KEYS`, ...)::
 
-    name = "shandong-pilot"
+    name = "shandong-pilot"         # optional (default: the base's name or the file stem)
     base = "china-national"        # optional: start from a built-in network
     replace = false                # true: drop the base's stations/vans/partners/trucks
+    faults = "catalogue.toml"      # optional: a fault catalogue file (relative to this file)
 
     [[stations]]
     id = "JN-1"
-    name = "济南 AAA 服务站"
+    name = "济南 AAA 服务站"          # optional (default: the id)
     grade = "AAA"                   # AAA | AA | A
     lat = 36.651
     lon = 117.120
     towing = true                   # optional (default false)
     heavy_duty_bay = true           # optional (default true)
-    open_hour = 0                   # optional (default 0)
-    close_hour = 24                 # optional (default 24)
+    open_hour = 0                   # optional (default 0), 0-23
+    close_hour = 24                 # optional (default 24), after open_hour
+    adcode = "370102"               # optional: adcode, prefecture_adcode, province_adcode
+                                    # (derived from the position when not given)
+    parts_in_stock = ["tyre"]       # optional (default: the catalogue's parts for the grade)
 
     [[vans]]
     id = "JN-1-V1"
-    station = "JN-1"
+    station = "JN-1"                   # a station of this file or of the base
     capability = "heavy_service_van"   # light_service_van | heavy_service_van | wrecker | flatbed
-    service_radius_km = 150            # optional (default 150)
+    service_radius_km = 150            # optional (default 150), > 0
 
     [[partners]]
     id = "P-SD-1"
-    name = "山东顺达物流"
-    provinces = ["370000"]             # province adcodes
-    callout_fee_cny = 500
+    name = "山东顺达物流"                 # optional (default: the id)
+    provinces = ["370000"]             # province adcodes, at least one
+    callout_fee_cny = 500              # >= 0, as are the two per-km rates
     per_empty_km_cny = 5.5
     per_loaded_km_cny = 8.0
-    promised_response_minutes = 120    # optional
+    promised_response_minutes = 120    # optional (default 120), > 0
 
     [[trucks]]
     id = "T-JN-1"
-    partner = "P-SD-1"
+    partner = "P-SD-1"                 # a partner of this file or of the base
     type = "tractor"                   # tractor | box_truck | flatbed
-    capacity_t = 40
+    capacity_t = 40                    # > 0
     lat = 36.651
     lon = 117.120
+    adcode = "370100"                  # optional (default: the nearest prefecture seat)
 
-Every error names the file, the entry (``vans[3] (id 'X')``), the key and the line.
-Stations and truck depots must lie inside China's outline (the vendored province polygons);
-administrative codes are derived from the position when not given.
+Validation is :mod:`fleet.toml_schema`, shared with fault catalogues and simulation
+scenarios: the whole file is checked before anything is built, and the first problem is one
+line naming the file line, the entry and the key, e.g.
+``net.toml line 30: trucks[0] (id 'T1'): capacity_t must be > 0, got -3``. Ids must be unique
+(also against the base network). Stations and truck depots must lie inside China's outline
+(the vendored province polygons).
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
@@ -71,26 +78,86 @@ from fleet.model import (
     VanCapability,
 )
 from fleet.network import Network, NetworkError
+from fleet.toml_schema import (
+    KeyPath,
+    ScenarioError,
+    Schema,
+    TomlDocument,
+    boolean,
+    entries,
+    file_path,
+    integer,
+    list_of,
+    number,
+    one_of,
+    string,
+)
+
+__all__ = [
+    "BUILTIN_NETWORKS",
+    "NETWORK_KEYS",
+    "ScenarioError",
+    "load_network_file",
+    "network_from_mapping",
+    "network_from_values",
+    "resolve_network",
+    "with_vans",
+]
 
 BUILTIN_NETWORKS: dict[str, Callable[[], Network]] = {
     NATIONAL_NETWORK_NAME: build_national_network,
 }
 
-_TOP_KEYS = {"name", "base", "replace", "faults", "stations", "vans", "partners", "trucks"}
-_STATION_KEYS = {
-    "id", "name", "grade", "lat", "lon", "adcode", "prefecture_adcode", "province_adcode",
-    "towing", "heavy_duty_bay", "open_hour", "close_hour", "parts_in_stock",
-}  # fmt: skip
-_VAN_KEYS = {"id", "station", "capability", "service_radius_km"}
-_PARTNER_KEYS = {
-    "id", "name", "provinces", "callout_fee_cny", "per_empty_km_cny", "per_loaded_km_cny",
-    "promised_response_minutes",
-}  # fmt: skip
-_TRUCK_KEYS = {"id", "partner", "type", "capacity_t", "lat", "lon", "adcode"}
-
-
-class ScenarioError(ValueError):
-    """A scenario or network file that cannot be used; the message says where and why."""
+STATION_KEYS: Schema = {
+    "id": string(),
+    "name": string(None),
+    "grade": one_of(StationGrade),
+    "lat": number(ge=-90, le=90),
+    "lon": number(ge=-180, le=180),
+    "adcode": string(None),
+    "prefecture_adcode": string(None),
+    "province_adcode": string(None),
+    "towing": boolean(False),
+    "heavy_duty_bay": boolean(True),
+    "open_hour": integer(0, ge=0, le=23),
+    "close_hour": integer(24, ge=1, le=24),
+    "parts_in_stock": list_of(string(), None),
+}
+VAN_KEYS: Schema = {
+    "id": string(),
+    "station": string(),
+    "capability": one_of(VanCapability),
+    "service_radius_km": number(DEFAULT_SERVICE_RADIUS_KM, gt=0),
+}
+PARTNER_KEYS: Schema = {
+    "id": string(),
+    "name": string(None),
+    "provinces": list_of(string(), non_empty=True),
+    "callout_fee_cny": number(ge=0),
+    "per_empty_km_cny": number(ge=0),
+    "per_loaded_km_cny": number(ge=0),
+    "promised_response_minutes": number(120.0, gt=0),
+}
+TRUCK_KEYS: Schema = {
+    "id": string(),
+    "partner": string(),
+    "type": one_of(TruckType),
+    "capacity_t": number(gt=0),
+    "lat": number(ge=-90, le=90),
+    "lon": number(ge=-180, le=180),
+    "adcode": string(None),
+}
+NETWORK_KEYS: Schema = {
+    "name": string(None),
+    "base": one_of(BUILTIN_NETWORKS, None),
+    "replace": boolean(False),
+    "faults": file_path(None),
+    "stations": entries(STATION_KEYS),
+    "vans": entries(VAN_KEYS),
+    "partners": entries(PARTNER_KEYS),
+    "trucks": entries(TRUCK_KEYS),
+}
+"""A network file's keys (the module docstring shows them in use)."""
 
 
 def resolve_network(name_or_path: str | Path) -> Network:
@@ -107,236 +174,143 @@ def resolve_network(name_or_path: str | Path) -> Network:
     return load_network_file(path)
 
 
-def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
-    """Parsed TOML and its text (kept so errors can name lines); one-line errors."""
-    p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{p}: cannot read: {exc.strerror}") from None
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
-
-
 def load_network_file(path: str | Path) -> Network:
-    data, text = read_toml(path)
-    return network_from_mapping(data, source=str(path), text=text)
+    doc = TomlDocument.read(path)
+    return network_from_values(doc.validate(NETWORK_KEYS), doc)
 
 
 def network_from_mapping(
     data: Mapping[str, Any], *, source: str = "<network>", text: str = ""
 ) -> Network:
     """Build and validate a network from parsed TOML. ``text`` (the file's text) lets
-    errors name the line of the offending entry."""
-    where = _Locator(source, text)
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ScenarioError(f"{where.key(key)}: unknown key {key!r}")
-    base_name = data.get("base")
-    if base_name is not None and base_name not in BUILTIN_NETWORKS:
-        raise ScenarioError(
-            f"{where.key('base')}: unknown base network {base_name!r}; built-in: "
-            f"{', '.join(sorted(BUILTIN_NETWORKS))}"
-        )
+    errors name lines."""
+    doc = TomlDocument(source, text, data)
+    return network_from_values(doc.validate(NETWORK_KEYS), doc)
+
+
+def network_from_values(values: Mapping[str, Any], doc: TomlDocument) -> Network:
+    """The network from values checked against :data:`NETWORK_KEYS`: every entry is built and
+    cross-checked before the base network is, so a bad file fails fast and whole."""
+    faults = load_fault_catalogue(values["faults"])
+    stations = [_station(raw, doc, ("stations", i), faults.parts_stocked_at)
+                for i, raw in enumerate(values["stations"])]  # fmt: skip
+    vans = [_van(raw) for raw in values["vans"]]
+    partners = [_partner(raw) for raw in values["partners"]]
+    trucks = [_truck(raw, doc, ("trucks", i)) for i, raw in enumerate(values["trucks"])]
+
+    base_name = values["base"]
     base = BUILTIN_NETWORKS[base_name]() if base_name else None
-    keep_base = base is not None and not data.get("replace", False)
-    faults = load_fault_catalogue(data["faults"]) if "faults" in data else load_fault_catalogue()
-
-    stations = list(base.stations) if keep_base and base else []
-    for i, raw in enumerate(_entries(data, "stations", where)):
-        stations.append(_station(raw, where.entry("stations", i, raw)))
-    vans = list(base.vans) if keep_base and base else []
-    for i, raw in enumerate(_entries(data, "vans", where)):
-        vans.append(_van(raw, where.entry("vans", i, raw)))
-    partners = list(base.partners) if keep_base and base else []
-    for i, raw in enumerate(_entries(data, "partners", where)):
-        partners.append(_partner(raw, where.entry("partners", i, raw)))
-    trucks = list(base.trucks) if keep_base and base else []
-    for i, raw in enumerate(_entries(data, "trucks", where)):
-        trucks.append(_truck(raw, where.entry("trucks", i, raw)))
-
-    # cross-references, reported with the entry's line
-    station_ids = {s.id for s in stations}
-    for i, raw in enumerate(data.get("vans", [])):
-        if raw["station"] not in station_ids:
-            raise ScenarioError(
-                f"{where.entry('vans', i, raw)}: home station {raw['station']!r} does not exist"
-            )
-    partner_ids = {p.id for p in partners}
-    for i, raw in enumerate(data.get("trucks", [])):
-        if raw["partner"] not in partner_ids:
-            raise ScenarioError(
-                f"{where.entry('trucks', i, raw)}: partner {raw['partner']!r} does not exist"
-            )
+    if base is not None and not values["replace"]:
+        stations[:0], vans[:0] = base.stations, base.vans
+        partners[:0], trucks[:0] = base.partners, base.trucks
+    for table, items in (("stations", stations), ("vans", vans),
+                         ("partners", partners), ("trucks", trucks)):  # fmt: skip
+        _check_unique_ids(doc, table, [x.id for x in items], len(values[table]))
+    _check_refs(doc, "vans", "station", values["vans"], {s.id for s in stations}, "station")
+    _check_refs(doc, "trucks", "partner", values["trucks"], {p.id for p in partners}, "partner")
     try:
         return Network(
-            name=str(data.get("name", base_name or Path(source).stem)),
+            name=values["name"] or base_name or Path(doc.source).stem,
             stations=tuple(stations),
             vans=tuple(vans),
             partners=tuple(partners),
             trucks=tuple(trucks),
             faults=faults,
         )
-    except NetworkError as exc:
-        raise ScenarioError(f"{source}: {exc}") from None
+    except (NetworkError, ValueError) as exc:
+        raise ScenarioError(f"{doc.source}: {exc}") from None
 
 
-class _Locator:
-    """Finds the line of ``[[table]]`` number i in the file text, for error messages."""
-
-    def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.lines = text.splitlines()
-
-    def _line_of(self, pattern: str, nth: int = 0) -> int | None:
-        rx = re.compile(pattern)
-        seen = 0
-        for n, line in enumerate(self.lines, start=1):
-            if rx.match(line):
-                if seen == nth:
-                    return n
-                seen += 1
-        return None
-
-    def key(self, key: str) -> str:
-        line = self._line_of(rf"\s*{re.escape(key)}\s*=")
-        return f"{self.source}" + (f" line {line}" if line else "")
-
-    def entry(self, table: str, index: int, raw: Mapping[str, Any]) -> str:
-        line = self._line_of(rf"\s*\[\[\s*{re.escape(table)}\s*\]\]", index)
-        ident = f" (id {raw.get('id')!r})" if isinstance(raw, Mapping) and "id" in raw else ""
-        loc = f" line {line}" if line else ""
-        return f"{self.source}{loc}: {table}[{index}]{ident}"
+def _check_unique_ids(doc: TomlDocument, table: str, ids: Sequence[str], from_file: int) -> None:
+    """The file's entries are the last ``from_file`` ids (after the base network's)."""
+    seen = set(ids[: len(ids) - from_file])
+    for i, ident in enumerate(ids[len(ids) - from_file :]):
+        if ident in seen:
+            raise doc.error((table, i, "id"), f"must be unique, got {ident!r} again")
+        seen.add(ident)
 
 
-def _entries(data: Mapping[str, Any], table: str, where: _Locator) -> list[Mapping[str, Any]]:
-    entries = data.get(table, [])
-    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-        raise ScenarioError(f"{where.key(table)}: '{table}' must be an array of tables [[{table}]]")
-    return entries
-
-
-def _check_keys(
-    raw: Mapping[str, Any], allowed: set[str], required: tuple[str, ...], at: str
+def _check_refs(
+    doc: TomlDocument,
+    table: str,
+    key: str,
+    rows: Sequence[Mapping[str, Any]],
+    known: set[str],
+    what: str,
 ) -> None:
-    unknown = set(raw) - allowed
-    if unknown:
-        raise ScenarioError(f"{at}: unknown key {sorted(unknown)[0]!r}")
-    for key in required:
-        if key not in raw:
-            raise ScenarioError(f"{at}: missing key {key!r}")
+    for i, raw in enumerate(rows):
+        if raw[key] not in known:
+            raise doc.error((table, i, key), f"no {what} with id {raw[key]!r}")
 
 
-def _number(raw: Mapping[str, Any], key: str, at: str, *, minimum: float | None = None,
-            strictly: bool = False, default: float | None = None) -> float:  # fmt: skip
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ScenarioError(f"{at}: {key} must be a number, got {value!r}")
-    value = float(value)
-    if minimum is not None and (value <= minimum if strictly else value < minimum):
-        op = ">" if strictly else ">="
-        raise ScenarioError(f"{at}: {key} must be {op} {minimum:g}, got {value:g}")
-    return value
-
-
-def _point_in_china(raw: Mapping[str, Any], at: str) -> tuple[GeoPoint, str]:
-    lat = _number(raw, "lat", at)
-    lon = _number(raw, "lon", at)
-    try:
-        point = GeoPoint(lat, lon)
-    except ValueError as exc:
-        raise ScenarioError(f"{at}: {exc}") from None
+def _position(raw: Mapping[str, Any], doc: TomlDocument, at: KeyPath) -> tuple[GeoPoint, str]:
+    """The entry's point and its province; points outside China's outline are refused."""
+    lat, lon = raw["lat"], raw["lon"]
     province = province_at(lat, lon)
     if province is None:
-        raise ScenarioError(f"{at}: position ({lat}, {lon}) is outside China")
-    return point, province
+        raise doc.error(at, f"position ({lat}, {lon}) is outside China")
+    return GeoPoint(lat, lon), province
 
 
-def _enum(cls: Any, value: Any, key: str, at: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise ScenarioError(f"{at}: {key} {value!r} is not one of {allowed}") from None
-
-
-def _station(raw: Mapping[str, Any], at: str) -> ServiceStation:
-    _check_keys(raw, _STATION_KEYS, ("id", "grade", "lat", "lon"), at)
-    point, province = _point_in_china(raw, at)
-    grade = _enum(StationGrade, raw["grade"], "grade", at)
-    prefecture = raw.get("prefecture_adcode") or nearest_prefecture(point.lat, point.lon).adcode
-    try:
-        return ServiceStation(
-            id=str(raw["id"]),
-            name=str(raw.get("name", raw["id"])),
-            grade=grade,
-            location=point,
-            adcode=str(raw.get("adcode", prefecture)),
-            prefecture_adcode=str(prefecture),
-            province_adcode=str(raw.get("province_adcode", province)),
-            heavy_duty_bay=bool(raw.get("heavy_duty_bay", True)),
-            towing=bool(raw.get("towing", False)),
-            opening_hours=OpeningHours(
-                int(raw.get("open_hour", 0)), int(raw.get("close_hour", 24))
-            ),
-            parts_in_stock=frozenset(
-                raw.get("parts_in_stock", load_fault_catalogue().parts_stocked_at(grade))
-            ),
+def _station(
+    raw: Mapping[str, Any],
+    doc: TomlDocument,
+    at: KeyPath,
+    parts_stocked_at: Callable[[StationGrade], frozenset[str]],
+) -> ServiceStation:
+    point, province = _position(raw, doc, at)
+    if raw["open_hour"] >= raw["close_hour"]:
+        raise doc.error(
+            (*at, "close_hour"),
+            f"must be > open_hour ({raw['open_hour']}), got {raw['close_hour']}",
         )
-    except ValueError as exc:
-        raise ScenarioError(f"{at}: {exc}") from None
+    prefecture = raw["prefecture_adcode"] or nearest_prefecture(point.lat, point.lon).adcode
+    parts = raw["parts_in_stock"]
+    return ServiceStation(
+        id=raw["id"],
+        name=raw["name"] or raw["id"],
+        grade=raw["grade"],
+        location=point,
+        adcode=raw["adcode"] or prefecture,
+        prefecture_adcode=prefecture,
+        province_adcode=raw["province_adcode"] or province,
+        heavy_duty_bay=raw["heavy_duty_bay"],
+        towing=raw["towing"],
+        opening_hours=OpeningHours(raw["open_hour"], raw["close_hour"]),
+        parts_in_stock=frozenset(parts_stocked_at(raw["grade"]) if parts is None else parts),
+    )
 
 
-def _van(raw: Mapping[str, Any], at: str) -> RescueVan:
-    _check_keys(raw, _VAN_KEYS, ("id", "station", "capability"), at)
-    radius = _number(raw, "service_radius_km", at, minimum=0, strictly=True,
-                     default=DEFAULT_SERVICE_RADIUS_KM)  # fmt: skip
+def _van(raw: Mapping[str, Any]) -> RescueVan:
     return RescueVan(
-        id=str(raw["id"]),
-        station_id=str(raw["station"]),
-        capability=_enum(VanCapability, raw["capability"], "capability", at),
-        service_radius_km=radius,
+        id=raw["id"],
+        station_id=raw["station"],
+        capability=raw["capability"],
+        service_radius_km=raw["service_radius_km"],
     )
 
 
-def _partner(raw: Mapping[str, Any], at: str) -> PartnerCompany:
-    _check_keys(
-        raw, _PARTNER_KEYS,
-        ("id", "provinces", "callout_fee_cny", "per_empty_km_cny", "per_loaded_km_cny"), at,
-    )  # fmt: skip
-    rates = ContractRates(
-        callout_fee_cny=_number(raw, "callout_fee_cny", at, minimum=0),
-        per_empty_km_cny=_number(raw, "per_empty_km_cny", at, minimum=0),
-        per_loaded_km_cny=_number(raw, "per_loaded_km_cny", at, minimum=0),
-    )
-    provinces = raw["provinces"]
-    if not isinstance(provinces, list) or not provinces:
-        raise ScenarioError(f"{at}: provinces must be a non-empty list of province adcodes")
+def _partner(raw: Mapping[str, Any]) -> PartnerCompany:
     return PartnerCompany(
-        id=str(raw["id"]),
-        name=str(raw.get("name", raw["id"])),
-        provinces=frozenset(str(p) for p in provinces),
-        rates=rates,
-        promised_response_minutes=_number(
-            raw, "promised_response_minutes", at, minimum=0, strictly=True, default=120.0
+        id=raw["id"],
+        name=raw["name"] or raw["id"],
+        provinces=frozenset(raw["provinces"]),
+        rates=ContractRates(
+            raw["callout_fee_cny"], raw["per_empty_km_cny"], raw["per_loaded_km_cny"]
         ),
+        promised_response_minutes=raw["promised_response_minutes"],
     )
 
 
-def _truck(raw: Mapping[str, Any], at: str) -> ReplacementTruck:
-    _check_keys(raw, _TRUCK_KEYS, ("id", "partner", "type", "capacity_t", "lat", "lon"), at)
-    capacity = _number(raw, "capacity_t", at, minimum=0, strictly=True)
-    point, _province = _point_in_china(raw, at)
+def _truck(raw: Mapping[str, Any], doc: TomlDocument, at: KeyPath) -> ReplacementTruck:
+    point, _province = _position(raw, doc, at)
     return ReplacementTruck(
-        id=str(raw["id"]),
-        partner_id=str(raw["partner"]),
-        truck_type=_enum(TruckType, raw["type"], "type", at),
-        capacity_t=capacity,
+        id=raw["id"],
+        partner_id=raw["partner"],
+        truck_type=raw["type"],
+        capacity_t=raw["capacity_t"],
         depot=point,
-        depot_adcode=str(raw.get("adcode") or nearest_prefecture(point.lat, point.lon).adcode),
+        depot_adcode=raw["adcode"] or nearest_prefecture(point.lat, point.lon).adcode,
     )
 
 

@@ -25,48 +25,67 @@ The file format (every key optional unless marked; defaults in brackets) is docu
     [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late
     [sweep]    key = [values...] (cartesian product; keys in SWEEP_KEYS)
 
-Every error names the file, the key (``demand.breakdowns_per_day``) and its line, and nothing
-runs. Relative paths inside a scenario are relative to the scenario file.
+The accepted keys, their types, ranges and defaults are the schemas below
+(:data:`SCENARIO_KEYS`, :data:`DEMAND_KEYS`, ...), checked by the validator shared with network
+files and fault catalogues (:mod:`fleet.toml_schema`). The whole file is checked before
+anything is built; the first error names the file, the line and the key
+(``x.toml line 12: demand.breakdowns_per_day must be > 0, got -5``), and nothing runs. Relative
+paths inside a scenario are relative to the scenario file.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fleet.distributions import HoursDistribution
-from fleet.faults import FaultCatalogue, catalogue_from_mapping, load_fault_catalogue
+from fleet.faults import (
+    FAULT_KEYS,
+    PART_KEYS,
+    FaultCatalogue,
+    catalogue_from_values,
+    load_fault_catalogue,
+)
 from fleet.geography import hourly_breakdown_profile, mainland_provinces, province_at
 from fleet.model import (
     DEFAULT_REPLACEMENT_THRESHOLD_HOURS,
-    GeoPoint,
     RescueVan,
     VehicleClass,
 )
 from fleet.network import Network
-from fleet.scenario import ScenarioError, load_network_file, network_from_mapping, read_toml
+from fleet.scenario import NETWORK_KEYS, load_network_file, network_from_values
+from fleet.toml_schema import (
+    KeyPath,
+    ScenarioError,
+    Schema,
+    TomlDocument,
+    anything,
+    boolean,
+    convert,
+    either,
+    entries,
+    file_path,
+    integer,
+    list_of,
+    mapping,
+    not_all_zero,
+    number,
+    one_of,
+    string,
+    table,
+)
 from routing.provider import PROFILES
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 """The shipped scenarios (``national``, ``shandong``, ``mmc_check``)."""
 
-_NETWORK_KEYS = {"base", "replace", "stations", "vans", "partners", "trucks"}
-_TOP_KEYS = _NETWORK_KEYS | {
-    "name", "seed", "horizon_days", "warmup_days", "replications", "network_file",
-    "vans_per_station", "demand", "repairs", "travel", "dispatch", "promise", "replacement",
-    "sweep",
-}  # fmt: skip
-
 POLICIES = ("batch-optimal", "nearest-idle")
 PROVIDERS = ("auto", "road", "great-circle")
-POINT_SETS = ("county_seats", "prefecture_seats", "stations", "explicit")
+POINT_SETS = ("county_seats", "prefecture_seats", "stations")
+"""Generated demand points; ``[[demand.points]]`` gives them explicitly instead."""
 
 DEFAULT_VEHICLE_MIX: dict[str, float] = {
     "tractor": 0.55,
@@ -85,16 +104,6 @@ DEFAULT_CARGO_SHARE: dict[str, float] = {
 }
 """Share of breakdowns with cargo on board, by vehicle class (ASSUMPTION)."""
 
-SWEEP_KEYS = (
-    "vans_per_station",
-    "breakdowns_per_day",
-    "batch_minutes",
-    "policy",
-    "promise_minutes",
-    "threshold_hours",
-    "service_radius_km",
-    "escalate_after_minutes",
-)
 SWEEP_ALIASES = {"vans": "vans_per_station", "rate": "breakdowns_per_day"}
 
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "resolve_scenario"]
@@ -207,40 +216,33 @@ class Scenario:
 
     def with_override(self, key: str, value: Any) -> Scenario:
         """The scenario with one sweep parameter changed (see :data:`SWEEP_KEYS`)."""
-        key = SWEEP_ALIASES.get(key, key)
-        where = f"{self.source}: sweep {key}={value!r}"
         try:
-            if key == "vans_per_station":
-                n = int(value)
-                if n < 1 or n != value:
-                    raise ValueError("must be an integer >= 1")
-                out = replace(self, network=cycle_vans(self.network, n))
-            elif key == "breakdowns_per_day":
-                out = replace(self, demand=replace(self.demand, breakdowns_per_day=_pos(value)))
-            elif key == "batch_minutes":
-                out = replace(self, dispatch=replace(self.dispatch, batch_minutes=_pos(value)))
-            elif key == "escalate_after_minutes":
-                d = replace(self.dispatch, escalate_after_minutes=_pos(value))
-                out = replace(self, dispatch=d)
-            elif key == "policy":
-                if value not in POLICIES:
-                    raise ValueError(f"is not one of {', '.join(POLICIES)}")
-                out = replace(self, dispatch=replace(self.dispatch, policy=str(value)))
-            elif key == "promise_minutes":
-                out = replace(self, promise=replace(self.promise, arrival_minutes=_pos(value)))
-            elif key == "threshold_hours":
-                r = replace(self.replacement, threshold_hours=_pos(value))
-                out = replace(self, replacement=r)
-            elif key == "service_radius_km":
-                radius = _pos(value)
-                vans = tuple(replace(v, service_radius_km=radius) for v in self.network.vans)
-                out = replace(self, network=replace(self.network, vans=vans))
-            else:
-                raise ValueError(f"unknown sweep key; known: {', '.join(SWEEP_KEYS)}")
+            out = self._override(key, value)
         except (TypeError, ValueError) as exc:
-            raise ScenarioError(f"{where}: {exc}") from None
-        label = f"{key}={value}"
+            raise ScenarioError(
+                f"{self.source}: sweep {SWEEP_ALIASES.get(key, key)}={value!r} {exc}"
+            ) from None
+        label = f"{SWEEP_ALIASES.get(key, key)}={value}"
         return replace(out, label=f"{self.label}, {label}" if self.label else label)
+
+    def _override(self, key: str, value: Any) -> Scenario:
+        """``with_override`` without the label; a ValueError says what the value must be."""
+        key = SWEEP_ALIASES.get(key, key)
+        if key not in SWEEP_FIELDS:
+            raise ValueError(f"is not a sweep key; known: {', '.join(SWEEP_KEYS)}")
+        x = convert(SWEEP_FIELDS[key], value)
+        if key == "vans_per_station":
+            return replace(self, network=cycle_vans(self.network, x))
+        if key == "breakdowns_per_day":
+            return replace(self, demand=replace(self.demand, breakdowns_per_day=x))
+        if key in ("batch_minutes", "escalate_after_minutes", "policy"):
+            return replace(self, dispatch=replace(self.dispatch, **{key: x}))
+        if key == "promise_minutes":
+            return replace(self, promise=replace(self.promise, arrival_minutes=x))
+        if key == "threshold_hours":
+            return replace(self, replacement=replace(self.replacement, threshold_hours=x))
+        vans = tuple(replace(v, service_radius_km=x) for v in self.network.vans)
+        return replace(self, network=replace(self.network, vans=vans))
 
     def variants(self, sweep: Sequence[tuple[str, Sequence[Any]]] | None = None) -> list[Scenario]:
         """The sweep's cartesian product of variants (``[self]`` without a sweep)."""
@@ -255,12 +257,6 @@ class Scenario:
                 s = s.with_override(k, v)
             out.append(replace(s, sweep=()))
         return out
-
-
-def _pos(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"must be a number > 0, got {value!r}")
-    return float(value)
 
 
 def cycle_vans(network: Network, per_station: int) -> Network:
@@ -278,6 +274,96 @@ def cycle_vans(network: Network, per_station: int) -> Network:
             base = own[k % len(own)]
             vans.append(base if k < len(own) else replace(base, id=f"{base.id}#{k + 1}"))
     return replace(network, vans=tuple(vans))
+
+
+# -- the file format ---------------------------------------------------------------------------
+
+
+def _mainland_adcodes(adcodes: tuple[str, ...]) -> str | None:
+    known = {p.adcode for p in mainland_provinces()}
+    bad = [a for a in adcodes if a not in known]
+    return f'must list mainland province adcodes (e.g. "370000"), got {bad[0]!r}' if bad else None
+
+
+DEMAND_POINT_KEYS: Schema = {
+    "lat": number(ge=-90, le=90),
+    "lon": number(ge=-180, le=180),
+    "weight": number(1.0, ge=0),
+    "name": string(None),
+}
+DEMAND_KEYS: Schema = {
+    "breakdowns_per_day": number(560.0, gt=0),
+    "dispersion": number(2.3, ge=1),
+    "hourly_profile": either(
+        one_of(("real", "flat")), list_of(number(ge=0), length=24, check=not_all_zero),
+        default="real",
+    ),
+    "points": either(one_of(POINT_SETS), entries(DEMAND_POINT_KEYS, non_empty=True),
+                     default="county_seats"),
+    "provinces": list_of(string(), (), check=_mainland_adcodes),
+    "vehicle_mix": mapping(VehicleClass, number(ge=0), DEFAULT_VEHICLE_MIX, check=not_all_zero),
+    "cargo_share": mapping(VehicleClass, number(ge=0, le=1), DEFAULT_CARGO_SHARE),
+}  # fmt: skip
+REPAIRS_KEYS: Schema = {
+    "catalogue": either(one_of(("default",)), file_path(), default="default"),
+    "faults": entries(FAULT_KEYS),
+    "parts": entries(PART_KEYS),
+    "diagnosis_minutes": number(30.0, ge=0),
+    "tow_hookup_minutes": number(30.0, ge=0),
+}
+TRAVEL_KEYS: Schema = {
+    "provider": one_of(PROVIDERS, "auto"),
+    "circuity": number(1.2, ge=1),
+    "speeds": mapping(PROFILES, number(gt=0), {}),
+}
+DISPATCH_KEYS: Schema = {
+    "policy": one_of(POLICIES, "batch-optimal"),
+    "batch_minutes": number(5.0, gt=0),
+    "escalate_after_minutes": number(240.0, gt=0),
+    "respect_shifts": boolean(True),
+}
+PROMISE_KEYS: Schema = {
+    "arrival_minutes": number(120.0, gt=0),
+    "report_minutes": list_of(number(gt=0), (60.0, 90.0, 120.0, 180.0)),
+}
+REPLACEMENT_KEYS: Schema = {
+    "threshold_hours": number(DEFAULT_REPLACEMENT_THRESHOLD_HOURS, gt=0),
+    "batch_minutes": number(15.0, gt=0),
+    "deadline_slack_hours": number(12.0, ge=0),
+    "allow_late": boolean(True),
+}
+SWEEP_FIELDS: Schema = {
+    "vans_per_station": integer(ge=1),
+    "breakdowns_per_day": number(gt=0),
+    "batch_minutes": number(gt=0),
+    "policy": one_of(POLICIES),
+    "promise_minutes": number(gt=0),
+    "threshold_hours": number(gt=0),
+    "service_radius_km": number(gt=0),
+    "escalate_after_minutes": number(gt=0),
+}
+"""What each sweep key's values must be; :meth:`Scenario.with_override` applies them."""
+SWEEP_KEYS = tuple(SWEEP_FIELDS)
+_NETWORK_KEYS = {"base", "replace", "stations", "vans", "partners", "trucks"}
+SCENARIO_KEYS: Schema = {
+    "name": string(None),
+    "seed": integer(2026, ge=0),
+    "horizon_days": number(365.0, gt=0),
+    "warmup_days": number(7.0, ge=0),
+    "replications": integer(1, ge=1),
+    **{key: NETWORK_KEYS[key] for key in sorted(_NETWORK_KEYS)},
+    "network_file": file_path(None),
+    "vans_per_station": integer(None, ge=1),
+    "demand": table(DEMAND_KEYS),
+    "repairs": table(REPAIRS_KEYS),
+    "travel": table(TRAVEL_KEYS),
+    "dispatch": table(DISPATCH_KEYS),
+    "promise": table(PROMISE_KEYS),
+    "replacement": table(REPLACEMENT_KEYS),
+    # each value is checked against SWEEP_FIELDS at load time (loading code below)
+    "sweep": mapping((*SWEEP_KEYS, *SWEEP_ALIASES), list_of(anything(), non_empty=True), {}),
+}
+"""Everything a scenario file accepts; a key's line here is its type, range and default."""
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -301,9 +387,7 @@ def resolve_scenario(name_or_path: str | Path) -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    p = Path(path)
-    data, text = read_toml(p)
-    return scenario_from_mapping(data, source=str(p), text=text, base_dir=p.parent)
+    return scenario_from_document(TomlDocument.read(path))
 
 
 def scenario_from_mapping(
@@ -314,327 +398,124 @@ def scenario_from_mapping(
     base_dir: Path | None = None,
 ) -> Scenario:
     """Validate parsed TOML into a :class:`Scenario` (see the module docstring)."""
-    at = _Where(source, text)
-    base_dir = base_dir or Path(".")
-    _unknown(data, _TOP_KEYS, (), at)
+    return scenario_from_document(TomlDocument(source, text, data, base_dir or Path(".")))
 
-    # network
-    if "network_file" in data:
-        if set(data) & _NETWORK_KEYS:
-            raise ScenarioError(
-                f"{at.of(('network_file',))}: give either network_file or the network keys "
-                "(base, stations, vans, ...), not both"
+
+def scenario_from_document(doc: TomlDocument) -> Scenario:
+    """Check the whole file against :data:`SCENARIO_KEYS`, then build; nothing runs on error."""
+    values = doc.validate(SCENARIO_KEYS)
+    given = set(doc.data)
+    stem = Path(doc.source).stem
+    # the cheap parts first, so a mistake there fails before a national network is built
+    demand = _demand(values["demand"], doc)
+    repairs = _repairs(values["repairs"], doc)
+    if values["network_file"] is not None:
+        if given & _NETWORK_KEYS:
+            raise doc.error(
+                ("network_file",),
+                "give either network_file or the network keys (base, stations, vans, ...), "
+                "not both",
             )
-        nf = _path(data, "network_file", at, base_dir)
-        network = load_network_file(nf)
+        network = load_network_file(values["network_file"])
+    elif given & _NETWORK_KEYS:
+        net_values = {k: v for k, v in values.items() if k in _NETWORK_KEYS}
+        net_values.update(name=values["name"] or stem, faults=None)
+        network = network_from_values(net_values, doc)
     else:
-        net_data = {k: v for k, v in data.items() if k in _NETWORK_KEYS}
-        if not net_data:
-            raise ScenarioError(
-                f'{source}: no network: give base = "china-national", [[stations]] and '
-                "[[vans]], or network_file"
-            )
-        net_data["name"] = str(data.get("name", Path(source).stem))
-        network = network_from_mapping(net_data, source=source, text=text)
+        raise doc.error(
+            (),
+            'no network: give base = "china-national", [[stations]] and [[vans]], or network_file',
+        )
     if not network.vans:
-        raise ScenarioError(f"{source}: the network has no vans")
+        raise doc.error((), "the network has no vans")
+    if values["vans_per_station"] is not None:
+        network = cycle_vans(network, values["vans_per_station"])
 
-    name = _str(data, ("name",), at, Path(source).stem)
-    seed = int(_num(data, ("seed",), at, 2026, minimum=0, integer=True))
-    horizon = _num(data, ("horizon_days",), at, 365.0, minimum=0, strict=True)
-    warmup = _num(data, ("warmup_days",), at, 7.0, minimum=0)
-    reps = int(_num(data, ("replications",), at, 1, minimum=1, integer=True))
-    if "vans_per_station" in data:
-        n = int(_num(data, ("vans_per_station",), at, 1, minimum=1, integer=True))
-        network = cycle_vans(network, n)
-
+    travel, promise = values["travel"], values["promise"]
     scenario = Scenario(
-        name=name,
+        name=values["name"] or stem,
         network=network,
-        seed=seed,
-        horizon_days=horizon,
-        warmup_days=warmup,
-        replications=reps,
-        demand=_demand(_table(data, "demand", at), at),
-        repairs=_repairs(_table(data, "repairs", at), at, base_dir),
-        travel=_travel(_table(data, "travel", at), at),
-        dispatch=_dispatch(_table(data, "dispatch", at), at),
-        promise=_promise(_table(data, "promise", at), at),
-        replacement=_replacement(_table(data, "replacement", at), at),
-        sweep=_sweep(_table(data, "sweep", at), at),
-        source=source,
+        seed=values["seed"],
+        horizon_days=values["horizon_days"],
+        warmup_days=values["warmup_days"],
+        replications=values["replications"],
+        demand=demand,
+        repairs=repairs,
+        travel=TravelSpec(
+            provider=travel["provider"],
+            circuity=travel["circuity"],
+            speeds_kmh=tuple(travel["speeds"].items()),
+        ),
+        dispatch=DispatchSpec(**values["dispatch"]),
+        promise=PromiseSpec(
+            arrival_minutes=promise["arrival_minutes"],
+            report_minutes=tuple(sorted({*promise["report_minutes"], promise["arrival_minutes"]})),
+        ),
+        replacement=ReplacementSpec(**values["replacement"]),
+        sweep=tuple((SWEEP_ALIASES.get(k, k), v) for k, v in values["sweep"].items()),
+        source=doc.source,
     )
     # sweep values are checked now, so a bad one stops the run before anything is simulated
-    scenario.variants()
+    for key, sweep_values in values["sweep"].items():
+        for i, value in enumerate(sweep_values):
+            try:
+                scenario._override(key, value)
+            except (TypeError, ValueError) as exc:
+                raise doc.error(("sweep", key, i), str(exc)) from None
     return scenario
 
 
-def _demand(t: Mapping[str, Any], at: _Where) -> DemandSpec:
-    s = ("demand",)
-    _unknown(
-        t,
-        {"breakdowns_per_day", "dispersion", "hourly_profile", "points", "provinces",
-         "vehicle_mix", "cargo_share"},
-        s, at,
-    )  # fmt: skip
-    rate = _num(t, (*s, "breakdowns_per_day"), at, 560.0, minimum=0, strict=True)
-    dispersion = _num(t, (*s, "dispersion"), at, 2.3, minimum=1)
-    profile_raw = t.get("hourly_profile", "real")
-    if profile_raw == "real":
+def _demand(values: Mapping[str, Any], doc: TomlDocument) -> DemandSpec:
+    points, profile = values["points"], values["hourly_profile"]
+    explicit = [_demand_point(raw, doc, ("demand", "points", i))
+                for i, raw in enumerate(points if isinstance(points, list) else ())]  # fmt: skip
+    if explicit and sum(p.weight for p in explicit) <= 0:
+        raise doc.error(("demand", "points"), "weights must not all be zero")
+    if profile == "real":
         profile = hourly_breakdown_profile()
-    elif profile_raw == "flat":
+    elif profile == "flat":
         profile = (1.0,) * 24
-    elif isinstance(profile_raw, list) and len(profile_raw) == 24:
-        vals = [_as_number(v) for v in profile_raw]
-        if any(v is None or v < 0 for v in vals) or sum(v or 0 for v in vals) <= 0:
-            raise ScenarioError(
-                f"{at.of((*s, 'hourly_profile'))}: demand.hourly_profile must be 24 numbers "
-                ">= 0, not all zero"
-            )
-        mean = sum(v or 0.0 for v in vals) / 24
-        profile = tuple((v or 0.0) / mean for v in vals)
     else:
-        raise ScenarioError(
-            f'{at.of((*s, "hourly_profile"))}: demand.hourly_profile must be "real", '
-            f'"flat" or a list of 24 numbers, got {profile_raw!r}'
-        )
-    points_raw = t.get("points", "county_seats")
-    explicit: list[DemandPoint] = []
-    if isinstance(points_raw, list):
-        points = "explicit"
-        if not points_raw:
-            raise ScenarioError(f"{at.of((*s, 'points'))}: demand.points is empty")
-        for i, raw in enumerate(points_raw):
-            ps = (*s, "points", i)
-            if not isinstance(raw, Mapping):
-                raise ScenarioError(f"{at.of(ps)}: demand.points[{i}] must be a table")
-            _unknown(raw, {"lat", "lon", "weight", "name"}, ps, at)
-            lat = _num(raw, (*ps, "lat"), at, None)
-            lon = _num(raw, (*ps, "lon"), at, None)
-            weight = _num(raw, (*ps, "weight"), at, 1.0, minimum=0)
-            try:
-                GeoPoint(lat, lon)
-            except ValueError as exc:
-                raise ScenarioError(f"{at.of(ps)}: demand.points[{i}]: {exc}") from None
-            province = province_at(lat, lon)
-            if province is None:
-                raise ScenarioError(
-                    f"{at.of(ps)}: demand.points[{i}]: position ({lat}, {lon}) is outside China"
-                )
-            explicit.append(
-                DemandPoint(lat, lon, weight, province, str(raw.get("name", f"point {i}")))
-            )
-        if sum(p.weight for p in explicit) <= 0:
-            raise ScenarioError(f"{at.of((*s, 'points'))}: demand.points weights are all zero")
-    elif points_raw in POINT_SETS and points_raw != "explicit":
-        points = str(points_raw)
-    else:
-        raise ScenarioError(
-            f"{at.of((*s, 'points'))}: demand.points must be one of county_seats, "
-            f"prefecture_seats, stations or an array of tables [[demand.points]], got "
-            f"{points_raw!r}"
-        )
-    provinces_raw = t.get("provinces", [])
-    known = {p.adcode for p in mainland_provinces()}
-    if not isinstance(provinces_raw, list) or any(str(p) not in known for p in provinces_raw):
-        bad = (
-            provinces_raw
-            if not isinstance(provinces_raw, list)
-            else next(p for p in provinces_raw if str(p) not in known)
-        )
-        raise ScenarioError(
-            f"{at.of((*s, 'provinces'))}: demand.provinces must list mainland province adcodes "
-            f'(e.g. "370000"), got {bad!r}'
-        )
-    mix = _shares(t, (*s, "vehicle_mix"), at, DEFAULT_VEHICLE_MIX, total_positive=True)
-    cargo = _shares(t, (*s, "cargo_share"), at, DEFAULT_CARGO_SHARE, at_most_one=True)
+        mean = sum(profile) / 24
+        profile = tuple(v / mean for v in profile)
     return DemandSpec(
-        breakdowns_per_day=rate,
-        dispersion=dispersion,
-        hourly_profile=tuple(profile),
-        points=points,
+        breakdowns_per_day=values["breakdowns_per_day"],
+        dispersion=values["dispersion"],
+        hourly_profile=profile,
+        points="explicit" if isinstance(points, list) else points,
         explicit_points=tuple(explicit),
-        provinces=frozenset(str(p) for p in provinces_raw),
-        vehicle_mix=mix,
-        cargo_share=cargo,
+        provinces=frozenset(values["provinces"]),
+        vehicle_mix=tuple(values["vehicle_mix"].items()),
+        cargo_share=tuple(values["cargo_share"].items()),
     )
 
 
-def _shares(
-    t: Mapping[str, Any],
-    path: tuple[str, ...],
-    at: _Where,
-    default: Mapping[str, float],
-    *,
-    total_positive: bool = False,
-    at_most_one: bool = False,
-) -> tuple[tuple[VehicleClass, float], ...]:
-    raw = t.get(path[-1])
-    dotted = ".".join(map(str, path))
-    if raw is None:
-        return tuple((VehicleClass(k), v) for k, v in default.items())
-    if not isinstance(raw, Mapping):
-        raise ScenarioError(f"{at.of(path)}: {dotted} must be a table {{tractor = 0.5, ...}}")
-    out = []
-    for k, v in raw.items():
-        try:
-            vc = VehicleClass(k)
-        except ValueError:
-            raise ScenarioError(
-                f"{at.of((*path, k))}: {dotted}: unknown vehicle class {k!r}; known: "
-                f"{', '.join(c.value for c in VehicleClass)}"
-            ) from None
-        x = _as_number(v)
-        if x is None or x < 0 or (at_most_one and x > 1):
-            rng = "in [0, 1]" if at_most_one else ">= 0"
-            raise ScenarioError(f"{at.of((*path, k))}: {dotted}.{k} must be {rng}, got {v!r}")
-        out.append((vc, x))
-    if total_positive and sum(x for _, x in out) <= 0:
-        raise ScenarioError(f"{at.of(path)}: {dotted} shares must not all be zero")
-    return tuple(out)
+def _demand_point(raw: Mapping[str, Any], doc: TomlDocument, at: KeyPath) -> DemandPoint:
+    province = province_at(raw["lat"], raw["lon"])
+    if province is None:
+        raise doc.error(at, f"position ({raw['lat']}, {raw['lon']}) is outside China")
+    name = raw["name"] or f"point {at[-1]}"
+    return DemandPoint(raw["lat"], raw["lon"], raw["weight"], province, name)
 
 
-def _repairs(t: Mapping[str, Any], at: _Where, base_dir: Path) -> RepairSpec:
-    s = ("repairs",)
-    _unknown(t, {"catalogue", "faults", "parts", "diagnosis_minutes", "tow_hookup_minutes"}, s, at)
-    catalogue_ref = t.get("catalogue", "default")
-    if "faults" in t:
-        if "catalogue" in t:
-            raise ScenarioError(
-                f"{at.of((*s, 'catalogue'))}: give repairs.catalogue or [[repairs.faults]], "
-                "not both"
-            )
-        faults_raw = t["faults"]
-        if not isinstance(faults_raw, list) or not faults_raw:
-            raise ScenarioError(f"{at.of((*s, 'faults'))}: [[repairs.faults]] is empty")
-        for i, raw in enumerate(faults_raw):
-            fs = (*s, "faults", i)
-            for key in ("on_site_hours", "workshop_hours"):
-                if key in raw:
-                    try:
-                        HoursDistribution.from_mapping(raw[key])
-                    except (ValueError, TypeError) as exc:
-                        raise ScenarioError(
-                            f"{at.of((*fs, key))}: repairs.faults[{i}].{key}: {exc}"
-                        ) from None
-            for key in ("p_on_site_fix", "share"):
-                if key in raw:
-                    x = _as_number(raw[key])
-                    hi = 1.0 if key == "p_on_site_fix" else math.inf
-                    if x is None or not 0 <= x <= hi:
-                        raise ScenarioError(
-                            f"{at.of((*fs, key))}: repairs.faults[{i}].{key} must be "
-                            f"{'in [0, 1]' if hi == 1 else '>= 0'}, got {raw[key]!r}"
-                        )
-        try:
-            catalogue = catalogue_from_mapping(
-                {"faults": faults_raw, "parts": t.get("parts", [])}, source="repairs"
-            )
-        except ValueError as exc:
-            raise ScenarioError(f"{at.of((*s, 'faults'))}: {exc}") from None
-    elif catalogue_ref == "default":
+def _repairs(values: Mapping[str, Any], doc: TomlDocument) -> RepairSpec:
+    at = ("repairs",)
+    given = set(doc.data.get("repairs", {}))
+    if "faults" in given and "catalogue" in given:
+        raise doc.error(
+            (*at, "catalogue"), "give repairs.catalogue or [[repairs.faults]], not both"
+        )
+    if "faults" in given:
+        catalogue = catalogue_from_values(values, doc, at)
+    elif values["catalogue"] == "default":
         catalogue = load_fault_catalogue()
     else:
-        p = _path(t, "catalogue", at, base_dir, prefix=s)
-        try:
-            catalogue = load_fault_catalogue(p)
-        except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
-            raise ScenarioError(f"{at.of((*s, 'catalogue'))}: repairs.catalogue: {exc}") from None
+        catalogue = load_fault_catalogue(values["catalogue"])
     return RepairSpec(
         catalogue=catalogue,
-        diagnosis_minutes=_num(t, (*s, "diagnosis_minutes"), at, 30.0, minimum=0),
-        tow_hookup_minutes=_num(t, (*s, "tow_hookup_minutes"), at, 30.0, minimum=0),
+        diagnosis_minutes=values["diagnosis_minutes"],
+        tow_hookup_minutes=values["tow_hookup_minutes"],
     )
-
-
-def _travel(t: Mapping[str, Any], at: _Where) -> TravelSpec:
-    s = ("travel",)
-    _unknown(t, {"provider", "circuity", "speeds"}, s, at)
-    provider = t.get("provider", "auto")
-    if provider not in PROVIDERS:
-        raise ScenarioError(
-            f"{at.of((*s, 'provider'))}: travel.provider must be one of {', '.join(PROVIDERS)}, "
-            f"got {provider!r}"
-        )
-    circuity = _num(t, (*s, "circuity"), at, 1.2, minimum=1)
-    speeds_raw = t.get("speeds", {})
-    if not isinstance(speeds_raw, Mapping):
-        raise ScenarioError(f"{at.of((*s, 'speeds'))}: travel.speeds must be a table")
-    speeds = []
-    for k, _v in speeds_raw.items():
-        if k not in PROFILES:
-            raise ScenarioError(
-                f"{at.of((*s, 'speeds', k))}: travel.speeds: unknown profile {k!r}; known: "
-                f"{', '.join(sorted(PROFILES))}"
-            )
-        speeds.append((k, _num(speeds_raw, (*s, "speeds", k), at, None, minimum=0, strict=True)))
-    return TravelSpec(provider=str(provider), circuity=circuity, speeds_kmh=tuple(speeds))
-
-
-def _dispatch(t: Mapping[str, Any], at: _Where) -> DispatchSpec:
-    s = ("dispatch",)
-    _unknown(t, {"policy", "batch_minutes", "escalate_after_minutes", "respect_shifts"}, s, at)
-    policy = t.get("policy", "batch-optimal")
-    if policy not in POLICIES:
-        raise ScenarioError(
-            f"{at.of((*s, 'policy'))}: dispatch.policy must be one of {', '.join(POLICIES)}, "
-            f"got {policy!r}"
-        )
-    shifts = t.get("respect_shifts", True)
-    if not isinstance(shifts, bool):
-        raise ScenarioError(f"{at.of((*s, 'respect_shifts'))}: must be true or false")
-    return DispatchSpec(
-        policy=str(policy),
-        batch_minutes=_num(t, (*s, "batch_minutes"), at, 5.0, minimum=0, strict=True),
-        escalate_after_minutes=_num(
-            t, (*s, "escalate_after_minutes"), at, 240.0, minimum=0, strict=True
-        ),
-        respect_shifts=shifts,
-    )
-
-
-def _promise(t: Mapping[str, Any], at: _Where) -> PromiseSpec:
-    s = ("promise",)
-    _unknown(t, {"arrival_minutes", "report_minutes"}, s, at)
-    arrival = _num(t, (*s, "arrival_minutes"), at, 120.0, minimum=0, strict=True)
-    report_raw = t.get("report_minutes", [60, 90, 120, 180])
-    vals = [_as_number(v) for v in report_raw] if isinstance(report_raw, list) else [None]
-    if any(v is None or v <= 0 for v in vals):
-        raise ScenarioError(
-            f"{at.of((*s, 'report_minutes'))}: promise.report_minutes must be a list of numbers "
-            f"> 0, got {report_raw!r}"
-        )
-    report = tuple(sorted({*(v for v in vals if v is not None), arrival}))
-    return PromiseSpec(arrival_minutes=arrival, report_minutes=report)
-
-
-def _replacement(t: Mapping[str, Any], at: _Where) -> ReplacementSpec:
-    s = ("replacement",)
-    _unknown(t, {"threshold_hours", "batch_minutes", "deadline_slack_hours", "allow_late"}, s, at)
-    allow_late = t.get("allow_late", True)
-    if not isinstance(allow_late, bool):
-        raise ScenarioError(f"{at.of((*s, 'allow_late'))}: must be true or false")
-    return ReplacementSpec(
-        threshold_hours=_num(t, (*s, "threshold_hours"), at, 24.0, minimum=0, strict=True),
-        batch_minutes=_num(t, (*s, "batch_minutes"), at, 15.0, minimum=0, strict=True),
-        deadline_slack_hours=_num(t, (*s, "deadline_slack_hours"), at, 12.0, minimum=0),
-        allow_late=allow_late,
-    )
-
-
-def _sweep(t: Mapping[str, Any], at: _Where) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    out = []
-    for k, v in t.items():
-        key = SWEEP_ALIASES.get(k, k)
-        if key not in SWEEP_KEYS:
-            raise ScenarioError(
-                f"{at.of(('sweep', k))}: unknown sweep key {k!r}; known: {', '.join(SWEEP_KEYS)} "
-                "(aliases: vans, rate)"
-            )
-        if not isinstance(v, list) or not v:
-            raise ScenarioError(f"{at.of(('sweep', k))}: sweep.{k} must be a non-empty list")
-        out.append((key, tuple(v)))
-    return tuple(out)
 
 
 def parse_sweep_option(text: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
@@ -666,134 +547,3 @@ def _as_number_text(raw: str) -> int | float | None:
             return float(raw)
         except ValueError:
             return None
-
-
-# -- small validators --------------------------------------------------------------------------
-
-
-def _as_number(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
-        return None
-    return float(v)
-
-
-def _table(data: Mapping[str, Any], key: str, at: _Where) -> Mapping[str, Any]:
-    t = data.get(key, {})
-    if not isinstance(t, Mapping):
-        raise ScenarioError(f"{at.of((key,))}: {key} must be a table [{key}]")
-    return t
-
-
-def _unknown(t: Mapping[str, Any], allowed: set[str], path: tuple[Any, ...], at: _Where) -> None:
-    unknown = sorted(set(t) - allowed)
-    if unknown:
-        key = unknown[0]
-        dotted = ".".join(str(p) for p in (*path, key))
-        raise ScenarioError(
-            f"{at.of((*path, key))}: unknown key {dotted!r}; allowed here: "
-            f"{', '.join(sorted(allowed))}"
-        )
-
-
-def _num(
-    t: Mapping[str, Any],
-    path: tuple[Any, ...],
-    at: _Where,
-    default: float | None,
-    *,
-    minimum: float | None = None,
-    strict: bool = False,
-    integer: bool = False,
-) -> float:
-    key = path[-1]
-    dotted = ".".join(str(p) for p in path)
-    if key not in t:
-        if default is None:
-            raise ScenarioError(f"{at.of(path[:-1])}: missing key {dotted!r}")
-        return float(default)
-    v = _as_number(t[key])
-    if v is None or math.isinf(v) or (integer and v != int(v)):
-        what = "an integer" if integer else "a number"
-        raise ScenarioError(f"{at.of(path)}: {dotted} must be {what}, got {t[key]!r}")
-    if minimum is not None and (v <= minimum if strict else v < minimum):
-        raise ScenarioError(
-            f"{at.of(path)}: {dotted} must be {'>' if strict else '>='} {minimum:g}, got {v:g}"
-        )
-    return v
-
-
-def _str(t: Mapping[str, Any], path: tuple[str, ...], at: _Where, default: str) -> str:
-    v = t.get(path[-1], default)
-    if not isinstance(v, str) or not v:
-        raise ScenarioError(f"{at.of(path)}: {'.'.join(path)} must be a non-empty string")
-    return v
-
-
-def _path(
-    t: Mapping[str, Any], key: str, at: _Where, base_dir: Path, prefix: tuple[str, ...] = ()
-) -> Path:
-    v = t.get(key)
-    if not isinstance(v, str) or not v:
-        raise ScenarioError(f"{at.of((*prefix, key))}: {key} must be a file path")
-    p = Path(v)
-    if not p.is_absolute():
-        p = base_dir / p
-    if not p.exists():
-        raise ScenarioError(f"{at.of((*prefix, key))}: {key}: no such file {str(p)!r}")
-    return p
-
-
-class _Where:
-    """Finds the line of a (possibly nested) key in the TOML text, for error messages."""
-
-    _header = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
-
-    def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.lines = text.splitlines()
-        # per line: (table path with array indices, is header line)
-        self.context: list[tuple[tuple[Any, ...], bool]] = []
-        current: tuple[Any, ...] = ()
-        counts: dict[tuple[Any, ...], int] = {}
-        for line in self.lines:
-            m = self._header.match(line)
-            if m:
-                names = tuple(n.strip().strip('"') for n in m.group(2).split("."))
-                if m.group(1) == "[[":
-                    n = counts.get(names, 0)
-                    counts[names] = n + 1
-                    current = (*names, n)
-                else:
-                    current = names
-                self.context.append((current, True))
-            else:
-                self.context.append((current, False))
-
-    def line(self, path: tuple[Any, ...]) -> int | None:
-        path = tuple(path)
-        for cut in range(len(path), 0, -1):
-            table, key = path[: cut - 1], path[cut - 1]
-            if isinstance(key, int):
-                target = (*table, key)
-                for n, (ctx, is_header) in enumerate(self.context, start=1):
-                    if is_header and ctx == target:
-                        return n
-                continue
-            rx = re.compile(rf"^\s*\"?{re.escape(str(key))}\"?\s*=")
-            dotted = re.compile(rf"^\s*{re.escape('.'.join(str(p) for p in path[:cut]))}\s*=")
-            for n, (ctx, is_header) in enumerate(self.context, start=1):
-                line = self.lines[n - 1]
-                if is_header:
-                    if ctx == path[:cut]:
-                        return n
-                    continue
-                if ctx == table and rx.match(line):
-                    return n
-                if ctx == () and dotted.match(line):
-                    return n
-            # a key inside an inline table: the line of the enclosing key
-        return None
-
-    def of(self, path: tuple[Any, ...]) -> str:
-        n = self.line(path)
-        return f"{self.source} line {n}" if n else self.source

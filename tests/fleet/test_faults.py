@@ -1,5 +1,8 @@
 """The bundled fault catalogue is complete, consistent and anchored on the public figure."""
 
+from importlib import resources
+from pathlib import Path
+
 import pytest
 
 from fleet import FaultCategory, StationGrade, load_fault_catalogue
@@ -49,9 +52,35 @@ def test_fault_naming_an_unknown_part_is_refused() -> None:
             }
         ],
     }  # fmt: skip
-    with pytest.raises(ValueError, match="fault X: unknown part"):
+    with pytest.raises(
+        ValueError, match=r"^catalogue: faults\[0\] \(code 'X'\): parts: unknown part 'tyre'"
+    ):
         catalogue_from_mapping(data)
     data["faults"][0]["parts"] = []
     data["faults"][0]["p_on_site_fix"] = 1.5
-    with pytest.raises(ValueError, match=r"faults\[0\] \(X\).*p_on_site_fix must be in \[0, 1\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"faults\[0\] \(code 'X'\): p_on_site_fix must be in \[0, 1\], got 1.5$",
+    ):
         catalogue_from_mapping(data)
+
+
+def test_catalogue_file_errors_name_file_line_and_fault(tmp_path: Path) -> None:
+    """A catalogue file is checked by the same validator: file, line, fault code, key."""
+    bundled = resources.files("fleet.data").joinpath("fault_catalogue.toml").read_text("utf-8")
+    bad = bundled.replace('grade = "minor"', 'grade = "trivial"', 1)
+    path = tmp_path / "faults.toml"
+    path.write_text(bad, "utf-8")
+    line = bad.splitlines().index('grade = "trivial"') + 1
+    first = load_fault_catalogue().faults[0].code
+    with pytest.raises(
+        ValueError,
+        match=rf"faults\.toml line {line}: faults\[0\] \(code '{first}'\): grade must be one of "
+        r"minor, major, critical, got 'trivial'$",
+    ):
+        load_fault_catalogue(path)
+    path.write_text(bundled + '\n[[parts]]\ncode = "tyre"\n', "utf-8")
+    with pytest.raises(
+        ValueError, match=r"parts\[\d+\] \(code 'tyre'\): code must be unique, got 'tyre' again$"
+    ):
+        load_fault_catalogue(path)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.scenario import ScenarioError, load_network_file, resolve_network
+from fleet.network import Network
+from fleet.scenario import BUILTIN_NETWORKS, ScenarioError, load_network_file, resolve_network
 
 GOOD = """
 name = "jinan-pilot"
@@ -73,13 +74,14 @@ def test_builtin_by_name_and_base_extension(tmp_path: Path) -> None:
         ("lat = 36.651\nlon = 117.120", "lat = 47.9\nlon = 106.9",
          r"line 4: stations\[0\] \(id 'JN-1'\): position \(47.9, 106.9\) is outside China"),
         ('station = "JN-1"', 'station = "NOPE"',
-         r"line 12: vans\[0\] \(id 'JN-1-V1'\): home station 'NOPE' does not exist"),
+         r"line 14: vans\[0\] \(id 'JN-1-V1'\): station: no station with id 'NOPE'$"),
         ("capacity_t = 40", "capacity_t = -3",
-         r"line 26: trucks\[0\] \(id 'T1'\): capacity_t must be > 0, got -3"),
+         r"line 30: trucks\[0\] \(id 'T1'\): capacity_t must be > 0, got -3$"),
         ("service_radius_km = 120", "service_radius_km = 0",
          r"vans\[0\] \(id 'JN-1-V1'\): service_radius_km must be > 0"),
         ('capability = "wrecker"', 'capability = "helicopter"',
-         r"capability 'helicopter' is not one of"),
+         r"line 15: vans\[0\] \(id 'JN-1-V1'\): capability must be one of light_service_van, "
+         r"heavy_service_van, wrecker, flatbed, got 'helicopter'$"),
         ("towing = true", "towing = true\ncolour = 'red'", r"stations\[0\].*unknown key 'colour'"),
     ],
 )  # fmt: skip
@@ -96,3 +98,64 @@ def test_unknown_network_name_and_bad_toml(tmp_path: Path) -> None:
         resolve_network("atlantis")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load_network_file(write(tmp_path, "name = "))
+
+
+TRUCK_T1 = GOOD[GOOD.index("[[trucks]]") :]
+
+
+def test_bad_file_fails_before_the_base_network_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole file is checked first: a bad last entry stops loading before the (slow)
+    built-in base network is even built, so nothing is half-loaded."""
+    built: list[str] = []
+
+    def small_base() -> Network:
+        built.append("base")
+        return load_network_file(write(tmp_path, GOOD))
+
+    monkeypatch.setitem(BUILTIN_NETWORKS, "china-national", small_base)
+    text = 'base = "china-national"\n' + GOOD.replace("capacity_t = 40", "capacity_t = 0").replace(
+        'id = "T1"', 'id = "T9"'
+    )
+    with pytest.raises(ScenarioError, match=r"trucks\[0\] \(id 'T9'\): capacity_t must be > 0"):
+        load_network_file(write(tmp_path, text))
+    assert built == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "message"),
+    [
+        ("lon = 117.0\n", "lon = 117.0\n\n" + TRUCK_T1, 'id = "T1"',
+         r"trucks\[1\] \(id 'T1'\): id must be unique, got 'T1' again$"),
+        ("towing = true", "open_hour = 22\nclose_hour = 6", "close_hour",
+         r"stations\[0\] \(id 'JN-1'\): close_hour must be > open_hour \(22\), got 6$"),
+        ('partner = "P1"', 'partner = "P9"', 'partner = "P9"',
+         r"trucks\[0\] \(id 'T1'\): partner: no partner with id 'P9'$"),
+        ('provinces = ["370000"]', "provinces = []", "provinces",
+         r"partners\[0\] \(id 'P1'\): provinces must be a non-empty list$"),
+        ("lat = 36.65\n", "lat = 95\n", "lat = 95",
+         r"trucks\[0\] \(id 'T1'\): lat must be in \[-90, 90\], got 95$"),
+    ],
+)  # fmt: skip
+def test_cross_entry_errors_name_the_key_line(
+    tmp_path: Path, old: str, new: str, key: str, message: str
+) -> None:
+    """Duplicates, references and ranges across keys are reported like type errors: at the
+    offending key's line (the last occurrence for a duplicate)."""
+    path = write(tmp_path, GOOD.replace(old, new))
+    lines = [n for n, text in enumerate(path.read_text("utf-8").splitlines(), 1) if key in text]
+    with pytest.raises(ScenarioError, match=rf"net\.toml line {lines[-1]}: {message}"):
+        load_network_file(path)
+
+
+def test_duplicate_of_a_base_id_is_refused(tmp_path: Path) -> None:
+    """A file extending the national network cannot reuse one of its ids."""
+    first = resolve_network("china-national").stations[0].id
+    text = 'base = "china-national"\n' + GOOD.replace('id = "JN-1"', f'id = "{first}"').replace(
+        'station = "JN-1"', f'station = "{first}"'
+    )
+    with pytest.raises(
+        ScenarioError, match=rf"line 6: stations\[0\] \(id '{first}'\): id must be unique"
+    ):
+        load_network_file(write(tmp_path, text))

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from fleet.geography import hourly_breakdown_profile
+from fleet.network import Network
+from fleet.scenario import BUILTIN_NETWORKS
 from simulations.scenario import (
     SCENARIO_DIR,
     ScenarioError,
@@ -88,7 +90,8 @@ workshop_hours = { kind = "fixed", value = 5 }
     line = _line_of(path, "on_site_hours")
     with pytest.raises(
         ScenarioError,
-        match=rf"line {line}: repairs.faults\[0\].on_site_hours: .*'sigma' must be > 0",
+        match=rf"line {line}: repairs.faults\[0\] \(code 'X'\): on_site_hours: "
+        r"distribution parameter 'sigma' must be > 0, got -0.5$",
     ):
         load_scenario(path)
 
@@ -111,9 +114,11 @@ def test_bad_policy_and_provider(write_scenario) -> None:  # type: ignore[no-unt
 
 
 def test_bad_sweep_value_stops_loading(write_scenario) -> None:  # type: ignore[no-untyped-def]
-    """A sweep with an impossible value fails at load time, before anything runs."""
+    """A sweep with an impossible value fails at load time, before anything runs, naming the
+    value's place in the list and its line."""
     path = write_scenario(("[travel]", "[sweep]\nvans = [1, 0]\n\n[travel]"))
-    with pytest.raises(ScenarioError, match="sweep vans_per_station=0: must be an integer >= 1"):
+    line = _line_of(path, "vans = [1, 0]")
+    with pytest.raises(ScenarioError, match=rf"line {line}: sweep.vans\[1\] must be >= 1, got 0$"):
         load_scenario(path)
 
 
@@ -138,3 +143,84 @@ def test_sweep_option_rejects_unknown_key() -> None:
     """--sweep with an unknown key is refused with the known keys."""
     with pytest.raises(ValueError, match="unknown key 'colour'"):
         parse_sweep_option("colour=red")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "message"),
+    [
+        ('points = "county_seats"\nprovinces = ["370000"]',
+         'provinces = ["370000"]\n\n[[demand.points]]\nlat = 51.5\nlon = -0.12',
+         "[[demand.points]]", r"demand.points\[0\]: position \(51.5, -0.12\) is outside China$"),
+        ('points = "county_seats"', "vehicle_mix = { tractor = 1, tank = 2 }", "vehicle_mix",
+         r"unknown key 'demand.vehicle_mix.tank'; allowed here: tractor, rigid_truck, "),
+        ('points = "county_seats"', "hourly_profile = [1, 2]", "hourly_profile",
+         r"demand.hourly_profile must be a list of 24 numbers, got 2 values$"),
+        ('county_seats"\nprovinces = ["370000"]', 'county_seats"\nprovinces = ["999999"]', "999999",
+         r"demand.provinces must list mainland province adcodes \(e.g. \"370000\"\), "
+         r"got '999999'$"),
+        ("threshold_hours = 8", "threshold_hours = 8\nallow_late = 1", "allow_late",
+         r"replacement.allow_late must be true or false, got 1$"),
+        ("seed = 5", 'seed = 5\nnetwork_file = "other.toml"', "network_file",
+         r"network_file must be a file path|network_file: no such file"),
+    ],
+)  # fmt: skip
+def test_scenario_errors_read_like_network_errors(  # type: ignore[no-untyped-def]
+    write_scenario, old: str, new: str, needle: str, message: str
+) -> None:
+    """Scenario tables go through the same validator: file, line, dotted key, reason."""
+    path = write_scenario((old, new))
+    with pytest.raises(ScenarioError, match=rf"line {_line_of(path, needle)}: ({message})"):
+        load_scenario(path)
+
+
+def test_network_file_with_network_keys_is_refused(  # type: ignore[no-untyped-def]
+    write_scenario, small_toml: Path
+) -> None:
+    """network_file and inline network keys together: refused at network_file's line."""
+    path = write_scenario(("seed = 5", f'seed = 5\nnetwork_file = "{small_toml.name}"'))
+    with pytest.raises(
+        ScenarioError,
+        match=rf"line {_line_of(path, 'network_file')}: network_file: give either network_file",
+    ):
+        load_scenario(path)
+
+
+def test_demand_errors_stop_before_the_network_is_built(  # type: ignore[no-untyped-def]
+    write_scenario, small_toml: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole file is checked first: a bad [demand] on a national-based scenario is
+    refused without building the base network."""
+    built: list[str] = []
+
+    def small_base() -> Network:
+        built.append("base")
+        return load_scenario(small_toml).network
+
+    monkeypatch.setitem(BUILTIN_NETWORKS, "china-national", small_base)
+    path = write_scenario(
+        ("replace = true", 'base = "china-national"\nreplace = true'),
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 0"),
+    )
+    with pytest.raises(ScenarioError, match=r"demand.breakdowns_per_day must be > 0, got 0$"):
+        load_scenario(path)
+    assert built == []
+    load_scenario(write_scenario(("replace = true", 'base = "china-national"\nreplace = true')))
+    assert built == ["base"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("vans=1,1.5", r"sweep vans_per_station=1.5 must be an integer, got 1.5$"),
+        ("policy=fastest", r"sweep policy='fastest' must be one of batch-optimal, nearest-idle, "
+                           r"got 'fastest'$"),
+        ("rate=0", r"sweep breakdowns_per_day=0 must be > 0, got 0$"),
+    ],
+)  # fmt: skip
+def test_cli_sweep_values_follow_the_same_rules(
+    small_toml: Path, option: str, message: str
+) -> None:
+    """--sweep values are checked by the same fields as a file's [sweep], with the same words."""
+    s = load_scenario(small_toml)
+    with pytest.raises(ScenarioError, match=rf"small\.toml: {message}"):
+        s.variants(parse_sweep_option(option))

@@ -26,11 +26,13 @@ from dispatch.replacement import (
     ReplacementMatchingProblem,
     ReplacementParams,
     ReplacementRequest,
+    TruckFit,
     TruckState,
     UnmatchedReason,
     UnmatchedReplacement,
     build_replacement_problem,
     match_replacements,
+    truck_fits,
 )
 from dispatch.triage import (
     RepairEstimate,
@@ -71,6 +73,7 @@ __all__ = [
     "RequestStatus",
     "SparseAssignment",
     "TriageContext",
+    "TruckFit",
     "TruckState",
     "Unassigned",
     "UnassignedReason",
@@ -94,4 +97,5 @@ __all__ = [
     "read_orlib_assignment",
     "solve_assignment",
     "transition",
+    "truck_fits",
 ]

@@ -26,6 +26,7 @@ from fleet.model import (
     VanCapability,
     VanStatus,
     VehicleClass,
+    is_on_shift,
 )
 from fleet.network import Network, NetworkError
 
@@ -57,5 +58,6 @@ __all__ = [
     "VanStatus",
     "VehicleClass",
     "build_national_network",
+    "is_on_shift",
     "load_fault_catalogue",
 ]

@@ -52,7 +52,7 @@ from dispatch import (
     match_replacements,
     match_vans,
 )
-from fleet import GeoPoint, RescueVan, VanCapability, VanStatus
+from fleet import GeoPoint, RescueVan, VanCapability, VanStatus, is_on_shift
 from fleet.geography import nearest_prefecture
 from routing import TravelTimeProvider
 
@@ -178,8 +178,8 @@ def load_snapshot(
             .order_by(m.Van.id)
         ).all()
         for van, station in rows:
-            on_shift = (not respect_shifts) or (
-                station.open_hour <= local_hour % 24 < station.close_hour
+            on_shift = (not respect_shifts) or is_on_shift(
+                station.open_hour, station.close_hour, local_hour
             )
             free_in = 0.0
             if van.busy_until is not None and van.busy_until > now:

@@ -52,6 +52,11 @@ class RescueRequests:
         """Per breakdown: a van towed the vehicle away."""
         self.followup_tow = np.zeros(n, dtype=bool)
         """Per breakdown: the first van could neither fix nor tow; a tow was requested."""
+        # per request, precomputed: the loop asks for these on every batch
+        tow_key = breakdowns.vehicle * 2 + 1
+        first_call_key = breakdowns.vehicle * 2 + breakdowns.needs_tow.astype(np.int64)
+        self._capability_key: list[int] = np.concatenate([first_call_key, tow_key]).tolist()
+        self._point: list[int] = np.concatenate([breakdowns.point, breakdowns.point]).tolist()
         pts = tables.points
         self._point_location = [
             GeoPoint(float(a), float(o)) for a, o in zip(pts.lat, pts.lon, strict=True)
@@ -75,11 +80,11 @@ class RescueRequests:
 
     def point(self, request: int) -> int:
         """The demand point (index into the travel tables) of the breakdown."""
-        return int(self.breakdowns.point[self.breakdown_of(request)])
+        return self._point[request]
 
     def capability_key(self, request: int) -> int:
-        vehicle = int(self.breakdowns.vehicle[self.breakdown_of(request)])
-        return capability_key(vehicle, self.needs_tow(request))
+        """:func:`capability_key` of the request's vehicle class and whether it needs a tow."""
+        return self._capability_key[request]
 
     def open_request(self, request: int, waited_minutes: float = 0.0) -> OpenRequest:
         """The request as the dispatch core sees it (its id is the request index)."""

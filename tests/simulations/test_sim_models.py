@@ -98,6 +98,10 @@ def test_van_trip_timelines(small) -> None:  # type: ignore[no-untyped-def]
     assert followup == 5 and requests.breakdown_of(followup) == 1
     assert requests.is_followup_tow(followup) and requests.needs_tow(followup)
     assert not requests.needs_tow(1) and requests.needs_tow(2)
+    assert requests.capability_key(1) == capability_key(TRACTOR, False)
+    assert requests.capability_key(2) == requests.capability_key(followup)
+    assert requests.capability_key(followup) == capability_key(TRACTOR, True)
+    assert requests.point(followup) == requests.point(1) == 0
     tow = trip(followup, WRECKER)
     assert (tow.leaves_site_at, tow.home_at, tow.tows) == (130.0, 155.0, True)
     assert tow.replacement_requested_at is None  # asked for by the first call only

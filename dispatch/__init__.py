@@ -26,11 +26,13 @@ from dispatch.replacement import (
     ReplacementMatchingProblem,
     ReplacementParams,
     ReplacementRequest,
+    TruckFit,
     TruckState,
     UnmatchedReason,
     UnmatchedReplacement,
     build_replacement_problem,
     match_replacements,
+    truck_fits,
 )
 from dispatch.triage import (
     DEFAULT_POLICY,
@@ -83,6 +85,7 @@ __all__ = [
     "RequestStatus",
     "SparseAssignment",
     "TriageContext",
+    "TruckFit",
     "TruckState",
     "Unassigned",
     "UnassignedReason",
@@ -110,4 +113,5 @@ __all__ = [
     "repair_time",
     "solve_assignment",
     "transition",
+    "truck_fits",
 ]

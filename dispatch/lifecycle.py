@@ -1,4 +1,9 @@
-"""The life of a rescue request as a pure state machine (the API and the simulation share it).
+"""The life of a rescue request as a pure state machine, as the API walks it.
+
+The simulation does not use it: it plans each van trip's whole timeline at dispatch and never
+holds a request in a status, so there is no transition for it to check. The rules both do
+share live in :mod:`fleet` (the shift rule, ``fleet.is_on_shift``) and :mod:`dispatch`
+(matching, ``dispatch.TruckFit``).
 
 Van track: received -> assigned -> en_route -> on_site -> repaired -> closed (or towing).
 Cargo track, when the repair exceeds the contract threshold: on_site / towing ->

@@ -1,9 +1,10 @@
 """Replacement-truck matching: partner trucks for requests whose repair exceeds the threshold.
 
-Feasible (request, truck): the truck type fits the cargo (:data:`FITTING_TRUCK_TYPES`: a
-semi-trailer needs a tractor; loose cargo a box truck; palletised cargo a box truck or a
-flatbed; oversize cargo a flatbed), ``capacity_t >= cargo_weight_t``, the partner serves the
-breakdown's province, the truck is available and reaches the breakdown (profile
+Feasible (request, truck): the truck fits the cargo (:class:`TruckFit`, the one fit rule,
+shared with the simulation: available, type by :data:`FITTING_TRUCK_TYPES`: a semi-trailer
+needs a tractor; loose cargo a box truck; palletised cargo a box truck or a flatbed; oversize
+cargo a flatbed; and ``capacity_t >= cargo_weight_t``), the partner serves the
+breakdown's province, and the truck reaches the breakdown (profile
 ``empty_truck``) and the destination (``loaded_truck``).
 
 Times: pickup ETA = free_in + empty leg; delivery ETA = pickup + transfer time + loaded leg.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -219,14 +220,46 @@ class ReplacementMatchingProblem:
         return cls(reqs, ts, ar, at, ekm, emin, lkm, lmin, fit, serve)
 
 
+@dataclass(frozen=True, eq=False)
+class TruckFit:
+    """The truck-fit rule, in one place, over a whole fleet of trucks at once: a truck fits a
+    cargo when it is available, its type fits the cargo kind (:data:`FITTING_TRUCK_TYPES`)
+    and ``capacity_t >= cargo_weight_t`` (the partner's province is a separate check).
+
+    Built once per set of trucks (the type test per cargo kind is precomputed), then asked per
+    request: the dispatch cycle asks it for its snapshot's trucks, the simulation for every
+    replacement request of a year without looping over the trucks in Python.
+    """
+
+    type_fits: Mapping[CargoKind, np.ndarray]
+    """Per cargo kind: a boolean per truck, the type fits."""
+    capacity_t: np.ndarray
+    available: np.ndarray
+
+    @classmethod
+    def of(cls, trucks: Sequence[ReplacementTruck]) -> TruckFit:
+        types = [t.truck_type for t in trucks]
+        return cls(
+            type_fits={
+                kind: np.array([tt in FITTING_TRUCK_TYPES[kind] for tt in types], dtype=bool)
+                for kind in CargoKind
+            },
+            capacity_t=np.array([t.capacity_t for t in trucks], dtype=float),
+            available=np.array([t.status is TruckStatus.AVAILABLE for t in trucks], dtype=bool),
+        )
+
+    def fitting(self, cargo_kind: CargoKind, cargo_weight_t: float) -> np.ndarray:
+        """A boolean per truck: it fits this cargo."""
+        return (
+            self.available
+            & self.type_fits[CargoKind(cargo_kind)]
+            & (self.capacity_t >= cargo_weight_t)
+        )
+
+
 def truck_fits(request: ReplacementRequest, state: TruckState) -> bool:
     """Type and capacity fit the cargo and the truck is available (province not checked)."""
-    t = state.truck
-    return (
-        t.status is TruckStatus.AVAILABLE
-        and t.truck_type in FITTING_TRUCK_TYPES[request.cargo_kind]
-        and t.capacity_t >= request.cargo_weight_t
-    )
+    return bool(TruckFit.of([state.truck]).fitting(request.cargo_kind, request.cargo_weight_t)[0])
 
 
 def build_replacement_problem(
@@ -241,14 +274,19 @@ def build_replacement_problem(
     at: list[int] = []
     fitting = np.zeros(len(reqs), dtype=np.int64)
     serving = np.zeros(len(reqs), dtype=np.int64)
+    fit = TruckFit.of([s.truck for s in ts])
+    serves_province: dict[str, np.ndarray] = {}
     for i, r in enumerate(reqs):
-        for j, s in enumerate(ts):
-            if truck_fits(r, s):
-                fitting[i] += 1
-                if s.partner.serves(r.province_adcode):
-                    serving[i] += 1
-                    ar.append(i)
-                    at.append(j)
+        fits = fit.fitting(r.cargo_kind, r.cargo_weight_t)
+        if r.province_adcode not in serves_province:
+            serves_province[r.province_adcode] = np.array(
+                [s.partner.serves(r.province_adcode) for s in ts], dtype=bool
+            )
+        candidates = np.nonzero(fits & serves_province[r.province_adcode])[0]
+        fitting[i] = int(fits.sum())
+        serving[i] = len(candidates)
+        ar.extend([i] * len(candidates))
+        at.extend(candidates.tolist())
     arc_r = np.array(ar, dtype=np.int64)
     arc_t = np.array(at, dtype=np.int64)
     ekm = np.zeros(len(arc_r))

@@ -36,6 +36,7 @@ from fleet.model import (
     VanCapability,
     VanStatus,
     VehicleClass,
+    is_on_shift,
 )
 from fleet.network import Network, NetworkError
 
@@ -74,6 +75,7 @@ __all__ = [
     "VehicleRegistry",
     "VehicleTerms",
     "build_national_network",
+    "is_on_shift",
     "load_fault_catalogue",
     "normalise_plate",
 ]

@@ -12,6 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 DEFAULT_SERVICE_RADIUS_KM = 150.0
 """A rescue van covers breakdowns within this road distance of its home station."""
@@ -169,7 +174,23 @@ class OpeningHours:
         return self.open_hour == 0 and self.close_hour == 24
 
     def is_open(self, hour: float) -> bool:
-        return self.open_hour <= hour % 24 < self.close_hour
+        """Whether the station (and so its vans' shift) is open at local ``hour``."""
+        return is_on_shift(self.open_hour, self.close_hour, hour)
+
+
+@overload
+def is_on_shift(open_hour: float, close_hour: float, hour_of_day: float) -> bool: ...
+@overload
+def is_on_shift(
+    open_hour: NDArray[np.float64], close_hour: NDArray[np.float64], hour_of_day: float
+) -> NDArray[np.bool_]: ...
+def is_on_shift(open_hour: Any, close_hour: Any, hour_of_day: float) -> Any:
+    """The van shift rule, in one place: a van works its station's opening hours, on duty
+    from ``open_hour`` (inclusive) to ``close_hour`` (exclusive), local time; ``hour_of_day``
+    may run past 24 (it is taken modulo 24). Scalars give a bool; numpy arrays of hours (one
+    per van) give a boolean array, so the simulation asks for all vans at once."""
+    hour = hour_of_day % 24
+    return (open_hour <= hour) & (hour < close_hour)
 
 
 @dataclass(frozen=True, slots=True)

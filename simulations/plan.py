@@ -23,6 +23,7 @@ import numpy as np
 from fleet.model import RescueVan, StationGrade, VanCapability
 from fleet.network import Network
 from simulations.erlang import servers_for
+from simulations.planning import PlanResult, solve_mclp, solve_min_facilities, solve_pmedian
 from simulations.results import Summary
 from simulations.scenario import Scenario
 from simulations.tables import demand_points, make_provider
@@ -30,17 +31,6 @@ from simulations.tables import demand_points, make_provider
 OBJECTIVES = ("coverage", "p-median", "min-vans")
 MAX_WAIT_PROBABILITY = 0.1
 _CAPABILITY_ORDER = (VanCapability.HEAVY_SERVICE, VanCapability.WRECKER)
-
-
-def _planning() -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module("simulations.planning")
-    except ImportError as exc:  # pragma: no cover - depends on the planning branch
-        raise ImportError(
-            f"the location solvers (simulations.planning) are not available: {exc}"
-        ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +41,7 @@ class PlanRecommendation:
     station_ids: tuple[str, ...]
     vans_per_base: tuple[int, ...]
     model_coverage_share: float
-    result: Any
+    result: PlanResult
     network: Network
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -142,10 +132,9 @@ def plan_bases(
     if fix_existing:
         fixed = tuple(i for i, s in enumerate(stations) if s.grade is StationGrade.AAA)
     current = len({v.station_id for v in net.vans})
-    planning = _planning()
     if objective == "coverage":
         k = p or current
-        result = planning.solve_mclp(
+        result = solve_mclp(
             coverage, demand, k, fixed=fixed, backup=backup, time_limit_s=time_limit_s
         )
     elif objective == "p-median":
@@ -153,11 +142,9 @@ def plan_bases(
         big = float(minutes.max() if len(minutes) else 1.0) * 10.0 + 1000.0
         dist = np.full((n_pts, n_sites), big)
         dist[point, site] = minutes
-        result = planning.solve_pmedian(
-            dist, k, weights=demand, fixed=fixed, time_limit_s=time_limit_s
-        )
+        result = solve_pmedian(dist, k, weights=demand, fixed=fixed, time_limit_s=time_limit_s)
     else:
-        result = planning.solve_min_facilities(
+        result = solve_min_facilities(
             coverage, demand, target_share, fixed=fixed, time_limit_s=time_limit_s
         )
     sites = np.array(sorted(result.sites), dtype=np.int64)

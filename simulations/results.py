@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,74 @@ if TYPE_CHECKING:
     from simulations.demand import Breakdowns
     from simulations.scenario import Scenario
     from simulations.tables import TravelTables
+
+
+class Escalation(IntEnum):
+    """Why a request went to a partner service instead of one of our vans."""
+
+    NONE = 0
+    NO_CAPABLE_VAN = 1
+    """No van able to handle the request covers its point at all: escalated on arrival."""
+    TIMEOUT = 2
+    """Still without a van ``escalate_after_minutes`` after it was reported."""
+
+
+@dataclass(frozen=True, eq=False)
+class RunRecord:
+    """What one run did, flat and immutable: the engine's output, the KPIs' input.
+
+    Per request (``n`` breakdowns first, then their ``n`` follow-up tows at ``n + k``), per
+    breakdown, per van, and the run's counters. Times are simulated minutes from the start
+    (minute 0 = local midnight of day 0), ``nan`` when it never happened.
+    """
+
+    # per request (2n)
+    reported_at: np.ndarray
+    """A follow-up tow's is when the first van gave up on site."""
+    assigned_at: np.ndarray
+    on_site_at: np.ndarray
+    van: np.ndarray
+    """Van index, -1 when none was sent."""
+    escalation: np.ndarray
+    """:class:`Escalation` codes."""
+    open_at_end: np.ndarray
+    """Requests still waiting for a van when the horizon ended (sorted)."""
+    # per breakdown (n)
+    towed: np.ndarray
+    followup_tow: np.ndarray
+    """The first van could neither fix nor tow: a follow-up tow was requested."""
+    replacement_requested_at: np.ndarray
+    replacement_booked_at: np.ndarray
+    replacement_delivered_at: np.ndarray
+    replacement_cost_cny: np.ndarray
+    replacement_lateness_minutes: np.ndarray
+    replacement_failed: np.ndarray
+    """No fitting truck, no partner in the province, or unreachable."""
+    cargo_delay_minutes: np.ndarray
+    """Delivered - (reported + direct loaded drive from the breakdown)."""
+    replacement_pending: np.ndarray
+    """Breakdowns still waiting for a truck when the horizon ended (sorted)."""
+    # per van
+    van_busy_minutes: np.ndarray
+    """Busy (dispatched until home again) inside the measured window."""
+    van_covers_demand: np.ndarray
+    """The van's radius covers at least one demand point."""
+    van_station: np.ndarray
+    """Index of the van's station in ``tables.station_ids``."""
+    # counters
+    events: int
+    dispatch_batches: int
+    match_seconds: float
+    replacement_batches: int
+
+    def __post_init__(self) -> None:
+        for value in vars(self).values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)  # a record, not state: nothing may change it
+
+    @property
+    def breakdown_count(self) -> int:
+        return len(self.towed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,32 +129,33 @@ def _m(a: np.ndarray) -> float:
 def summarise_run(
     scenario: Scenario,
     tables: TravelTables,
-    b: Breakdowns,
-    rec: dict[str, Any],
+    breakdowns: Breakdowns,
+    record: RunRecord,
     *,
     replication: int,
     wall_seconds: float,
 ) -> RunResult:
-    n = len(b)
+    """The KPIs of one run from its record (definitions in the module docstring)."""
+    n = len(breakdowns)
     warm = scenario.warmup_days * 1440.0
     measured_minutes = scenario.horizon_days * 1440.0
-    in_window = b.t >= warm
-    served = in_window & ~np.isnan(rec["onsite_at"][:n])
-    delay = (rec["assigned_at"][:n] - b.t)[served]
-    arrival = (rec["onsite_at"][:n] - b.t)[served]
+    in_window = breakdowns.t >= warm
+    served = in_window & ~np.isnan(record.on_site_at[:n])
+    delay = (record.assigned_at[:n] - breakdowns.t)[served]
+    arrival = (record.on_site_at[:n] - breakdowns.t)[served]
     travel = arrival - delay
     promise = scenario.promise.arrival_minutes
     n_meas = int(in_window.sum())
-    esc = rec["escalated"][:n][in_window]
+    esc = record.escalation[:n][in_window]
     unserved = np.zeros(n, dtype=bool)
-    unserved[rec["open_at_end"][rec["open_at_end"] < n]] = True
+    unserved[record.open_at_end[record.open_at_end < n]] = True
     kpis: dict[str, float] = {
         "breakdowns": float(n_meas),
         "breakdowns_per_day": n_meas / scenario.horizon_days,
         "served": float(served.sum()),
-        "escalated": float((esc > 0).sum()),
-        "escalated_no_capable_van": float((esc == 1).sum()),
-        "escalated_timeout": float((esc == 2).sum()),
+        "escalated": float((esc != Escalation.NONE).sum()),
+        "escalated_no_capable_van": float((esc == Escalation.NO_CAPABLE_VAN).sum()),
+        "escalated_timeout": float((esc == Escalation.TIMEOUT).sum()),
         "unserved": float((unserved & in_window).sum()),
     }
     for name, arr in (("dispatch_delay", delay), ("travel", travel), ("arrival", arrival)):
@@ -99,63 +169,65 @@ def summarise_run(
 
     # tows
     tow_q = np.arange(n, 2 * n)
-    tow_in = in_window & rec["followup"]
-    tow_served = tow_in & ~np.isnan(rec["onsite_at"][tow_q])
-    tow_wait = (rec["onsite_at"][tow_q] - rec["t_req"][tow_q])[tow_served]
-    kpis["tows"] = float((rec["towed"] & in_window).sum())
+    tow_in = in_window & record.followup_tow
+    tow_served = tow_in & ~np.isnan(record.on_site_at[tow_q])
+    tow_wait = (record.on_site_at[tow_q] - record.reported_at[tow_q])[tow_served]
+    kpis["tows"] = float((record.towed & in_window).sum())
     kpis["followup_tow_requests"] = float(tow_in.sum())
-    kpis["followup_tow_escalated"] = float((rec["escalated"][tow_q][tow_in] > 0).sum())
+    kpis["followup_tow_escalated"] = float(
+        (record.escalation[tow_q][tow_in] != Escalation.NONE).sum()
+    )
     kpis["followup_tow_arrival_mean_min"] = _m(tow_wait)
 
     # replacements
-    asked = in_window & ~np.isnan(rec["repl_at"])
-    booked = asked & ~np.isnan(rec["repl_booked"])
+    asked = in_window & ~np.isnan(record.replacement_requested_at)
+    booked = asked & ~np.isnan(record.replacement_booked_at)
     kpis["replacements_requested"] = float(asked.sum())
     kpis["replacement_trips"] = float(booked.sum())
     kpis["replacements_unmatched"] = float((asked & ~booked).sum())
-    kpis["replacements_late"] = float((booked & (rec["repl_late"] > 0)).sum())
-    cargo_delay_h = rec["repl_delay"][booked] / 60.0
+    kpis["replacements_late"] = float((booked & (record.replacement_lateness_minutes > 0)).sum())
+    cargo_delay_h = record.cargo_delay_minutes[booked] / 60.0
     kpis["cargo_delay_mean_h"] = _m(cargo_delay_h)
     kpis["cargo_delay_p90_h"] = _q(cargo_delay_h, 0.9)
-    pickup_h = (rec["repl_booked"][booked] - b.t[booked]) / 60.0
+    pickup_h = (record.replacement_booked_at[booked] - breakdowns.t[booked]) / 60.0
     kpis["replacement_booked_after_mean_h"] = _m(pickup_h)
-    kpis["partner_cost_cny"] = float(rec["repl_cost"][booked].sum())
+    kpis["partner_cost_cny"] = float(record.replacement_cost_cny[booked].sum())
     kpis["partner_cost_per_trip_cny"] = (
         kpis["partner_cost_cny"] / kpis["replacement_trips"] if booked.any() else math.nan
     )
 
     # vans
     # vans whose radius covers at least one demand point (a regional run ignores the rest)
-    util_van = rec["busy"][rec["van_relevant"]] / measured_minutes
+    util_van = record.van_busy_minutes[record.van_covers_demand] / measured_minutes
     kpis["vans"] = float(len(util_van))
     kpis["van_utilisation_mean"] = _m(util_van)
     kpis["van_utilisation_max"] = float(util_van.max()) if len(util_van) else math.nan
     n_st = len(tables.station_ids)
-    busy_st = np.bincount(rec["van_station"], weights=rec["busy"], minlength=n_st)
-    vans_st = np.bincount(rec["van_station"], minlength=n_st)
+    busy_st = np.bincount(record.van_station, weights=record.van_busy_minutes, minlength=n_st)
+    vans_st = np.bincount(record.van_station, minlength=n_st)
     with np.errstate(invalid="ignore", divide="ignore"):
         station_util = np.where(vans_st > 0, busy_st / (vans_st * measured_minutes), np.nan)
 
     within = np.zeros(n, dtype=bool)
     within[served] = arrival <= promise
     by_priority: dict[str, tuple[int, int]] = {}
-    pr = b.priority[in_window]
+    pr = breakdowns.priority[in_window]
     wi = within[in_window]
     for p in np.unique(pr):
         sel = pr == p
         by_priority[f"{p:g}"] = (int(sel.sum()), int(wi[sel].sum()))
-    prov = np.array(tables.points.province)[b.point[in_window]]
+    prov = np.array(tables.points.province)[breakdowns.point[in_window]]
     by_province: dict[str, tuple[int, int]] = {}
     for p in np.unique(prov):
         sel = prov == p
         by_province[str(p)] = (int(sel.sum()), int(wi[sel].sum()))
 
     first_day = int(scenario.warmup_days)
-    daily = b.daily_counts[first_day:]
+    daily = breakdowns.daily_counts[first_day:]
     kpis["daily_breakdowns_var_to_mean"] = (
         float(daily.var(ddof=1) / daily.mean()) if len(daily) > 1 and daily.mean() > 0 else math.nan
     )
-    events = float(rec["events"])
+    events = float(record.events)
     return RunResult(
         scenario=scenario.name,
         label=scenario.label,
@@ -173,9 +245,9 @@ def summarise_run(
             "events": events,
             "events_per_second": events / wall_seconds if wall_seconds > 0 else math.nan,
             "breakdowns_simulated": float(n),
-            "dispatch_batches": float(rec["batches"]),
-            "match_seconds": float(rec["match_seconds"]),
-            "replacement_batches": float(rec["replacement_batches"]),
+            "dispatch_batches": float(record.dispatch_batches),
+            "match_seconds": float(record.match_seconds),
+            "replacement_batches": float(record.replacement_batches),
         },
     )
 

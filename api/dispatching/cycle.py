@@ -54,6 +54,7 @@ from dispatch import (
     match_replacements,
     match_vans,
 )
+from fleet import is_on_shift
 from routing import TravelTimeProvider
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def load_snapshot(
                 station,
                 now,
                 on_shift=(not respect_shifts)
-                or (station.open_hour <= local_hour % 24 < station.close_hour),
+                or is_on_shift(station.open_hour, station.close_hour, local_hour),
             )
             for van, station in q.free_van_rows(db_session)
         )

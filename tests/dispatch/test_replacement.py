@@ -13,12 +13,21 @@ from dispatch.replacement import (
     CargoKind,
     ReplacementParams,
     ReplacementRequest,
+    TruckFit,
     TruckState,
     UnmatchedReason,
     build_replacement_problem,
     match_replacements,
+    truck_fits,
 )
-from fleet.model import ContractRates, GeoPoint, PartnerCompany, ReplacementTruck, TruckType
+from fleet.model import (
+    ContractRates,
+    GeoPoint,
+    PartnerCompany,
+    ReplacementTruck,
+    TruckStatus,
+    TruckType,
+)
 from routing import GreatCircleProvider
 
 BREAKDOWN = GeoPoint(36.65, 117.12)
@@ -158,3 +167,29 @@ def test_bad_input_names_the_item() -> None:
             [request()], [truck("T1")], [0], [0], [1.0], [1.0], [1.0], [math.nan]
         )
     assert match_replacements(build_replacement_problem([], [truck("T1")], GC)).bookings == ()
+
+
+def test_truck_fit_rule_over_a_fleet() -> None:
+    """TruckFit is the one fit rule: type by cargo kind, capacity >= weight (equal is enough),
+    available only; truck_fits asks it for a single truck."""
+    fleet = [
+        truck("TR", TruckType.TRACTOR, 40.0).truck,
+        truck("BOX", TruckType.BOX_TRUCK, 15.0).truck,
+        truck("FLAT", TruckType.FLATBED, 20.0).truck,
+        ReplacementTruck("OUT", "P1", TruckType.FLATBED, 30.0, BREAKDOWN, "370100",
+                         status=TruckStatus.OUT_OF_SERVICE),
+    ]  # fmt: skip
+    fit = TruckFit.of(fleet)
+    assert fit.fitting(CargoKind.SEMI_TRAILER, 40.0).tolist() == [True, False, False, False]
+    assert fit.fitting(CargoKind.SEMI_TRAILER, 40.5).tolist() == [False, False, False, False]
+    assert fit.fitting(CargoKind.PALLETISED, 15.0).tolist() == [False, True, True, False]
+    assert fit.fitting(CargoKind.PALLETISED, 18.0).tolist() == [False, False, True, False]
+    assert fit.fitting(CargoKind.OVERSIZE, 10.0).tolist() == [False, False, True, False]
+    assert fit.fitting(CargoKind.LOOSE, 1.0).tolist() == [False, True, False, False]
+    assert TruckFit.of([]).fitting(CargoKind.LOOSE, 1.0).tolist() == []
+    p = partner()
+    for t in fleet:
+        for kind in CargoKind:
+            r = request(kind=kind, weight=15.0)
+            expected = bool(TruckFit.of(fleet).fitting(kind, 15.0)[fleet.index(t)])
+            assert truck_fits(r, TruckState(t, p)) is expected

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from fleet import (
@@ -16,6 +17,7 @@ from fleet import (
     TruckType,
     VanCapability,
     VehicleClass,
+    is_on_shift,
 )
 
 
@@ -101,3 +103,20 @@ def test_station_workshop_bays_must_be_a_positive_integer(bays: object) -> None:
             province_adcode="370000",
             workshop_bays=bays,  # type: ignore[arg-type]
         )
+
+def test_shift_rule_scalar_and_per_van_agree() -> None:
+    """is_on_shift is the one shift rule: [open, close) local hours, hour taken modulo 24, the
+    same answer for one station and for an array of vans; OpeningHours.is_open delegates."""
+    assert is_on_shift(6, 22, 6.0) and not is_on_shift(6, 22, 22.0)
+    assert is_on_shift(6, 22, 24 + 7.5)  # minutes since the start of a run, as hours
+    assert is_on_shift(0, 24, 23.99) and is_on_shift(0, 24, 48.0)
+    open_h = np.array([0.0, 6.0, 6.0, 8.0])
+    close_h = np.array([24.0, 22.0, 22.0, 20.0])
+    for hour in (0.0, 5.99, 6.0, 7.0, 19.99, 20.0, 21.99, 22.0, 23.5, 30.0):
+        per_van = is_on_shift(open_h, close_h, hour)
+        assert per_van.dtype == bool
+        expected = [
+            OpeningHours(int(o), int(c)).is_open(hour) for o, c in zip(open_h, close_h, strict=True)
+        ]
+        assert per_van.tolist() == expected, hour
+    assert is_on_shift(open_h, close_h, 21.0).tolist() == [True, True, True, False]

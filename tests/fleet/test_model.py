@@ -104,6 +104,7 @@ def test_station_workshop_bays_must_be_a_positive_integer(bays: object) -> None:
             workshop_bays=bays,  # type: ignore[arg-type]
         )
 
+
 def test_shift_rule_scalar_and_per_van_agree() -> None:
     """is_on_shift is the one shift rule: [open, close) local hours, hour taken modulo 24, the
     same answer for one station and for an array of vans; OpeningHours.is_open delegates."""

@@ -1,20 +1,35 @@
 """Runtime settings: environment variables with the ``RESCUE_`` prefix (or a ``.env`` file).
 
-Read when asked (:func:`get_settings`), never at import time, so tests and the CLI can set
-the environment first.
+The one place the environment is read. The pure packages take what they need as parameters
+(the road graph as :class:`routing.RoadGraphSource`, the Ray address as an argument), and the
+API, the CLI and the benchmarks fill those from here. Read when asked (:func:`get_settings`),
+never at import time, so tests and the CLI can set the environment first.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from routing import RoadGraphSource
+
+
+def _default_cache_dir() -> Path:
+    """The user cache directory: ``$XDG_CACHE_HOME`` or ``~/.cache``, then ``rescue-dispatch``."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "rescue-dispatch"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RESCUE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RESCUE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     database_url: str = Field(
         default="sqlite:///rescue.sqlite",
@@ -28,7 +43,20 @@ class Settings(BaseSettings):
         description="Network seeded into an empty database: a built-in name or a TOML file",
     )
     road_graph: str | None = Field(
-        default=None, description="Directory of an imported road graph (rescue routing import-osm)"
+        default=None,
+        description="Directory of an imported road graph (rescue routing import-osm); "
+        "default: the vendored national graph",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Where parsed road graphs are cached (under routing/); default "
+        "$XDG_CACHE_HOME/rescue-dispatch or ~/.cache/rescue-dispatch",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias="RAY_ADDRESS",
+        description="Ray cluster for --backend ray (Ray's own variable, no prefix); "
+        "default: a local instance",
     )
     dispatch_interval_s: float = Field(
         default=5.0, ge=0.0, description="Seconds between background dispatch cycles; 0 = off"
@@ -54,6 +82,15 @@ class Settings(BaseSettings):
     )
     live_poll_s: float = Field(default=1.0, gt=0, description="Live stream poll interval")
     log_level: str = "INFO"
+
+    def road_graph_source(self) -> RoadGraphSource:
+        """The road graph and its parse cache, as the pure packages take them."""
+        from routing import RoadGraphSource
+
+        return RoadGraphSource(
+            directory=Path(self.road_graph).expanduser() if self.road_graph else None,
+            cache_dir=self.cache_dir.expanduser() / "routing",
+        )
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """Road routing: the contract (:class:`TravelTimeProvider`) and its engines.
 
 Pure: numpy, scipy, networkx, geopy (and osmium for OSM import). No web or database framework
-is imported here.
+is imported here, and nothing reads the environment: the graph directory and the cache
+directory are parameters (:class:`RoadGraphSource`), filled from the API's settings.
 """
 
 from routing.graph import RoadGraph, load_graph, national_graph_dir, write_graph
@@ -19,9 +20,9 @@ from routing.provider import (
     haversine_km,
 )
 from routing.road import (
-    ROAD_GRAPH_ENV,
     Isochrone,
     RoadGraphProvider,
+    RoadGraphSource,
     Route,
     load_road_provider,
 )
@@ -31,7 +32,6 @@ __all__ = [
     "DEFAULT_MAX_SNAP_KM",
     "DEFAULT_PROFILE",
     "PROFILES",
-    "ROAD_GRAPH_ENV",
     "UNREACHABLE",
     "GreatCircleProvider",
     "Isochrone",
@@ -39,6 +39,7 @@ __all__ = [
     "PairSet",
     "RoadGraph",
     "RoadGraphProvider",
+    "RoadGraphSource",
     "Route",
     "SnapResult",
     "TravelProfile",

@@ -12,10 +12,11 @@ A graph directory holds a node file and an edge file (gzip CSV) and, optionally,
 Without a manifest the directory is read as the vendored national graph
 (``china_highways_nodes.csv.gz`` / ``china_highways_edges.csv.gz``, undirected).
 
-Parsing the gzip CSV takes a few tenths of a second, so the parsed arrays are cached as an
-``.npz`` in the user cache directory (``RESCUE_CACHE_DIR``, else ``$XDG_CACHE_HOME`` or
-``~/.cache``, under ``rescue-dispatch/routing``), keyed by the source files' paths, sizes and
-modification times, written atomically; an unreadable cache entry is ignored and rebuilt.
+Parsing the national gzip CSV takes about 2 s, so the parsed arrays can be cached as an
+``.npz`` in a cache directory the caller passes (the API's settings pass
+``RESCUE_CACHE_DIR``/routing, by default ``~/.cache/rescue-dispatch/routing``; nothing here reads
+the environment), keyed by the source files' paths, sizes and modification times, written
+atomically; an unreadable cache entry is ignored and rebuilt.
 """
 
 from __future__ import annotations
@@ -341,15 +342,6 @@ def _parse(nodes: Path, edges: Path, manifest: dict[str, Any]) -> dict[str, np.n
     return out
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("RESCUE_CACHE_DIR")
-    if base:
-        return Path(base) / "routing"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    root = Path(xdg) if xdg else Path.home() / ".cache"
-    return root / "rescue-dispatch" / "routing"
-
-
 def _cache_key(files: tuple[Path, ...]) -> str:
     h = hashlib.sha256(f"v{_CACHE_VERSION}".encode())
     for f in files:
@@ -372,16 +364,17 @@ def _to_graph(arrays: dict[str, np.ndarray]) -> RoadGraph:
     )
 
 
-def load_graph(path: str | Path | None = None, *, use_cache: bool = True) -> RoadGraph:
+def load_graph(path: str | Path | None = None, *, cache_dir: str | Path | None = None) -> RoadGraph:
     """Read a graph directory (default: the vendored national graph); ``ValueError`` if it is
-    missing or malformed. The parsed arrays come from / go to the npz cache when allowed."""
+    missing or malformed. With ``cache_dir`` the parsed arrays come from / go to an npz there;
+    without it the files are parsed every time and nothing is written."""
     nodes, edges, manifest = _graph_files(Path(path) if path is not None else national_graph_dir())
     files = (nodes, edges) + (
         (nodes.parent / MANIFEST,) if (nodes.parent / MANIFEST).exists() else ()
     )
     cached: Path | None = None
-    if use_cache:
-        cached = cache_dir() / f"graph-{_cache_key(files)}.npz"
+    if cache_dir is not None:
+        cached = Path(cache_dir).expanduser() / f"graph-{_cache_key(files)}.npz"
         if cached.is_file():
             try:
                 with np.load(cached, allow_pickle=False) as z:

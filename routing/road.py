@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,7 +48,6 @@ from routing.snap import DEFAULT_MAX_SNAP_KM, Snapper, SnapResult
 
 logger = logging.getLogger(__name__)
 
-ROAD_GRAPH_ENV = "RESCUE_ROAD_GRAPH"
 DEFAULT_MIN_COMPONENT_NODES = 100
 """Road components with fewer nodes (data fragments such as Zhoushan's 72 nodes, whose
 bridges the source lacks) are not snap targets; the largest component always is."""
@@ -469,14 +467,14 @@ _PROVIDERS: dict[str, RoadGraphProvider] = {}
 _LOCK = threading.Lock()
 
 
-def load_road_provider(path: str | Path | None = None) -> RoadGraphProvider:
-    """The road engine for a graph directory, loaded once per process and path.
-
-    ``None`` means the ``RESCUE_ROAD_GRAPH`` environment variable, else the vendored national
-    graph. ``ValueError`` if the directory is missing or malformed (nothing is cached then).
+def load_road_provider(
+    path: str | Path | None = None, *, cache_dir: str | Path | None = None
+) -> RoadGraphProvider:
+    """The road engine for a graph directory (``None``: the vendored national graph), loaded
+    once per process and path. ``cache_dir`` is where the parsed graph may be cached on disk
+    (see :func:`routing.graph.load_graph`). ``ValueError`` if the directory is missing or
+    malformed (nothing is cached then).
     """
-    if path is None:
-        path = os.environ.get(ROAD_GRAPH_ENV) or None
     p = (Path(path) if path is not None else national_graph_dir()).expanduser()
     # Re-importing into the same directory must not serve the old graph: key on file stamps.
     stamps = (
@@ -488,7 +486,22 @@ def load_road_provider(path: str | Path | None = None) -> RoadGraphProvider:
     with _LOCK:
         cached = _PROVIDERS.get(key)
         if cached is None:
-            cached = RoadGraphProvider(load_graph(p))
+            cached = RoadGraphProvider(load_graph(p, cache_dir=cache_dir))
             _PROVIDERS[key] = cached
             logger.info("loaded %r from %s", cached, key)
         return cached
+
+
+@dataclass(frozen=True, slots=True)
+class RoadGraphSource:
+    """Where the road graph comes from, decided once by the caller (the API's settings) and
+    handed down to the simulation and the benchmarks, so that nothing below reads the
+    environment. ``directory=None`` is the vendored national graph; ``cache_dir=None`` parses
+    the graph files (once per process) and writes nothing to disk."""
+
+    directory: Path | None = None
+    cache_dir: Path | None = None
+
+    def load(self) -> RoadGraphProvider:
+        """The (per-process cached) engine for this graph."""
+        return load_road_provider(self.directory, cache_dir=self.cache_dir)

@@ -22,6 +22,7 @@ import numpy as np
 
 from fleet.model import RescueVan, StationGrade, VanCapability
 from fleet.network import Network
+from routing.road import RoadGraphSource
 from simulations.erlang import servers_for
 from simulations.planning import PlanResult, solve_mclp, solve_min_facilities, solve_pmedian
 from simulations.results import Summary
@@ -44,6 +45,7 @@ class PlanRecommendation:
     result: PlanResult
     network: Network
     extra: dict[str, Any] = field(default_factory=dict)
+    road_graph: RoadGraphSource = field(default_factory=RoadGraphSource)
 
     def describe(self) -> str:
         r = self.result
@@ -67,7 +69,7 @@ class PlanRecommendation:
             warmup_days=min(self.scenario.warmup_days, 2.0),
             label=f"plan {self.objective}",
         )
-        return run(s, replications=replications, backend="serial")[0]
+        return run(s, replications=replications, backend="serial", road_graph=self.road_graph)[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,7 +98,10 @@ def plan_bases(
     fix_existing: bool = False,
     backup: bool = False,
     time_limit_s: float = 60.0,
+    road_graph: RoadGraphSource = RoadGraphSource(),
 ) -> PlanRecommendation:
+    """Recommend van bases and counts for ``scenario`` (module docstring); road travel comes
+    from ``road_graph`` when the scenario uses the road engine."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if radius_km is not None and threshold_minutes is not None:
@@ -109,7 +114,7 @@ def plan_bases(
     net = scenario.network
     stations = net.stations
     points = demand_points(scenario)
-    provider = make_provider(scenario)
+    provider = make_provider(scenario, road_graph)
     van_radius = max(v.service_radius_km for v in net.vans)
     st_ll = np.array([(s.location.lat, s.location.lon) for s in stations], dtype=float)
     pairs = provider.within(st_ll, points.latlon, van_radius, scenario.travel.profile("rescue_van"))
@@ -201,4 +206,5 @@ def plan_bases(
         result=result,
         network=network,
         extra={"fixed_bases": len(fixed), "current_bases": current},
+        road_graph=road_graph,
     )

@@ -6,9 +6,9 @@ are ``SeedSequence(seed, spawn_key=(replication,))``), so the backend never chan
 numbers. The tables are computed once in the caller and shipped once per worker (process-pool
 initializer / ``ray.put``).
 
-Ray: ``RAY_ADDRESS`` set -> ``ray.init(address=...)`` joins that cluster; otherwise a local
-instance with ``num_cpus=2`` is started (and shut down afterwards). A cluster needs this
-project installed on its workers.
+Ray: ``ray_address`` given (the CLI passes ``RAY_ADDRESS`` from the settings) ->
+``ray.init(address=...)`` joins that cluster; otherwise a local instance with ``num_cpus=2`` is
+started (and shut down afterwards). A cluster needs this project installed on its workers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from routing.provider import TravelTimeProvider
+from routing.road import RoadGraphSource
 from simulations.engine import simulate
 from simulations.results import RunResult, Summary
 from simulations.scenario import Scenario
@@ -53,13 +54,17 @@ def run(
     backend: str = "local",
     workers: int | None = None,
     provider: TravelTimeProvider | None = None,
+    road_graph: RoadGraphSource = RoadGraphSource(),
+    ray_address: str | None = None,
     progress: Progress | None = None,
     on_day: Callable[[float], None] | None = None,
 ) -> list[Summary]:
     """Simulate every sweep variant ``replications`` times; one :class:`Summary` per variant,
     in sweep order. ``backend``: ``serial`` (this process), ``local`` (process pool of
-    ``workers``, default the CPU count), ``ray``. ``progress`` is called with each finished
-    run; ``on_day`` (in-process runs only) with the simulated fraction of the current run."""
+    ``workers``, default the CPU count), ``ray`` (the cluster at ``ray_address``, else a
+    local one). Travel comes from ``provider``, else the scenario's engine on ``road_graph``.
+    ``progress`` is called with each finished run; ``on_day`` (in-process runs only) with the
+    simulated fraction of the current run."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     reps = scenario.replications if replications is None else int(replications)
@@ -69,7 +74,7 @@ def run(
     tables: list[TravelTables] = []
     table_of: list[int] = []
     for v in variants:
-        t = build_tables(v, provider)
+        t = build_tables(v, provider, road_graph=road_graph)
         if not any(t is x for x in tables):
             tables.append(t)
         table_of.append(next(k for k, x in enumerate(tables) if x is t))
@@ -95,7 +100,7 @@ def run(
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())
     else:
-        _run_ray(variants, tables, table_of, tasks, done)
+        _run_ray(variants, tables, table_of, tasks, done, ray_address)
     return [
         Summary(
             scenario=v.name,
@@ -112,14 +117,14 @@ def _run_ray(
     table_of: list[int],
     tasks: list[tuple[int, int]],
     done: Callable[[tuple[int, int], RunResult], None],
+    ray_address: str | None,
 ) -> None:
     import ray
 
     started_here = False
     if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, log_to_driver=False)
+        if ray_address:
+            ray.init(address=ray_address, log_to_driver=False)
         else:
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         started_here = True

@@ -28,6 +28,7 @@ import numpy as np
 
 from fleet.geography import county_seats, prefecture_population, prefecture_seats
 from routing.provider import GreatCircleProvider, TravelTimeProvider
+from routing.road import RoadGraphSource
 from simulations.scenario import Scenario, ScenarioError
 
 log = logging.getLogger(__name__)
@@ -121,16 +122,16 @@ class TravelTables:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def make_provider(scenario: Scenario) -> TravelTimeProvider:
-    """The scenario's travel engine: the road graph (``road``, or ``auto`` when it loads) or
-    great-circle x circuity."""
+def make_provider(
+    scenario: Scenario, road_graph: RoadGraphSource = RoadGraphSource()
+) -> TravelTimeProvider:
+    """The scenario's travel engine: the road graph ``road_graph`` (``road``, or ``auto`` when
+    it loads) or great-circle x circuity."""
     kind = scenario.travel.provider
     if kind == "great-circle":
         return GreatCircleProvider(scenario.travel.circuity)
     try:
-        from routing import load_road_provider
-
-        return load_road_provider()
+        return road_graph.load()
     except (ImportError, ValueError, OSError) as exc:
         if kind == "road":
             raise ScenarioError(f'{scenario.source}: travel.provider = "road": {exc}') from None
@@ -141,9 +142,15 @@ def make_provider(scenario: Scenario) -> TravelTimeProvider:
 _CACHE: dict[str, TravelTables] = {}
 
 
-def build_tables(scenario: Scenario, provider: TravelTimeProvider | None = None) -> TravelTables:
-    """Compute (or reuse, per process) the travel tables of the scenario's geometry."""
-    provider = provider or make_provider(scenario)
+def build_tables(
+    scenario: Scenario,
+    provider: TravelTimeProvider | None = None,
+    *,
+    road_graph: RoadGraphSource = RoadGraphSource(),
+) -> TravelTables:
+    """Compute (or reuse, per process) the travel tables of the scenario's geometry, with
+    ``provider`` or else the scenario's engine on ``road_graph``."""
+    provider = provider or make_provider(scenario, road_graph)
     points = demand_points(scenario)
     net = scenario.network
     st_ll = np.array([(s.location.lat, s.location.lon) for s in net.stations], dtype=float)

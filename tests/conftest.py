@@ -19,6 +19,16 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def road_graph_cache_dir(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Where the tests cache the parsed road graph: pytest's cache, so a run after the first
+    loads the national graph in ~0.04 s instead of parsing it in ~2 s."""
+    cache = pytestconfig.cache
+    return cache.mkdir("road-graph") if cache is not None else tmp_path_factory.mktemp("graph")
+
+
+@pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test session (dropped afterwards)."""
     base = os.environ.get(POSTGRES_ENV)

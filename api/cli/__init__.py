@@ -19,11 +19,6 @@ app = typer.Typer(
 
 # Registration: importing a module adds its commands to ``app`` / ``bench_app``.
 from api.cli import bench as _bench  # noqa: E402
-from api.cli import bench_api as _bench_api  # noqa: E402, F401
-from api.cli import bench_dispatch as _bench_dispatch  # noqa: E402, F401
-from api.cli import bench_planning as _bench_planning  # noqa: E402, F401
-from api.cli import bench_routing as _bench_routing  # noqa: E402, F401
-from api.cli import bench_simulate as _bench_simulate  # noqa: E402, F401
 from api.cli import dispatch as _dispatch  # noqa: E402, F401
 from api.cli import network as _network  # noqa: E402
 from api.cli import routing as _routing  # noqa: E402, F401

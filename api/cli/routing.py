@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from api.cli import app
-from api.cli.common import fail
+from api.cli.common import fail, road_graph_source
 
 routing_app = typer.Typer(
     help="Road graph: import OpenStreetMap extracts, inspect a graph, route one leg.",
@@ -49,10 +49,8 @@ def info_command(graph: str | None = GRAPH_OPTION) -> None:
     """Nodes, edges, components and direction of a road graph (JSON)."""
     import numpy as np
 
-    from routing import load_road_provider
-
     try:
-        provider = load_road_provider(graph)
+        provider = road_graph_source(graph).load()
     except ValueError as exc:
         fail(str(exc))
     g = provider.graph
@@ -92,11 +90,9 @@ def leg_command(
     """Road km and minutes from ORIGIN to DESTINATION (JSON; null = unreachable)."""
     import math
 
-    from routing import load_road_provider
-
     a, b = _point(origin, "origin"), _point(destination, "destination")
     try:
-        leg = load_road_provider(graph).leg([a], [b], profile)
+        leg = road_graph_source(graph).load().leg([a], [b], profile)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from api.cli import app
-from api.cli.common import fail
+from api.cli.common import command_settings, fail
 
 
 def _load(scenario: str, days: float | None, seed: int | None) -> Any:
@@ -77,6 +77,7 @@ def simulate(
         if replications is not None and replications < 1:
             raise ValueError(f"--replications must be >= 1, got {replications}")
         s = _load(scenario, days, seed)
+        settings = command_settings()
         table = parse_sweep_option(sweep) if sweep else None
         variants = s.variants(table)
         reps = replications or s.replications
@@ -102,6 +103,7 @@ def simulate(
 
             summaries = run(
                 s, replications=reps, sweep=table, backend=backend, workers=workers,
+                road_graph=settings.road_graph_source(), ray_address=settings.ray_address,
                 progress=finished, on_day=day,
             )  # fmt: skip
     except ValueError as exc:
@@ -173,7 +175,7 @@ def plan(
             rec = plan_bases(
                 s, objective=objective, p=vans, target_share=target, radius_km=radius_km,
                 threshold_minutes=threshold_min, fix_existing=fix_existing, backup=backup,
-                time_limit_s=time_limit,
+                time_limit_s=time_limit, road_graph=command_settings().road_graph_source(),
             )  # fmt: skip
         console.print(rec.describe())
         with console.status(f"simulating the recommendation for {sim_days:g} days ..."):

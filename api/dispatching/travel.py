@@ -25,9 +25,7 @@ def travel_provider(settings: Settings) -> tuple[TravelTimeProvider, str]:
         result: tuple[TravelTimeProvider, str]
         if settings.travel_provider == "road":
             try:
-                from routing import load_road_provider
-
-                result = (load_road_provider(settings.road_graph), "road")
+                result = (settings.road_graph_source().load(), "road")
             except (ValueError, OSError) as exc:
                 logger.warning("road graph unavailable (%s); using great-circle times", exc)
                 result = (GreatCircleProvider(), "great_circle")

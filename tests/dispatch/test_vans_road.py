@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dispatch.scenario import synthetic_requests, synthetic_vans
+from dispatch.synthetic import synthetic_requests, synthetic_vans
 from dispatch.vans import VAN_PROFILE, VanState, build_van_matching_problem, match_vans
 from fleet.demo import build_national_network
 from routing import RoadGraphProvider, load_road_provider
 
 
 @pytest.fixture(scope="module")
-def road() -> RoadGraphProvider:
-    return load_road_provider()
+def road(road_graph_cache_dir: Path) -> RoadGraphProvider:
+    return load_road_provider(cache_dir=road_graph_cache_dir)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ DATA = Path(__file__).parents[1] / "data"
 
 
 @pytest.fixture(scope="session")
-def national() -> RoadGraphProvider:
-    return load_road_provider()
+def national(road_graph_cache_dir: Path) -> RoadGraphProvider:
+    return load_road_provider(cache_dir=road_graph_cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routing import RoadGraphProvider, load_graph, load_road_provider, write_graph
-from routing.graph import cache_dir
+from routing import RoadGraphProvider, RoadGraphSource, load_graph, load_road_provider, write_graph
 from tests.routing.conftest import line_graph
 
 
@@ -25,27 +24,25 @@ def test_national_graph_shape_and_components(national: RoadGraphProvider) -> Non
     assert np.bincount(g.component).argmax() == beijing
 
 
-def test_component_labels_match_connectivity() -> None:
+def test_component_labels_match_connectivity(national: RoadGraphProvider) -> None:
     """Components computed from edges equal the file's ``component`` column (same labels)."""
-    g = load_graph()
+    g = national.graph
     recomputed = type(g)(g.lat, g.lon, g.edge_u, g.edge_v, g.edge_km)
     assert np.array_equal(recomputed.component, g.component)
 
 
-def test_cache_round_trip_and_corrupt_entry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cache_round_trip_and_corrupt_entry(tmp_path: Path) -> None:
     """A graph read through the cache equals the parsed one; a damaged cache file is ignored
     and replaced, never trusted."""
-    monkeypatch.setenv("RESCUE_CACHE_DIR", str(tmp_path / "cache"))
+    cache = tmp_path / "cache"
     src = write_graph(line_graph(), tmp_path / "g")
-    first = load_graph(src)
-    (entry,) = cache_dir().glob("graph-*.npz")
-    again = load_graph(src)
+    first = load_graph(src, cache_dir=cache)
+    (entry,) = cache.glob("graph-*.npz")
+    again = load_graph(src, cache_dir=cache)
     for name in ("lat", "lon", "edge_u", "edge_v", "edge_km", "component"):
         assert np.array_equal(getattr(first, name), getattr(again, name))
     entry.write_bytes(b"not a zip file")
-    rebuilt = load_graph(src)
+    rebuilt = load_graph(src, cache_dir=cache)
     assert np.array_equal(rebuilt.edge_km, first.edge_km)
     with np.load(entry) as z:  # the entry was rewritten whole
         assert np.array_equal(z["edge_km"], first.edge_km)
@@ -57,12 +54,32 @@ def test_loaded_arrays_are_read_only(national: RoadGraphProvider) -> None:
         national.graph.edge_km[0] = 0.0
 
 
-def test_provider_is_cached_per_path(helsinki_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """load_road_provider returns one engine per path; RESCUE_ROAD_GRAPH selects the graph."""
-    assert load_road_provider() is load_road_provider(None)
+def test_without_cache_dir_nothing_is_written(tmp_path: Path) -> None:
+    """Without a cache directory the graph is parsed and nothing lands beside or under it."""
+    src = write_graph(line_graph(), tmp_path / "g")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert load_graph(src).n_nodes == 5
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_provider_is_cached_per_path(helsinki_dir: Path, national: RoadGraphProvider) -> None:
+    """load_road_provider returns one engine per path, whichever way the path is given."""
+    assert load_road_provider() is load_road_provider(None) is national
+    assert RoadGraphSource().load() is national
+    helsinki = load_road_provider(helsinki_dir)
+    assert RoadGraphSource(directory=helsinki_dir).load() is helsinki
+    assert load_road_provider(str(helsinki_dir)) is helsinki
+    assert helsinki.graph.directed
+
+
+def test_routing_does_not_read_the_environment(
+    helsinki_dir: Path, national: RoadGraphProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RESCUE_ROAD_GRAPH is a setting (api/settings.py), not something routing looks up: with
+    it set, the default is still the national graph."""
     monkeypatch.setenv("RESCUE_ROAD_GRAPH", str(helsinki_dir))
-    assert load_road_provider() is load_road_provider(helsinki_dir)
-    assert load_road_provider().graph.directed
+    assert load_road_provider() is national
+    assert not RoadGraphSource().load().graph.directed
 
 
 def _write(path: Path, text: str) -> None:
@@ -85,7 +102,7 @@ def test_malformed_graph_files(tmp_path: Path, nodes: str, edges: str, message: 
     _write(tmp_path / "china_highways_nodes.csv.gz", nodes)
     _write(tmp_path / "china_highways_edges.csv.gz", edges)
     with pytest.raises(ValueError, match=message):
-        load_graph(tmp_path, use_cache=False)
+        load_graph(tmp_path)
 
 
 def test_missing_graph_directory(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from routing import (
     TravelTimeProvider,
     get_profile,
 )
-from routing.benchmark import naive_within, random_breakdowns
+from routing.reference import naive_within, random_breakdowns
 
 
 def test_providers_satisfy_the_protocol(national: RoadGraphProvider) -> None:

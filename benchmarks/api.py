@@ -1,4 +1,4 @@
-"""The API benchmark behind ``rescue bench api`` (and ``benchmarks/bench_api.py``).
+"""``rescue bench api``: throughput and latency of ``POST /v1/requests``.
 
 Three processes: the server under test (uvicorn, one worker, on a fresh SQLite database with
 the national network), and a load generator (asyncio, raw HTTP/1.1 keep-alive connections,
@@ -216,7 +216,7 @@ async def _load(port: int, clients: int, seconds: float, warmup: float) -> dict[
 def _run_load(port: int, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
     """The load generator in its own process (so it does not share the server's GIL)."""
     out = subprocess.run(
-        [sys.executable, "-m", "api.bench_api", "load", str(port), str(clients), str(seconds),
+        [sys.executable, "-m", "benchmarks.api", "load", str(port), str(clients), str(seconds),
          str(warmup)],
         capture_output=True, text=True, check=False, timeout=seconds + warmup + 120,
     )  # fmt: skip
@@ -256,7 +256,7 @@ def _measure(
     kind: str, url: str, clients: int, seconds: float, warmup: float, interval: float
 ) -> dict[str, Any]:
     port = _free_port()
-    args = [sys.executable, "-m", "api.bench_api", kind, url, str(port), str(interval)]
+    args = [sys.executable, "-m", "benchmarks.api", kind, url, str(port), str(interval)]
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     try:
@@ -290,6 +290,10 @@ def run_benchmark(
     baseline: bool = True,
     dispatch_interval: float = 0.0,
 ) -> dict[str, Any]:
+    """Serve the app on a fresh SQLite database seeded with the national network (uvicorn,
+    one process), post requests from ``clients`` connections in another process for
+    ``seconds``, and report throughput, p50/p99 latency and "lost"; then the same against
+    the bare FastAPI insert (``baseline``), and the ratio of the two throughputs."""
     from api.db.engine import make_engine, session_factory, transaction
     from api.db.migrate import upgrade
     from api.network.seeding import seed_network
@@ -342,6 +346,8 @@ def run_benchmark(
 
 
 def main(argv: list[str]) -> None:
+    """The child processes: ``serve-app URL PORT INTERVAL``, ``serve-bare URL PORT``,
+    ``load PORT CLIENTS SECONDS WARMUP`` (prints its JSON result)."""
     kind = argv[0]
     if kind == "serve-app":
         _serve_app(argv[1], int(argv[2]), float(argv[3]))

@@ -1,4 +1,6 @@
-"""Synthetic dispatch batches on a network, for the benchmark and tests (seeded, reproducible).
+"""Synthetic dispatch batches on a network (seeded, reproducible): the tests' road-dispatch
+workload and the input of ``rescue bench dispatch`` (``benchmarks/dispatch.py``, which does
+the timing). Nothing here measures anything.
 
 Vans: the network's own vans, topped up to ``n_vans`` with extra vans at random stations (mix:
 55% heavy service, 20% light service, 15% wrecker, 10% flatbed). 75% are free at home, 18% are
@@ -45,6 +47,8 @@ def _offset(rng: np.random.Generator, lat: float, lon: float, max_km: float) -> 
 
 
 def synthetic_vans(network: Network, n_vans: int, rng: np.random.Generator) -> list[VanState]:
+    """``n_vans`` van states: the network's vans, topped up at random stations, in the mix of
+    availability above."""
     vans = list(network.vans)
     stations = network.stations
     k = 0
@@ -75,6 +79,7 @@ def synthetic_vans(network: Network, n_vans: int, rng: np.random.Generator) -> l
 
 
 def synthetic_requests(n_requests: int, rng: np.random.Generator) -> list[OpenRequest]:
+    """``n_requests`` open requests near population-weighted prefecture seats."""
     seats = prefecture_seats()
     pop = prefecture_population()
     w = np.array([pop.get(s.adcode, 0.0) for s in seats], dtype=float) + 1.0

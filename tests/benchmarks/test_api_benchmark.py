@@ -1,0 +1,50 @@
+"""benchmarks/api.py behind ``rescue bench api``: the load is valid intake, and the module runs
+as the child processes the benchmark starts (``python -m benchmarks.api MODE ...``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api.schemas import RequestCreate
+from benchmarks.api import _bodies
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_generated_body_is_a_valid_request() -> None:
+    """The posted bodies pass the real request schema (so the run measures intake, not 422s),
+    with distinct plates, and about half of them carry cargo."""
+    bodies = _bodies(400, seed=1)
+    parsed = [RequestCreate.model_validate_json(b) for b in bodies]
+    assert len({p.vehicle.plate for p in parsed}) == 400
+    with_cargo = sum(p.cargo is not None for p in parsed)
+    assert 150 < with_cargo < 250
+
+
+def test_child_process_entry_point() -> None:
+    """``python -m benchmarks.api`` is the entry the benchmark spawns; an unknown mode says so."""
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.api", "dance"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == "unknown mode 'dance'"
+
+
+def test_benchmarks_ship_in_the_installed_package() -> None:
+    """pyproject's package discovery includes ``benchmarks`` (so ``rescue bench`` works from an
+    installed copy, not only from a checkout)."""
+    discovery = pytest.importorskip("setuptools.discovery")
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(discovery.PackageFinder.find(str(ROOT), include=include))
+    assert {"benchmarks", "routing", "dispatch", "simulations", "fleet", "api"} <= found

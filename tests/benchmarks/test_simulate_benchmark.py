@@ -1,0 +1,61 @@
+"""benchmarks/simulate.py behind ``rescue bench simulate``: the record's contract keys and its
+baseline measured in the same run, on the small M/M/c scenario."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from benchmarks.simulate import prepare, simulate_benchmark
+
+SIMULATE_KEYS = {
+    "benchmark", "scenario", "policy", "days", "breakdowns", "vans", "provider",
+    "tables_seconds", "seconds", "events", "events_per_second", "breakdowns_per_second",
+    "dispatch_batches", "match_seconds", "share_within_promise", "goal_seconds", "goal_met",
+    "cpu_count",
+}  # fmt: skip
+BASELINE_KEYS = {
+    "baseline", "baseline_seconds", "baseline_events_per_second", "ratio_to_baseline",
+    "baseline_share_within_promise",
+}  # fmt: skip
+
+
+def test_record_with_and_without_baseline() -> None:
+    """Days as asked (plus the scenario's warm-up), the scenario's vans, and the nearest-idle
+    baseline keys only when asked for."""
+    s, tables, tables_seconds = prepare("mmc_check", days=5, seed=1, sweep=False)
+    plain = simulate_benchmark(s, tables, tables_seconds, baseline=False)
+    assert set(plain) == SIMULATE_KEYS
+    assert (plain["scenario"], plain["vans"], plain["days"]) == ("mmc_check", 3, 5 + 10)
+    assert plain["breakdowns"] > 0
+    with_base = simulate_benchmark(s, tables, tables_seconds, baseline=True)
+    assert set(with_base) == SIMULATE_KEYS | BASELINE_KEYS
+    assert with_base["baseline"] == "nearest-idle"
+    assert with_base["breakdowns"] == plain["breakdowns"]  # same seed, same demand
+
+
+def test_default_days_and_unknown_scenario() -> None:
+    """365 days by default (60 for a sweep); an unknown scenario is a ValueError naming it."""
+    assert prepare("mmc_check", days=None, seed=None, sweep=True)[0].horizon_days == 60
+    with pytest.raises(ValueError, match="nowhere-land"):
+        prepare("nowhere-land", days=1, seed=None, sweep=False)
+
+
+def test_cli_bad_scenario_is_one_line() -> None:
+    """``rescue bench simulate --scenario`` unknown: exit 2, one ``error:`` line."""
+    res = CliRunner().invoke(app, ["bench", "simulate", "--scenario", "nowhere-land"])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
+    assert "nowhere-land" in res.stderr
+
+
+def test_cli_prints_the_record() -> None:
+    """``rescue bench simulate`` prints the record as one JSON line."""
+    res = CliRunner().invoke(
+        app, ["bench", "simulate", "--scenario", "mmc_check", "--days", "2", "--no-baseline"]
+    )
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.stdout)) == SIMULATE_KEYS

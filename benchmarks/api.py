@@ -7,7 +7,7 @@ The same load then runs against a bare FastAPI endpoint that validates the same 
 inserts the same row (one SQLAlchemy Core insert in its own transaction, a sync route in the
 threadpool: the plain way to write it), measured in the same run. The real endpoint does
 more per request (triage, tracking token, first event, rate-limit and size-limit layers)
-but commits waiting requests together (group commit, api/services/intake_writer.py), so
+but commits waiting requests together (group commit, api/requests/intake_writer.py), so
 the ratio of the two throughputs can exceed 1.
 
 "lost" = 201 answers minus rows stored afterwards (must be 0: a 201 means committed).

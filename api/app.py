@@ -17,6 +17,8 @@ from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
 from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
+from api.notifications import routes as webhooks
+from api.notifications.delivery import OutboxWorker
 from api.routes import console, dispatch, health, kpis, live, network, requests, vans
 from api.services.dispatch_loop import DispatchLoop
 from api.services.intake_writer import IntakeWriter
@@ -45,6 +47,7 @@ TAGS = [
     {"name": "live", "description": "Server-sent events for the console"},
     {"name": "console", "description": "Data for the dispatcher console"},
     {"name": "health", "description": "Liveness"},
+    {"name": "webhooks", "description": "Customer notifications: signed webhooks (admin)"},
 ]
 
 
@@ -89,11 +92,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         freeze_startup_heap()
         loop.start()
         writer.start()
+        outbox.start()
         try:
             yield
         finally:
             await asyncio.to_thread(writer.stop)
             await loop.stop()
+            await asyncio.to_thread(outbox.stop)
 
     app = FastAPI(
         title="Rescue dispatch",
@@ -114,10 +119,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.dispatch_loop = loop
     writer = IntakeWriter(engine, app.state.write_lock)
     app.state.intake_writer = writer
+    outbox = OutboxWorker(factory, settings, write_lock=app.state.write_lock)
+    app.state.outbox_worker = outbox
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, network, requests, dispatch, vans, kpis, live, console):
+    for module in (health, network, requests, dispatch, vans, kpis, live, console, webhooks):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")
     app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")

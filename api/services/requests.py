@@ -25,6 +25,7 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from api.notifications.outbox import record_notification
 from api.schemas import (
     CargoRead,
     CustomerRead,
@@ -463,7 +464,8 @@ def add_event(
     now: dt.datetime,
     **data: object,
 ) -> None:
-    """Append one row to the event log (``data`` is its JSON payload)."""
+    """Append one row to the event log (``data`` is its JSON payload), and the customer's
+    notification of it to the outbox, in the same transaction."""
     db_session.add(
         m.Event(
             created_at=now,
@@ -475,6 +477,7 @@ def add_event(
             data=data,
         )
     )
+    record_notification(db_session, kind, request_id=request_id, now=now, data=data)
 
 
 def _lock_van(db_session: Session, van_id: str) -> m.Van | None:

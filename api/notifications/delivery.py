@@ -60,7 +60,8 @@ def utcnow() -> dt.datetime:
 def backoff_seconds(attempt: int, *, base_s: float, max_s: float, rng: random.Random) -> float:
     """Wait after failed attempt ``attempt`` (1, 2, ...): "equal jitter" on an exponential
     schedule, half of ``min(max_s, base_s * 2^(attempt-1))`` fixed and half random, so waits
-    never shrink from one attempt to the next and retries of many deliveries spread out."""
+    never shrink below the cap (then they stay within [max_s/2, max_s]) and the retries of
+    many deliveries failing together spread out."""
     full = min(max_s, base_s * 2.0 ** (attempt - 1))
     return full / 2.0 + rng.uniform(0.0, full / 2.0)
 

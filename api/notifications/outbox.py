@@ -16,12 +16,12 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from sqlalchemy import event, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from api.db import models as m
+from api.schemas import RequestRead
 
 DELAY_NOTIFY_MINUTES = 15.0
 """A new van ETA this much later than the last one told to the customer is a delay."""
@@ -68,9 +68,9 @@ def new_message_id() -> str:
 
 # -- which endpoints listen (cached per transaction) ------------------------------------------
 
-_endpoints_cache: weakref.WeakKeyDictionary[Any, list[tuple[int, frozenset[str]]]] = (
-    weakref.WeakKeyDictionary()
-)
+_endpoints_cache: weakref.WeakKeyDictionary[
+    SessionTransaction, list[tuple[int, frozenset[str]]]
+] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
@@ -146,22 +146,21 @@ def record_notification(
     data: Mapping[str, object],
 ) -> None:
     """The outbox side of one event-log entry: the customer-visible notification (if any)
-    and, when the event carries a new van ETA more than :data:`DELAY_NOTIFY_MINUTES` later
-    than the last one told, a ``request.delayed`` as well. Only subscribed endpoints get
-    delivery rows; with none, nothing is written."""
+    and, when the van ETA now shown to the customer is more than
+    :data:`DELAY_NOTIFY_MINUTES` later than the last one told, a ``request.delayed`` first.
+    Events that are no notification but carry ``eta_minutes`` (a re-estimate) are checked
+    for a delay too. Only subscribed endpoints get delivery rows; with none, nothing is
+    written and the view is not even built."""
     if request_id is None:
         return
     notification = notification_type(kind, data)
-    eta_minutes = data.get("eta_minutes")
-    eta_at = (
-        now + dt.timedelta(minutes=float(eta_minutes))
-        if isinstance(eta_minutes, int | float)
-        else None
-    )
-    if notification is None and eta_at is None:
+    if notification is None and "eta_minutes" not in data:
         return
-    if not _active_endpoints(db_session):
+    wanted = [t for t in (notification, "request.delayed") if t is not None]
+    if not any(subscribers(db_session, t) for t in wanted):
         return
+    view = customer_view(db_session, request_id, now)
+    eta_at = view.van.eta_at if view.van is not None else None
     if eta_at is not None:
         last_told = db_session.scalar(
             select(m.OutboxMessage.eta_at)
@@ -172,20 +171,20 @@ def record_notification(
         if last_told is not None and eta_at - last_told > dt.timedelta(
             minutes=DELAY_NOTIFY_MINUTES
         ):
-            delay = round((eta_at - last_told).total_seconds() / 60.0, 1)
-            _write(
-                db_session, "request.delayed", request_id=request_id, now=now, eta_at=eta_at,
-                extra={"delay_minutes": delay, "previous_eta_at": last_told.isoformat()},
-            )  # fmt: skip
+            extra = {
+                "delay_minutes": round((eta_at - last_told).total_seconds() / 60.0, 1),
+                "previous_eta_at": last_told.isoformat(),
+            }
+            _write(db_session, "request.delayed", view=view, now=now, eta_at=eta_at, extra=extra)
     if notification is not None:
-        _write(db_session, notification, request_id=request_id, now=now, eta_at=eta_at)
+        _write(db_session, notification, view=view, now=now, eta_at=eta_at)
 
 
 def _write(
     db_session: Session,
     notification: str,
     *,
-    request_id: str,
+    view: RequestRead,
     now: dt.datetime,
     eta_at: dt.datetime | None,
     extra: Mapping[str, object] | None = None,
@@ -193,20 +192,21 @@ def _write(
     endpoint_ids = subscribers(db_session, notification)
     if not endpoint_ids:
         return
-    message_id = new_message_id()
+    data = view.model_dump(mode="json")
+    data["request_id"] = data.pop("id")
     body = json.dumps(
         {
             "type": notification,
             "timestamp": now.astimezone(dt.UTC).isoformat(),
-            "data": {**customer_view(db_session, request_id, now), **(extra or {})},
+            "data": {**data, **(extra or {})},
         },
         ensure_ascii=False,
         separators=(",", ":"),
     )
     row = m.OutboxMessage(
-        message_id=message_id,
+        message_id=new_message_id(),
         event_type=notification,
-        request_id=request_id,
+        request_id=view.id,
         created_at=now,
         eta_at=eta_at,
         body=body,
@@ -231,14 +231,12 @@ def _write(
     _wake_after_commit(db_session)
 
 
-def customer_view(db_session: Session, request_id: str, now: dt.datetime) -> dict[str, Any]:
+def customer_view(db_session: Session, request_id: str, now: dt.datetime) -> RequestRead:
     """The request as its customer sees it (status, van and ETA, replacement truck and its
-    pickup / delivery ETAs), as JSON values."""
+    pickup / delivery ETAs; masked name and phone, no costs)."""
     # Imported here: the services import this module through their event-log helper.
     from api.services.requests import get_request, request_views
 
     row = get_request(db_session=db_session, request_id=request_id)
     (view,) = request_views(db_session=db_session, rows=[row], staff=False, now=now)
-    data = view.model_dump(mode="json")
-    data["request_id"] = data.pop("id")
-    return data
+    return view

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from api.notifications.outbox import NOTIFICATION_TYPES
 from api.notifications.webhooks import check_event_types, check_secret, check_url
+from api.schemas import StrictModel
 
 
-class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WebhookCreate(StrictModel):
     url: str = Field(
         max_length=2000,
         description="https URL, or http on a loopback address (127.0.0.1, ::1, localhost)",
@@ -46,13 +45,6 @@ class WebhookCreate(BaseModel):
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
         return None if value is None else check_secret(value)
-
-    @field_validator("description")
-    @classmethod
-    def _no_nul(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("must not contain the NUL character (\\u0000)")
-        return value
 
 
 class DeliveryCounts(BaseModel):

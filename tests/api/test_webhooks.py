@@ -210,34 +210,30 @@ def test_webhook_routes_are_admin_only(
     assert gone.json()["detail"] == f"webhook {created['id']} not found"
 
 
-@pytest.mark.parametrize(
-    ("fields", "field_name", "reason"),
-    [
-        ({"url": "http://crm.example.com/hooks"}, "url", "only on a loopback address"),
-        ({"url": "ftp://127.0.0.1/hooks"}, "url", "must be an absolute https:// URL"),
-        ({"url": "crm.example.com/hooks"}, "url", "must be an absolute https:// URL"),
-        ({"url": "https://user:pw@crm.example.com/"}, "url", "must not carry credentials"),
-        ({"url": "http://127.0.0.1:99999/"}, "url", "is not a valid URL"),
-        ({"url": "https://a.example", "event_types": ["request.teleported"]}, "event_types",
-         "unknown type(s) request.teleported"),
-        ({"url": "https://a.example", "secret": "hunter2"}, "secret", "must start with 'whsec_'"),
-        ({"url": "https://a.example", "secret": "whsec_c2hvcnQ="}, "secret", "24-64 bytes"),
-        ({"url": "https://a.example", "colour": "red"}, "colour", "Extra inputs"),
-    ],
-)  # fmt: skip
+BAD_WEBHOOKS: list[tuple[dict[str, Any], str, str]] = [
+    ({"url": "http://crm.example.com/hooks"}, "url", "only on a loopback address"),
+    ({"url": "ftp://127.0.0.1/hooks"}, "url", "must be an absolute https:// URL"),
+    ({"url": "crm.example.com/hooks"}, "url", "must be an absolute https:// URL"),
+    ({"url": "https://user:pw@crm.example.com/"}, "url", "must not carry credentials"),
+    ({"url": "http://127.0.0.1:99999/"}, "url", "is not a valid URL"),
+    ({"url": "https://a.example", "event_types": ["request.teleported"]}, "event_types",
+     "unknown type(s) request.teleported"),
+    ({"url": "https://a.example", "secret": "hunter2"}, "secret", "must start with 'whsec_'"),
+    ({"url": "https://a.example", "secret": "whsec_c2hvcnQ="}, "secret", "24-64 bytes"),
+    ({"url": "https://a.example", "colour": "red"}, "colour", "Extra inputs"),
+]  # fmt: skip
+
+
 def test_bad_webhook_is_refused_naming_the_field(
-    quiet_client: TestClient,
-    admin: dict[str, str],
-    fields: dict[str, Any],
-    field_name: str,
-    reason: str,
+    quiet_client: TestClient, admin: dict[str, str]
 ) -> None:
     """422 naming the field and the reason; nothing is stored."""
-    response = quiet_client.post("/v1/webhooks", json=fields, headers=admin)
-    assert response.status_code == 422
-    detail = response.json()["detail"]
-    assert detail.startswith(f"{field_name}: ")
-    assert reason in detail
+    for fields, field_name, reason in BAD_WEBHOOKS:
+        response = quiet_client.post("/v1/webhooks", json=fields, headers=admin)
+        assert response.status_code == 422, fields
+        detail = response.json()["detail"]
+        assert detail.startswith(f"{field_name}: "), detail
+        assert reason in detail, detail
     assert quiet_client.get("/v1/webhooks", headers=admin).json() == []
 
 
@@ -706,7 +702,7 @@ def test_kill_9_during_delivery_loses_nothing(tmp_path: Path, receiver: Receiver
     for c in copies:
         by_id.setdefault(c.webhook_id, set()).add(c.body)
     assert all(len(bodies) == 1 for bodies in by_id.values())
-    ids_of_request = {}
+    ids_of_request: dict[str, set[str]] = {}
     for c in copies:
         ids_of_request.setdefault(c.payload["data"]["request_id"], set()).add(c.webhook_id)
     assert sorted(ids_of_request) == sorted(cancelled)

@@ -1,11 +1,16 @@
 """Writing the outbox: which event-log kinds a customer sees, and what they are told.
 
-:func:`record_notification` is called by the event-log helper for every event, inside the
-transaction of the change, so a change and its notifications commit or roll back together.
-A kind that the customer does not see, or a notification no endpoint subscribes to, costs one
-cached lookup and writes nothing. The body is the customer's own view of the request (what
+:func:`record_notification` is called by the event-log helper for every event. A kind the
+customer does not see, or one no endpoint subscribes to, costs one lookup (cached per
+transaction) and writes nothing. The others are noted on the session and written just
+before it commits, **in the same transaction** (a ``before_commit`` hook): one batch per
+transaction, with the customer views built by a fixed number of queries, so a dispatch cycle
+assigning fifty vans does not hold its write transaction fifty times longer. A rollback drops
+the notes with the change.
+
+The body is the customer's own view of the request as the transaction leaves it (what
 ``GET /v1/requests/{id}`` shows to its tracking token: masked name and phone, no costs, no
-tokens), frozen at the time of the change so that every retry sends the same bytes.
+tokens), frozen at that moment so that every retry sends the same bytes.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import json
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from api.db import models as m
@@ -118,20 +124,11 @@ def on_outbox_commit(listener: Callable[[], None]) -> Callable[[], None]:
 _WROTE = "outbox_wrote_deliveries"
 
 
-def _wake_after_commit(db_session: Session) -> None:
-    db_session.info[_WROTE] = True
-
-
 @event.listens_for(Session, "after_commit")
 def _wake_listeners_after_commit(db_session: Session) -> None:
     if db_session.info.pop(_WROTE, False):
         for listener in list(_wake_listeners):
             listener()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(db_session: Session) -> None:
-    db_session.info.pop(_WROTE, None)
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -145,12 +142,9 @@ def record_notification(
     now: dt.datetime,
     data: Mapping[str, object],
 ) -> None:
-    """The outbox side of one event-log entry: the customer-visible notification (if any)
-    and, when the van ETA now shown to the customer is more than
-    :data:`DELAY_NOTIFY_MINUTES` later than the last one told, a ``request.delayed`` first.
-    Events that are no notification but carry ``eta_minutes`` (a re-estimate) are checked
-    for a delay too. Only subscribed endpoints get delivery rows; with none, nothing is
-    written and the view is not even built."""
+    """Note the customer-visible notification of one event-log entry, if any endpoint wants
+    it; events that are no notification but carry ``eta_minutes`` (a re-estimate) are noted
+    for the delay check only. Written at commit (:func:`write_notes`)."""
     if request_id is None:
         return
     notification = notification_type(kind, data)
@@ -159,39 +153,95 @@ def record_notification(
     wanted = [t for t in (notification, "request.delayed") if t is not None]
     if not any(subscribers(db_session, t) for t in wanted):
         return
-    view = customer_view(db_session, request_id, now)
-    eta_at = view.van.eta_at if view.van is not None else None
-    if eta_at is not None:
-        last_told = db_session.scalar(
-            select(m.OutboxMessage.eta_at)
-            .where(m.OutboxMessage.request_id == request_id, m.OutboxMessage.eta_at.is_not(None))
-            .order_by(m.OutboxMessage.id.desc())
-            .limit(1)
-        )
-        if last_told is not None and eta_at - last_told > dt.timedelta(
-            minutes=DELAY_NOTIFY_MINUTES
+    db_session.info.setdefault(_NOTES, []).append(_Note(notification, request_id, now))
+
+
+@dataclass(frozen=True)
+class _Note:
+    notification: str | None
+    request_id: str
+    now: dt.datetime
+
+
+_NOTES = "outbox_notes"
+
+
+@event.listens_for(Session, "before_commit")
+def _write_notes_before_commit(db_session: Session) -> None:
+    notes = db_session.info.pop(_NOTES, None)
+    if notes:
+        write_notes(db_session, notes)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_notes(db_session: Session) -> None:
+    db_session.info.pop(_NOTES, None)
+    db_session.info.pop(_WROTE, None)
+
+
+def write_notes(db_session: Session, notes: Sequence[_Note]) -> None:
+    """The outbox rows of one transaction's notes: per note its notification, preceded by a
+    ``request.delayed`` when the van ETA now shown is more than :data:`DELAY_NOTIFY_MINUTES`
+    later than the last one told to that customer."""
+    request_ids = list(dict.fromkeys(n.request_id for n in notes))
+    now = max(n.now for n in notes)
+    views = {v.id: v for v in customer_views(db_session, request_ids, now)}
+    last_told = _last_told_etas(db_session, request_ids)
+    rows: list[tuple[m.OutboxMessage, list[int]]] = []
+    for note in notes:
+        view = views.get(note.request_id)
+        if view is None:
+            continue
+        eta_at = view.van.eta_at if view.van is not None else None
+        previous = last_told.get(note.request_id)
+        told = []
+        if (
+            eta_at is not None
+            and previous is not None
+            and eta_at - previous > dt.timedelta(minutes=DELAY_NOTIFY_MINUTES)
         ):
             extra = {
-                "delay_minutes": round((eta_at - last_told).total_seconds() / 60.0, 1),
-                "previous_eta_at": last_told.isoformat(),
+                "delay_minutes": round((eta_at - previous).total_seconds() / 60.0, 1),
+                "previous_eta_at": previous.isoformat(),
             }
-            _write(db_session, "request.delayed", view=view, now=now, eta_at=eta_at, extra=extra)
-    if notification is not None:
-        _write(db_session, notification, view=view, now=now, eta_at=eta_at)
+            told.append(_message(db_session, "request.delayed", view, note.now, eta_at, extra))
+        if note.notification is not None:
+            told.append(_message(db_session, note.notification, view, note.now, eta_at))
+        told = [(msg, endpoint_ids) for msg, endpoint_ids in told if endpoint_ids]
+        if eta_at is not None and told:
+            last_told[note.request_id] = eta_at
+        rows.extend(told)
+    if not rows:
+        return
+    db_session.add_all(msg for msg, _ in rows)
+    db_session.flush()
+    db_session.execute(
+        insert(m.OutboxDelivery),
+        [
+            {
+                "message_id": msg.id,
+                "endpoint_id": endpoint_id,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": msg.created_at,
+                "next_attempt_at": msg.created_at,
+                "last_error": "",
+            }
+            for msg, endpoint_ids in rows
+            for endpoint_id in endpoint_ids
+        ],
+    )
+    db_session.info[_WROTE] = True
 
 
-def _write(
+def _message(
     db_session: Session,
     notification: str,
-    *,
     view: RequestRead,
     now: dt.datetime,
     eta_at: dt.datetime | None,
     extra: Mapping[str, object] | None = None,
-) -> None:
-    endpoint_ids = subscribers(db_session, notification)
-    if not endpoint_ids:
-        return
+) -> tuple[m.OutboxMessage, list[int]]:
     data = view.model_dump(mode="json")
     data["request_id"] = data.pop("id")
     body = json.dumps(
@@ -211,32 +261,30 @@ def _write(
         eta_at=eta_at,
         body=body,
     )
-    db_session.add(row)
-    db_session.flush()
-    db_session.execute(
-        insert(m.OutboxDelivery),
-        [
-            {
-                "message_id": row.id,
-                "endpoint_id": endpoint_id,
-                "status": "pending",
-                "attempts": 0,
-                "created_at": now,
-                "next_attempt_at": now,
-                "last_error": "",
-            }
-            for endpoint_id in endpoint_ids
-        ],
+    return row, subscribers(db_session, notification)
+
+
+def _last_told_etas(db_session: Session, request_ids: Sequence[str]) -> dict[str, dt.datetime]:
+    """The van ETA of the latest message that told one, per request (one query)."""
+    msg = m.OutboxMessage
+    latest = (
+        select(func.max(msg.id))
+        .where(msg.request_id.in_(request_ids), msg.eta_at.is_not(None))
+        .group_by(msg.request_id)
     )
-    _wake_after_commit(db_session)
+    rows = db_session.execute(select(msg.request_id, msg.eta_at).where(msg.id.in_(latest)))
+    return {request_id: eta_at for request_id, eta_at in rows if request_id and eta_at}
 
 
-def customer_view(db_session: Session, request_id: str, now: dt.datetime) -> RequestRead:
-    """The request as its customer sees it (status, van and ETA, replacement truck and its
-    pickup / delivery ETAs; masked name and phone, no costs)."""
+def customer_views(
+    db_session: Session, request_ids: Sequence[str], now: dt.datetime
+) -> list[RequestRead]:
+    """The requests as their customers see them (status, van and ETA, replacement truck and
+    its pickup / delivery ETAs; masked name and phone, no costs), a fixed number of queries."""
     # Imported here: the services import this module through their event-log helper.
-    from api.services.requests import get_request, request_views
+    from api.services.requests import request_views
 
-    row = get_request(db_session=db_session, request_id=request_id)
-    (view,) = request_views(db_session=db_session, rows=[row], staff=False, now=now)
-    return view
+    rows = list(
+        db_session.scalars(select(m.RescueRequest).where(m.RescueRequest.id.in_(request_ids)))
+    )
+    return request_views(db_session=db_session, rows=rows, staff=False, now=now)

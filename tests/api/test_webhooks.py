@@ -314,7 +314,6 @@ def test_a_rolled_back_change_leaves_no_outbox_row(
     factory = session_factory(seeded)
     with pytest.raises(RuntimeError, match="after the change"), transaction(factory) as db:
         cancel_request(db_session=db, request_id=request_id, actor="test")
-        assert db.scalar(select(func.count()).select_from(m.OutboxMessage)) == 1
         raise RuntimeError("failure after the change")
     assert deliveries(seeded) == []
     with transaction(factory) as db:

@@ -22,6 +22,8 @@ from api.dispatching.loop import DispatchLoop
 from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
 from api.kpis import routes as kpis
 from api.network import routes as network
+from api.notifications import routes as webhooks
+from api.notifications.delivery import OutboxWorker
 from api.requests import routes as requests
 from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings, get_settings
@@ -51,6 +53,7 @@ TAGS = [
     {"name": "live", "description": "Server-sent events for the console"},
     {"name": "console", "description": "Data for the dispatcher console"},
     {"name": "health", "description": "Liveness"},
+    {"name": "webhooks", "description": "Customer notifications: signed webhooks (admin)"},
 ]
 
 
@@ -95,11 +98,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         freeze_startup_heap()
         loop.start()
         writer.start()
+        outbox.start()
         try:
             yield
         finally:
             await asyncio.to_thread(writer.stop)
             await loop.stop()
+            await asyncio.to_thread(outbox.stop)
 
     app = FastAPI(
         title="Rescue dispatch",
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     )
     writer = IntakeWriter(engine, write_lock)
+    outbox = OutboxWorker(factory, settings, write_lock=write_lock)
     install(
         app,
         AppResources(
@@ -124,12 +130,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             write_lock=write_lock,
             dispatch_loop=loop,
             intake_writer=writer,
+            outbox_worker=outbox,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
         ),
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, network, requests, dispatch, kpis, live, console):
+    for module in (health, network, requests, dispatch, kpis, live, console, webhooks):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")
     app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from api.notifications.outbox import record_notification
 
 
 def add_event(
@@ -24,7 +25,8 @@ def add_event(
     now: dt.datetime,
     **data: object,
 ) -> None:
-    """Append one row to the event log (``data`` is its JSON payload)."""
+    """Append one row to the event log (``data`` is its JSON payload), and the customer's
+    notification of it to the outbox, in the same transaction."""
     db_session.add(
         m.Event(
             created_at=now,
@@ -36,6 +38,7 @@ def add_event(
             data=data,
         )
     )
+    record_notification(db_session, kind, request_id=request_id, now=now, data=data)
 
 
 def latest_event_id(*, db_session: Session) -> int:

@@ -82,6 +82,33 @@ class Settings(BaseSettings):
     )
     live_poll_s: float = Field(default=1.0, gt=0, description="Live stream poll interval")
     log_level: str = "INFO"
+    # -- notifications: the outbox delivery worker (webhooks, SMS) --
+    outbox_worker: bool = Field(
+        default=True, description="Run the outbox delivery worker in this process"
+    )
+    outbox_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds between polls of the outbox for due deliveries"
+    )
+    webhook_timeout_s: float = Field(
+        default=5.0, gt=0, description="Timeout of one webhook POST (connect, send, answer)"
+    )
+    webhook_backoff_base_s: float = Field(
+        default=5.0, gt=0, description="Retry n waits between half and all of base * 2^(n-1)"
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two attempts"
+    )
+    webhook_max_age_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="A delivery still failing this long after it was written "
+        "is given up (status failed)",
+    )
+    sms_gateway: Literal["off", "log"] = Field(
+        default="off",
+        description="SMS adapter behind the outbox: off, or log (writes the text "
+        "to the log with a masked number; no real provider)",
+    )
 
     def road_graph_source(self) -> RoadGraphSource:
         """The road graph and its parse cache, as the pure packages take them."""

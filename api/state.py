@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.dispatching.loop import DispatchLoop
 from api.errors import RateLimiter
+from api.notifications.delivery import OutboxWorker
 from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings
 
@@ -30,6 +31,7 @@ class AppResources:
     dispatch_loop: DispatchLoop
     intake_writer: IntakeWriter
     rate_limiter: RateLimiter
+    outbox_worker: OutboxWorker
 
 
 def install(app: FastAPI, resources: AppResources) -> None:
@@ -65,3 +67,7 @@ def get_intake_writer(app: FastAPI) -> IntakeWriter:
 
 def get_rate_limiter(app: FastAPI) -> RateLimiter:
     return get_resources(app).rate_limiter
+
+
+def get_outbox_worker(app: FastAPI) -> OutboxWorker:
+    return get_resources(app).outbox_worker

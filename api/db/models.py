@@ -277,3 +277,74 @@ class StaffToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None]
     last_used_at: Mapped[dt.datetime | None]
+
+
+# -- notifications (transactional outbox) ---------------------------------------------------
+
+
+class NotificationEndpoint(Base):
+    """Where customer-visible changes are sent: a webhook (URL + signing secret) or the SMS
+    gateway (one row per process setting, kept by the delivery worker). Deleting an endpoint
+    deactivates it, so that its delivery history stays."""
+
+    __tablename__ = "notification_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16), default="webhook")
+    """webhook | sms"""
+    url: Mapped[str | None] = mapped_column(String(2000))
+    secret: Mapped[str | None] = mapped_column(String(200))
+    """Standard Webhooks secret (``whsec_<base64>``), kept as given: HMAC signing needs it."""
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Notification types sent here; empty = all of them."""
+    description: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[dt.datetime | None]
+
+
+class OutboxMessage(Base):
+    """One customer-visible change, written in the transaction of the change itself. ``body``
+    is the exact JSON sent (and signed) on every attempt; ``message_id`` is the stable
+    ``webhook-id``."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    eta_at: Mapped[dt.datetime | None]
+    """The van arrival time this message told the customer (the delay rule compares to it)."""
+    body: Mapped[str] = mapped_column(Text)
+
+
+class OutboxDelivery(Base):
+    """One message to one endpoint. ``next_attempt_at`` is both the retry schedule and the
+    claim: a worker that takes a delivery moves it a lease into the future, so a worker that
+    dies mid-send leaves it due again once the lease has passed (at least once)."""
+
+    __tablename__ = "outbox_deliveries"
+    __table_args__ = (
+        Index(
+            "ix_outbox_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("outbox_messages.id"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("notification_endpoints.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending | delivered | failed (gave up after the maximum age) | cancelled (endpoint
+    deleted)"""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[dt.datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    delivered_at: Mapped[dt.datetime | None]

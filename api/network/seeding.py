@@ -50,6 +50,8 @@ def seed_network(
                 "use --reset to replace it (this deletes all requests and their history)"
             )
         for model in (
+            m.OutboxDelivery,  # notifications about the deleted requests (endpoints stay)
+            m.OutboxMessage,
             m.Event,
             m.VanAssignment,
             m.ReplacementBooking,

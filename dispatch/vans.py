@@ -457,6 +457,8 @@ class VanMatching:
     """Cost units per minute actually used."""
     solve_seconds: float = 0.0
     method: str = "optimal"
+    explain_seconds: float = 0.0
+    """Of ``solve_seconds``, the time spent explaining the unassigned requests."""
 
     def served_count(self) -> int:
         return len(self.assignments)
@@ -731,7 +733,9 @@ def _finish(
             )
         )
     missing = [ri for ri in range(len(reqs)) if ri not in chosen]
+    explain_started = time.perf_counter()
     unassigned = _explain(problem, prep, missing, used, provider)
+    explain_seconds = time.perf_counter() - explain_started
     return VanMatching(
         assignments=tuple(assignments),
         unassigned=tuple(unassigned),
@@ -739,6 +743,7 @@ def _finish(
         time_resolution=resolution,
         solve_seconds=time.perf_counter() - started,
         method=method,
+        explain_seconds=explain_seconds,
     )
 
 

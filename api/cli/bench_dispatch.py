@@ -63,6 +63,18 @@ def bench_dispatch(
     seed: int = typer.Option(0, "--seed"),
     engine: str = typer.Option("road", "--engine", help="road | great-circle"),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repetitions (median)."),
+    networkx: bool = typer.Option(
+        True, help="Also time the networkx candidate baseline of the same batch (road engine)."
+    ),
+    storm: bool = typer.Option(
+        False,
+        "--storm",
+        help="Storm: a 10x --requests cycle (default 10,000) beside the --requests cycle "
+        "(its first requests), the explanation share and the ratio.",
+    ),
+    storm_requests: int = typer.Option(
+        0, "--storm-requests", min=0, help="Storm batch size (default 10x --requests)."
+    ),
 ) -> None:
     """Whole van-dispatch decision on the national network vs the naive policy."""
     import numpy as np
@@ -92,9 +104,29 @@ def bench_dispatch(
     load_seconds = time.perf_counter() - load_started
 
     network = build_national_network()
+    if storm:
+        from benchmarks.storm import run_storm_benchmark
+
+        try:
+            record = run_storm_benchmark(
+                provider,
+                network,
+                requests=storm_requests or 10 * requests,
+                base_requests=requests,
+                vans=vans,
+                seed=seed,
+                repeats=repeats,
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
     rng = np.random.default_rng(seed)
     van_states = synthetic_vans(network, vans, rng)
     batch = synthetic_requests(requests, rng)
+    from benchmarks.storm import keep_station_balls
+
+    balls_seconds = keep_station_balls(provider, van_states)
 
     build_times, match_times, total_times = [], [], []
     problem = None
@@ -118,6 +150,17 @@ def bench_dispatch(
         naive_times.append(time.perf_counter() - t0)
     assert naive is not None
 
+    baseline: dict[str, Any] = {}
+    if networkx and engine == "road":
+        from benchmarks.storm import networkx_candidate_seconds
+
+        nx_seconds, nx_pairs = networkx_candidate_seconds(provider, van_states, batch)
+        baseline = {
+            "networkx_candidates_seconds": round(nx_seconds, 3),
+            "networkx_pairs": nx_pairs,
+            "decision_over_networkx": round(statistics.median(total_times) / nx_seconds, 4),
+            "goal_decision_over_networkx": 0.04,
+        }
     opt_s, naive_s = optimal.summary(), naive.summary()
     never_worse = optimal.served_weight() > naive.served_weight() + 1e-9 or (
         abs(optimal.served_weight() - naive.served_weight()) <= 1e-9
@@ -138,6 +181,8 @@ def bench_dispatch(
         "median_seconds": round(median_total, 4),
         "median_candidates_seconds": round(statistics.median(build_times), 4),
         "median_assignment_seconds": round(statistics.median(match_times), 4),
+        "balls_seconds": round(balls_seconds, 3),
+        **baseline,
         "goal_seconds": 0.5,
         "meets_goal": median_total <= 0.5,
         "optimal": opt_s,

@@ -18,6 +18,9 @@ def bench_routing(
     seed: int = typer.Option(0, help="Random seed"),
     radius_km: float = typer.Option(150.0, help="Service radius of every van (road km)"),
     naive: bool = typer.Option(True, help="Also time the networkx baseline and compare"),
+    keep_balls: bool = typer.Option(
+        True, help="Keep the stations' balls first (as the dispatch cycle does)"
+    ),
     graph: str | None = typer.Option(
         None,
         "--graph",
@@ -53,6 +56,7 @@ def bench_routing(
             seed=seed,
             radius_km=radius_km,
             naive=naive,
+            keep_balls=keep_balls,
         )
     except ValueError as exc:
         fail(str(exc))

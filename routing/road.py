@@ -60,11 +60,11 @@ DEFAULT_CHUNK = 16
 """Searches per scipy call: each holds a (chunk, n_nodes) float64 block (16 x 122k = 16 MB);
 small blocks stay in cache and measured ~20% faster than 64 on the national benchmark."""
 
-EARLIEST_ARRIVAL_BOUNDED_TARGETS = 64
-"""Up to this many target nodes, :meth:`RoadGraphProvider.earliest_arrival` first tries a
-search bounded by their straight-line arrivals (often a small part of the graph; a second,
-unbounded one only for targets it did not reach); for more, one unbounded search (~40-70 ms on
-the national graph) whatever the number of targets."""
+EARLIEST_ARRIVAL_PER_TARGET_MAX = 64
+"""Up to this many target nodes :meth:`RoadGraphProvider.earliest_arrival` searches backwards
+from each, out to its nearest sources (~1-3 ms each on the national graph, as far-away targets
+sit where roads are sparse); for more, one multi-source search of the whole graph (~40-70 ms)
+costs less and no longer grows with the number of targets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,20 +481,12 @@ class RoadGraphProvider:
         seeds = g.search_rank[seed_node]
         t_ok = np.flatnonzero(ts.snapped)
         ut, t_inv = np.unique(ts.node[t_ok], return_inverse=True)
-        limit = np.inf
-        if len(ut) <= EARLIEST_ARRIVAL_BOUNDED_TARGETS:
-            # a first search bounded by twice the best straight-line arrival (+20 km) of the
-            # worst-placed target; exact for every target it reaches
-            unit_km = g.min_length_ratio * (1.0 if cap is None else 60.0 / self._fastest(cap))
-            t_ll = np.column_stack((g.lat[ut], g.lon[ut]))
-            s_ll = np.column_stack((g.lat[seed_node], g.lon[seed_node]))
-            lower = (seed_head[None, :] + haversine_km(t_ll, s_ll) * unit_km).min(axis=1)
-            limit = float(2.0 * lower.max() + 20.0 * unit_km)
-        node_src, node_arrival = self._arrivals_forwards(ut, seeds, seed_src, seed_head, cap, limit)
-        if np.isfinite(limit) and (node_src < 0).any():
-            node_src, node_arrival = self._arrivals_forwards(
-                ut, seeds, seed_src, seed_head, cap, np.inf
+        if len(ut) <= EARLIEST_ARRIVAL_PER_TARGET_MAX:
+            node_src, node_arrival = self._arrivals_backwards(
+                ut, seed_node, seed_src, seed_head, cap
             )
+        else:
+            node_src, node_arrival = self._arrivals_forwards(ut, seeds, seed_src, seed_head, cap)
         t_inv = t_inv.reshape(-1)
         off_min_t = self._off(ts, p)[t_ok] / p.off_network_speed_kmh * 60.0
         reached = node_src[t_inv] >= 0
@@ -509,11 +501,10 @@ class RoadGraphProvider:
         seed_src: np.ndarray,
         seed_head: np.ndarray,
         cap: float | None,
-        limit: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(winning source, arrival in network units) per target node by one search from a
         virtual node with an edge of weight ``seed_head`` to each seed (ranked node); -1 and
-        inf for a target beyond ``limit``."""
+        inf where none arrives."""
         g = self.graph
         n = g.n_nodes
         csr = g.search_csr(cap, reverse=False)
@@ -525,7 +516,7 @@ class RoadGraphProvider:
             ),
             shape=(n + 1, n + 1),
         )
-        dist, pred = dijkstra(aug, directed=True, indices=n, return_predecessors=True, limit=limit)
+        dist, pred = dijkstra(aug, directed=True, indices=n, return_predecessors=True)
         # the seed each node was reached from: follow predecessors up to a seed, by doubling
         root = pred.astype(np.int64)
         own = (root < 0) | (root == n)  # unreached, the virtual node, or a seed reached directly
@@ -540,6 +531,54 @@ class RoadGraphProvider:
         t_rank = g.search_rank[target_node]
         arrival = dist[t_rank]
         src = np.where(np.isfinite(arrival), seed_of_rank[root[t_rank]], -1)
+        return src, arrival
+
+    def _arrivals_backwards(
+        self,
+        target_node: np.ndarray,
+        seed_node: np.ndarray,
+        seed_src: np.ndarray,
+        seed_head: np.ndarray,
+        cap: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`_arrivals_forwards` for a few targets: a search backwards from each,
+        bounded by twice its straight-line best guess, grown (x4, then unbounded) until no
+        seed beyond the bound could arrive earlier than the best one within it."""
+        g = self.graph
+        order = np.argsort(seed_src, kind="stable")  # ties go to the lowest source index
+        seed_node, seed_src, seed_head = seed_node[order], seed_src[order], seed_head[order]
+        seed_rank = g.search_rank[seed_node]
+        csr = g.search_csr(cap, reverse=True)
+        # network units per straight-line km, a lower bound (road km >= ratio x straight km)
+        unit_km = g.min_length_ratio * (1.0 if cap is None else 60.0 / self._fastest(cap))
+        t_ll = np.column_stack((g.lat[target_node], g.lon[target_node]))
+        s_ll = np.column_stack((g.lat[seed_node], g.lon[seed_node]))
+        lower = (seed_head[None, :] + haversine_km(t_ll, s_ll) * unit_km).min(axis=1)
+        bound = 2.0 * lower + 20.0 * unit_km
+        grown = np.zeros(len(target_node), dtype=bool)
+        src = np.full(len(target_node), -1, dtype=np.int64)
+        arrival = np.full(len(target_node), np.inf)
+        pending = np.arange(len(target_node))
+        while len(pending):
+            left = []
+            for lo in range(0, len(pending), self.chunk_size):
+                rows = pending[np.argsort(bound[pending], kind="stable")][lo : lo + self.chunk_size]
+                lim = float(bound[rows].max())
+                d = dijkstra(
+                    csr, directed=True, indices=g.search_rank[target_node[rows]], limit=lim
+                )
+                d = d[:, seed_rank]
+                arr = seed_head[None, :] + d
+                k = np.argmin(arr, axis=1)
+                got = arr[np.arange(len(rows)), k]
+                beyond = np.where(np.isinf(d), seed_head[None, :], np.inf).min(axis=1) + lim
+                done = (got <= beyond) | math.isinf(lim)
+                src[rows[done]] = np.where(np.isfinite(got[done]), seed_src[k[done]], -1)
+                arrival[rows[done]] = got[done]
+                left.append(rows[~done])
+            pending = np.concatenate(left) if left else pending[:0]
+            bound[pending] = np.where(grown[pending], np.inf, 4.0 * bound[pending])
+            grown[pending] = True
         return src, arrival
 
     def _fastest(self, cap: float) -> float:

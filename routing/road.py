@@ -15,7 +15,8 @@ Model (see docs/routing.md):
 
 Bulk queries run ``scipy.sparse.csgraph.dijkstra`` from the unique snapped nodes of the smaller
 side, in chunks (bounded memory), with ``limit=`` for bounded searches; searches towards a set of
-nodes run on the transposed graph, so one-way streets are respected.
+nodes run on the transposed graph, so one-way streets are respected. Sources whose balls are
+kept (:meth:`RoadGraphProvider.keep_balls`: the service stations) are looked up instead.
 """
 
 from __future__ import annotations

@@ -452,10 +452,12 @@ class RoadGraphProvider:
         profile: str | TravelProfile = DEFAULT_PROFILE,
     ) -> Arrivals:
         """For each target, the source that arrives first when source ``i`` sets off after
-        ``start_minutes[i]`` (see :func:`routing.provider.earliest_arrival`), for all targets
-        by one multi-source search: a virtual node joined to each source's node by its start
-        (in network units) plus its off-network leg. Its cost does not grow with the number
-        of targets. Minutes agree with ``start + matrix`` to float rounding (~1e-13)."""
+        ``start_minutes[i]`` (see :func:`routing.provider.earliest_arrival`). Up to
+        ``EARLIEST_ARRIVAL_PER_TARGET_MAX`` target nodes: a search backwards from each; more:
+        one multi-source search from a virtual node joined to each source's node by its start
+        (in network units) plus its off-network leg, whose cost does not grow with the number
+        of targets. Minutes agree with ``start + matrix`` to float rounding (~1e-15); among
+        sources at one node ties go to the lowest index."""
         p = get_profile(profile)
         src = as_latlon_array(sources)
         start = np.asarray(start_minutes, dtype=float).reshape(-1)

@@ -9,6 +9,7 @@ from api.deps import Dispatcher, SessionDep, actor_of
 from api.routes.requests import STAFF_ERRORS
 from api.schemas import VanPositionUpdate, VanRead
 from api.services.vans import update_position
+from fleet import VanStatus
 
 router = APIRouter(prefix="/v1", tags=["network"])
 
@@ -27,6 +28,6 @@ def put_position(van_id: str, body: VanPositionUpdate, db: SessionDep, staff: Di
         van_id=van_id,
         lat=body.lat,
         lon=body.lon,
-        status=body.status,
+        status=VanStatus(body.status) if body.status is not None else None,
         actor=actor_of(staff),
     )

@@ -77,8 +77,11 @@ def triage(fault_code: str | None, vehicle_class: str, threshold_hours: float) -
         return estimate_repair(
             fault_code, VehicleClass(vehicle_class), TriageContext(threshold_hours=threshold_hours)
         )
-    except ValueError as exc:
-        raise InvalidInput("fault.code", str(exc)) from None
+    except ValueError:
+        # The catalogue's message quotes the code: input values are never echoed.
+        raise InvalidInput(
+            "fault.code", "unknown fault code (GET /v1/fault-codes lists the valid ones)"
+        ) from None
 
 
 def default_cargo_kind(vehicle_class: str) -> CargoKind:
@@ -134,7 +137,7 @@ def create_request(
     )
     station_id = body.vehicle.designated_station_id
     if station_id is not None and db_session.get(m.Station, station_id) is None:
-        raise InvalidInput("vehicle.designated_station_id", f"no station {station_id!r}")
+        raise InvalidInput("vehicle.designated_station_id", "no such station")
     store_intake(db_session, [plan])
     log_received([plan])
     return Intake(m.RescueRequest(**plan.values), plan.tracking_token, plan.estimate, False)
@@ -271,7 +274,7 @@ def get_request(*, db_session: Session, request_id: str, lock: bool = False) -> 
         populate_existing=lock,
     )
     if row is None:
-        raise NotFound(f"request {request_id} not found")
+        raise NotFound("request not found")
     return row
 
 
@@ -414,7 +417,7 @@ def request_views(
         if r.cargo_weight_t is not None and r.cargo_destination_lat is not None:
             cargo = CargoRead(
                 weight_t=r.cargo_weight_t,
-                destination=LocationIn(
+                destination=LocationIn.model_construct(
                     lat=r.cargo_destination_lat, lon=r.cargo_destination_lon or 0.0
                 ),
                 deadline=r.cargo_deadline,

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
-from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
+from api.errors import BodyGuard, RateLimiter, install_error_handlers
 from api.routes import console, dispatch, health, kpis, live, network, requests, vans
 from api.services.dispatch_loop import DispatchLoop
 from api.services.intake_writer import IntakeWriter
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.intake_writer = writer
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     for module in (health, network, requests, dispatch, vans, kpis, live, console):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import models as m
-from api.security import Role, find_staff_token
+from api.security import TOKEN_PREFIX, TRACKING_PREFIX, Role, find_staff_token
 from api.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="Staff token from `rescue token create`")
@@ -68,7 +68,7 @@ def require_roles(*roles: Role) -> Callable[..., m.StaffToken]:
         if token is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                "invalid or revoked token",
+                "invalid, expired or revoked token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if token.role not in allowed:
@@ -98,6 +98,12 @@ def bearer_token(
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "a bearer token is required (the tracking token or a staff token)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not credentials.credentials.startswith((TOKEN_PREFIX, TRACKING_PREFIX)):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "not a tracking token or a staff token",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return credentials.credentials

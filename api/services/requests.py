@@ -314,6 +314,11 @@ def mask_phone(phone: str) -> str:
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
+def masked_customer_view(customer: CustomerRead) -> CustomerRead:
+    """Name initial and masked phone: what a tracking-token holder or a planner sees."""
+    return CustomerRead(name=customer.name[:1] + "**", phone=mask_phone(customer.phone))
+
+
 def estimate_view(row: m.RescueRequest) -> EstimateRead:
     base = triage(row.fault_code, row.vehicle_class, row.replacement_threshold_hours)
     hours = row.estimated_repair_hours

@@ -13,8 +13,8 @@ must never let one request fail the others: if a batch fails for any reason but 
 itself (a constraint, a value out of range, text the driver cannot encode, a bug), each of
 its requests is retried in a transaction of its own, so that one bad row fails only its own
 request (a constraint: 409; anything else: a 422 saying a value could not be stored). A
-failure of the database itself (unreachable, locked or timed out: ``OperationalError`` or a
-lost connection) fails the whole batch, or what is left of it, at once, each request with an
+failure of the database itself (unreachable, locked or timed out, the schema broken:
+``OperationalError``, ``ProgrammingError`` and the like, or a lost connection) fails the whole batch, or what is left of it, at once, each request with an
 :class:`IntakeNotStored` of its own.
 """
 
@@ -29,7 +29,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from api.services.errors import IntakeNotStored, InvalidInput
 from api.services.requests import IntakePlan, log_received, store_intake
@@ -42,9 +49,10 @@ MAX_BATCH = 256
 
 
 def is_database_failure(exc: BaseException) -> bool:
-    """The database itself failed (every request would fail the same way), as opposed to a
-    row of the batch: then the batch is not retried row by row."""
-    if isinstance(exc, OperationalError):
+    """The database itself failed (unreachable, locked, timed out, a table missing: every
+    request would fail the same way), as opposed to a row of the batch: then the batch is
+    not retried row by row."""
+    if isinstance(exc, OperationalError | ProgrammingError | InternalError | InterfaceError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 

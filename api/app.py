@@ -16,7 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
-from api.errors import BodyGuard, RateLimiter, install_error_handlers
+from api.errors import BodyGuard, install_error_handlers
+from api.ratelimit import make_rate_limiter
 from api.routes import console, dispatch, health, kpis, live, network, requests, vans
 from api.services.dispatch_loop import DispatchLoop
 from api.services.intake_writer import IntakeWriter
@@ -114,7 +115,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.dispatch_loop = loop
     writer = IntakeWriter(engine, app.state.write_lock)
     app.state.intake_writer = writer
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.rate_limiter = make_rate_limiter(
+        per_minute=settings.rate_limit_per_minute,
+        engine=engine,
+        redis_url=settings.redis_url,
+        redis_key_prefix=settings.redis_key_prefix,
+        trusted_proxies=settings.trusted_proxies,
+    )
     install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     for module in (health, network, requests, dispatch, vans, kpis, live, console):

@@ -113,11 +113,8 @@ BearerDep = Annotated[str, Depends(bearer_token)]
 
 
 async def rate_limit(request: Request) -> None:
-    """Per client address (configurable ``RESCUE_RATE_LIMIT_PER_MINUTE``; 0 = off); never
-    blocks (a dict update under a lock held for microseconds), so it runs on the loop."""
-    limiter = request.app.state.rate_limiter
-    client = request.client.host if request.client else "unknown"
-    limiter.check(client)
+    """Per client address (``RESCUE_RATE_LIMIT_PER_MINUTE``; 0 = off): ``api/ratelimit.py``."""
+    await request.app.state.rate_limiter.check(request)
 
 
 RateLimited = Depends(rate_limit)

@@ -1,4 +1,4 @@
-"""Error responses (always ``{"detail": ...}``), the body-size limit and the rate limit.
+"""Error responses (always ``{"detail": ...}``) and the body guard (size limit, strict JSON).
 
 - validation errors: 422 with ``detail`` naming the field and the reason (``errors`` lists
   every problem); input values are never echoed (they may hold phone numbers);
@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -223,31 +221,3 @@ class BodyGuard:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class RateLimiter:
-    """Fixed one-minute windows per client address (per process)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._lock = threading.Lock()
-        self._window = 0
-        self._counts: dict[str, int] = {}
-
-    def check(self, client: str) -> None:
-        if self.per_minute <= 0:
-            return
-        window = int(time.time() // 60)
-        with self._lock:
-            if window != self._window:
-                self._window = window
-                self._counts = {}
-            count = self._counts.get(client, 0) + 1
-            self._counts[client] = count
-        if count > self.per_minute:
-            retry = str(60 - int(time.time() % 60))
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"too many requests from this address: at most {self.per_minute} per minute",
-                headers={"Retry-After": retry},
-            )

@@ -16,7 +16,6 @@ from pydantic import (
 )
 
 from api.service_area import check_in_service_area
-
 from dispatch.lifecycle import RequestStatus
 from dispatch.replacement import CargoKind, UnmatchedReason
 from dispatch.vans import UnassignedReason

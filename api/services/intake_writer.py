@@ -14,8 +14,9 @@ itself (a constraint, a value out of range, text the driver cannot encode, a bug
 its requests is retried in a transaction of its own, so that one bad row fails only its own
 request (a constraint: 409; anything else: a 422 saying a value could not be stored). A
 failure of the database itself (unreachable, locked or timed out, the schema broken:
-``OperationalError``, ``ProgrammingError`` and the like, or a lost connection) fails the whole batch, or what is left of it, at once, each request with an
-:class:`IntakeNotStored` of its own.
+``OperationalError``, ``ProgrammingError`` and the like, or a lost connection) fails the
+whole batch, or what is left of it, at once, each request with an :class:`IntakeNotStored`
+of its own.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ MAX_BATCH = 256
 """Requests stored per transaction at most (a burst larger than this takes several)."""
 
 
-
 def is_database_failure(exc: BaseException) -> bool:
     """The database itself failed (unreachable, locked, timed out, a table missing: every
     request would fail the same way), as opposed to a row of the batch: then the batch is
@@ -65,6 +65,7 @@ def row_error(exc: Exception) -> BaseException:
         return exc
     logger.warning("intake row not stored: %s", type(exc).__name__)
     return InvalidInput("body", "a value could not be stored (out of range or not encodable)")
+
 
 LOCK_TIMEOUT_MS = 5_000
 STATEMENT_TIMEOUT_MS = 15_000

@@ -63,9 +63,7 @@ def hostile_bodies(draw: st.DrawFn) -> bytes:
         body = _set(body, ("cargo", "deadline"), draw(st.sampled_from(FAR_DEADLINES)))
     elif kind == "text":
         path = draw(
-            st.sampled_from(
-                [("customer", "name"), ("vehicle", "plate"), ("fault", "description")]
-            )
+            st.sampled_from([("customer", "name"), ("vehicle", "plate"), ("fault", "description")])
         )
         body = _set(body, path, "鲁A" + draw(st.sampled_from(BAD_TEXT)))
     elif kind == "number":
@@ -185,9 +183,7 @@ def test_places_outside_the_service_area_are_refused(
         {"lat": 36, "lon": 117},  # integers are numbers
     ],
 )
-def test_places_in_mainland_china_are_accepted(
-    client: TestClient, point: dict[str, float]
-) -> None:
+def test_places_in_mainland_china_are_accepted(client: TestClient, point: dict[str, float]) -> None:
     r = client.post("/v1/requests", json=request_body(location=point))
     assert r.status_code == 201, r.text
 

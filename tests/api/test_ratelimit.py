@@ -93,28 +93,13 @@ def servers(count: int, env: dict[str, str], tmp: Path) -> Iterator[list[str]]:
         for k in range(count):
             port = _free_port()
             log = (tmp / f"server{k}.log").open("w")
+            command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
+            command += ["--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers"]
+            command += ["--no-access-log", "--log-level", "warning"]
             procs.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "--factory",
-                        "api.app:create_app",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--no-proxy-headers",
-                        "--no-access-log",
-                        "--log-level",
-                        "warning",
-                    ],
-                    env=full_env,
-                    cwd=tmp,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                    command, env=full_env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT
+                )
             )
             urls.append(f"http://127.0.0.1:{port}")
         for url, proc in zip(urls, procs, strict=True):

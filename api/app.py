@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
 from api.errors import BodyGuard, install_error_handlers
+from api.logging_setup import RequestIdMiddleware
 from api.ratelimit import make_rate_limiter
 from api.routes import console, dispatch, health, kpis, live, network, requests, vans
 from api.services.dispatch_loop import DispatchLoop
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: even a 413 carries its request id
     for module in (health, network, requests, dispatch, vans, kpis, live, console):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")

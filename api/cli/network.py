@@ -41,9 +41,12 @@ def serve(
 ) -> None:
     """Migrate the database, seed the national network if it is empty, and serve the API
     (OpenAPI at /docs, console at /console)."""
+    import logging
+
     import uvicorn
 
     from api.app import create_app
+    from api.logging_setup import log_config
     from api.settings import get_settings
 
     with clear_errors():
@@ -61,7 +64,16 @@ def serve(
         )
         typer.echo(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
         application = create_app(settings)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+    logging.captureWarnings(True)  # warnings with timestamp and level, like every line
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config(level=settings.log_level, log_format=settings.log_format),
+        # The client address for the rate limit comes from RESCUE_TRUSTED_PROXIES only
+        # (api/ratelimit.py); uvicorn's own handling would believe 127.0.0.1's headers.
+        proxy_headers=False,
+    )
 
 
 @app.command()

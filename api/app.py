@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
 from api.errors import BodyGuard, install_error_handlers
 from api.logging_setup import RequestIdMiddleware
+from api.openapi import AllowHeaderFix, install_openapi, refuse_unknown_query_parameters
 from api.ratelimit import make_rate_limiter
 from api.routes import console, dispatch, health, kpis, live, network, requests, vans
 from api.services.dispatch_loop import DispatchLoop
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=TAGS,
+        dependencies=[Depends(refuse_unknown_query_parameters)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -124,7 +126,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         trusted_proxies=settings.trusted_proxies,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowHeaderFix)
     app.add_middleware(RequestIdMiddleware)  # outermost: even a 413 carries its request id
     for module in (health, network, requests, dispatch, vans, kpis, live, console):
         app.include_router(module.router)

@@ -428,4 +428,16 @@ class FaultCodeRead(BaseModel):
 
 
 class ErrorRead(BaseModel):
+    detail: str = Field(examples=["invalid, expired or revoked token"])
+
+
+class FieldErrorRead(BaseModel):
+    field: str = Field(examples=["location.lat"])
+    message: str = Field(examples=["Input should be less than or equal to 90"])
+
+
+class ValidationErrorRead(BaseModel):
+    """The 422 body: every problem, each naming the field and the reason (never the value)."""
+
     detail: str = Field(examples=["location.lat: Input should be less than or equal to 90"])
+    errors: list[FieldErrorRead]

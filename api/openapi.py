@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -101,45 +102,53 @@ def install_openapi(app: FastAPI) -> None:
 
 
 async def refuse_unknown_query_parameters(request: Request) -> None:
-    """App-wide dependency: a query parameter the route does not declare is a 422 naming it
-    (a typo such as ``?statu=received`` would otherwise be ignored in silence, returning
-    everything). Names are checked, never echoed values."""
+    """App-wide dependency: a query parameter the route does not declare, or a single-valued
+    one given more than once, is a 422 naming it (a typo such as ``?statu=received`` would
+    otherwise be ignored in silence, and of ``?a=1&a=2`` only the last value used). Names
+    are checked, never echoed values."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None or not request.query_params:
         return
-    known = _declared_query_names(dependant)
-    unknown = sorted({name for name in request.query_params if name not in known})
-    if unknown:
-        field = "query parameter" if len(unknown) == 1 else "query parameters"
-        raise RequestValidationError(
-            [
-                {
-                    "type": "extra_forbidden",
-                    "loc": ("query", name if name.isidentifier() else "(unknown)"),
-                    "msg": f"unknown {field}: not accepted by this route",
-                    "input": None,
-                }
-                for name in unknown
-            ]
-        )
+    declared = _declared_query_parameters(dependant)
+    problems: list[dict[str, Any]] = []
+    for name in sorted(set(request.query_params)):
+        repeatable = declared.get(name)
+        if repeatable is None:
+            where, why = (name if name.isidentifier() else "(unknown)"), "unknown query parameter"
+        elif not repeatable and len(request.query_params.getlist(name)) > 1:
+            where, why = name, "given more than once; it takes one value"
+        else:
+            continue
+        problems.append({"type": "value_error", "loc": ("query", where), "msg": why, "input": None})
+    if problems:
+        raise RequestValidationError(problems)
 
 
-_QUERY_NAMES: dict[int, frozenset[str]] = {}
+_QUERY_PARAMETERS: dict[int, dict[str, bool]] = {}
 
 
-def _declared_query_names(dependant: Any) -> frozenset[str]:
+def _is_sequence(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    return origin in (Union, UnionType) and any(_is_sequence(a) for a in get_args(annotation))
+
+
+def _declared_query_parameters(dependant: Any) -> dict[str, bool]:
+    """Query parameter names of a route (its dependencies included) -> repeatable."""
     key = id(dependant)
-    names = _QUERY_NAMES.get(key)
-    if names is None:
-        found: set[str] = set()
+    found = _QUERY_PARAMETERS.get(key)
+    if found is None:
+        found = {}
         stack = [dependant]
-        while stack:  # the route's own parameters and those of its dependencies
+        while stack:
             node = stack.pop()
-            found.update(p.alias for p in node.query_params)
+            for p in node.query_params:
+                found[p.alias] = _is_sequence(p.field_info.annotation)
             stack.extend(node.dependencies)
-        names = _QUERY_NAMES[key] = frozenset(found)
-    return names
+        _QUERY_PARAMETERS[key] = found
+    return found
 
 
 class AllowHeaderFix:

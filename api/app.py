@@ -12,18 +12,21 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api.db.engine import make_engine, session_factory
 from api.dispatching import routes as dispatch
 from api.dispatching.loop import DispatchLoop
-from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
+from api.errors import BodyGuard, install_error_handlers
 from api.kpis import routes as kpis
+from api.logging_setup import RequestIdMiddleware
 from api.network import routes as network
 from api.notifications import routes as webhooks
 from api.notifications.delivery import OutboxWorker
+from api.openapi import AllowHeaderFix, install_openapi, refuse_unknown_query_parameters
+from api.ratelimit import make_rate_limiter
 from api.requests import routes as requests
 from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings, get_settings
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=TAGS,
+        dependencies=[Depends(refuse_unknown_query_parameters)],
     )
     # SQLite takes one writer at a time anyway; a thread waiting on this lock wakes as soon
     # as the writer commits, where SQLite's busy handler polls with growing sleeps (holding a
@@ -131,11 +135,20 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             dispatch_loop=loop,
             intake_writer=writer,
             outbox_worker=outbox,
-            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            rate_limiter=make_rate_limiter(
+                per_minute=settings.rate_limit_per_minute,
+                engine=engine,
+                redis_url=settings.redis_url,
+                redis_key_prefix=settings.redis_key_prefix,
+                trusted_proxies=settings.trusted_proxies,
+            ),
         ),
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_openapi(app)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowHeaderFix)
+    app.add_middleware(RequestIdMiddleware)  # outermost: even a 413 carries its request id
     for module in (health, network, requests, dispatch, kpis, live, console, webhooks):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")

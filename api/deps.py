@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import state
 from api.db import models as m
-from api.security import Role, find_staff_token
+from api.security import TOKEN_PREFIX, TRACKING_PREFIX, Role, find_staff_token
 from api.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="Staff token from `rescue token create`")
@@ -67,7 +67,7 @@ def require_roles(*roles: Role) -> Callable[..., m.StaffToken]:
         if token is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                "invalid or revoked token",
+                "invalid, expired or revoked token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if token.role not in allowed:
@@ -99,6 +99,12 @@ def bearer_token(
             "a bearer token is required (the tracking token or a staff token)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if not credentials.credentials.startswith((TOKEN_PREFIX, TRACKING_PREFIX)):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "not a tracking token or a staff token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return credentials.credentials
 
 
@@ -106,11 +112,8 @@ BearerDep = Annotated[str, Depends(bearer_token)]
 
 
 async def rate_limit(request: Request) -> None:
-    """Per client address (configurable ``RESCUE_RATE_LIMIT_PER_MINUTE``; 0 = off); never
-    blocks (a dict update under a lock held for microseconds), so it runs on the loop."""
-    limiter = state.get_rate_limiter(request.app)
-    client = request.client.host if request.client else "unknown"
-    limiter.check(client)
+    """Per client address (``RESCUE_RATE_LIMIT_PER_MINUTE``; 0 = off): ``api/ratelimit.py``."""
+    await state.get_rate_limiter(request.app).check(request)
 
 
 RateLimited = Depends(rate_limit)

@@ -1,4 +1,4 @@
-"""Error responses (always ``{"detail": ...}``), the body-size limit and the rate limit.
+"""Error responses (always ``{"detail": ...}``) and the body guard (size limit, strict JSON).
 
 - validation errors: 422 with ``detail`` naming the field and the reason (``errors`` lists
   every problem); input values are never echoed (they may hold phone numbers);
@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -84,8 +83,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        message = str(exc).removeprefix(f"{exc.field}: ")
         return JSONResponse(
-            {"detail": str(exc), "errors": [{"field": exc.field, "message": str(exc)}]},
+            {"detail": str(exc), "errors": [{"field": exc.field, "message": message}]},
             status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
@@ -111,12 +111,46 @@ def install_error_handlers(app: FastAPI) -> None:
         return _json(500, "internal error")
 
 
-class BodyTooLarge(Exception):
+JSON_CONTENT_TYPES = (b"application/json", b"application/problem+json")
+
+
+def json_body_problem(body: bytes) -> str | None:
+    """What makes ``body`` unacceptable as JSON beyond syntax: a key repeated in one object
+    (the standard parser silently keeps the last, so two readers could see two requests), the
+    non-standard ``NaN`` / ``Infinity`` literals, or bytes that are not UTF-8. None when fine;
+    a syntax error is left to the framework's own 400."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) != len(items):
+            raise _Refused("an object repeats a key (each key may appear once)")
+        return obj
+
+    def constant(name: str) -> Any:
+        raise _Refused(f"{name} is not a JSON number")
+
+    try:
+        json.loads(body, object_pairs_hook=pairs, parse_constant=constant)
+    except _Refused as exc:
+        return str(exc)
+    except UnicodeDecodeError:
+        return "the body is not UTF-8 text"
+    except ValueError:  # a syntax error: FastAPI answers 400 with the position
+        return None
+    except RecursionError:
+        return "nested too deeply"
+    return None
+
+
+class _Refused(Exception):
     pass
 
 
-class BodySizeLimit:
-    """Pure ASGI middleware: 413 for bodies over ``max_bytes`` (declared or streamed)."""
+class BodyGuard:
+    """Pure ASGI middleware in front of the app: reads a request body whole (they are small)
+    before the app sees it, so that a body over ``max_bytes`` gets 413 whether it declared its
+    length or came chunked, and a JSON body with repeated keys or NaN/Infinity literals gets
+    400; either way the app never runs, so nothing is stored."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -126,50 +160,59 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > limit:
-                    await self._reject(send)
-                    return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        headers = dict(scope.get("headers", ()))
+        declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body (GET, DELETE, the live stream)
+            return
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._reject(send)
+            if declared is not None and int(declared) > self.max_bytes:
+                await self._reject(send, 413, self._too_large())
+                return
+        except ValueError:
+            pass
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(send, 413, self._too_large())
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
+        if body and content_type.lower() in JSON_CONTENT_TYPES:
+            problem = json_body_problem(body)
+            if problem is not None:
+                await self._reject(send, 400, f"malformed JSON body: {problem}")
+                return
+        replayed = False
 
-    async def _reject(self, send: Send) -> None:
-        body = (
-            b'{"detail":"request body too large: the limit is '
-            + str(self.max_bytes).encode()
-            + b' bytes"}'
-        )
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> str:
+        return f"request body too large: the limit is {self.max_bytes} bytes"
+
+    @staticmethod
+    async def _reject(send: Send, code: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": code,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -178,31 +221,3 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class RateLimiter:
-    """Fixed one-minute windows per client address (per process)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._lock = threading.Lock()
-        self._window = 0
-        self._counts: dict[str, int] = {}
-
-    def check(self, client: str) -> None:
-        if self.per_minute <= 0:
-            return
-        window = int(time.time() // 60)
-        with self._lock:
-            if window != self._window:
-                self._window = window
-                self._counts = {}
-            count = self._counts.get(client, 0) + 1
-            self._counts[client] = count
-        if count > self.per_minute:
-            retry = str(60 - int(time.time() % 60))
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"too many requests from this address: at most {self.per_minute} per minute",
-                headers={"Retry-After": retry},
-            )

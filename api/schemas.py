@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
+from api.service_area import check_in_service_area
 from dispatch.lifecycle import RequestStatus
 from dispatch.replacement import CargoKind, UnmatchedReason
 from dispatch.vans import UnassignedReason
@@ -94,17 +103,33 @@ REQUEST_EXAMPLE: dict[str, Any] = {
 }
 
 
-class StrictModel(BaseModel):
-    """Input models: unknown fields are refused, NaN/inf and NUL characters never accepted."""
+StrictFloat = Annotated[float, Strict()]
+"""A JSON number (an integer is fine): never a bool (``true`` is not 1.0) nor a string."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+MAX_DEADLINE_DAYS = 366
+"""A cargo deadline further ahead than this is refused (no contract plans that far, and a
+year-9999 deadline overflows the database's datetime range once converted to UTC)."""
+
+
+class StrictModel(BaseModel):
+    """Input models: unknown fields are refused, NaN/inf, NUL characters and text that is not
+    valid Unicode (lone surrogates) never accepted. Strings are taken as sent (no stripping),
+    so the OpenAPI patterns and lengths are exactly what the server checks."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL refuses NUL in text: without this the insert fails after validation.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain the NUL character (\\u0000)")
+    def _storable_text(cls, value: Any) -> Any:
+        # PostgreSQL refuses NUL in text, and no driver can encode a lone surrogate: without
+        # this such a value would fail at the insert, after validation.
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("must not contain the NUL character (\\u0000)")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode text (no lone surrogates)") from None
         return value
 
 
@@ -130,8 +155,16 @@ class VehicleIn(StrictModel):
 
 
 class LocationIn(StrictModel):
-    lat: float = Field(ge=-90, le=90, description="WGS84 latitude", examples=[36.651])
-    lon: float = Field(ge=-180, le=180, description="WGS84 longitude", examples=[117.12])
+    """A point where service is needed: inside the service area (mainland China for the
+    default network; see ``api/service_area.py``), else a 422."""
+
+    lat: StrictFloat = Field(ge=-90, le=90, description="WGS84 latitude", examples=[36.651])
+    lon: StrictFloat = Field(ge=-180, le=180, description="WGS84 longitude", examples=[117.12])
+
+    @model_validator(mode="after")
+    def _in_service_area(self) -> LocationIn:
+        check_in_service_area(self.lat, self.lon)
+        return self
 
 
 class FaultIn(StrictModel):
@@ -145,11 +178,14 @@ class FaultIn(StrictModel):
 
 
 class CargoIn(StrictModel):
-    weight_t: float = Field(gt=0, le=100, description="Cargo weight in tonnes", examples=[28.0])
+    weight_t: StrictFloat = Field(
+        gt=0, le=100, description="Cargo weight in tonnes", examples=[28.0]
+    )
     destination: LocationIn
     deadline: AwareDatetime | None = Field(
         default=None,
-        description="When the cargo must be delivered (ISO 8601 with a time zone; future)",
+        description="When the cargo must be delivered (ISO 8601 with a time zone; in the "
+        f"future, at most {MAX_DEADLINE_DAYS} days ahead)",
     )
     kind: CargoKind | None = Field(
         default=None,
@@ -159,9 +195,17 @@ class CargoIn(StrictModel):
     @field_validator("deadline")
     @classmethod
     def _deadline_in_future(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value <= dt.datetime.now(dt.UTC):
+        if value is None:
+            return None
+        now = dt.datetime.now(dt.UTC)
+        # Compared as UTC offsets from now: converting 9999-12-31T23:59-12:00 itself to UTC
+        # would overflow.
+        ahead = value - now
+        if ahead <= dt.timedelta(0):
             raise ValueError("the deadline is in the past")
-        return value
+        if ahead > dt.timedelta(days=MAX_DEADLINE_DAYS):
+            raise ValueError(f"the deadline is more than {MAX_DEADLINE_DAYS} days ahead")
+        return value.astimezone(dt.UTC)
 
 
 class RequestCreate(StrictModel):
@@ -255,7 +299,7 @@ class RequestRead(BaseModel):
 
 
 class DiagnosisCreate(StrictModel):
-    estimated_repair_hours: float = Field(
+    estimated_repair_hours: StrictFloat = Field(
         ge=0, le=10000, description="The technician's estimate of the repair time", examples=[30]
     )
     note: str = Field(default="", max_length=2000)
@@ -279,10 +323,14 @@ class CancelCreate(StrictModel):
     reason: str = Field(default="", max_length=2000, examples=["customer fixed it"])
 
 
+SettableVanStatus = Literal["available", "off_shift", "maintenance", "returning"]
+"""Van statuses a position report may set; the others follow the request lifecycle."""
+
+
 class VanPositionUpdate(StrictModel):
-    lat: float = Field(ge=-90, le=90, examples=[36.7])
-    lon: float = Field(ge=-180, le=180, examples=[117.0])
-    status: VanStatus | None = Field(
+    lat: StrictFloat = Field(ge=-90, le=90, examples=[36.7])
+    lon: StrictFloat = Field(ge=-180, le=180, examples=[117.0])
+    status: SettableVanStatus | None = Field(
         default=None,
         description="Optionally also set available / off_shift / maintenance / returning",
     )
@@ -380,4 +428,16 @@ class FaultCodeRead(BaseModel):
 
 
 class ErrorRead(BaseModel):
+    detail: str = Field(examples=["invalid, expired or revoked token"])
+
+
+class FieldErrorRead(BaseModel):
+    field: str = Field(examples=["location.lat"])
+    message: str = Field(examples=["Input should be less than or equal to 90"])
+
+
+class ValidationErrorRead(BaseModel):
+    """The 422 body: every problem, each naming the field and the reason (never the value)."""
+
     detail: str = Field(examples=["location.lat: Input should be less than or equal to 90"])
+    errors: list[FieldErrorRead]

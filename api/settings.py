@@ -63,7 +63,27 @@ class Settings(BaseSettings):
     )
     replacement_threshold_hours: float = Field(default=24.0, gt=0)
     rate_limit_per_minute: int = Field(
-        default=600, ge=0, description="POST /v1/requests per client address per minute; 0 = off"
+        default=600,
+        ge=0,
+        description="POST /v1/requests per client address per minute; 0 = off. Shared by all "
+        "processes through Redis (redis_url) or PostgreSQL; per process on SQLite",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated proxy addresses or networks whose X-Forwarded-For is "
+        "believed for the client address; empty (default) = the header is ignored",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for the shared rate limit, e.g. redis://127.0.0.1:6379/0"
+    )
+    redis_key_prefix: str = Field(
+        default="rescue", min_length=1, description="Prefix of the rate-limit keys in Redis"
+    )
+    token_ttl_days: float = Field(
+        default=90, gt=0, description="Lifetime of a new staff token (rescue token create)"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Server logs as text lines or one JSON object per line"
     )
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     promise_minutes: float = Field(

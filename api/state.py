@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.dispatching.loop import DispatchLoop
-from api.errors import RateLimiter
 from api.notifications.delivery import OutboxWorker
+from api.ratelimit import RateLimiter
 from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings
 

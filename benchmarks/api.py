@@ -83,7 +83,12 @@ def _serve_app(url: str, port: int, dispatch_interval: float) -> None:
         travel_provider="great_circle",
     )
     uvicorn.run(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # as `rescue serve`: the client address is the socket's
     )
 
 

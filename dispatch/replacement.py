@@ -371,8 +371,13 @@ def match_replacements(
     delivery = pickup + transfer[ar] + problem.loaded_minutes[ar] if len(ar) else np.zeros(0)
     reachable = np.isfinite(delivery) & np.isfinite(problem.arc_empty_km)
     reachable &= np.isfinite(problem.loaded_km[ar]) if len(ar) else reachable
-    late = np.maximum(0.0, delivery - deadline[ar]) if len(ar) else np.zeros(0)
-    late = np.where(np.isfinite(late), late, 0.0)
+    # Lateness only where both times are finite: an unreachable arc (infinite delivery) of a
+    # request without a deadline (infinite) would otherwise compute inf - inf.
+    late = np.zeros(len(ar))
+    if len(ar):
+        due = deadline[ar]
+        timed = np.isfinite(delivery) & np.isfinite(due)
+        late[timed] = np.maximum(0.0, delivery[timed] - due[timed])
     ok = reachable & ((late <= 0) | params.allow_late)
     sel = np.nonzero(ok)[0]
     cost = np.array(

@@ -23,6 +23,7 @@ from api.cli import dispatch as _dispatch  # noqa: E402, F401
 from api.cli import network as _network  # noqa: E402
 from api.cli import routing as _routing  # noqa: E402, F401
 from api.cli import simulate as _simulate  # noqa: E402, F401
+from api.cli import tokens as _tokens  # noqa: E402, F401
 
 app.add_typer(_bench.bench_app, name="bench")
 del _network

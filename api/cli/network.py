@@ -1,4 +1,4 @@
-"""``rescue serve``, ``rescue seed``, ``rescue token create``, ``rescue network``."""
+"""``rescue serve``, ``rescue seed``, ``rescue network`` (tokens: ``api/cli/tokens.py``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import typer
 
 from api.cli import app
 from api.cli.common import DB_OPTION, clear_errors, database_url, fail
-
-token_app = typer.Typer(help="Staff tokens for the HTTP API.", no_args_is_help=True)
-app.add_typer(token_app, name="token")
 
 
 def _prepare_database(url: str, scenario: str | None, *, seed_if_empty: bool) -> dict[str, int]:
@@ -44,9 +41,12 @@ def serve(
 ) -> None:
     """Migrate the database, seed the national network if it is empty, and serve the API
     (OpenAPI at /docs, console at /console)."""
+    import logging
+
     import uvicorn
 
     from api.app import create_app
+    from api.logging_setup import log_config
     from api.settings import get_settings
 
     with clear_errors():
@@ -64,7 +64,16 @@ def serve(
         )
         typer.echo(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
         application = create_app(settings)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+    logging.captureWarnings(True)  # warnings with timestamp and level, like every line
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config(level=settings.log_level, log_format=settings.log_format),
+        # The client address for the rate limit comes from RESCUE_TRUSTED_PROXIES only
+        # (api/ratelimit.py); uvicorn's own handling would believe 127.0.0.1's headers.
+        proxy_headers=False,
+    )
 
 
 @app.command()
@@ -124,26 +133,3 @@ def network_info(
     else:
         for key, value in counts_out.items():
             typer.echo(f"{key:>12}: {value}")
-
-
-@token_app.command("create")
-def token_create(
-    role: str = typer.Option(..., help="dispatcher | planner | admin"),
-    label: str = typer.Option("", help="Who or what the token is for"),
-    db: str | None = DB_OPTION,
-) -> None:
-    """Create a staff token and print it (shown once; only its hash is stored)."""
-    from api.db.engine import make_engine, session_factory, transaction
-    from api.db.migrate import upgrade
-    from api.security import Role, create_staff_token
-
-    try:
-        role_value = Role(role)
-    except ValueError:
-        fail(f"--role {role!r} is not one of {', '.join(r.value for r in Role)}")
-    with clear_errors():
-        engine = make_engine(database_url(db))
-        upgrade(engine)
-        with transaction(session_factory(engine)) as session:
-            token = create_staff_token(db_session=session, role=role_value, label=label)
-    typer.echo(token)

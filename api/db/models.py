@@ -266,7 +266,8 @@ class Event(Base):
 
 
 class StaffToken(Base):
-    """A staff bearer token; only its SHA-256 is stored."""
+    """A staff bearer token; only its SHA-256 is stored. Usable until ``expires_at`` (null:
+    a token from before expiry existed, never expires) unless revoked."""
 
     __tablename__ = "staff_tokens"
 
@@ -277,6 +278,7 @@ class StaffToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None]
     last_used_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]
 
 
 # -- notifications (transactional outbox) ---------------------------------------------------
@@ -348,3 +350,14 @@ class OutboxDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str] = mapped_column(String(500), default="")
     delivered_at: Mapped[dt.datetime | None]
+
+
+class RateLimitWindow(Base):
+    """One client's current rate-limit window, shared by every server process on the
+    database (PostgreSQL): a fixed window opened by the client's first request."""
+
+    __tablename__ = "rate_limit_windows"
+
+    client_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_ends_at: Mapped[dt.datetime] = mapped_column(index=True)
+    hits: Mapped[int] = mapped_column(Integer)

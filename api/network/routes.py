@@ -89,6 +89,6 @@ def put_position(van_id: str, body: VanPositionUpdate, db: SessionDep, staff: Di
         van_id=van_id,
         lat=body.lat,
         lon=body.lon,
-        status=body.status,
+        status=VanStatus(body.status) if body.status is not None else None,
         actor=actor_of(staff),
     )

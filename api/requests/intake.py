@@ -47,8 +47,11 @@ def triage(fault_code: str | None, vehicle_class: str, threshold_hours: float) -
         return estimate_repair(
             fault_code, VehicleClass(vehicle_class), TriageContext(threshold_hours=threshold_hours)
         )
-    except ValueError as exc:
-        raise InvalidInput("fault.code", str(exc)) from None
+    except ValueError:
+        # The catalogue's message quotes the code: input values are never echoed.
+        raise InvalidInput(
+            "fault.code", "unknown fault code (GET /v1/fault-codes lists the valid ones)"
+        ) from None
 
 
 def body_digest(body: RequestCreate) -> str:
@@ -92,7 +95,7 @@ def create_request(
     )
     station_id = body.vehicle.designated_station_id
     if station_id is not None and db_session.get(m.Station, station_id) is None:
-        raise InvalidInput("vehicle.designated_station_id", f"no station {station_id!r}")
+        raise InvalidInput("vehicle.designated_station_id", "no such station")
     try:
         with db_session.begin_nested():
             store_intake(db_session, [plan])

@@ -8,10 +8,15 @@ interpreter lock. Here one writer thread takes whatever requests are waiting, st
 one transaction and only then answers them all: a 201 still means "committed", a burst costs
 one commit instead of hundreds, and the event loop never blocks on the database.
 
-If a batch fails on a row (a constraint or a value the database refuses), each of its requests
-is retried in a transaction of its own, so that one bad row fails only its own request; any
-other failure (database unreachable, locked or timed out) fails the whole batch, or what is
-left of it, at once, each request with an :class:`IntakeNotStored` of its own.
+Validation (``api/schemas.py``) refuses every value the database would refuse, but a batch
+must never let one request fail the others: if a batch fails for any reason but the database
+itself (a constraint, a value out of range, text the driver cannot encode, a bug), each of
+its requests is retried in a transaction of its own, so that one bad row fails only its own
+request (a constraint: 409; anything else: a 422 saying a value could not be stored). A
+failure of the database itself (unreachable, locked or timed out, the schema broken:
+``OperationalError``, ``ProgrammingError`` and the like, or a lost connection) fails the
+whole batch, or what is left of it, at once, each request with an :class:`IntakeNotStored`
+of its own.
 """
 
 from __future__ import annotations
@@ -25,9 +30,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+)
 
-from api.exceptions import IntakeNotStored
+from api.exceptions import IntakeNotStored, InvalidInput
 from api.requests.intake import IntakePlan, log_received, store_intake
 
 logger = logging.getLogger(__name__)
@@ -35,8 +47,25 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 256
 """Requests stored per transaction at most (a burst larger than this takes several)."""
 
-ROW_ERRORS = (IntegrityError, DataError)
-"""Failures caused by one row of a batch: the batch is retried row by row."""
+
+def is_database_failure(exc: BaseException) -> bool:
+    """The database itself failed (unreachable, locked, timed out, a table missing: every
+    request would fail the same way), as opposed to a row of the batch: then the batch is
+    not retried row by row."""
+    if isinstance(exc, OperationalError | ProgrammingError | InternalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def row_error(exc: Exception) -> BaseException:
+    """What a request whose own row failed is answered with: a constraint stays an
+    ``IntegrityError`` (409); anything else (a value out of the database's range, text it
+    cannot encode) is a 422, since the request, not the server, is at fault."""
+    if isinstance(exc, IntegrityError):
+        return exc
+    logger.warning("intake row not stored: %s", type(exc).__name__)
+    return InvalidInput("body", "a value could not be stored (out of range or not encodable)")
+
 
 LOCK_TIMEOUT_MS = 5_000
 STATEMENT_TIMEOUT_MS = 15_000
@@ -137,13 +166,13 @@ class IntakeWriter:
         try:
             self._insert(plans)
         except Exception as exc:
-            if len(batch) == 1 and isinstance(exc, ROW_ERRORS):
-                self._answer(batch, [exc])
-                return
-            if not isinstance(exc, ROW_ERRORS):
+            if is_database_failure(exc):
                 # Not a bad row (database down or locked, disk full): every request of the
                 # batch would fail the same way, one timeout each; fail them all now.
                 self._fail(batch, exc)
+                return
+            if len(batch) == 1:
+                self._answer(batch, [row_error(exc)])
                 return
             logger.warning(
                 "intake batch of %d failed (%s); storing one by one", len(batch), type(exc).__name__
@@ -153,12 +182,12 @@ class IntakeWriter:
                 try:
                     self._insert([plan])
                     errors.append(None)
-                except ROW_ERRORS as bad_row:
-                    errors.append(bad_row)
-                except Exception as other:  # the database itself: the rest fail at once
-                    self._answer(batch[:k], errors)
-                    self._fail(batch[k:], other)
-                    return
+                except Exception as other:
+                    if is_database_failure(other):  # the rest fail at once
+                        self._answer(batch[:k], errors)
+                        self._fail(batch[k:], other)
+                        return
+                    errors.append(row_error(other))
             self._answer(batch, errors)
             return
         self._answer(batch, [None] * len(batch))

@@ -22,7 +22,7 @@ def get_request(*, db_session: Session, request_id: str, lock: bool = False) -> 
         populate_existing=lock,
     )
     if row is None:
-        raise NotFound(f"request {request_id} not found")
+        raise NotFound("request not found")
     return row
 
 

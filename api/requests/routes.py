@@ -33,7 +33,12 @@ from api.schemas import (
     RequestRead,
     StatusChange,
 )
-from api.security import TOKEN_PREFIX, find_staff_token
+from api.security import (
+    TOKEN_PREFIX,
+    find_staff_token,
+    request_for_tracking_token,
+    sees_full_customer,
+)
 from api.settings import Settings
 from dispatch import RequestStatus
 
@@ -137,7 +142,8 @@ def list_requests(
     rows = queries.list_requests(
         db_session=db, statuses=status_, open_only=open_only, limit=limit, offset=offset
     )
-    return views.request_views(db_session=db, rows=rows, staff=True)
+    out = views.request_views(db_session=db, rows=rows, staff=True)
+    return out if sees_full_customer(_staff) else [masked_customer(v) for v in out]
 
 
 @router.get(
@@ -148,20 +154,20 @@ def list_requests(
 )
 def get_request(request_id: str, db: SessionDep, token: BearerDep) -> RequestRead:
     """With the request's tracking token (customer: phone and name masked) or any staff
-    token. A tracking token opens its own request only (403 for any other)."""
-    staff = False
+    token (planners see the customer masked too). A tracking token opens its own request
+    only: 403 for any other id, existing or not."""
     if token.startswith(TOKEN_PREFIX):
-        if find_staff_token(db_session=db, token=token) is None:
+        staff = find_staff_token(db_session=db, token=token)
+        if staff is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                "invalid or revoked token",
+                "invalid, expired or revoked token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        staff = True
-    row = queries.get_request(db_session=db, request_id=request_id)
-    if not staff:
-        svc.check_tracking_token(row, token)
-    return views.request_views(db_session=db, rows=[row], staff=staff)[0]
+        full = views.request_view(db_session=db, request_id=request_id)
+        return full if sees_full_customer(staff) else masked_customer(full)
+    row = request_for_tracking_token(db_session=db, request_id=request_id, token=token)
+    return views.request_views(db_session=db, rows=[row], staff=False)[0]
 
 
 @router.get(
@@ -172,6 +178,11 @@ def get_request(request_id: str, db: SessionDep, token: BearerDep) -> RequestRea
 )
 def request_events(request_id: str, db: SessionDep, _staff: StaffUser) -> list[Any]:
     return queries.request_events(db_session=db, request_id=request_id)
+
+
+def masked_customer(view: RequestRead) -> RequestRead:
+    """The view with the customer masked as a tracking-token holder sees it."""
+    return view.model_copy(update={"customer": views.masked_customer_view(view.customer)})
 
 
 @router.post(
@@ -257,15 +268,18 @@ def cancel_request(
     if token.startswith(TOKEN_PREFIX):
         staff = find_staff_token(db_session=db, token=token)
         if staff is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token")
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid, expired or revoked token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if staff.role not in ("dispatcher", "admin"):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"role {staff.role!r} may not cancel requests"
             )
         actor = actor_of(staff)
     else:
-        row = queries.get_request(db_session=db, request_id=request_id)
-        svc.check_tracking_token(row, token)
+        request_for_tracking_token(db_session=db, request_id=request_id, token=token)
         actor = "customer"
     svc.cancel_request(db_session=db, request_id=request_id, reason=body.reason, actor=actor)
     return views.request_view(db_session=db, request_id=request_id)

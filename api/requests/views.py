@@ -32,6 +32,11 @@ from dispatch.replacement import CargoKind
 from fleet import TruckType, VanCapability, VehicleClass
 
 
+def masked_customer_view(customer: CustomerRead) -> CustomerRead:
+    """Name initial and masked phone: what a tracking-token holder or a planner sees."""
+    return CustomerRead(name=customer.name[:1] + "**", phone=mask_phone(customer.phone))
+
+
 def mask_phone(phone: str) -> str:
     digits = phone.replace(" ", "").replace("-", "")
     if len(digits) <= 7:
@@ -107,7 +112,9 @@ def _cargo_view(r: m.RescueRequest) -> CargoRead | None:
         return None
     return CargoRead(
         weight_t=r.cargo_weight_t,
-        destination=LocationIn(lat=r.cargo_destination_lat, lon=r.cargo_destination_lon or 0.0),
+        destination=LocationIn.model_construct(
+            lat=r.cargo_destination_lat, lon=r.cargo_destination_lon or 0.0
+        ),
         deadline=r.cargo_deadline,
         kind=CargoKind(r.cargo_kind or default_cargo_kind(r.vehicle_class)),
     )

@@ -38,7 +38,7 @@ def test_health_shows_network_counts(client: TestClient) -> None:
 def test_listings_need_a_staff_token(client: TestClient, engine: Engine) -> None:
     assert client.get("/v1/stations").status_code == 401
     bad = client.get("/v1/stations", headers={"Authorization": "Bearer rsk_nope"})
-    assert bad.status_code == 401 and bad.json() == {"detail": "invalid or revoked token"}
+    assert bad.status_code == 401 and bad.json() == {"detail": "invalid, expired or revoked token"}
     stations = client.get("/v1/stations", headers=token(engine, Role.DISPATCHER))
     assert stations.status_code == 200 and len(stations.json()) == 938
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from api.app import create_app
 from api.db import models as m
 from api.db.engine import session_factory, transaction
-from api.exceptions import IntakeNotStored
+from api.exceptions import IntakeNotStored, InvalidInput
 from api.requests.intake import IntakePlan, plan_intake
 from api.requests.intake_writer import IntakeWriter
 from api.schemas import RequestCreate
@@ -221,3 +222,22 @@ def test_concurrent_posts_are_all_stored_once(seeded: Engine, db_url: str) -> No
         plates = set(db.scalars(select(m.RescueRequest.plate)))
     assert plates == {f"鲁A{i:05d}" for i in range(80)}
     assert writer.batches < 80
+
+
+def test_a_value_the_database_refuses_fails_only_its_request(seeded: Engine) -> None:
+    """Finding 1 of the hardening issue: a deadline of 9999-12-31T23:59:59-12:00 overflows
+    when converted to UTC at the insert (not an IntegrityError or DataError). The batch is
+    retried row by row: the good requests are stored, the poisoned one alone gets a 422
+    naming the body, none an IntakeNotStored."""
+    lock = threading.Lock()
+    writer = IntakeWriter(seeded, lock)
+    good = plans(6)
+    far = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-12)))
+    poisoned = plans(1)[0]
+    poisoned = dataclasses.replace(poisoned, values={**poisoned.values, "cargo_deadline": far})
+    outcomes = store_while_locked(writer, lock, [*good[:3], poisoned, *good[3:]])
+    writer.stop()
+    assert outcomes[:3] == outcomes[4:] == [None] * 3
+    assert isinstance(outcomes[3], InvalidInput) and outcomes[3].field == "body"
+    assert "could not be stored" in str(outcomes[3])
+    assert stored(seeded) == (6, 6)

@@ -188,7 +188,23 @@ def test_tracking_token_opens_only_its_request(client: TestClient, dispatcher: H
     staff_view = client.get(f"/v1/requests/{a['id']}", headers=dispatcher).json()
     assert staff_view["customer"]["phone"] == "13800000000"
     missing = client.get("/v1/requests/nope", headers=dispatcher)
-    assert missing.status_code == 404 and missing.json() == {"detail": "request nope not found"}
+    assert missing.status_code == 404 and missing.json() == {"detail": "request not found"}
+
+
+@pytest.mark.parametrize("path", ["/v1/requests/{id}", "/v1/requests/{id}/cancel"])
+def test_ids_cannot_be_probed_without_a_valid_token(client: TestClient, path: str) -> None:
+    """Authentication comes before existence: any bearer string gets the same status and body
+    for an existing request id as for an unknown one (403 for a tracking-looking token, 401
+    for anything else); the input is never echoed."""
+    a = post(client)
+    method = client.post if path.endswith("cancel") else client.get
+    kwargs: dict[str, Any] = {"json": {}} if path.endswith("cancel") else {}
+    for token, code in (("trk_guess", 403), ("rsk_guess", 401), ("anything", 401)):
+        known = method(path.format(id=a["id"]), headers=bearer(token), **kwargs)
+        unknown = method(path.format(id="no-such-id"), headers=bearer(token), **kwargs)
+        assert known.status_code == unknown.status_code == code, (token, known.text)
+        assert known.json() == unknown.json()
+        assert token not in known.text and "no-such-id" not in unknown.text
 
 
 def test_customer_sees_van_eta_and_truck_etas(client: TestClient, dispatcher: Headers) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -193,3 +194,24 @@ def test_truck_fit_rule_over_a_fleet() -> None:
             r = request(kind=kind, weight=15.0)
             expected = bool(TruckFit.of(fleet).fitting(kind, 15.0)[fleet.index(t)])
             assert truck_fits(r, TruckState(t, p)) is expected
+
+
+def test_unreachable_truck_without_deadline_warns_nothing() -> None:
+    """An unreachable arc (infinite delivery) of a request without deadline (infinite) used
+    to compute inf - inf: a RuntimeWarning once per server process. That truck is simply not
+    booked; the reachable one is."""
+    import warnings
+
+    from dispatch.replacement import ReplacementMatchingProblem
+
+    built = build_replacement_problem([request()], [truck("T1"), truck("T2")], GC)
+    unreachable_t1 = np.where(built.arc_truck == 0, math.inf, built.arc_empty_minutes)
+    problem = ReplacementMatchingProblem.from_arrays(
+        built.requests, built.trucks, built.arc_request, built.arc_truck,
+        np.where(built.arc_truck == 0, math.inf, built.arc_empty_km), unreachable_t1,
+        built.loaded_km, built.loaded_minutes,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        matching = match_replacements(problem)
+    assert [b.truck_id for b in matching.bookings] == ["T2"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Path, status
 
 from api.clock import utcnow
 from api.db import models as m
@@ -53,6 +53,8 @@ def list_webhooks(db: SessionDep, _: Admin) -> list[WebhookRead]:
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_webhook(webhook_id: int, db: SessionDep, _: Admin) -> None:
+def delete_webhook(
+    webhook_id: Annotated[int, Path(ge=1, le=2**31 - 1)], db: SessionDep, _: Admin
+) -> None:
     """Stop sending to an endpoint; its pending deliveries are cancelled."""
     webhooks.delete_endpoint(db_session=db, endpoint_id=webhook_id, now=utcnow())

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, select
 from api.app import create_app
 from api.db import models as m
 from api.db.engine import session_factory, transaction
+from api.state import get_intake_writer
 from tests.api.conftest import app_settings, request_body
 
 # -- hostile values: each makes a body invalid wherever it is put -----------------------------
@@ -136,7 +137,7 @@ def test_hostile_bodies_never_fail_valid_ones(seeded: Engine, db_url: str) -> No
     try:
         check()
     finally:
-        app.state.intake_writer.stop()
+        get_intake_writer(app).stop()
 
 
 # -- the findings, one by one ----------------------------------------------------------------

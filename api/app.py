@@ -9,14 +9,16 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from api.db.engine import make_engine, session_factory
+from api.db.engine import make_engine, session_factory, transaction
 from api.dispatching import routes as dispatch
 from api.dispatching.loop import DispatchLoop
 from api.errors import BodySizeLimit, RateLimiter, install_error_handlers
@@ -26,9 +28,11 @@ from api.notifications import routes as webhooks
 from api.notifications.delivery import OutboxWorker
 from api.requests import routes as requests
 from api.requests.intake_writer import IntakeWriter
+from api.requests.reference import IntakeReference, ReferenceCache, load_reference
 from api.settings import Settings, get_settings
 from api.site import console, health, live
 from api.state import AppResources, install
+from api.vehicles import routes as vehicles
 from fleet import VehicleClass
 
 logger = logging.getLogger(__name__)
@@ -55,6 +59,11 @@ TAGS = [
     {"name": "health", "description": "Liveness"},
     {"name": "webhooks", "description": "Customer notifications: signed webhooks (admin)"},
 ]
+
+
+def _load_reference(factory: sessionmaker[Session]) -> IntakeReference:
+    with transaction(factory) as db:
+        return load_reference(db_session=db)
 
 
 def warm_caches(settings: Settings) -> None:
@@ -95,6 +104,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_caches, settings)
+        await asyncio.to_thread(reference.get)
         freeze_startup_heap()
         loop.start()
         writer.start()
@@ -120,6 +130,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     )
     writer = IntakeWriter(engine, write_lock)
+    reference = ReferenceCache(partial(_load_reference, factory))
     outbox = OutboxWorker(factory, settings, write_lock=write_lock)
     install(
         app,
@@ -132,11 +143,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             intake_writer=writer,
             outbox_worker=outbox,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            intake_reference=reference,
         ),
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, network, requests, dispatch, kpis, live, console, webhooks):
+    for module in (health, network, vehicles, requests, dispatch, kpis, live, console, webhooks):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")
     app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")

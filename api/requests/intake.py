@@ -31,9 +31,16 @@ from api.requests.reference import EMPTY_REFERENCE, IntakeReference
 from api.schemas import EstimateRead, RequestCreate, RequestCreated
 from api.security import hash_token, new_secret
 from dispatch.lifecycle import RequestStatus
-from dispatch.triage import RepairEstimate, TriageContext, estimate_repair, tow_leg_hours
+from dispatch.triage import (
+    RepairEstimate,
+    TriageContext,
+    estimate_repair,
+    priority_for,
+    tow_leg_hours,
+)
 from fleet import GeoPoint, ServiceStation, VehicleClass
 from fleet.contracts import DEFAULT_CONTRACT, ServiceContract
+from fleet.faults import load_fault_catalogue
 from fleet.province_index import province_at
 
 logger = logging.getLogger(__name__)
@@ -53,7 +60,10 @@ def triage(fault_code: str | None, vehicle_class: str, threshold_hours: float) -
     return triage_for(fault_code, vehicle_class, threshold_hours, DEFAULT_CONTRACT, None, 0)
 
 
-@lru_cache(maxsize=65536)
+_ESTIMATES: dict[tuple[Any, ...], RepairEstimate] = {}
+MAX_CACHED_ESTIMATES = 100_000
+
+
 def triage_for(
     fault_code: str | None,
     vehicle_class: str,
@@ -62,12 +72,26 @@ def triage_for(
     workshop: ServiceStation | None,
     tow_leg_steps: int,
 ) -> RepairEstimate:
-    """The intake estimate (cached: it depends on nothing else): the contract's booking
-    probability, the workshop's stock, a tow leg of ``tow_leg_steps`` x 0.1 h."""
+    """The intake estimate: the contract's booking probability, the parts the workshop lacks,
+    a tow leg of ``tow_leg_steps`` x 0.1 h. Cached per process on what the estimate depends
+    on (fault, threshold, contract, missing parts, tow leg; the class only sets the
+    priority), so a steady stream of breakdowns costs a lookup, not an integration."""
     try:
-        return estimate_repair(
-            fault_code,
-            VehicleClass(vehicle_class),
+        klass = VehicleClass(vehicle_class)
+        fault = load_fault_catalogue().get(fault_code)
+    except (KeyError, ValueError) as exc:
+        raise InvalidInput("fault.code", str(exc.args[0])) from None
+    missing = (
+        frozenset(p for p in fault.parts if p not in workshop.parts_in_stock)
+        if workshop is not None
+        else None
+    )
+    key = (fault.code, float(threshold_hours), contract, missing, tow_leg_steps)
+    estimate = _ESTIMATES.get(key)
+    if estimate is None:
+        estimate = estimate_repair(
+            fault,
+            klass,
             TriageContext(
                 workshop_station=workshop,
                 tow_leg_hours=tow_leg_steps * TOW_LEG_STEP_HOURS,
@@ -75,8 +99,12 @@ def triage_for(
                 threshold_hours=threshold_hours,
             ),
         )
-    except ValueError as exc:
-        raise InvalidInput("fault.code", str(exc)) from None
+        if len(_ESTIMATES) >= MAX_CACHED_ESTIMATES:
+            _ESTIMATES.clear()
+        _ESTIMATES[key] = estimate
+    if estimate.vehicle_class is klass:
+        return estimate
+    return replace(estimate, vehicle_class=klass, priority=priority_for(fault.grade, klass))
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,16 +45,17 @@ class IntakeReference:
     stations: tuple[ServiceStation, ...]
     station_by_id: dict[str, ServiceStation] = field(init=False, repr=False)
     _latlon: np.ndarray = field(init=False, repr=False)
-    _capable: dict[VehicleClass, np.ndarray] = field(init=False, repr=False)
+    _capable: dict[VehicleClass, tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False)
+    """Per class: the indices of the stations that can repair it and their lat/lon rows."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "station_by_id", {s.id: s for s in self.stations})
         latlon = np.array([[s.location.lat, s.location.lon] for s in self.stations], dtype=float)
         object.__setattr__(self, "_latlon", latlon.reshape(-1, 2))
-        capable = {
-            c: np.array([station_can_repair(s, c) for s in self.stations], dtype=bool)
-            for c in VehicleClass
-        }
+        capable = {}
+        for c in VehicleClass:
+            idx = np.flatnonzero([station_can_repair(s, c) for s in self.stations])
+            capable[c] = (idx, latlon.reshape(-1, 2)[idx])
         object.__setattr__(self, "_capable", capable)
 
     def workshop_for(
@@ -67,23 +68,31 @@ class IntakeReference:
         """The designated station when it can repair the class, else the nearest capable one
         (great-circle km); ``None`` without capable stations. ``ValueError`` for a designated
         station that does not exist."""
-        capable = self._capable[vehicle_class]
+        idx, latlon = self._capable[vehicle_class]
         pool: list[ServiceStation] = []
+        km_to: dict[GeoPoint, float] = {}
         if designated_station_id is not None:
             station = self.station_by_id.get(designated_station_id)
             if station is None:
                 raise ValueError(f"no station {designated_station_id!r}")
             pool.append(station)
-        if capable.any():
-            idx = np.flatnonzero(capable)
-            km = haversine_km(np.array([[location.lat, location.lon]]), self._latlon[idx])[0]
+        if len(idx):
+            km = haversine_km(np.array([[location.lat, location.lon]]), latlon)[0]
             k = min(NEAREST_WORKSHOP_CANDIDATES, len(idx))
-            nearest = idx[np.argpartition(km, k - 1)[:k]] if k < len(idx) else idx
-            pool.extend(self.stations[int(i)] for i in nearest)
+            pick = np.argpartition(km, k - 1)[:k] if k < len(idx) else np.arange(len(idx))
+            nearest = [self.stations[int(i)] for i in idx[pick]]
+            pool.extend(nearest)
+            if distance_km is great_circle_km:  # reuse the vectorised figures
+                km_to = {s.location: float(d) for s, d in zip(nearest, km[pick], strict=True)}
         if not pool:
             return None
+
+        def measured_km(a: GeoPoint, b: GeoPoint) -> float:
+            known = km_to.get(b)
+            return known if known is not None else distance_km(a, b)
+
         return choose_workshop(
-            pool, location, vehicle_class, distance_km, designated_station_id=designated_station_id
+            pool, location, vehicle_class, measured_km, designated_station_id=designated_station_id
         )
 
 

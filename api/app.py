@@ -9,14 +9,16 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import resources
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from api.db.engine import make_engine, session_factory
+from api.db.engine import make_engine, session_factory, transaction
 from api.dispatching import routes as dispatch
 from api.dispatching.loop import DispatchLoop
 from api.errors import BodyGuard, install_error_handlers
@@ -29,9 +31,11 @@ from api.openapi import AllowHeaderFix, install_openapi, refuse_unknown_query_pa
 from api.ratelimit import make_rate_limiter
 from api.requests import routes as requests
 from api.requests.intake_writer import IntakeWriter
+from api.requests.reference import IntakeReference, ReferenceCache, load_reference
 from api.settings import Settings, get_settings
 from api.site import console, health, live
 from api.state import AppResources, install
+from api.vehicles import routes as vehicles
 from fleet import VehicleClass
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,11 @@ TAGS = [
     {"name": "health", "description": "Liveness"},
     {"name": "webhooks", "description": "Customer notifications: signed webhooks (admin)"},
 ]
+
+
+def _load_reference(factory: sessionmaker[Session]) -> IntakeReference:
+    with transaction(factory) as db:
+        return load_reference(db_session=db)
 
 
 def warm_caches(settings: Settings) -> None:
@@ -98,6 +107,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_caches, settings)
+        await asyncio.to_thread(reference.get)
         freeze_startup_heap()
         loop.start()
         writer.start()
@@ -124,6 +134,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     )
     writer = IntakeWriter(engine, write_lock)
+    reference = ReferenceCache(partial(_load_reference, factory))
     outbox = OutboxWorker(factory, settings, write_lock=write_lock)
     install(
         app,
@@ -142,6 +153,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 redis_key_prefix=settings.redis_key_prefix,
                 trusted_proxies=settings.trusted_proxies,
             ),
+            intake_reference=reference,
         ),
     )
     install_error_handlers(app)
@@ -149,7 +161,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(AllowHeaderFix)
     app.add_middleware(RequestIdMiddleware)  # outermost: even a 413 carries its request id
-    for module in (health, network, requests, dispatch, kpis, live, console, webhooks):
+    for module in (health, network, vehicles, requests, dispatch, kpis, live, console, webhooks):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")
     app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")

@@ -78,6 +78,8 @@ class NetworkCounts(BaseModel):
     partners: int
     trucks: int
     requests: int
+    contracts: int = 0
+    registered_vehicles: int = 0
 
 
 class HealthRead(BaseModel):
@@ -230,6 +232,36 @@ class EstimateRead(BaseModel):
     needs_replacement: bool
     threshold_hours: float = Field(examples=[24.0])
     priority: float = Field(description="Weight >= 1 in the van matching", examples=[3.0])
+    p_exceeds_threshold: float | None = Field(
+        None,
+        description="Staff only: P(not back on the road within threshold_hours)",
+        examples=[0.36],
+    )
+    contract_id: str | None = Field(None, description="Staff only", examples=["standard"])
+    booking_probability: float | None = Field(
+        None, description="Staff only: the contract's booking probability", examples=[0.5]
+    )
+    workshop_station_id: str | None = Field(
+        None, description="Staff only: the workshop the estimate assumes", examples=["AAA-370100"]
+    )
+
+
+class ContractRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(examples=["premium"])
+    name: str = Field(examples=["premium 8 h"])
+    threshold_hours: float = Field(examples=[8.0])
+    booking_probability: float = Field(examples=[0.3])
+    downtime_cost_per_hour_cny: float | None = Field(examples=[800.0])
+
+
+class VehicleRead(BaseModel):
+    plate: str = Field(description="Normalised plate", examples=["鲁A12345"])
+    registered: bool
+    vehicle_class: VehicleClass | None
+    designated_station_id: str | None = Field(examples=["AAA-370100"])
+    contract: ContractRead
 
 
 class RequestCreated(BaseModel):

@@ -17,6 +17,7 @@ from api.dispatching.loop import DispatchLoop
 from api.notifications.delivery import OutboxWorker
 from api.ratelimit import RateLimiter
 from api.requests.intake_writer import IntakeWriter
+from api.requests.reference import IntakeReference, ReferenceCache
 from api.settings import Settings
 
 
@@ -32,6 +33,8 @@ class AppResources:
     intake_writer: IntakeWriter
     rate_limiter: RateLimiter
     outbox_worker: OutboxWorker
+    intake_reference: ReferenceCache
+    """The registry and stations for the intake (loaded once per app)."""
 
 
 def install(app: FastAPI, resources: AppResources) -> None:
@@ -71,3 +74,7 @@ def get_rate_limiter(app: FastAPI) -> RateLimiter:
 
 def get_outbox_worker(app: FastAPI) -> OutboxWorker:
     return get_resources(app).outbox_worker
+
+
+def get_intake_reference(app: FastAPI) -> IntakeReference:
+    return get_resources(app).intake_reference.get()

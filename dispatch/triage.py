@@ -59,6 +59,10 @@ CLASS_PRIORITY_FACTOR: dict[VehicleClass, float] = {
     VehicleClass.CAR: 1.0,
 }
 TOW_IF_P_ON_SITE_BELOW = 0.5
+TOW_SPEED_KMH = 50.0
+"""Towing speed on the road (the routing ``towing`` profile's)."""
+TOW_HOOKUP_HOURS = 0.5
+"""Hooking the vehicle up before the tow (the simulation's ``tow_hookup_minutes`` default)."""
 P90 = 0.9
 
 DIAGNOSIS_SIGMA = 0.25
@@ -409,6 +413,15 @@ def choose_workshop(
     if chosen is None or best is None:
         return None
     return WorkshopChoice(chosen, best[0], designated=False)
+
+
+def tow_leg_hours(
+    km: float, *, speed_kmh: float = TOW_SPEED_KMH, hookup_hours: float = TOW_HOOKUP_HOURS
+) -> float:
+    """Hours from hooking up at the breakdown to arriving at a workshop ``km`` away."""
+    if not isinstance(km, int | float) or not math.isfinite(km) or km < 0:
+        raise ValueError(f"tow distance km must be a finite number >= 0, got {km!r}")
+    return hookup_hours + km / speed_kmh
 
 
 def priority_for(grade: FaultGrade, vehicle_class: VehicleClass) -> float:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
@@ -169,6 +170,7 @@ def build_national_network(
         partners=tuple(partners),
         trucks=tuple(trucks),
         faults=faults,
+        registry=_registry_on(stations, DEFAULT_SEED, DEFAULT_REGISTRY_VEHICLES),
     )
 
 
@@ -178,10 +180,14 @@ def build_demo_registry(
 ) -> VehicleRegistry:
     """A synthetic registry on the national network: ``vehicles`` tractors with plausible plates
     of their province, each designated to an AAA station (population-weighted) and on the
-    standard (60%), premium (25%) or basic (15%) contract. Deterministic per seed."""
+    standard (60%), premium (25%) or basic (15%) contract. Deterministic per seed. The national
+    network carries the default one (``build_national_network().registry``)."""
+    return _registry_on(build_national_network().stations, seed, vehicles)
+
+
+def _registry_on(stations: Sequence[ServiceStation], seed: int, vehicles: int) -> VehicleRegistry:
     rng = np.random.default_rng(seed)
-    network = build_national_network()
-    aaa = [s for s in network.stations if s.grade is StationGrade.AAA]
+    aaa = [s for s in stations if s.grade is StationGrade.AAA]
     population = prefecture_population()
     weights = np.array([population.get(s.adcode, 0.0) for s in aaa]) + 1.0
     picks = rng.choice(len(aaa), size=vehicles, p=weights / weights.sum())
@@ -202,7 +208,7 @@ def build_demo_registry(
     return VehicleRegistry(
         contracts=DEMO_CONTRACTS,
         vehicles=tuple(entries.values()),
-        station_ids=frozenset(s.id for s in network.stations),
+        station_ids=frozenset(s.id for s in stations),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from fleet.contracts import VehicleRegistry
 from fleet.faults import FaultCatalogue, load_fault_catalogue
 from fleet.model import (
     PartnerCompany,
@@ -31,6 +32,8 @@ class Network:
     partners: tuple[PartnerCompany, ...] = ()
     trucks: tuple[ReplacementTruck, ...] = ()
     faults: FaultCatalogue = field(default_factory=load_fault_catalogue)
+    registry: VehicleRegistry = field(default_factory=VehicleRegistry)
+    """Contracts and registered vehicles (default: the standard contract, no vehicles)."""
 
     def __post_init__(self) -> None:
         _check_unique("station", (s.id for s in self.stations))
@@ -45,6 +48,12 @@ class Network:
         for truck in self.trucks:
             if truck.partner_id not in partner_ids:
                 raise NetworkError(f"truck {truck.id}: partner {truck.partner_id!r} does not exist")
+        for vehicle in self.registry.vehicles:
+            s = vehicle.designated_station_id
+            if s is not None and s not in station_ids:
+                raise NetworkError(
+                    f"vehicle {vehicle.plate}: designated station {s!r} does not exist"
+                )
 
     @cached_property
     def station_by_id(self) -> dict[str, ServiceStation]:

@@ -46,6 +46,21 @@ reference: :data:`NETWORK_KEYS`, :data:`STATION_KEYS`, ...)::
     lon = 117.120
     adcode = "370100"                  # optional (default: the nearest prefecture seat)
 
+    default_contract = "standard"      # optional: the contract of unknown plates
+
+    [[contracts]]                      # added to (or replacing, same id) the base's contracts
+    id = "premium"
+    name = "premium 8 h"               # optional (default: the id)
+    threshold_hours = 8                # optional (default 24), > 0
+    booking_probability = 0.3          # optional (default 0.5), in (0, 1]
+    downtime_cost_per_hour_cny = 800   # optional, >= 0
+
+    [[vehicles]]                       # the vehicle registry (added to the base's)
+    plate = "鲁A12345"                  # stored normalised (NFKC, upper case, no separators)
+    vehicle_class = "tractor"
+    station = "JN-1"                   # optional: designated station (of this file or the base)
+    contract = "premium"               # optional (default: the default contract)
+
 Validation is :mod:`fleet.toml_schema`, shared with fault catalogues and simulation
 scenarios: the whole file is checked before anything is built, and the first problem is one
 line naming the file line, the entry and the key, e.g.
@@ -61,10 +76,20 @@ from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
 
+from fleet.contracts import (
+    DEFAULT_BOOKING_PROBABILITY,
+    DEFAULT_CONTRACT_ID,
+    RegisteredVehicle,
+    RegistryError,
+    ServiceContract,
+    VehicleRegistry,
+    normalise_plate,
+)
 from fleet.demo import NATIONAL_NETWORK_NAME, build_national_network
 from fleet.faults import load_fault_catalogue
 from fleet.geography import nearest_prefecture, province_at
 from fleet.model import (
+    DEFAULT_REPLACEMENT_THRESHOLD_HOURS,
     DEFAULT_SERVICE_RADIUS_KM,
     ContractRates,
     GeoPoint,
@@ -76,6 +101,7 @@ from fleet.model import (
     StationGrade,
     TruckType,
     VanCapability,
+    VehicleClass,
 )
 from fleet.network import Network, NetworkError
 from fleet.toml_schema import (
@@ -147,6 +173,19 @@ TRUCK_KEYS: Schema = {
     "lon": number(ge=-180, le=180),
     "adcode": string(None),
 }
+CONTRACT_KEYS: Schema = {
+    "id": string(),
+    "name": string(None),
+    "threshold_hours": number(DEFAULT_REPLACEMENT_THRESHOLD_HOURS, gt=0),
+    "booking_probability": number(DEFAULT_BOOKING_PROBABILITY, gt=0, le=1),
+    "downtime_cost_per_hour_cny": number(None, ge=0),
+}
+VEHICLE_KEYS: Schema = {
+    "plate": string(),
+    "vehicle_class": one_of(VehicleClass),
+    "station": string(None),
+    "contract": string(None),
+}
 NETWORK_KEYS: Schema = {
     "name": string(None),
     "base": one_of(BUILTIN_NETWORKS, None),
@@ -156,6 +195,9 @@ NETWORK_KEYS: Schema = {
     "vans": entries(VAN_KEYS),
     "partners": entries(PARTNER_KEYS),
     "trucks": entries(TRUCK_KEYS),
+    "default_contract": string(None),
+    "contracts": entries(CONTRACT_KEYS),
+    "vehicles": entries(VEHICLE_KEYS),
 }
 """A network file's keys (the module docstring shows them in use)."""
 
@@ -208,6 +250,7 @@ def network_from_values(values: Mapping[str, Any], doc: TomlDocument) -> Network
         _check_unique_ids(doc, table, [x.id for x in items], len(values[table]))
     _check_refs(doc, "vans", "station", values["vans"], {s.id for s in stations}, "station")
     _check_refs(doc, "trucks", "partner", values["trucks"], {p.id for p in partners}, "partner")
+    registry = _registry(values, doc, base, {s.id for s in stations})
     try:
         return Network(
             name=values["name"] or base_name or Path(doc.source).stem,
@@ -216,8 +259,63 @@ def network_from_values(values: Mapping[str, Any], doc: TomlDocument) -> Network
             partners=tuple(partners),
             trucks=tuple(trucks),
             faults=faults,
+            registry=registry,
         )
     except (NetworkError, ValueError) as exc:
+        raise ScenarioError(f"{doc.source}: {exc}") from None
+
+
+def _registry(
+    values: Mapping[str, Any], doc: TomlDocument, base: Network | None, station_ids: set[str]
+) -> VehicleRegistry:
+    """The base's registry (or the default one) with the file's contracts and vehicles added;
+    each entry is checked where it stands, so the error names its line."""
+    contracts = [
+        ServiceContract(
+            id=raw["id"],
+            name=raw["name"] or raw["id"],
+            threshold_hours=raw["threshold_hours"],
+            booking_probability=raw["booking_probability"],
+            downtime_cost_per_hour_cny=raw["downtime_cost_per_hour_cny"],
+        )
+        for raw in values["contracts"]
+    ]
+    _check_unique_ids(doc, "contracts", [c.id for c in contracts], len(contracts))
+    start = base.registry if base is not None and not values["replace"] else VehicleRegistry()
+    contract_ids = {c.id for c in start.contracts} | {c.id for c in contracts}
+    default = values["default_contract"] or start.default_contract_id or DEFAULT_CONTRACT_ID
+    if default not in contract_ids:
+        raise doc.error(("default_contract",), f"no contract with id {default!r}")
+    vehicles: list[RegisteredVehicle] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(values["vehicles"]):
+        at: KeyPath = ("vehicles", i)
+        try:
+            plate = normalise_plate(raw["plate"])
+        except RegistryError as exc:
+            raise doc.error((*at, "plate"), str(exc)) from None
+        if not plate:
+            raise doc.error((*at, "plate"), f"must not be empty, got {raw['plate']!r}")
+        if plate in seen:
+            raise doc.error((*at, "plate"), f"must be unique, got {plate!r} again")
+        seen.add(plate)
+        if raw["station"] is not None and raw["station"] not in station_ids:
+            raise doc.error((*at, "station"), f"no station with id {raw['station']!r}")
+        if raw["contract"] is not None and raw["contract"] not in contract_ids:
+            raise doc.error((*at, "contract"), f"no contract with id {raw['contract']!r}")
+        vehicles.append(
+            RegisteredVehicle(plate, raw["vehicle_class"], raw["station"], raw["contract"])
+        )
+    by_id = {c.id: c for c in start.contracts} | {c.id: c for c in contracts}
+    by_plate = {v.plate: v for v in start.vehicles} | {v.plate: v for v in vehicles}
+    try:
+        return VehicleRegistry(
+            contracts=tuple(by_id.values()),
+            vehicles=tuple(by_plate.values()),
+            station_ids=frozenset(station_ids),
+            default_contract_id=default,
+        )
+    except RegistryError as exc:
         raise ScenarioError(f"{doc.source}: {exc}") from None
 
 

@@ -61,7 +61,7 @@ class _Marker:
 REQUIRED: Any = _Marker("REQUIRED")
 """Default of a key that must be given."""
 
-ENTRY_LABEL_KEYS = ("id", "code")
+ENTRY_LABEL_KEYS = ("id", "code", "plate")
 """Keys that name an array-of-tables entry in messages: ``vans[3] (id 'X')``."""
 
 

@@ -344,7 +344,10 @@ SWEEP_FIELDS: Schema = {
 }
 """What each sweep key's values must be; :meth:`Scenario.with_override` applies them."""
 SWEEP_KEYS = tuple(SWEEP_FIELDS)
-_NETWORK_KEYS = {"base", "replace", "stations", "vans", "partners", "trucks"}
+_NETWORK_KEYS = {
+    *("base", "replace", "stations", "vans", "partners", "trucks"),
+    *("default_contract", "contracts", "vehicles"),
+}
 SCENARIO_KEYS: Schema = {
     "name": string(None),
     "seed": integer(2026, ge=0),

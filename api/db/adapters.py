@@ -4,6 +4,7 @@ place that knows both): the seeding rows, the network, and the dispatch cycle's 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ from fleet import (
     VehicleClass,
     load_fault_catalogue,
 )
+from fleet.contracts import RegisteredVehicle, ServiceContract, VehicleRegistry
 from fleet.geography import nearest_prefecture
 
 
@@ -45,6 +47,69 @@ def station_row(s: ServiceStation) -> m.Station:
         open_hour=s.opening_hours.open_hour,
         close_hour=s.opening_hours.close_hour,
         parts_in_stock=sorted(s.parts_in_stock),
+    )
+
+
+def contract_row(c: ServiceContract, *, is_default: bool) -> m.ServiceContractRow:
+    return m.ServiceContractRow(
+        id=c.id,
+        name=c.name,
+        threshold_hours=c.threshold_hours,
+        booking_probability=c.booking_probability,
+        downtime_cost_per_hour_cny=c.downtime_cost_per_hour_cny,
+        is_default=is_default,
+    )
+
+
+def contract_from_row(r: m.ServiceContractRow) -> ServiceContract:
+    return ServiceContract(
+        id=r.id,
+        name=r.name,
+        threshold_hours=r.threshold_hours,
+        booking_probability=r.booking_probability,
+        downtime_cost_per_hour_cny=r.downtime_cost_per_hour_cny,
+    )
+
+
+def registered_vehicle_row(v: RegisteredVehicle) -> m.RegisteredVehicleRow:
+    return m.RegisteredVehicleRow(
+        plate=v.plate,
+        vehicle_class=v.vehicle_class.value,
+        designated_station_id=v.designated_station_id,
+        contract_id=v.contract_id,
+    )
+
+
+def registry_rows(
+    registry: VehicleRegistry,
+) -> tuple[list[m.ServiceContractRow], list[m.RegisteredVehicleRow]]:
+    """The rows of ``registry``: its contracts (one marked default), then its vehicles."""
+    contracts = [
+        contract_row(c, is_default=c.id == registry.default_contract_id) for c in registry.contracts
+    ]
+    return contracts, [registered_vehicle_row(v) for v in registry.vehicles]
+
+
+def registry_from_rows(
+    contracts: Sequence[m.ServiceContractRow],
+    vehicles: Sequence[m.RegisteredVehicleRow],
+    station_ids: Iterable[str],
+) -> VehicleRegistry:
+    """The registry the database holds; a database seeded before the registry existed has no
+    contract rows and gets the default registry (standard contract, no vehicles)."""
+    if not contracts:
+        return VehicleRegistry(station_ids=frozenset(station_ids))
+    default = next((c.id for c in contracts if c.is_default), contracts[0].id)
+    return VehicleRegistry(
+        contracts=tuple(contract_from_row(c) for c in contracts),
+        vehicles=tuple(
+            RegisteredVehicle(
+                v.plate, VehicleClass(v.vehicle_class), v.designated_station_id, v.contract_id
+            )
+            for v in vehicles
+        ),
+        station_ids=frozenset(station_ids),
+        default_contract_id=default,
     )
 
 

@@ -178,9 +178,44 @@ class RescueRequest(Base):
     replacement_threshold_hours: Mapped[float] = mapped_column(Float, default=24.0)
     needs_replacement: Mapped[bool] = mapped_column(Boolean, default=False)
     designated_station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    contract_id: Mapped[str | None] = mapped_column(String(64))
+    """The contract the request was triaged under (no foreign key: a reseed may drop it)."""
+    booking_probability: Mapped[float | None] = mapped_column(Float)
+    p_exceeds_threshold: Mapped[float | None] = mapped_column(Float)
+    """P(not back on the road within the threshold) of the current estimate."""
+    workshop_station_id: Mapped[str | None] = mapped_column(String(64))
+    estimate_source: Mapped[str] = mapped_column(
+        String(16), default="catalogue", server_default="catalogue"
+    )
+    """``catalogue`` (intake) or ``diagnosis`` (the technician's figure)."""
     tracking_token_hash: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     body_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class ServiceContractRow(Base):
+    """A contract of the registry (:class:`fleet.contracts.ServiceContract`)."""
+
+    __tablename__ = "service_contracts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    threshold_hours: Mapped[float] = mapped_column(Float)
+    booking_probability: Mapped[float] = mapped_column(Float)
+    downtime_cost_per_hour_cny: Mapped[float | None] = mapped_column(Float)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Exactly one row: the contract of unknown plates."""
+
+
+class RegisteredVehicleRow(Base):
+    """A registered plate (normalised, :func:`fleet.contracts.normalise_plate`)."""
+
+    __tablename__ = "registered_vehicles"
+
+    plate: Mapped[str] = mapped_column(String(20), primary_key=True)
+    vehicle_class: Mapped[str] = mapped_column(String(32))
+    designated_station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    contract_id: Mapped[str | None] = mapped_column(ForeignKey("service_contracts.id"))
 
 
 class VanAssignment(Base):

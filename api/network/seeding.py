@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
-from api.db.adapters import partner_row, station_row, truck_row, van_row
+from api.db.adapters import partner_row, registry_rows, station_row, truck_row, van_row
 from fleet import Network
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ def network_counts(*, db_session: Session) -> dict[str, int]:
         "partners": count(m.Partner),
         "trucks": count(m.ReplacementTruck),
         "requests": count(m.RescueRequest),
+        "contracts": count(m.ServiceContractRow),
+        "registered_vehicles": count(m.RegisteredVehicleRow),
     }
 
 
@@ -56,6 +58,8 @@ def seed_network(
             m.VanAssignment,
             m.ReplacementBooking,
             m.RescueRequest,
+            m.RegisteredVehicleRow,
+            m.ServiceContractRow,
             m.Van,
             m.ReplacementTruck,
             m.Partner,
@@ -70,6 +74,10 @@ def seed_network(
     db_session.add_all(partner_row(p) for p in network.partners)
     db_session.flush()
     db_session.add_all(truck_row(t) for t in network.trucks)
+    contracts, vehicles = registry_rows(network.registry)
+    db_session.add_all(contracts)
+    db_session.flush()
+    db_session.add_all(vehicles)
     db_session.flush()
     logger.info("seeded network %s from %s", network.name, source)
     return network_counts(db_session=db_session)

@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -27,11 +27,20 @@ from api.clock import utcnow
 from api.db import models as m
 from api.db.adapters import default_cargo_kind
 from api.exceptions import Conflict, InvalidInput
+from api.requests.reference import EMPTY_REFERENCE, IntakeReference
 from api.schemas import EstimateRead, RequestCreate, RequestCreated
 from api.security import hash_token, new_secret
 from dispatch.lifecycle import RequestStatus
-from dispatch.triage import RepairEstimate, TriageContext, estimate_repair
-from fleet import VehicleClass
+from dispatch.triage import (
+    RepairEstimate,
+    TriageContext,
+    estimate_repair,
+    priority_for,
+    tow_leg_hours,
+)
+from fleet import GeoPoint, ServiceStation, VehicleClass
+from fleet.contracts import DEFAULT_CONTRACT, ServiceContract
+from fleet.faults import load_fault_catalogue
 from fleet.province_index import province_at
 
 logger = logging.getLogger(__name__)
@@ -40,18 +49,103 @@ S = RequestStatus
 TRACKING_PREFIX = "trk_"
 
 
+TOW_LEG_STEP_HOURS = 0.1
+"""Tow legs are rounded to 6 minutes, so that nearby breakdowns share a cached estimate."""
+
+
 @lru_cache(maxsize=4096)
 def triage(fault_code: str | None, vehicle_class: str, threshold_hours: float) -> RepairEstimate:
-    """The intake estimate (cached: it depends on nothing else; parts assumed available)."""
+    """The estimate without a workshop (parts at hand, no tow leg) under the default contract
+    with ``threshold_hours``: the base of a diagnosis, and the intake without a registry."""
+    return triage_for(fault_code, vehicle_class, threshold_hours, DEFAULT_CONTRACT, None, 0)
+
+
+_ESTIMATES: dict[tuple[Any, ...], RepairEstimate] = {}
+MAX_CACHED_ESTIMATES = 100_000
+
+
+def triage_for(
+    fault_code: str | None,
+    vehicle_class: str,
+    threshold_hours: float,
+    contract: ServiceContract,
+    workshop: ServiceStation | None,
+    tow_leg_steps: int,
+) -> RepairEstimate:
+    """The intake estimate: the contract's booking probability, the parts the workshop lacks,
+    a tow leg of ``tow_leg_steps`` x 0.1 h. Cached per process on what the estimate depends
+    on (fault, threshold, contract, missing parts, tow leg; the class only sets the
+    priority), so a steady stream of breakdowns costs a lookup, not an integration."""
     try:
-        return estimate_repair(
-            fault_code, VehicleClass(vehicle_class), TriageContext(threshold_hours=threshold_hours)
-        )
-    except ValueError:
+        klass = VehicleClass(vehicle_class)
+        fault = load_fault_catalogue().get(fault_code)
+    except (KeyError, ValueError):
         # The catalogue's message quotes the code: input values are never echoed.
         raise InvalidInput(
             "fault.code", "unknown fault code (GET /v1/fault-codes lists the valid ones)"
         ) from None
+    missing = (
+        frozenset(p for p in fault.parts if p not in workshop.parts_in_stock)
+        if workshop is not None
+        else None
+    )
+    key = (fault.code, float(threshold_hours), contract, missing, tow_leg_steps)
+    estimate = _ESTIMATES.get(key)
+    if estimate is None:
+        estimate = estimate_repair(
+            fault,
+            klass,
+            TriageContext(
+                workshop_station=workshop,
+                tow_leg_hours=tow_leg_steps * TOW_LEG_STEP_HOURS,
+                contract=contract,
+                threshold_hours=threshold_hours,
+            ),
+        )
+        if len(_ESTIMATES) >= MAX_CACHED_ESTIMATES:
+            _ESTIMATES.clear()
+        _ESTIMATES[key] = estimate
+    if estimate.vehicle_class is klass:
+        return estimate
+    return replace(estimate, vehicle_class=klass, priority=priority_for(fault.grade, klass))
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeTriage:
+    """The estimate of one intake and what it was made with."""
+
+    estimate: RepairEstimate
+    designated_station_id: str | None
+    workshop_station_id: str | None
+
+
+def triage_intake(
+    body: RequestCreate, reference: IntakeReference, default_threshold_hours: float
+) -> IntakeTriage:
+    """Look the plate up (designated station, contract; unknown plates get the default
+    contract with ``default_threshold_hours``), choose the workshop (designated, else the
+    nearest capable station), time the tow to it, and estimate. A designated station typed
+    by the customer wins over the registry's; one that does not exist raises
+    :class:`InvalidInput` naming ``vehicle.designated_station_id``."""
+    terms = reference.registry.terms_for(body.vehicle.plate)
+    vehicle_class = body.vehicle.vehicle_class
+    designated = body.vehicle.designated_station_id or terms.designated_station_id
+    threshold = terms.contract.threshold_hours if terms.registered else default_threshold_hours
+    workshop = None
+    tow_steps = 0
+    if reference.stations:
+        location = GeoPoint(body.location.lat, body.location.lon)
+        try:
+            choice = reference.workshop_for(location, vehicle_class, designated)
+        except ValueError as exc:
+            raise InvalidInput("vehicle.designated_station_id", str(exc)) from None
+        if choice is not None:
+            workshop = choice.station
+            tow_steps = round(tow_leg_hours(choice.distance_km) / TOW_LEG_STEP_HOURS)
+    estimate = triage_for(
+        body.fault.code or None, vehicle_class.value, threshold, terms.contract, workshop, tow_steps
+    )
+    return IntakeTriage(estimate, designated, workshop.id if workshop is not None else None)
 
 
 def body_digest(body: RequestCreate) -> str:
@@ -77,6 +171,7 @@ def create_request(
     threshold_hours: float,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
+    reference: IntakeReference = EMPTY_REFERENCE,
 ) -> Intake:
     """Store a new request (status ``received``) and its first event, with the triage estimate,
     in the caller's unit of work.
@@ -91,9 +186,13 @@ def create_request(
         if replay is not None:
             return replay
     plan = plan_intake(
-        body=body, threshold_hours=threshold_hours, idempotency_key=idempotency_key, now=now
+        body=body,
+        threshold_hours=threshold_hours,
+        idempotency_key=idempotency_key,
+        now=now,
+        reference=reference,
     )
-    station_id = body.vehicle.designated_station_id
+    station_id = plan.values["designated_station_id"]
     if station_id is not None and db_session.get(m.Station, station_id) is None:
         raise InvalidInput("vehicle.designated_station_id", "no such station")
     try:
@@ -127,8 +226,39 @@ def _replay(
         )
     token = new_secret(TRACKING_PREFIX)
     existing.tracking_token_hash = hash_token(token)
-    estimate = triage(existing.fault_code, existing.vehicle_class, threshold_hours)
-    return Intake(existing, token, estimate, replayed=True)
+    return Intake(existing, token, stored_estimate(existing), replayed=True)
+
+
+def stored_estimate(row: m.RescueRequest) -> RepairEstimate:
+    """The estimate a stored request carries: the catalogue's for its fault and class, with
+    the request's own threshold, contract, risk and figures."""
+    base = triage(row.fault_code, row.vehicle_class, row.replacement_threshold_hours)
+    return replace(
+        base,
+        expected_hours=(
+            row.estimated_repair_hours
+            if row.estimated_repair_hours is not None
+            else base.expected_hours
+        ),
+        p90_hours=(
+            row.estimated_repair_p90_hours
+            if row.estimated_repair_p90_hours is not None
+            else base.p90_hours
+        ),
+        needs_replacement=row.needs_replacement,
+        p_exceeds_threshold=(
+            row.p_exceeds_threshold
+            if row.p_exceeds_threshold is not None
+            else base.p_exceeds_threshold
+        ),
+        booking_probability=(
+            row.booking_probability
+            if row.booking_probability is not None
+            else base.booking_probability
+        ),
+        contract_id=row.contract_id or base.contract_id,
+        source=row.estimate_source or "catalogue",
+    )
 
 
 @dataclass(frozen=True)
@@ -148,12 +278,16 @@ def plan_intake(
     threshold_hours: float,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
+    reference: IntakeReference = EMPTY_REFERENCE,
 ) -> IntakePlan:
-    """The rows of a new request (triage, province, token hash, body digest); raises
-    :class:`InvalidInput` naming ``fault.code`` for a fault code not in the catalogue."""
+    """The rows of a new request (triage with the plate's registry terms, province, token
+    hash, body digest); raises :class:`InvalidInput` naming ``fault.code`` for a fault code
+    not in the catalogue, ``vehicle.designated_station_id`` for an unknown station (when
+    ``reference`` holds the stations; otherwise the checked path looks it up)."""
     now = now or utcnow()
     vehicle_class = body.vehicle.vehicle_class.value
-    estimate = triage(body.fault.code or None, vehicle_class, threshold_hours)
+    triaged = triage_intake(body, reference, threshold_hours)
+    estimate = triaged.estimate
     token = new_secret(TRACKING_PREFIX)
     cargo = body.cargo
     lat, lon = body.location.lat, body.location.lon
@@ -181,9 +315,14 @@ def plan_intake(
         "needs_tow": estimate.needs_tow,
         "estimated_repair_hours": estimate.expected_hours,
         "estimated_repair_p90_hours": estimate.p90_hours,
-        "replacement_threshold_hours": threshold_hours,
+        "replacement_threshold_hours": estimate.threshold_hours,
         "needs_replacement": estimate.needs_replacement and cargo is not None,
-        "designated_station_id": body.vehicle.designated_station_id,
+        "designated_station_id": triaged.designated_station_id,
+        "contract_id": estimate.contract_id,
+        "booking_probability": estimate.booking_probability,
+        "p_exceeds_threshold": estimate.p_exceeds_threshold,
+        "workshop_station_id": triaged.workshop_station_id,
+        "estimate_source": "catalogue",
         "tracking_token_hash": hash_token(token),
         "idempotency_key": idempotency_key,
         "body_sha256": body_digest(body),
@@ -202,6 +341,8 @@ def plan_intake(
             "lon": lon,
             "priority": values["priority"],
             "expected_repair_hours": round(estimate.expected_hours, 2),
+            "p_exceeds_threshold": round(estimate.p_exceeds_threshold, 4),
+            "contract_id": estimate.contract_id,
             "needs_replacement": values["needs_replacement"],
         },
     }
@@ -228,8 +369,9 @@ def log_received(plans: Sequence[IntakePlan]) -> None:
 
 
 def intake_response(plan: IntakePlan) -> RequestCreated:
-    """The 201 body of a fresh intake, built from the stored values without re-validation
-    (equal to ``RequestCreated`` with :func:`estimate_view` of the stored row)."""
+    """The 201 body of a fresh intake (the customer's: no risk, no contract), built from the
+    stored values without re-validation (equal to ``RequestCreated`` with
+    :func:`estimate_view` of the stored row)."""
     v, base = plan.values, plan.estimate
     return RequestCreated.model_construct(
         id=v["id"],

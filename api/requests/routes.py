@@ -72,13 +72,19 @@ async def create_request(
     ] = None,
 ) -> Response:
     """Anyone may report (rate-limited per address). Validates, stores the request and its
-    first event, runs triage (repair estimate; replacement needed when the expected repair
-    exceeds the contract threshold) and returns the tracking token **once**."""
+    first event, runs triage (a registered plate brings its designated station and contract;
+    repair estimate with the risk of overrunning the contract threshold; a replacement is
+    needed when that risk reaches the contract's booking probability) and returns the
+    tracking token **once**."""
     if idempotency_key is None and body.vehicle.designated_station_id is None:
         # The hot path: everything is computed on the event loop before any database work,
         # then the intake writer commits it together with the other requests waiting
         # (group commit) and answers once it is committed.
-        plan = intake.plan_intake(body=body, threshold_hours=settings.replacement_threshold_hours)
+        plan = intake.plan_intake(
+            body=body,
+            threshold_hours=settings.replacement_threshold_hours,
+            reference=state.get_intake_reference(request.app),
+        )
         await state.get_intake_writer(request.app).store(plan)
         if settings.dispatch_on_request:
             state.get_dispatch_loop(request.app).poke()
@@ -99,6 +105,7 @@ def _create_checked(
             body=body,
             threshold_hours=settings.replacement_threshold_hours,
             idempotency_key=idempotency_key,
+            reference=state.get_intake_reference(app),
         )
         created = views.created_view(stored)
     headers = {}

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from api.clock import utcnow
 from api.db import models as m
 from api.events import add_event
-from api.exceptions import Conflict, Forbidden, NotFound
-from api.requests.intake import triage
+from api.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from api.requests.intake import stored_estimate
 from api.requests.queries import (
     active_assignment,
     active_booking,
@@ -127,9 +127,11 @@ def record_diagnosis(
     actor: str,
     now: dt.datetime | None = None,
 ) -> m.RescueRequest:
-    """The technician's repair estimate. Over the request's threshold (with cargo) the request
+    """The technician's figure of hours still to go, as :func:`dispatch.triage.apply_diagnosis`
+    reads it (lognormal around the figure, counted from the report against the request's
+    threshold, the contract's booking probability). When it books (with cargo) the request
     needs a replacement truck: on site / towing it moves to ``awaiting_replacement`` and the
-    next dispatch cycle books one. Within the threshold any booking is released."""
+    next dispatch cycle books one. Otherwise any booking is released."""
     now = now or utcnow()
     req = get_request(db_session=db_session, request_id=request_id, lock=True)
     status = RequestStatus(req.status)
@@ -138,10 +140,19 @@ def record_diagnosis(
             f"request {req.id} is {status.value}: a diagnosis is only possible while it is "
             f"{', '.join(sorted(s.value for s in DIAGNOSABLE))}"
         )
-    base = triage(req.fault_code, req.vehicle_class, req.replacement_threshold_hours)
-    est = apply_diagnosis(base, hours, req.replacement_threshold_hours)
+    # The figure is hours still to go; the contract counts from the breakdown (the report).
+    elapsed_hours = max(0.0, (now - req.created_at).total_seconds() / 3600.0)
+    try:
+        est = apply_diagnosis(
+            stored_estimate(req), hours, req.replacement_threshold_hours,
+            elapsed_hours=elapsed_hours,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InvalidInput("estimated_repair_hours", str(exc)) from None
     req.estimated_repair_hours = float(hours)
-    req.estimated_repair_p90_hours = float(hours)
+    req.estimated_repair_p90_hours = est.p90_hours
+    req.p_exceeds_threshold = est.p_exceeds_threshold
+    req.estimate_source = "diagnosis"
     has_cargo = req.cargo_weight_t is not None
     req.needs_replacement = est.needs_replacement and has_cargo
     req.updated_at = now
@@ -161,6 +172,8 @@ def record_diagnosis(
     add_event(
         db_session, "diagnosis", request_id=req.id, actor=actor, now=now, hours=float(hours),
         threshold_hours=req.replacement_threshold_hours,
+        p_exceeds_threshold=round(est.p_exceeds_threshold, 4),
+        elapsed_hours=round(elapsed_hours, 6),
         needs_replacement=req.needs_replacement, has_cargo=has_cargo, note=note,
         status=req.status,
     )  # fmt: skip

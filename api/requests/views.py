@@ -44,11 +44,12 @@ def mask_phone(phone: str) -> str:
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
-def estimate_view(row: m.RescueRequest) -> EstimateRead:
-    """The catalogue estimate, or the technician's diagnosis once one differs from it."""
+def estimate_view(row: m.RescueRequest, *, staff: bool = False) -> EstimateRead:
+    """The catalogue estimate, or the technician's diagnosis once given. Staff also see the
+    risk, the contract and the workshop assumed; the customer only the threshold."""
     base = triage(row.fault_code, row.vehicle_class, row.replacement_threshold_hours)
     hours = row.estimated_repair_hours
-    diagnosed = hours is not None and abs(hours - base.expected_hours) > 1e-9
+    diagnosed = row.estimate_source == "diagnosis"
     return EstimateRead(
         fault_code=base.fault_code,
         source="diagnosis" if diagnosed else "catalogue",
@@ -59,6 +60,10 @@ def estimate_view(row: m.RescueRequest) -> EstimateRead:
         needs_replacement=row.needs_replacement,
         threshold_hours=row.replacement_threshold_hours,
         priority=row.priority,
+        p_exceeds_threshold=row.p_exceeds_threshold if staff else None,
+        contract_id=row.contract_id if staff else None,
+        booking_probability=row.booking_probability if staff else None,
+        workshop_station_id=row.workshop_station_id if staff else None,
     )
 
 
@@ -148,7 +153,7 @@ def _request_view(
         province_adcode=r.province_adcode,
         fault=FaultIn.model_construct(code=r.fault_code, description=r.fault_description),
         cargo=_cargo_view(r),
-        estimate=estimate_view(r),
+        estimate=estimate_view(r, staff=staff),
         van=van,
         replacement=replacement,
     )

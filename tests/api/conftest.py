@@ -17,19 +17,35 @@ from api.db.engine import session_factory, transaction
 from api.network.seeding import seed_network
 from api.security import Role, create_staff_token
 from api.settings import Settings
-from fleet import Network, build_national_network
+from fleet import Network, VehicleClass, build_national_network
+from fleet.contracts import RegisteredVehicle, VehicleRegistry
 
 SHANDONG = "370000"
 JINAN = {"lat": 36.651, "lon": 117.120}
 
 
+PREMIUM_PLATE = "鲁A88888"
+"""A registered tractor of the test network: premium contract (8 h, p 0.3), Jinan's station."""
+JINAN_STATION = "AAA-370100"
+
+
 def shandong_network() -> Network:
-    """Shandong's stations and vans, and the partners serving Shandong with their trucks."""
+    """Shandong's stations and vans, the partners serving Shandong with their trucks, and a
+    registry: the demo contracts, the demo vehicles designated in Shandong and
+    :data:`PREMIUM_PLATE`."""
     national = build_national_network()
     stations = tuple(s for s in national.stations if s.province_adcode == SHANDONG)
     ids = {s.id for s in stations}
     partners = tuple(p for p in national.partners if p.serves(SHANDONG))
     pids = {p.id for p in partners}
+    registry = VehicleRegistry(
+        contracts=national.registry.contracts,
+        vehicles=(
+            *(v for v in national.registry.vehicles if v.designated_station_id in ids),
+            RegisteredVehicle(PREMIUM_PLATE, VehicleClass.TRACTOR, JINAN_STATION, "premium"),
+        ),
+        station_ids=frozenset(ids),
+    )
     return Network(
         name="shandong",
         stations=stations,
@@ -37,6 +53,7 @@ def shandong_network() -> Network:
         partners=partners,
         trucks=tuple(t for t in national.trucks if t.partner_id in pids),
         faults=national.faults,
+        registry=registry,
     )
 
 

@@ -16,6 +16,8 @@ from api.db import models as m
 from api.db.engine import session_factory, transaction
 from api.security import Role
 from dispatch import estimate_repair
+from dispatch.triage import TriageContext
+from fleet import build_national_network
 from tests.api.conftest import request_body
 
 Headers = dict[str, str]
@@ -41,10 +43,14 @@ def bearer(secret: str) -> Headers:
 
 def test_create_stores_request_event_and_triage(client: TestClient, seeded: Engine) -> None:
     """201 with id, status received, a tracking token shown once (only its hash stored) and
-    the catalogue estimate of dispatch.triage; the first event is stored with the request."""
+    the catalogue estimate of dispatch.triage with the workshop the vehicle would be towed to
+    (Jinan's AAA station, 0.5 km away: 0.5 h hook-up + 0.01 h, rounded to 0.1 h); the first event
+    is stored with the request."""
     body = post(client)
     assert body["status"] == "received" and body["tracking_token"].startswith("trk_")
-    expected = estimate_repair("ENGINE_NO_START", "tractor")
+    jinan = build_national_network().station_by_id["AAA-370100"]
+    context = TriageContext(workshop_station=jinan, tow_leg_hours=0.5)
+    expected = estimate_repair("ENGINE_NO_START", "tractor", context)
     assert body["estimate"]["expected_repair_hours"] == pytest.approx(expected.expected_hours)
     assert body["estimate"]["needs_replacement"] is False
     with transaction(session_factory(seeded)) as db:
@@ -515,7 +521,8 @@ def test_intake_response_equals_the_stored_rows_view(
     client: TestClient, seeded: Engine, dispatcher: Headers
 ) -> None:
     """The 201 body (built without re-validation on the hot path) has the id, status,
-    created_at and estimate that GET /v1/requests/{id} shows for the stored row."""
+    created_at and estimate that GET /v1/requests/{id} shows the customer for the stored row;
+    staff see the same plus the risk and the contract."""
     cases: list[tuple[dict[str, str], Any]] = [
         ({"code": "ENGINE_MAJOR", "description": "x"}, ...),
         ({"code": "ENGINE_MAJOR", "description": "x"}, None),
@@ -526,9 +533,17 @@ def test_intake_response_equals_the_stored_rows_view(
         created = (
             post(client, fault=fault) if cargo is ... else post(client, fault=fault, cargo=None)
         )
-        view = client.get(f"/v1/requests/{created['id']}", headers=dispatcher).json()
+        token = bearer(created["tracking_token"])
+        view = client.get(f"/v1/requests/{created['id']}", headers=token).json()
         assert created["estimate"] == view["estimate"]
         assert (created["status"], created["created_at"]) == (view["status"], view["created_at"])
+        staff_view = client.get(f"/v1/requests/{created['id']}", headers=dispatcher).json()
+        staff_only = {"p_exceeds_threshold", "contract_id", "booking_probability",
+                      "workshop_station_id"}  # fmt: skip
+        assert {k: v for k, v in staff_view["estimate"].items() if k not in staff_only} == {
+            k: v for k, v in created["estimate"].items() if k not in staff_only
+        }
+        assert staff_view["estimate"]["contract_id"] == "standard"
 
 
 def test_concurrent_intake_stores_every_201(client: TestClient, seeded: Engine) -> None:

@@ -19,6 +19,7 @@ def test_seed_national_then_refuse_then_reset(engine: Engine) -> None:
     assert counts == {
         "stations": len(national.stations), "vans": len(national.vans),
         "partners": len(national.partners), "trucks": len(national.trucks), "requests": 0,
+        "contracts": 3, "registered_vehicles": 200,
     }  # fmt: skip
     with transaction(factory) as db:
         db.add(m.Event(kind="x"))

@@ -224,3 +224,24 @@ def test_cli_sweep_values_follow_the_same_rules(
     s = load_scenario(small_toml)
     with pytest.raises(ScenarioError, match=rf"small\.toml: {message}"):
         s.variants(parse_sweep_option(option))
+
+
+def test_scenario_network_takes_the_registry(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A scenario's network accepts contracts and vehicles like a network file; a vehicle
+    designated to a station that does not exist is refused naming its line and plate."""
+    extra = (
+        '\n[[contracts]]\nid = "premium"\nthreshold_hours = 8\nbooking_probability = 0.3\n'
+        '\n[[vehicles]]\nplate = "鲁A12345"\nvehicle_class = "tractor"\nstation = "TA"\n'
+        'contract = "premium"\n'
+    )
+    good = write_scenario(('id = "TA"', 'id = "TA"'), name="good.toml")
+    good.write_text(good.read_text("utf-8") + extra, "utf-8")
+    terms = load_scenario(good).network.registry.terms_for("鲁A12345")
+    assert (terms.designated_station_id, terms.contract.threshold_hours) == ("TA", 8.0)
+    bad = write_scenario(name="bad.toml")
+    bad.write_text(bad.read_text("utf-8") + extra.replace('"TA"', '"NOPE"'), "utf-8")
+    line = _line_of(bad, 'station = "NOPE"')
+    with pytest.raises(
+        ScenarioError, match=rf"line {line}: vehicles\[0\] \(plate '鲁A12345'\): station: no stat"
+    ):
+        load_scenario(bad)

@@ -1,0 +1,1 @@
+"""The vehicle registry: look a plate up (class, designated station, contract)."""

@@ -14,8 +14,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
+from api.candidates import routes as candidates
 from api.db.engine import make_engine, session_factory
 from api.dispatching import routes as dispatch
 from api.dispatching.loop import DispatchLoop
@@ -27,7 +29,7 @@ from api.notifications.delivery import OutboxWorker
 from api.requests import routes as requests
 from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings, get_settings
-from api.site import console, health, live
+from api.site import attention, console, health, live
 from api.state import AppResources, install
 from fleet import VehicleClass
 
@@ -106,7 +108,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             await loop.stop()
             await asyncio.to_thread(outbox.stop)
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets are served by the app from the fastapi-offline package, so
+    # /docs and /redoc work on a machine without internet (FastAPI's default uses a CDN).
+    app = FastAPIOffline(
         title="Rescue dispatch",
         version="0.1.0",
         description=DESCRIPTION,
@@ -136,7 +140,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, network, requests, dispatch, kpis, live, console, webhooks):
+    routers = (health, network, requests, candidates, dispatch, kpis, live, attention, console)
+    for module in (*routers, webhooks):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")
     app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")

@@ -351,7 +351,7 @@ function drawQueue() {
     const cells = [
       [r.estimate.priority.toFixed(0)],
       [faultLabel(r)],
-      [`${r.vehicle.plate} · ${r.vehicle.vehicle_class}${r.vehicle.model ? " " + r.vehicle.model : ""}`],
+      [`${r.vehicle.plate} ${r.vehicle.vehicle_class.replace("_", " ")}${r.vehicle.model ? " " + r.vehicle.model : ""}`],
       [placeName(r.location.lat, r.location.lon)],
       [fmtMinutes(r.waited_minutes)],
       [left === null ? "–" : left < 0 ? `over by ${fmtMinutes(-left)}` : fmtMinutes(left), left !== null && left < 0 ? "overdue" : ""],
@@ -359,7 +359,7 @@ function drawQueue() {
       [r.late_by_minutes ? `${fmtMinutes(eta)} (late ${fmtMinutes(r.late_by_minutes)})` : fmtMinutes(eta)],
       [replacementState(r)],
     ];
-    for (const [text, cls] of cells) tr.appendChild(htmlEl("td", cls ? { class: cls } : {}, text));
+    for (const [text, cls] of cells) tr.appendChild(htmlEl("td", cls ? { class: cls, title: text } : { title: text }, text));
     tr.addEventListener("click", () => openDetail(r.id).catch((e) => message(e.message, true)));
     body.appendChild(tr);
   }

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format typecheck bench clean
+.PHONY: install run test lint format typecheck bench clean screenshots
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
+
+# Screenshots of the console's main views into screenshots/ (needs RESCUE_TEST_CHROMIUM).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

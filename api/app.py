@@ -15,9 +15,11 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.candidates import routes as candidates
 from api.db.engine import make_engine, session_factory, transaction
 from api.dispatching import routes as dispatch
 from api.dispatching.loop import DispatchLoop
@@ -33,7 +35,7 @@ from api.requests import routes as requests
 from api.requests.intake_writer import IntakeWriter
 from api.requests.reference import IntakeReference, ReferenceCache, load_reference
 from api.settings import Settings, get_settings
-from api.site import console, health, live
+from api.site import attention, console, health, live
 from api.state import AppResources, install
 from api.vehicles import routes as vehicles
 from fleet import VehicleClass
@@ -119,7 +121,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             await loop.stop()
             await asyncio.to_thread(outbox.stop)
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets are served by the app from the fastapi-offline package, so
+    # /docs and /redoc work on a machine without internet (FastAPI's default uses a CDN).
+    app = FastAPIOffline(
         title="Rescue dispatch",
         version="0.1.0",
         description=DESCRIPTION,
@@ -161,7 +165,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(AllowHeaderFix)
     app.add_middleware(RequestIdMiddleware)  # outermost: even a 413 carries its request id
-    for module in (health, network, vehicles, requests, dispatch, kpis, live, console, webhooks):
+    routers = (health, network, vehicles, requests, candidates, dispatch, kpis, live, attention)
+    for module in (*routers, console, webhooks):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")
     app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")

@@ -349,6 +349,13 @@ class AssignmentCreate(StrictModel):
     reason: str = Field(
         min_length=1, max_length=2000, description="Why (recorded)", examples=["customer VIP"]
     )
+    override_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="Required when the breakdown is beyond the van's service radius (recorded)",
+        examples=["no van in radius for 2 h; customer agreed to wait"],
+    )
 
 
 class CancelCreate(StrictModel):

@@ -30,6 +30,14 @@ from simulations.scenario import Scenario
 from simulations.tables import demand_points, make_provider
 
 OBJECTIVES = ("coverage", "p-median", "min-vans")
+OBJECTIVE_MEANING = {
+    "coverage": "breakdowns per day whose nearest chosen base is within the criterion "
+    "(higher is better)",
+    "p-median": "breakdowns per day x road minutes to the nearest chosen base, summed "
+    "(lower is better)",
+    "min-vans": "number of bases needed to cover the target share (lower is better)",
+}
+"""What the solver's objective value counts, said beside it."""
 MAX_WAIT_PROBABILITY = 0.1
 _CAPABILITY_ORDER = (VanCapability.HEAVY_SERVICE, VanCapability.WRECKER)
 
@@ -55,19 +63,25 @@ class PlanRecommendation:
             + ("proven optimal" if r.proven_optimal else f"NOT proven optimal, gap {r.gap:.2%}")
             + f", {r.seconds:.1f} s ({r.method})",
         ]
+        lines.append(f"  objective = {OBJECTIVE_MEANING[self.objective]}")
+        names = {st.id: st.name for st in self.network.stations}
         top = sorted(zip(self.vans_per_base, self.station_ids, strict=True), reverse=True)[:10]
-        lines.append("busiest bases: " + ", ".join(f"{sid} x{n}" for n, sid in top))
+        lines.append(
+            "busiest bases: " + ", ".join(f"{names.get(sid, sid)} ({sid}) x{n}" for n, sid in top)
+        )
         return "\n".join(lines)
 
-    def simulate(self, days: float = 14.0, replications: int = 1) -> Summary:
+    def simulate(self, days: float = 14.0, replications: int = 1, today: bool = False) -> Summary:
+        """Simulate the recommendation (or, ``today``, the scenario's own network) for
+        ``days``: the same seed and breakdowns either way, so the two compare run for run."""
         from simulations.runner import run
 
         s = replace(
             self.scenario.with_days(days),
-            network=self.network,
+            network=self.scenario.network if today else self.network,
             sweep=(),
             warmup_days=min(self.scenario.warmup_days, 2.0),
-            label=f"plan {self.objective}",
+            label="today's network" if today else f"plan {self.objective}",
         )
         return run(s, replications=replications, backend="serial", road_graph=self.road_graph)[0]
 

@@ -116,6 +116,9 @@ class RunResult:
     arrival_minutes: np.ndarray
     """Arrival times of the measured, served breakdowns (float32)."""
     perf: dict[str, float] = field(default_factory=dict)
+    station_serves_demand: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Per station: one of its vans' radius covers a demand point of the scenario (the
+    report's utilisation charts leave out the stations of other regions)."""
 
 
 def _q(a: np.ndarray, q: float) -> float:
@@ -207,6 +210,9 @@ def summarise_run(
     vans_st = np.bincount(record.van_station, minlength=n_st)
     with np.errstate(invalid="ignore", divide="ignore"):
         station_util = np.where(vans_st > 0, busy_st / (vans_st * measured_minutes), np.nan)
+    serving_st = np.bincount(
+        record.van_station, weights=record.van_covers_demand.astype(float), minlength=n_st
+    )
 
     within = np.zeros(n, dtype=bool)
     within[served] = arrival <= promise
@@ -240,6 +246,7 @@ def summarise_run(
         station_utilisation=station_util,
         daily_counts=daily,
         arrival_minutes=arrival.astype(np.float32),
+        station_serves_demand=serving_st > 0,
         perf={
             "wall_seconds": wall_seconds,
             "events": events,
@@ -317,6 +324,13 @@ class Summary:
 
     def station_utilisation(self) -> np.ndarray:
         return np.nanmean(np.vstack([r.station_utilisation for r in self.runs]), axis=0)
+
+    def station_serves_demand(self) -> np.ndarray:
+        """Stations whose vans cover some of the scenario's demand (all, if unknown)."""
+        serves = self.runs[0].station_serves_demand
+        if len(serves) != len(self.runs[0].station_ids):
+            return np.ones(len(self.runs[0].station_ids), dtype=bool)
+        return np.asarray(serves, dtype=bool)
 
     def to_dict(self) -> dict[str, Any]:
         from fleet.geography import province_name

@@ -43,6 +43,38 @@ def _summary_table(summaries: list[Any], title: str) -> Any:
     return table
 
 
+def _variant(label: str, summary: Any, network: Any) -> Any:
+    """A comparison column: the summary with its network's vans and bases."""
+    from simulations.report import Variant
+
+    vans = network.vans
+    return Variant(label, summary, len(vans), len({v.station_id for v in vans}))
+
+
+def _comparison_table(variants: list[Any], promise_minutes: float) -> Any:
+    """Today's network beside the recommendation (same breakdowns), for the terminal."""
+    from rich.table import Table
+
+    from simulations.report import fmt_estimate
+
+    table = Table(title=f"Same breakdowns, same seed: within promise = van on site within "
+                  f"{promise_minutes:g} min")  # fmt: skip
+    table.add_column("")
+    for v in variants:
+        table.add_column(v.label, justify="right")
+    rows = (
+        ("share_within_promise", "Within promise", "{:.1%}"),
+        ("arrival_mean_min", "Arrival mean (min)", "{:.1f}"),
+        ("arrival_p90_min", "Arrival p90 (min)", "{:.1f}"),
+        ("partner_cost_cny", "Partner cost (CNY)", "{:,.0f}"),
+    )
+    for key, name, spec in rows:
+        table.add_row(name, *(fmt_estimate(v.summary, key, spec) for v in variants))
+    table.add_row("Vans", *(f"{v.vans:,}" for v in variants))
+    table.add_row("Bases", *(f"{v.bases:,}" for v in variants))
+    return table
+
+
 @app.command()
 def simulate(
     scenario: str = typer.Argument(
@@ -136,8 +168,13 @@ def simulate(
         from simulations.report import html_report
 
         text = html_report(
-            summaries, title=f"Simulation: {s.name}", promise_minutes=s.promise.arrival_minutes
-        )
+            summaries,
+            title=f"Simulation: {s.name}",
+            promise_minutes=s.promise.arrival_minutes,
+            station_names={st.id: st.name for st in s.network.stations},
+            comparison=[_variant(sm.label or sm.scenario, sm, v.network)
+                        for sm, v in zip(summaries, variants, strict=True)],
+        )  # fmt: skip
         try:
             report.write_text(text, "utf-8")
         except OSError as exc:
@@ -149,7 +186,9 @@ def simulate(
 def plan(
     scenario: str = typer.Argument(..., help="Scenario TOML file or shipped name"),
     objective: str = typer.Option("coverage", "--objective", help="coverage | p-median | min-vans"),
-    vans: int = typer.Option(None, "--vans", help="Number of van bases p (coverage, p-median)"),
+    bases: int = typer.Option(
+        None, "--bases", "--vans", help="Number of van bases p (coverage, p-median)"
+    ),
     target: float = typer.Option(0.9, "--target", help="min-vans: share of demand to cover"),
     radius_km: float = typer.Option(None, "--radius-km", help="Covered = within this road km"),
     threshold_min: float = typer.Option(
@@ -162,8 +201,12 @@ def plan(
     time_limit: float = typer.Option(60.0, "--time-limit", help="Solver seconds"),
     sim_days: float = typer.Option(14.0, "--sim-days", help="Days of the check simulation"),
     json_out: Path = typer.Option(None, "--json", help="Write the plan as JSON"),
+    report: Path = typer.Option(
+        None, "--report", help="Write an HTML report comparing the plan with today's network"
+    ),
 ) -> None:
-    """Recommend van bases and van counts, then simulate the recommendation."""
+    """Recommend van bases and van counts, then simulate the recommendation beside today's
+    network on the same breakdowns."""
     from rich.console import Console
 
     from simulations.plan import plan_bases
@@ -173,12 +216,13 @@ def plan(
         s = _load(scenario, None, None)
         with console.status("solving the location model ..."):
             rec = plan_bases(
-                s, objective=objective, p=vans, target_share=target, radius_km=radius_km,
+                s, objective=objective, p=bases, target_share=target, radius_km=radius_km,
                 threshold_minutes=threshold_min, fix_existing=fix_existing, backup=backup,
                 time_limit_s=time_limit, road_graph=command_settings().road_graph_source(),
             )  # fmt: skip
         console.print(rec.describe())
-        with console.status(f"simulating the recommendation for {sim_days:g} days ..."):
+        with console.status(f"simulating today's network and the plan for {sim_days:g} days"):
+            today = rec.simulate(days=sim_days, today=True)
             check = rec.simulate(days=sim_days)
     except (ValueError, ImportError) as exc:
         fail(str(exc))
@@ -192,11 +236,35 @@ def plan(
         f"{check.estimate('arrival_mean_min').mean:.1f} min, p90 "
         f"{check.estimate('arrival_p90_min').mean:.1f} min ({sim_days:g} days)"
     )
+    variants = [
+        _variant("today's network", today, s.network),
+        _variant(f"plan ({objective})", check, rec.network),
+    ]
+    console.print(_comparison_table(variants, s.promise.arrival_minutes))
+    if report is not None:
+        from simulations.report import html_report
+
+        text = html_report(
+            [today, check],
+            title=f"Plan: {s.name} ({objective}, {rec.criterion})",
+            promise_minutes=s.promise.arrival_minutes,
+            station_names={st.id: st.name for st in s.network.stations},
+            comparison=variants,
+        )
+        try:
+            report.write_text(text, "utf-8")
+        except OSError as exc:
+            fail(f"--report {report}: {exc.strerror}")
+        console.print(f"wrote {report}")
     if json_out is not None:
         payload = rec.to_dict()
         payload["simulated"] = {
             k: (None if math.isnan(e.mean) else round(e.mean, 6))
             for k, e in check.estimates().items()
+        }
+        payload["simulated_today"] = {
+            k: (None if math.isnan(e.mean) else round(e.mean, 6))
+            for k, e in today.estimates().items()
         }
         try:
             json_out.write_text(json.dumps(payload, ensure_ascii=False, indent=1), "utf-8")

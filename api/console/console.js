@@ -1,10 +1,23 @@
 // Dispatcher console: plain JS + SVG, no external resources (works offline).
+// What needs a human comes first (attention panel, from the automatic cycle's recorded
+// reasons); the queue is sorted by urgency; a click opens the whole story of a request.
 "use strict";
 
 const TOKEN_KEY = "rescueToken";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const LON0 = 73, LAT1 = 54, COS = Math.cos((36 * Math.PI) / 180), K = 19.4;
-const state = { stations: new Map(), vans: [], requests: [], view: { x: 0, y: 0, w: 1000, h: 700 } };
+const NEXT_STEPS = {
+  assigned: ["en_route", "on_site"], en_route: ["on_site"], on_site: ["repaired", "towing"],
+  towing: ["repaired"], repaired: ["closed"], replacement_assigned: ["cargo_transferred"],
+  cargo_transferred: ["delivered"], delivered: ["closed"],
+};
+const CANCELLABLE = ["received", "assigned", "en_route", "awaiting_replacement", "replacement_assigned"];
+const DIAGNOSABLE = ["assigned", "en_route", "on_site", "towing"];
+const state = {
+  stations: new Map(), vans: [], requests: [], trucks: new Map(), faults: new Map(),
+  places: [], attention: [], attentionById: new Map(), kpis: null, promise: 120,
+  view: { x: 0, y: 0, w: 1000, h: 700 }, detailId: null, detail: null,
+};
 let refreshTimer = null;
 let liveAbort = null;
 
@@ -15,10 +28,16 @@ function project(lat, lon) {
   return [(lon - LON0) * COS * K, (LAT1 - lat) * K];
 }
 
-function message(text, isError) {
-  const el = $("message");
-  el.textContent = text || "";
-  el.className = isError ? "error" : "";
+function message(text, kind) {
+  const node = $("message");
+  node.textContent = text || "";
+  node.className = kind === true ? "error" : kind || "";
+}
+
+function detailMessage(text, kind) {
+  const node = $("detail-message");
+  node.textContent = text || "";
+  node.className = kind || "";
 }
 
 async function api(path, options = {}) {
@@ -40,11 +59,104 @@ async function api(path, options = {}) {
   return data;
 }
 
-function el(name, attrs, parent) {
+function svgEl(name, attrs, parent) {
   const node = document.createElementNS(SVG_NS, name);
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
   if (parent) parent.appendChild(node);
   return node;
+}
+
+function htmlEl(name, attrs, text) {
+  const node = document.createElement(name);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// -- formatting ------------------------------------------------------------------------------
+
+function fmtMinutes(m) {
+  if (m === null || m === undefined || !Number.isFinite(m)) return "–";
+  const sign = m < 0 ? "-" : "";
+  const a = Math.abs(m);
+  return a < 90 ? `${sign}${Math.round(a)} min` : `${sign}${(a / 60).toFixed(1)} h`;
+}
+
+function fmtTime(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return d.toLocaleString([], { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+}
+
+function minutesUntil(iso) {
+  return iso ? (new Date(iso).getTime() - Date.now()) / 60000 : null;
+}
+
+function maskName(name) {
+  return name ? name.slice(0, 1) + "**" : "–";
+}
+
+function maskPhone(phone) {
+  const d = (phone || "").replace(/[\s-]/g, "");
+  return d.length <= 7 ? "*".repeat(d.length) : d.slice(0, 3) + "*".repeat(d.length - 7) + d.slice(-4);
+}
+
+function placeName(lat, lon) {
+  let best = null, bestD = Infinity;
+  const c = Math.cos((lat * Math.PI) / 180);
+  for (const p of state.places) {
+    const dy = p[0] - lat, dx = (p[1] - lon) * c;
+    const d = dx * dx + dy * dy;
+    if (d < bestD) { bestD = d; best = p; }
+  }
+  if (!best) return `${lat.toFixed(2)}, ${lon.toFixed(2)}`;
+  return best[3] && best[3] !== best[2] ? `${best[2]}, ${best[3]}` : best[2];
+}
+
+function faultLabel(r) {
+  const f = state.faults.get(r.fault.code || r.estimate.fault_code);
+  return f ? `${f.name} (${f.grade})` : (r.fault.code || r.estimate.fault_code || "–");
+}
+
+function stationName(id) {
+  const s = state.stations.get(id);
+  return s ? s.name : id;
+}
+
+// -- derived request state -------------------------------------------------------------------
+
+const BEFORE_ARRIVAL = ["received", "assigned", "en_route"];
+
+function promiseLeft(r) {
+  return BEFORE_ARRIVAL.includes(r.status) ? state.promise - r.waited_minutes : null;
+}
+
+function etaMinutes(r) {
+  if (!r.van) return null;
+  if (r.van.eta_minutes !== undefined && r.van.eta_minutes !== null) return r.van.eta_minutes;
+  return minutesUntil(r.van.eta_at);
+}
+
+function isAtRisk(r) {
+  if (r.at_risk) return true;
+  const items = state.attentionById.get(r.id) || [];
+  return items.length > 0;
+}
+
+function isUrgent(r) {
+  return (state.attentionById.get(r.id) || []).some((i) => i.urgent);
+}
+
+function urgency(r) {
+  const left = promiseLeft(r);
+  return (isUrgent(r) ? 2e6 : 0) + (isAtRisk(r) ? 1e6 : 0) + r.estimate.priority * 1e4
+    + (left === null ? 0 : 5000 - left);
+}
+
+function replacementState(r) {
+  if (r.replacement) return `${r.replacement.partner_name || r.replacement.partner_id} ${r.replacement.truck_type}`;
+  if (r.status === "awaiting_replacement") return "waiting for a truck";
+  return r.estimate.needs_replacement ? "needed" : "–";
 }
 
 // -- map -------------------------------------------------------------------------------------
@@ -64,8 +176,8 @@ async function drawProvinces() {
         d += "Z";
       }
     }
-    const p = el("path", { d, "data-adcode": f.properties.adcode }, layer);
-    el("title", {}, p).textContent = f.properties.name;
+    const p = svgEl("path", { d, "data-adcode": f.properties.adcode, "data-name": f.properties.name }, layer);
+    svgEl("title", {}, p).textContent = f.properties.name;
   }
 }
 
@@ -73,15 +185,21 @@ function markerScale() {
   return Math.max(0.15, state.view.w / 1000);
 }
 
+function named(node, name) {
+  node.setAttribute("data-name", name);
+  svgEl("title", {}, node).textContent = name;
+  return node;
+}
+
 function drawMarkers() {
   const s = markerScale();
-  const stations = $("layer-stations"), vans = $("layer-vans");
-  const requests = $("layer-requests"), lines = $("layer-lines");
-  for (const layer of [stations, vans, requests, lines]) layer.textContent = "";
+  const layers = ["layer-stations", "layer-vans", "layer-requests", "layer-lines", "layer-trucks"].map($);
+  const [stations, vans, requests, lines, trucks] = layers;
+  for (const layer of layers) layer.textContent = "";
   for (const st of state.stations.values()) {
     const [x, y] = project(st.lat, st.lon);
-    const c = el("circle", { cx: x, cy: y, r: 2.2 * s, class: "station", "data-id": st.id }, stations);
-    el("title", {}, c).textContent = `${st.name} (${st.grade})`;
+    named(svgEl("circle", { cx: x, cy: y, r: 2.2 * s, class: "station", "data-id": st.id }, stations),
+      `${st.name} (${st.grade} station)`);
   }
   const vanPos = new Map();
   state.vans.forEach((v, i) => {
@@ -97,22 +215,37 @@ function drawMarkers() {
     const [x, y] = project(lat, lon);
     const cls = v.status === "available" ? "van-available"
       : (v.status === "off_shift" || v.status === "maintenance") ? "van-off" : "van-busy";
-    const c = el("circle", { cx: x, cy: y, r: 1.6 * s, class: "van " + cls, "data-id": v.id }, vans);
-    el("title", {}, c).textContent = `${v.id} ${v.capability} ${v.status}`;
+    named(svgEl("circle", { cx: x, cy: y, r: 1.6 * s, class: "van " + cls, "data-id": v.id }, vans),
+      `van ${v.id} · ${stationName(v.station_id)} · ${v.capability.replaceAll("_", " ")} · ${v.status}`);
   });
   for (const r of state.requests) {
     const [x, y] = project(r.location.lat, r.location.lon);
     if (r.van && vanPos.has(r.van.id)) {
-      const [vlat, vlon] = vanPos.get(r.van.id);
-      const [vx, vy] = project(vlat, vlon);
-      el("line", { x1: vx, y1: vy, x2: x, y2: y, class: "line", "data-request": r.id }, lines);
+      const [vx, vy] = project(...vanPos.get(r.van.id));
+      svgEl("line", { x1: vx, y1: vy, x2: x, y2: y, class: "line", "data-request": r.id }, lines);
     }
-    const c = el("circle", {
+    if (r.replacement) {
+      const t = state.trucks.get(r.replacement.truck_id);
+      if (t) {
+        const [tx, ty] = project(t.depot_lat, t.depot_lon);
+        svgEl("line", { x1: tx, y1: ty, x2: x, y2: y, class: "leg pickup", "data-request": r.id }, trucks);
+        named(svgEl("rect", { x: tx - 2.5 * s, y: ty - 2.5 * s, width: 5 * s, height: 5 * s, class: "truck", "data-id": t.id }, trucks),
+          `truck ${t.id} · ${r.replacement.partner_name} · pickup ${fmtTime(r.replacement.pickup_eta_at)}`);
+      }
+      if (r.cargo) {
+        const [dx, dy] = project(r.cargo.destination.lat, r.cargo.destination.lon);
+        svgEl("line", { x1: x, y1: y, x2: dx, y2: dy, class: "leg delivery", "data-request": r.id }, trucks);
+        named(svgEl("rect", { x: dx - 2 * s, y: dy - 2 * s, width: 4 * s, height: 4 * s, class: "truck" }, trucks),
+          `delivery to ${placeName(r.cargo.destination.lat, r.cargo.destination.lon)} · ETA ${fmtTime(r.replacement.delivery_eta_at)}`);
+      }
+    }
+    const c = svgEl("circle", {
       cx: x, cy: y, r: 4 * s,
-      class: "request" + (r.status === "received" ? "" : " assigned"),
+      class: "request" + (r.status === "received" ? "" : " assigned") + (isAtRisk(r) ? " at-risk" : ""),
       "data-id": r.id, "data-status": r.status,
     }, requests);
-    el("title", {}, c).textContent = `${r.id.slice(0, 8)} ${r.vehicle.vehicle_class} ${r.status}`;
+    named(c, `${r.vehicle.plate} · ${r.vehicle.vehicle_class} · ${placeName(r.location.lat, r.location.lon)} · ${r.status}`);
+    c.addEventListener("click", () => openDetail(r.id).catch((e) => message(e.message, true)));
   }
 }
 
@@ -146,114 +279,340 @@ function setupPanZoom() {
       y: drag.v.y - ((ev.clientY - drag.y) / rect.height) * drag.v.h };
     applyView();
   });
+  const hover = $("hover");
+  svg.addEventListener("mousemove", (ev) => {
+    const name = ev.target.getAttribute && ev.target.getAttribute("data-name");
+    if (!name || drag) { hover.hidden = true; return; }
+    const pane = $("map-pane").getBoundingClientRect();
+    hover.textContent = name;
+    hover.style.left = `${Math.min(ev.clientX - pane.left + 12, pane.width - 260)}px`;
+    hover.style.top = `${ev.clientY - pane.top + 12}px`;
+    hover.hidden = false;
+  });
+  svg.addEventListener("mouseleave", () => { hover.hidden = true; });
 }
 
-// -- queue and KPIs --------------------------------------------------------------------------
+// -- attention panel -------------------------------------------------------------------------
 
-function fmtMinutes(m) {
-  if (m === null || m === undefined) return "–";
-  return m < 90 ? `${Math.round(m)} min` : `${(m / 60).toFixed(1)} h`;
+function drawAttention() {
+  const list = $("attention");
+  list.textContent = "";
+  $("attention-count").textContent = `(${state.attention.length})`;
+  for (const item of state.attention) {
+    const li = htmlEl("li", { class: item.urgent ? "urgent" : "", "data-id": item.request_id, "data-kind": item.kind });
+    li.appendChild(htmlEl("span", { class: "what" },
+      `${item.title} · ${item.plate} · ${item.vehicle_class} · waited ${fmtMinutes(item.waited_minutes)}`));
+    li.appendChild(htmlEl("span", { class: "why" }, item.detail + (item.since ? ` (${fmtTime(item.since)})` : "")));
+    const b = htmlEl("button", { type: "button", class: "small", "data-action": item.action }, item.action_label);
+    b.addEventListener("click", () => openDetail(item.request_id, item.action === "choose_van").catch((e) => message(e.message, true)));
+    li.appendChild(b);
+    list.appendChild(li);
+  }
+}
+
+// -- queue -----------------------------------------------------------------------------------
+
+const STATUS_GROUPS = {
+  waiting: ["received"], van: ["assigned", "en_route"], site: ["on_site", "towing", "repaired"],
+  replacement: ["awaiting_replacement", "replacement_assigned", "cargo_transferred", "delivered"],
+};
+
+function queueRows() {
+  const text = $("queue-filter").value.trim().toLowerCase();
+  const group = STATUS_GROUPS[$("queue-status").value];
+  let rows = state.requests.filter((r) => !group || group.includes(r.status));
+  if (text) {
+    rows = rows.filter((r) => [r.id, r.vehicle.plate, r.vehicle.vehicle_class, r.customer.name, r.status,
+      faultLabel(r), r.fault.description, placeName(r.location.lat, r.location.lon), r.van && r.van.id]
+      .some((v) => v && String(v).toLowerCase().includes(text)));
+  }
+  const sort = $("queue-sort").value;
+  const key = {
+    urgency: (r) => -urgency(r),
+    waited: (r) => -r.waited_minutes,
+    promise: (r) => { const left = promiseLeft(r); return left === null ? 1e9 : left; },
+    priority: (r) => -r.estimate.priority * 1e6 - r.waited_minutes,
+  }[sort];
+  return rows.map((r) => [key(r), r]).sort((a, b) => a[0] - b[0]).map(([, r]) => r);
 }
 
 function drawQueue() {
   const body = $("queue").querySelector("tbody");
   body.textContent = "";
-  $("queue-count").textContent = `(${state.requests.length} open)`;
-  for (const r of state.requests) {
-    const tr = document.createElement("tr");
-    tr.className = "status-" + r.status;
-    tr.dataset.id = r.id;
-    tr.dataset.status = r.status;
+  const rows = queueRows();
+  $("queue-count").textContent = `(${rows.length} of ${state.requests.length} open)`;
+  for (const r of rows) {
+    const left = promiseLeft(r);
+    const eta = etaMinutes(r);
+    const tr = htmlEl("tr", {
+      class: `status-${r.status}` + (isUrgent(r) ? " urgent" : isAtRisk(r) ? " late" : ""),
+      "data-id": r.id, "data-status": r.status,
+    });
     const cells = [
-      r.id.slice(0, 8),
-      r.status,
-      `${r.vehicle.vehicle_class}${r.estimate.needs_replacement ? " ⇄" : ""}`,
-      fmtMinutes(r.waited_minutes),
-      r.van ? fmtMinutes(r.van.eta_minutes) : "–",
-      [r.van ? r.van.id : "", r.replacement ? r.replacement.truck_id : ""].filter(Boolean).join(" / ") || "–",
+      [r.estimate.priority.toFixed(0)],
+      [faultLabel(r)],
+      [`${r.vehicle.plate} ${r.vehicle.vehicle_class.replace("_", " ")}${r.vehicle.model ? " " + r.vehicle.model : ""}`],
+      [placeName(r.location.lat, r.location.lon)],
+      [fmtMinutes(r.waited_minutes)],
+      [left === null ? "–" : left < 0 ? `over by ${fmtMinutes(-left)}` : fmtMinutes(left), left !== null && left < 0 ? "overdue" : ""],
+      [r.van ? `${r.van.id} (${stationName(r.van.station_id)})` : r.status === "received" ? "no van" : "–"],
+      [r.late_by_minutes ? `${fmtMinutes(eta)} (late ${fmtMinutes(r.late_by_minutes)})` : fmtMinutes(eta)],
+      [replacementState(r)],
     ];
-    for (const text of cells) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.appendChild(td);
-    }
-    const actions = document.createElement("td");
-    const add = (label, fn) => {
-      const b = document.createElement("button");
-      b.type = "button"; b.className = "small"; b.textContent = label;
-      b.addEventListener("click", () => fn(r).catch((e) => message(e.message, true)));
-      actions.appendChild(b);
-    };
-    if (["received", "assigned", "en_route"].includes(r.status)) add(r.van ? "Override" : "Assign", assign);
-    if (["received", "assigned", "en_route", "on_site", "towing"].includes(r.status)) add("Diagnose", diagnose);
-    const next = { assigned: "en_route", en_route: "on_site", on_site: "repaired", repaired: "closed",
-      replacement_assigned: "cargo_transferred", cargo_transferred: "delivered", delivered: "closed" }[r.status];
-    if (next) add("→ " + next, (req) => setStatus(req, next));
-    tr.appendChild(actions);
+    for (const [text, cls] of cells) tr.appendChild(htmlEl("td", cls ? { class: cls, title: text } : { title: text }, text));
+    tr.addEventListener("click", () => openDetail(r.id).catch((e) => message(e.message, true)));
     body.appendChild(tr);
   }
 }
 
-async function assign(r) {
-  const vanId = prompt(`Van for request ${r.id.slice(0, 8)} (${r.vehicle.vehicle_class}):`, r.van ? r.van.id : "");
-  if (!vanId) return;
-  const reason = prompt("Reason (recorded):", r.van ? "dispatcher override" : "manual assignment");
-  if (!reason) return;
-  await api(`/v1/requests/${r.id}/assignment`, { method: "POST", body: { van_id: vanId.trim(), reason } });
-  message(`Van ${vanId} assigned to ${r.id.slice(0, 8)}.`);
-  await refresh();
+// -- KPIs ------------------------------------------------------------------------------------
+
+function drawKpis(k) {
+  $("kpi-open").textContent = k.open;
+  $("kpi-received").textContent = k.received;
+  $("kpi-attention").textContent = state.attention.length;
+  $("kpi-assigned").textContent = k.assigned;
+  const count = k.within_promise_count;
+  $("kpi-within").textContent = k.within_promise === null ? "–" : `${Math.round(k.within_promise * 100)}%`;
+  $("kpi-within-box").title = `Share within the ${k.promise_minutes} min promise` +
+    (count !== undefined ? ` (${count} requests)` : "") +
+    (k.received ? `; ${k.received} waiting with no van are not yet counted as late` : "");
+  $("kpi-eta").textContent = fmtMinutes(k.mean_eta_minutes);
+  $("kpi-vans").textContent = k.vans_available;
+  $("kpi-trucks").textContent = k.trucks_booked;
 }
 
-async function diagnose(r) {
-  const hours = prompt(`Estimated repair hours for ${r.id.slice(0, 8)}:`, "8");
-  if (hours === null) return;
-  const h = Number(hours);
-  if (!Number.isFinite(h) || h < 0) { message("Hours must be a number >= 0.", true); return; }
+// -- request detail --------------------------------------------------------------------------
+
+function fact(grid, label, text) {
+  const d = htmlEl("div");
+  d.appendChild(htmlEl("b", {}, label));
+  d.appendChild(document.createTextNode(text));
+  grid.appendChild(d);
+}
+
+function drawDetail(r) {
+  $("detail-title").textContent = `${r.vehicle.plate} · ${r.status.replaceAll("_", " ")}`;
+  $("detail-id").textContent = r.id;
+  const grid = $("detail-facts");
+  grid.textContent = "";
+  const left = promiseLeft(r);
+  fact(grid, "Waited / promise", `${fmtMinutes(r.waited_minutes)}` + (left === null ? "" : left < 0 ? `, promise missed by ${fmtMinutes(-left)}` : `, ${fmtMinutes(left)} left`));
+  fact(grid, "Priority", `${r.estimate.priority}`);
+  fact(grid, "Customer", `${maskName(r.customer.name)} · ${maskPhone(r.customer.phone)}`);
+  fact(grid, "Vehicle", `${r.vehicle.plate} · ${r.vehicle.vehicle_class} ${r.vehicle.model || ""}`);
+  fact(grid, "Fault", `${faultLabel(r)}${r.fault.description ? " — " + r.fault.description : ""}`);
+  fact(grid, "Repair estimate", `${r.estimate.expected_repair_hours.toFixed(1)} h (${r.estimate.source}), threshold ${r.estimate.threshold_hours} h${r.estimate.needs_tow ? ", needs a tow" : ""}`);
+  fact(grid, "Place", `${placeName(r.location.lat, r.location.lon)} (${r.location.lat.toFixed(3)}, ${r.location.lon.toFixed(3)})`);
+  fact(grid, "Van", r.van
+    ? `${r.van.id} from ${stationName(r.van.station_id)}, ETA ${fmtMinutes(etaMinutes(r))}${r.van.travel_km !== null ? `, ${r.van.travel_km} km` : ""} (${r.van.source}${r.van.reason ? ": " + r.van.reason : ""})`
+    : "none");
+  if (r.cargo) {
+    fact(grid, "Cargo", `${r.cargo.weight_t} t ${r.cargo.kind} to ${placeName(r.cargo.destination.lat, r.cargo.destination.lon)}`);
+    fact(grid, "Deadline", r.cargo.deadline ? fmtTime(r.cargo.deadline) : "none");
+  } else {
+    fact(grid, "Cargo", "none");
+  }
+  if (r.replacement) {
+    const rp = r.replacement;
+    const slack = r.cargo && r.cargo.deadline && rp.delivery_eta_at
+      ? (new Date(r.cargo.deadline) - new Date(rp.delivery_eta_at)) / 3600000 : null;
+    fact(grid, "Replacement", `${rp.partner_name} · truck ${rp.truck_id} (${rp.truck_type}, ${rp.capacity_t} t)`);
+    fact(grid, "Pickup / delivery", `${fmtTime(rp.pickup_eta_at)} / ${fmtTime(rp.delivery_eta_at)}`);
+    fact(grid, "Cost / deadline slack", `${rp.cost_cny === null ? "–" : Math.round(rp.cost_cny) + " CNY"} / ${slack === null ? "–" : slack.toFixed(1) + " h"}`);
+  } else {
+    fact(grid, "Replacement", replacementState(r));
+  }
+  const steps = $("status-steps");
+  steps.textContent = "";
+  for (const next of NEXT_STEPS[r.status] || []) {
+    const b = htmlEl("button", { type: "button", class: "small", "data-status": next }, `→ ${next.replaceAll("_", " ")}`);
+    b.addEventListener("click", () => setStatus(r, next).catch((e) => detailMessage(e.message, "error")));
+    steps.appendChild(b);
+  }
+  if (!steps.childElementCount) steps.appendChild(htmlEl("span", { class: "muted" }, "No manual step from here."));
+  $("diagnosis-form").hidden = !DIAGNOSABLE.includes(r.status);
+  $("cancel-form").hidden = !CANCELLABLE.includes(r.status);
+  const assignable = ["received", "assigned", "en_route"].includes(r.status);
+  $("candidates").hidden = !assignable;
+}
+
+function drawTimeline(events) {
+  const list = $("timeline");
+  list.textContent = "";
+  for (const e of events) {
+    const li = htmlEl("li", { "data-kind": e.kind });
+    li.appendChild(htmlEl("time", { datetime: e.created_at }, fmtTime(e.created_at)));
+    const data = Object.entries(e.data || {})
+      .filter(([k, v]) => k !== "cycle_id" && v !== null && v !== "" && v !== undefined)
+      .map(([k, v]) => `${k.replaceAll("_", " ")}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
+    li.appendChild(document.createTextNode(
+      `${e.kind.replaceAll("_", " ")}${e.van_id ? " · van " + e.van_id : ""}${e.truck_id ? " · truck " + e.truck_id : ""} · by ${e.actor}${data.length ? " — " + data.join(", ") : ""}`));
+    list.appendChild(li);
+  }
+}
+
+async function loadDetail(id) {
+  const [r, events] = await Promise.all([api(`/v1/requests/${id}`), api(`/v1/requests/${id}/events`)]);
+  if (state.detailId !== id) return;
+  state.detail = r;
+  drawDetail(r);
+  drawTimeline(events);
+  $("detail").dataset.loaded = id;
+}
+
+async function openDetail(id, withCandidates) {
+  state.detailId = id;
+  $("detail").dataset.loaded = "";
+  $("detail").dataset.id = id;
+  detailMessage("");
+  resetCandidates();
+  if (!$("detail").open) $("detail").showModal();
+  await loadDetail(id);
+  if (withCandidates && !$("candidates").hidden) await loadCandidates();
+}
+
+function closeDetail() {
+  state.detailId = null;
+  state.detail = null;
+  $("detail").close();
+}
+
+function resetCandidates() {
+  const box = $("candidates");
+  box.textContent = "";
+  const b = htmlEl("button", { type: "button", id: "load-candidates", class: "small" }, "Show candidate vans");
+  b.addEventListener("click", () => loadCandidates().catch((e) => detailMessage(e.message, "error")));
+  box.appendChild(b);
+}
+
+async function loadCandidates() {
+  const id = state.detailId;
+  const res = await api(`/v1/requests/${id}/candidates`);
+  if (state.detailId !== id) return;
+  const box = $("candidates");
+  box.textContent = "";
+  const table = htmlEl("table", { id: "candidate-table" });
+  table.innerHTML = "<thead><tr><th>Van</th><th>Station</th><th>Road km</th><th>ETA</th><th>Free in</th><th>Note</th><th></th></tr></thead>";
+  const body = htmlEl("tbody");
+  for (const c of res.vans) {
+    const tr = htmlEl("tr", {
+      "data-van": c.van_id,
+      class: c.feasible ? "feasible" : c.assignable ? "beyond" : "excluded",
+    });
+    const note = c.current ? "assigned now" : c.excluded_reason || (c.feasible ? "feasible" : "");
+    for (const text of [`${c.van_id} (${c.capability.replaceAll("_", " ")})`, c.station_name,
+      c.road_km === null ? "–" : c.road_km.toFixed(0), fmtMinutes(c.eta_minutes),
+      fmtMinutes(c.free_in_minutes), note]) tr.appendChild(htmlEl("td", {}, text));
+    const td = htmlEl("td");
+    if (c.assignable && !c.current) {
+      const b = htmlEl("button", { type: "button", class: "small", "data-van": c.van_id }, c.feasible ? "Assign" : "Assign (override)");
+      b.addEventListener("click", () => assign(c).catch((e) => detailMessage(e.message, "error")));
+      td.appendChild(b);
+    }
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+  table.appendChild(body);
+  box.appendChild(table);
+  if (res.not_listed) box.appendChild(htmlEl("p", { class: "muted" }, `${res.not_listed} vans farther away not listed.`));
+  const form = htmlEl("div", { class: "inline" });
+  const reason = htmlEl("input", { id: "override-reason", type: "text", maxlength: "2000", placeholder: "needed beyond the service radius" });
+  const label = htmlEl("label", {}, "Override reason ");
+  label.appendChild(reason);
+  form.appendChild(label);
+  box.appendChild(form);
+}
+
+async function assign(c) {
+  const r = state.detail;
+  const override = ($("override-reason") || {}).value?.trim() || "";
+  const body = { van_id: c.van_id, reason: r.van ? "dispatcher override from candidates" : "chosen from candidates" };
+  if (!c.feasible) {
+    if (!override) {
+      detailMessage(`Van ${c.van_id}: ${c.excluded_reason}. Give an override reason to send it anyway.`, "error");
+      $("override-reason").focus();
+      return;
+    }
+    body.override_reason = override;
+  }
+  const res = await api(`/v1/requests/${r.id}/assignment`, { method: "POST", body });
+  detailMessage(`Van ${c.van_id} assigned to ${res.vehicle.plate}, ETA ${fmtMinutes(res.van && res.van.eta_minutes)}.`, "ok");
+  resetCandidates();
+  await Promise.all([loadDetail(r.id), refresh()]);
+}
+
+async function setStatus(r, next) {
+  await api(`/v1/requests/${r.id}/status`, { method: "POST", body: { status: next } });
+  detailMessage(`${r.vehicle.plate}: status ${r.status} → ${next} recorded.`, "ok");
+  await Promise.all([loadDetail(r.id), refresh()]);
+}
+
+async function diagnose(ev) {
+  ev.preventDefault();
+  const r = state.detail;
+  const h = Number($("diagnosis-hours").value);
+  if (!Number.isFinite(h) || h < 0) { detailMessage("Repair hours must be a number >= 0.", "error"); return; }
   const res = await api(`/v1/requests/${r.id}/diagnosis`, { method: "POST", body: { estimated_repair_hours: h } });
-  message(`Diagnosis recorded: ${res.status}${res.estimate.needs_replacement ? ", replacement needed" : ""}.`);
-  await refresh();
+  detailMessage(`Diagnosis ${h} h recorded: ${res.status.replaceAll("_", " ")}${res.estimate.needs_replacement ? ", replacement truck needed" : ""}.`, "ok");
+  $("diagnosis-hours").value = "";
+  await Promise.all([loadDetail(r.id), refresh()]);
 }
 
-async function setStatus(r, status) {
-  await api(`/v1/requests/${r.id}/status`, { method: "POST", body: { status } });
-  await refresh();
+async function cancelRequest(ev) {
+  ev.preventDefault();
+  const r = state.detail;
+  const reason = $("cancel-reason").value.trim();
+  if (!reason) { detailMessage("Give the reason for cancelling.", "error"); return; }
+  await api(`/v1/requests/${r.id}/cancel`, { method: "POST", body: { reason } });
+  detailMessage(`${r.vehicle.plate} cancelled (${reason}).`, "ok");
+  message(`Request ${r.vehicle.plate} (${r.id}) cancelled.`, "ok");
+  $("cancel-reason").value = "";
+  await Promise.all([loadDetail(r.id), refresh()]);
 }
+
+// -- dispatch runs and refresh ---------------------------------------------------------------
 
 async function runDispatch() {
   const button = $("run-dispatch");
   button.disabled = true;
   try {
     const res = await api("/v1/dispatch/runs", { method: "POST" });
+    const plate = (id) => (state.requests.find((r) => r.id === id) || { vehicle: { plate: id } }).vehicle.plate;
     $("last-run").textContent = res.ran
       ? [`${res.assigned.length} assigned, ${res.unassigned.length} waiting, ${res.booked.length} trucks booked (${res.seconds.toFixed(2)} s, ${res.provider})`,
-        ...res.assigned.map((a) => `  ${a.request_id.slice(0, 8)} → ${a.van_id}  ETA ${Math.round(a.eta_minutes)} min`),
-        ...res.unassigned.map((u) => `  ${u.request_id.slice(0, 8)}: ${u.reason} — ${u.suggestion}`),
-        ...res.booked.map((b) => `  ${b.request_id.slice(0, 8)} ⇄ ${b.truck_id} (${Math.round(b.cost_cny)} CNY)`),
+        ...res.assigned.map((a) => `  ${plate(a.request_id)} → ${a.van_id}  ETA ${Math.round(a.eta_minutes)} min`),
+        ...res.unassigned.map((u) => `  ${plate(u.request_id)}: ${u.reason} — ${u.suggestion}`),
+        ...res.booked.map((b) => `  ${plate(b.request_id)} ⇄ ${b.truck_id} (${Math.round(b.cost_cny)} CNY)`),
         ...res.conflicts.map((c) => "  conflict: " + c)].join("\n")
       : `skipped: ${res.skipped_reason}`;
-    message(res.ran ? "Dispatch run finished." : "Another dispatch run is in progress.");
+    $("last-run-box").open = true;
+    message(res.ran ? `Dispatch run: ${res.assigned.length} assigned, ${res.unassigned.length} still waiting.` : "Another dispatch run is in progress.", "ok");
     await refresh();
   } finally {
     button.disabled = false;
   }
 }
 
-function drawKpis(k) {
-  $("kpi-open").textContent = k.open;
-  $("kpi-received").textContent = k.received;
-  $("kpi-assigned").textContent = k.assigned;
-  $("kpi-within").textContent = k.within_promise === null ? "–" : `${Math.round(k.within_promise * 100)}%`;
-  $("kpi-eta").textContent = fmtMinutes(k.mean_eta_minutes);
-  $("kpi-vans").textContent = k.vans_available;
-}
-
 async function refresh() {
-  const [vans, requests, kpis] = await Promise.all([
-    api("/v1/vans"), api("/v1/requests?open=true&limit=2000"), api("/v1/kpis"),
+  const [vans, requests, kpis, attention] = await Promise.all([
+    api("/v1/vans"), api("/v1/requests?open=true&limit=2000"), api("/v1/kpis"), api("/v1/attention"),
   ]);
   state.vans = vans;
   state.requests = requests;
+  state.kpis = kpis;
+  state.promise = attention.promise_minutes;
+  state.attention = attention.items;
+  state.attentionById = new Map();
+  for (const item of attention.items) {
+    if (!state.attentionById.has(item.request_id)) state.attentionById.set(item.request_id, []);
+    state.attentionById.get(item.request_id).push(item);
+  }
+  if (requests.some((r) => r.replacement && !state.trucks.has(r.replacement.truck_id))) {
+    state.trucks = new Map((await api("/v1/replacement-trucks")).map((t) => [t.id, t]));
+  }
   drawMarkers();
+  drawAttention();
   drawQueue();
   drawKpis(kpis);
   document.body.dataset.refreshed = String(Date.now());
@@ -268,6 +627,19 @@ function scheduleRefresh() {
 }
 
 // -- live updates (fetch stream: EventSource cannot send the Bearer header) -----------------
+
+function onLiveChunk(chunk) {
+  if (!/^event: (?!hello)/m.test(chunk)) return;
+  scheduleRefresh();
+  const line = chunk.split("\n").find((l) => l.startsWith("data: "));
+  if (!line || !state.detailId) return;
+  try {
+    const payload = JSON.parse(line.slice(6));
+    if (payload.request_id === state.detailId) loadDetail(state.detailId).catch(() => {});
+  } catch (e) {
+    // a malformed message changes nothing: the periodic refresh catches up
+  }
+}
 
 async function live() {
   while (token()) {
@@ -289,9 +661,8 @@ async function live() {
         buffer += decoder.decode(value, { stream: true });
         let cut;
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const chunk = buffer.slice(0, cut);
+          onLiveChunk(buffer.slice(0, cut));
           buffer = buffer.slice(cut + 2);
-          if (/^event: (?!hello)/m.test(chunk)) scheduleRefresh();
         }
       }
     } catch (e) {
@@ -312,8 +683,13 @@ function showLogin(error) {
 
 async function start() {
   try {
-    const stations = await api("/v1/stations");
+    const [stations, faults, places, trucks] = await Promise.all([
+      api("/v1/stations"), api("/v1/fault-codes"), api("/v1/geo/places"), api("/v1/replacement-trucks"),
+    ]);
     state.stations = new Map(stations.map((s) => [s.id, s]));
+    state.faults = new Map(faults.map((f) => [f.code, f]));
+    state.places = places.places;
+    state.trucks = new Map(trucks.map((t) => [t.id, t]));
     await refresh();
     document.body.dataset.ready = "true";
     live();
@@ -337,6 +713,15 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("token-input").value = "";
     start();
   });
+  for (const id of ["queue-filter", "queue-status", "queue-sort"]) $(id).addEventListener("input", drawQueue);
+  $("detail-close").addEventListener("click", closeDetail);
+  $("detail").addEventListener("close", () => { state.detailId = null; });
+  $("copy-id").addEventListener("click", () => {
+    navigator.clipboard?.writeText($("detail-id").textContent).then(
+      () => detailMessage("Request id copied.", "ok"), () => detailMessage("Select the id to copy it."));
+  });
+  $("diagnosis-form").addEventListener("submit", (ev) => diagnose(ev).catch((e) => detailMessage(e.message, "error")));
+  $("cancel-form").addEventListener("submit", (ev) => cancelRequest(ev).catch((e) => detailMessage(e.message, "error")));
   try {
     await drawProvinces();
   } catch (e) {

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.db import models as m
 from api.dispatching import queries as q
+from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, record_reasons
 from api.events import add_event
 from api.schemas import AssignedRead, BookedRead, DispatchRunRead, UnassignedRead, UnmatchedRead
 from dispatch import (
@@ -275,6 +276,7 @@ def write_decisions(
             )
             for u in van_matching.unassigned
         ]
+        record_reasons(db_session, UNASSIGNED_KIND, result.unassigned, scope.now, result.cycle_id)
     if bookings:
         result.booked = _write_each(
             bookings, _TruckBookings(scope, trucks, bookings), result.conflicts
@@ -284,4 +286,5 @@ def write_decisions(
             UnmatchedRead(request_id=u.request_id, reason=u.reason, detail=u.detail)
             for u in replacements.unmatched
         ]
+        record_reasons(db_session, UNMATCHED_KIND, result.unmatched, scope.now, result.cycle_id)
     db_session.flush()

@@ -250,7 +250,9 @@ def assign_van(
     settings: SettingsDep,
 ) -> RequestRead:
     """The van must be free, on duty and able to handle the vehicle; the reason is recorded
-    (events `van_assigned` / `assignment_override`). The previous van is released."""
+    (events `van_assigned` / `assignment_override`). The previous van is released. A van whose
+    home station is beyond its service radius (road km) needs an `override_reason` (422
+    naming it otherwise); `GET /v1/requests/{id}/candidates` lists the vans."""
     provider, _ = travel_provider(settings)
     svc.assign_van(
         db_session=db,
@@ -259,6 +261,7 @@ def assign_van(
         reason=body.reason,
         actor=actor_of(staff),
         provider=provider,
+        override_reason=body.override_reason,
     )
     return views.request_view(db_session=db, request_id=request_id)
 

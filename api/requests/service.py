@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import math
 
 from sqlalchemy.orm import Session
 
@@ -289,12 +290,14 @@ def assign_van(
     reason: str,
     actor: str,
     provider: TravelTimeProvider,
+    override_reason: str | None = None,
     now: dt.datetime | None = None,
 ) -> m.VanAssignment:
     """Manual assignment or override: ``van_id`` goes to the request (whatever the optimiser
-    chose; the radius is not enforced: that is what an escalation is), the request's previous
-    van is released. :class:`Conflict` when the request is past the van stage, the van holds
-    another request, is off duty, or cannot handle the vehicle."""
+    chose), the request's previous van is released. :class:`Conflict` when the request is past
+    the van stage, the van holds another request, is off duty, or cannot handle the vehicle;
+    :class:`InvalidInput` naming ``override_reason`` when the breakdown is beyond the van's
+    service radius and no override reason is given (sending it is an escalation)."""
     now = now or utcnow()
     req = get_request(db_session=db_session, request_id=request_id, lock=True)
     status = RequestStatus(req.status)
@@ -310,6 +313,7 @@ def assign_van(
     van = {v: lock_van(db_session, v) for v in locked}[van_id]
     _check_van_can_take(db_session, van, van_id, req)
     assert van is not None
+    home_km = _check_radius(db_session, van, req, provider, override_reason)
     previous = None
     if current is not None:
         previous = _release_van(
@@ -327,7 +331,8 @@ def assign_van(
     add_event(
         db_session, "assignment_override" if previous else "van_assigned", request_id=req.id,
         van_id=van_id, actor=actor, now=now, source="manual", reason=reason,
-        previous_van_id=previous,
+        previous_van_id=previous, override_reason=override_reason,
+        home_km=round(home_km, 1) if math.isfinite(home_km) else None,
         eta_minutes=round(eta_minutes, 1) if eta_minutes is not None else None,
         travel_km=round(row.travel_km, 1) if row.travel_km is not None else None,
     )  # fmt: skip
@@ -353,6 +358,30 @@ def _check_van_can_take(
     other = active_assignment(db_session, van_id=van_id)
     if other is not None:
         raise Conflict(f"van {van_id} is already assigned to request {other.request_id}")
+
+
+def _check_radius(
+    db_session: Session,
+    van: m.Van,
+    req: m.RescueRequest,
+    provider: TravelTimeProvider,
+    override_reason: str | None,
+) -> float:
+    """Road km from the van's home station to the breakdown (what the service radius is
+    measured on); :class:`InvalidInput` naming ``override_reason`` when it is beyond the radius
+    (or unreachable) and no override reason is given."""
+    station = db_session.get(m.Station, van.station_id)
+    if station is None:
+        return math.inf
+    leg = provider.leg(GeoPoint(station.lat, station.lon), GeoPoint(req.lat, req.lon), "rescue_van")
+    if leg.km <= van.service_radius_km or override_reason:
+        return leg.km
+    distance = f"{leg.km:.0f} km by road" if math.isfinite(leg.km) else "not reachable by road"
+    raise InvalidInput(
+        "override_reason",
+        f"van {van.id} is {distance} from its home station {station.name}, beyond its "
+        f"{van.service_radius_km:g} km service radius; give an override reason to send it anyway",
+    )
 
 
 def _manual_assignment(

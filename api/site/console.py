@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
 from api.schemas import FaultCodeRead
-from api.site.geo import simplified_provinces
+from api.site.geo import county_places, simplified_provinces
 from fleet import load_fault_catalogue
 
 router = APIRouter(tags=["console"])
@@ -26,6 +26,16 @@ def root() -> RedirectResponse:
 def provinces() -> dict[str, Any]:
     """Public, vendored data (see NOTICE): rings decimated to ~0.08 degrees, rounded to 0.01."""
     return simplified_provinces()
+
+
+@router.get(
+    "/v1/geo/places",
+    summary="County and prefecture seats (names, coordinates) for the console's place names",
+)
+def places() -> dict[str, Any]:
+    """Public, vendored data (see NOTICE): `places` is a list of `[lat, lon, county name,
+    prefecture name]`; the console names a breakdown after the nearest seat."""
+    return {"places": county_places()}
 
 
 @router.get(

@@ -6,7 +6,12 @@ import math
 from functools import cache
 from typing import Any
 
-from fleet.geography import province_outlines_geojson
+from fleet.geography import (
+    county_seats,
+    prefecture_seats,
+    province_outlines_geojson,
+    units_by_adcode,
+)
 
 
 def _simplify(ring: list[list[float]], tolerance: float) -> list[list[float]]:
@@ -52,3 +57,19 @@ def simplified_provinces(tolerance: float = 0.08) -> dict[str, Any]:
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+@cache
+def county_places() -> list[list[Any]]:
+    """``[lat, lon, name, prefecture name]`` of every mainland county and prefecture seat,
+    coordinates rounded to 0.001 degrees (about 100 m)."""
+    units = units_by_adcode()
+    out: list[list[Any]] = []
+    for u in (*prefecture_seats(), *county_seats()):
+        if u.lat is None or u.lon is None:
+            continue
+        prefecture = units.get(u.prefecture_adcode)
+        out.append(
+            [round(u.lat, 3), round(u.lon, 3), u.name, prefecture.name if prefecture else ""]
+        )
+    return out

@@ -4,24 +4,19 @@ Playwright against a real uvicorn server on a temporary SQLite database."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.api.conftest import request_body
+from tests.api.console_server import CHROMIUM_ARGS, CHROMIUM_ENV, running_server
 
 pytestmark = pytest.mark.browser
-CHROMIUM_ENV = "RESCUE_TEST_CHROMIUM"
-ARGS = [
-    "--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+TAKLAMAKAN = {"lat": 39.0, "lon": 83.0}
+"""217 km in a straight line from the nearest station: no van's 150 km radius covers it."""
 
 
 def chromium_path() -> str:
@@ -33,54 +28,32 @@ def chromium_path() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`rescue serve` (national network seeded), no background cycle; (base URL, token)."""
+    chromium_path()
+    with running_server(tmp_path) as found:
+        yield found
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """`rescue serve` (national network seeded) on a free port; yields (base URL, token)."""
+def live_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The same with the background dispatch cycle running every second."""
     chromium_path()
-    url = f"sqlite:///{tmp_path / 'console.sqlite'}"
-    port = free_port()
-    env = {
-        **os.environ,
-        "RESCUE_DISPATCH_INTERVAL_S": "0",
-        "RESCUE_TRAVEL_PROVIDER": "great_circle",
-        "RESCUE_RESPECT_SHIFTS": "false",
-        "RESCUE_RATE_LIMIT_PER_MINUTE": "0",
-    }
-    cli = [sys.executable, "-m", "api.cli"]
-    proc = subprocess.Popen(
-        [*cli, "serve", "--db", url, "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, "server exited"
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.3)
-        token = subprocess.run(
-            [*cli, "token", "create", "--role", "dispatcher", "--db", url],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        yield base, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running_server(tmp_path, RESCUE_DISPATCH_INTERVAL_S="1") as found:
+        yield found
+
+
+def signed_in(browser: Any, base: str, token: str, errors: list[str]) -> Any:
+    """A 1280x800 page signed in to the console, collecting console errors."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/console/")
+    page.fill("#token-input", token)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    return page
 
 
 def test_console_shows_network_and_dispatches(server: tuple[str, str]) -> None:
@@ -90,14 +63,11 @@ def test_console_shows_network_and_dispatches(server: tuple[str, str]) -> None:
     from playwright.sync_api import sync_playwright
 
     base, token = server
+    errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=ARGS)
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(base + "/console/")
-            page.fill("#token-input", token)
-            page.click("#login-form button[type=submit]")
-            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+            page = signed_in(browser, base, token, errors)
             assert page.locator("#layer-provinces path").count() >= 34
             assert page.locator("#layer-stations circle.station").count() == 938
             assert page.locator("#layer-vans circle.van").count() == 1276
@@ -107,6 +77,7 @@ def test_console_shows_network_and_dispatches(server: tuple[str, str]) -> None:
             row = f"#queue tr[data-id='{created['id']}']"
             page.wait_for_selector(row + "[data-status=received]", timeout=20_000)
             page.wait_for_selector(f"#layer-requests circle[data-id='{created['id']}']")
+            assert "济南市" in page.inner_text(row)  # the place by name, not coordinates
 
             page.click("#run-dispatch")
             page.wait_for_selector(row + "[data-status=assigned]", timeout=20_000)
@@ -115,3 +86,109 @@ def test_console_shows_network_and_dispatches(server: tuple[str, str]) -> None:
             assert page.inner_text("#kpi-assigned") == "1"
         finally:
             browser.close()
+    assert errors == []
+
+
+def test_dispatcher_resolves_stuck_and_cancels_without_errors(
+    live_server: tuple[str, str],
+) -> None:
+    """With the background cycle running and no click: a request no van's radius covers
+    appears in the attention panel with the cycle's reason. Its 'Choose a van' opens the
+    candidates; a van beyond its radius is refused until an override reason is given, then
+    assigned. Another request, assigned by the cycle, is reassigned by choosing a candidate
+    and then cancelled with a reason; its detail shows the whole history. No console error."""
+    from playwright.sync_api import sync_playwright
+
+    base, token = live_server
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = signed_in(browser, base, token, errors)
+            stuck = httpx.post(
+                base + "/v1/requests", json=request_body(location=TAKLAMAKAN, cargo=None),
+                timeout=10,
+            ).json()["id"]  # fmt: skip
+            item = f"#attention li[data-id='{stuck}']"
+            page.wait_for_selector(f"{item}:has-text('no van in radius')", timeout=30_000)
+            assert "escalate: send van" in page.inner_text(item)
+            assert "urgent" in (page.get_attribute(item, "class") or "")
+
+            page.click(f"{item} button[data-action=choose_van]")
+            page.wait_for_selector("#candidate-table tbody tr", timeout=20_000)
+            first = page.locator("#candidate-table tbody tr.beyond").first
+            van_id = first.get_attribute("data-van")
+            first.locator("button").click()
+            assert "Give an override reason" in page.inner_text("#detail-message")
+            page.fill("#override-reason", "nothing nearer; customer agreed")
+            first.locator("button").click()
+            page.wait_for_selector(f"#detail-message:has-text('Van {van_id} assigned')")
+            page.wait_for_selector(f"#timeline li[data-kind=van_assigned]:has-text('{van_id}')")
+            page.click("#detail-close")
+            page.wait_for_selector(f"{item}[data-kind=late]", timeout=20_000)
+
+            jinan = httpx.post(base + "/v1/requests", json=request_body(cargo=None), timeout=10)
+            rid = jinan.json()["id"]
+            row = f"#queue tr[data-id='{rid}']"
+            page.wait_for_selector(row + "[data-status=assigned]", timeout=30_000)
+            page.click(row)
+            page.wait_for_selector(f"#detail[data-loaded='{rid}']")
+            assert page.inner_text("#detail-id") == rid  # the full id, usable in the API
+            assert httpx.get(
+                f"{base}/v1/requests/{rid}", headers={"Authorization": f"Bearer {token}"}
+            ).status_code == 200  # fmt: skip
+            page.click("#load-candidates")
+            page.wait_for_selector("#candidate-table tbody tr.feasible button")
+            other = page.locator("#candidate-table tbody tr.feasible button").first
+            chosen = other.get_attribute("data-van")
+            other.click()
+            page.wait_for_selector(f"#detail-message:has-text('Van {chosen} assigned')")
+            page.wait_for_selector("#timeline li[data-kind=assignment_override]")
+
+            page.fill("#cancel-reason", "customer fixed it")
+            page.click("#cancel-form button[type=submit]")
+            page.wait_for_selector("#detail-message:has-text('cancelled (customer fixed it)')")
+            page.wait_for_selector("#timeline li[data-kind=cancelled]")
+            kinds = page.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.kind)")
+            assert kinds[0] == "request_received"
+            assert {"van_assigned", "assignment_override", "van_released", "cancelled"} <= set(
+                kinds
+            )
+            assert page.inner_text("#detail-title").endswith("cancelled")
+            page.click("#detail-close")
+            page.wait_for_selector(row, state="detached", timeout=20_000)
+        finally:
+            browser.close()
+    assert errors == []
+
+
+def test_docs_render_with_the_network_blocked(server: tuple[str, str]) -> None:
+    """/docs and /redoc render the API with every request off this machine refused: Swagger
+    UI asks for nothing outside; ReDoc only for its decorative "powered by" logo image."""
+    from playwright.sync_api import sync_playwright
+
+    base, _ = server
+    outside: list[tuple[str, str]] = []
+
+    def only_loopback(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "data:")):
+            route.continue_()
+        else:
+            outside.append((url, route.request.resource_type))
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_loopback)
+            page.goto(base + "/docs")
+            page.wait_for_selector(".swagger-ui .info .title:has-text('Rescue dispatch')")
+            page.wait_for_selector(".opblock-summary-path[data-path='/v1/requests/{request_id}']")
+            assert outside == []
+            page.goto(base + "/redoc")
+            page.wait_for_selector("h1:has-text('Rescue dispatch')", timeout=20_000)
+        finally:
+            browser.close()
+    assert {kind for _, kind in outside} <= {"image"}

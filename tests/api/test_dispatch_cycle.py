@@ -233,6 +233,7 @@ def test_concurrent_cycles_overrides_and_cancellations(seeded: Engine, db_url: s
                         svc.assign_van(
                             db_session=db, request_id=rng.choice(ids), van_id=rng.choice(van_ids),
                             reason="test override", actor="test", provider=GC,
+                            override_reason="any van, near or far",
                         )  # fmt: skip
                     with lock:
                         outcomes["overrides"] += 1

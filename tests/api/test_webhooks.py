@@ -360,7 +360,7 @@ def test_a_later_eta_by_more_than_15_minutes_is_a_delay(
     for van in (near, far, near):
         response = quiet_client.post(
             f"/v1/requests/{request_id}/assignment",
-            json={"van_id": van, "reason": "test"},
+            json={"van_id": van, "reason": "test", "override_reason": "the far van on purpose"},
             headers=dispatcher,
         )
         assert response.status_code == 200, response.text

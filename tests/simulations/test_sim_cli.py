@@ -31,6 +31,37 @@ def test_simulate_writes_json_and_report(small_toml: Path, tmp_path: Path) -> No
     text = html.read_text("utf-8")
     assert text.count("data:image/png;base64,") == 4
     assert "http://" not in text and "https://" not in text
+    assert "KPIs: mean per replication ± 95% t-interval half-width over 2 replications" in text
+    assert "by priority: totals over all 2 replications" in text
+    assert "By province, weakest first: totals over all 2 replications" in text
+    assert "<td>山东省</td>" in text  # names as HTML text, not drawn without CJK fonts
+    assert "replication 1" not in text  # legends are in the PNG, not the page
+
+
+def test_report_leaves_out_other_regions_and_intervals_of_one_run(
+    write_scenario, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A station far outside the scenario's province serves none of its demand: the
+    utilisation chart and the busiest-stations table count only the 3 in-region ones. One
+    replication: the tables say so and show no ± half-width."""
+    far = (
+        '[[stations]]\nid = "UR"\nname = "乌鲁木齐站"\ngrade = "AAA"\nlat = 43.825\n'
+        'lon = 87.617\n\n[[vans]]\nid = "UR-1"\nstation = "UR"\n'
+        'capability = "heavy_service_van"\n\n[[vans]]\nid = "JN-1"'
+    )
+    path = write_scenario(('[[vans]]\nid = "JN-1"', far))
+    html = tmp_path / "one.html"
+    result = runner.invoke(
+        app, ["simulate", str(path), "--days", "3", "-r", "1", "--backend", "serial",
+              "--report", str(html), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = html.read_text("utf-8")
+    assert "Van utilisation of the 3 stations that serve the demand" in text
+    assert "乌鲁木齐站" not in text and "<td>UR</td>" not in text
+    assert "KPIs: one replication: values of that run, no interval" in text
+    kpi_table = text.split("<section id='kpis'>")[1].split("</section>")[0]
+    assert "±" not in kpi_table
 
 
 def test_simulate_sweep_option(small_toml: Path, tmp_path: Path) -> None:
@@ -66,18 +97,30 @@ def test_simulate_unknown_backend(small_toml: Path) -> None:
 
 def test_plan_recommends_bases_and_simulates(small_toml: Path, tmp_path: Path) -> None:
     """rescue plan (coverage, p=2) picks 2 of the 3 stations with an optimality statement,
-    sizes their fleets and prints the simulated share beside the model's coverage."""
-    out = tmp_path / "plan.json"
+    sizes their fleets, says what the objective counts, and sets the plan beside today's
+    network on the same breakdowns, in the terminal and in the report."""
+    out, html = tmp_path / "plan.json", tmp_path / "plan.html"
     result = runner.invoke(
         app,
-        ["plan", str(small_toml), "--vans", "2", "--sim-days", "3", "--time-limit", "10",
-         "--json", str(out)],
+        ["plan", str(small_toml), "--bases", "2", "--sim-days", "3", "--time-limit", "10",
+         "--json", str(out), "--report", str(html)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "model coverage" in result.output
     assert "simulated share" in result.output
+    assert "objective = breakdowns per day whose nearest chosen base is within" in result.output
+    assert "today's network" in result.output and "plan (coverage)" in result.output
+    for row in ("Within promise", "Arrival mean (min)", "Arrival p90 (min)", "Vans", "Bases"):
+        assert row in result.output
     data = json.loads(out.read_text("utf-8"))
     assert len(data["bases"]) == 2
+    assert data["simulated_today"]["breakdowns"] == data["simulated"]["breakdowns"]
+    text = html.read_text("utf-8")
+    section = text.split("<section id='comparison'>")[1].split("</section>")[0]
+    assert "Comparison on the same random numbers" in section
+    plan_vans = sum(b["vans"] for b in data["bases"])
+    assert f"<tr><td>Vans</td><td>4</td><td>{plan_vans}</td>" in section
+    assert "<tr><td>Bases (stations with vans)</td><td>3</td><td>2</td><td>-1</td></tr>" in section
     assert all(b["vans"] >= 1 for b in data["bases"])
     assert data["solver"]["proven_optimal"] in (True, False)
     assert 0 <= data["simulated"]["share_within_promise"] <= 1

@@ -38,7 +38,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _near(seat: Any, rng: random.Random) -> dict[str, float]:
+    """A point within about 2 km of ``seat``."""
+    return {
+        "lat": seat.lat + rng.uniform(-0.015, 0.015),
+        "lon": seat.lon + rng.uniform(-0.015, 0.015),
+    }
+
+
 def _bodies(n: int, seed: int = 0) -> list[bytes]:
+    from fleet.geography import county_seats
+
+    # Breakdowns near county seats in the box the old bench drew from (30-40 N, 110-120 E):
+    # every point is inside the service area, as the intake's plausibility check requires.
+    seats = [u for u in county_seats() if 30 <= u.lat <= 40 and 110 <= u.lon <= 120]
     rng = random.Random(seed)
     deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
     classes = ["tractor", "rigid_truck", "light_truck", "van", "car"]
@@ -52,7 +65,7 @@ def _bodies(n: int, seed: int = 0) -> list[bytes]:
                 "vehicle_class": rng.choice(classes),
                 "model": "HOWO T7H",
             },
-            "location": {"lat": 30 + rng.random() * 10, "lon": 110 + rng.random() * 10},
+            "location": _near(rng.choice(seats), rng),
             "fault": {"code": rng.choice(faults), "description": "bench"},
         }
         if rng.random() < 0.5:

@@ -29,6 +29,7 @@ from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings, get_settings
 from api.site import console, health, live
 from api.state import AppResources, install
+from api.tracking import TokenSecret
 from fleet import VehicleClass
 
 logger = logging.getLogger(__name__)
@@ -91,10 +92,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     engine = engine or make_engine(settings.database_url)
     factory = session_factory(engine)
     loop = DispatchLoop(factory, settings)
+    token_secret = TokenSecret(factory, settings.token_secret)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_caches, settings)
+        await asyncio.to_thread(token_secret.get)
         freeze_startup_heap()
         loop.start()
         writer.start()
@@ -132,6 +135,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             intake_writer=writer,
             outbox_worker=outbox,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            token_secret=token_secret,
         ),
     )
     install_error_handlers(app)

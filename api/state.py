@@ -18,6 +18,7 @@ from api.errors import RateLimiter
 from api.notifications.delivery import OutboxWorker
 from api.requests.intake_writer import IntakeWriter
 from api.settings import Settings
+from api.tracking import TokenSecret
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class AppResources:
     intake_writer: IntakeWriter
     rate_limiter: RateLimiter
     outbox_worker: OutboxWorker
+    token_secret: TokenSecret
+    """The server secret that tracking tokens are derived from."""
 
 
 def install(app: FastAPI, resources: AppResources) -> None:
@@ -71,3 +74,7 @@ def get_rate_limiter(app: FastAPI) -> RateLimiter:
 
 def get_outbox_worker(app: FastAPI) -> OutboxWorker:
     return get_resources(app).outbox_worker
+
+
+def get_token_secret(app: FastAPI) -> bytes:
+    return get_resources(app).token_secret.get()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.db import models as m
 from dispatch import CargoKind, OpenRequest, ReplacementRequest, TruckState, VanState
+from dispatch.lifecycle import RequestStatus
 from fleet import (
     ContractRates,
     GeoPoint,
@@ -193,6 +194,36 @@ def van_state_from_rows(
         van=rescue_van,
         home=GeoPoint(station.lat, station.lon),
         position=rescue_van.position,
+        free_in_minutes=_minutes_until(van.busy_until, now),
+        on_shift=on_shift,
+    )
+
+
+def moving_van_state_from_rows(
+    van: m.Van, station: m.Station, request_id: str, *, on_shift: bool
+) -> VanState:
+    """A van on its way to ``request_id``, as the re-planning sees it: pinned to that job,
+    timed from its last reported position (else its home station), free now to be moved."""
+    rescue_van = van_from_row(van)
+    return VanState(
+        van=rescue_van,
+        home=GeoPoint(station.lat, station.lon),
+        position=rescue_van.position,
+        on_shift=on_shift,
+        pinned_request_id=request_id,
+    )
+
+
+def soon_free_van_state_from_rows(
+    van: m.Van, station: m.Station, job: m.RescueRequest, now: dt.datetime, *, on_shift: bool
+) -> VanState:
+    """A van still at a breakdown, as it will be when free (``busy_until``): at that
+    breakdown, or at its home station (the workshop) once it has towed the vehicle there."""
+    tows = job.needs_tow or job.status == RequestStatus.TOWING.value
+    return VanState(
+        van=van_from_row(van),
+        home=GeoPoint(station.lat, station.lon),
+        position=None if tows else GeoPoint(job.lat, job.lon),
         free_in_minutes=_minutes_until(van.busy_until, now),
         on_shift=on_shift,
     )

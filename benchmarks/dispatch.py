@@ -51,16 +51,21 @@ def dispatch_benchmark(
     engine: str = "road",
     repeats: int = 5,
     road_graph: RoadGraphSource = RoadGraphSource(),
+    networkx: bool = True,
+    storm: bool = False,
+    storm_requests: int = 0,
 ) -> dict[str, Any]:
     """The whole van-dispatch decision for ``requests`` synthetic requests and ``vans`` vans on
     the national network (travel on ``road_graph`` or great-circle), against the naive policy
-    on the same batch."""
+    on the same batch and (road engine, ``networkx``) the networkx candidate baseline. With
+    ``storm`` the record is :func:`benchmarks.storm.run_storm_benchmark`'s instead."""
     import numpy as np
 
+    from benchmarks.storm import keep_station_balls, networkx_candidate_seconds, run_storm_benchmark
     from dispatch.synthetic import synthetic_requests, synthetic_vans
     from dispatch.vans import build_van_matching_problem, match_vans, match_vans_naive
     from fleet.demo import build_national_network
-    from routing import GreatCircleProvider, TravelTimeProvider
+    from routing import GreatCircleProvider, RoadGraphProvider, TravelTimeProvider
 
     if engine not in ENGINES:
         raise ValueError(f"--engine must be road or great-circle, got {engine!r}")
@@ -72,9 +77,20 @@ def dispatch_benchmark(
     load_seconds = time.perf_counter() - load_started
 
     network = build_national_network()
+    if storm:
+        return run_storm_benchmark(
+            provider,
+            network,
+            requests=storm_requests or 10 * requests,
+            base_requests=requests,
+            vans=vans,
+            seed=seed,
+            repeats=repeats,
+        )
     rng = np.random.default_rng(seed)
     van_states = synthetic_vans(network, vans, rng)
     batch = synthetic_requests(requests, rng)
+    balls_seconds = keep_station_balls(provider, van_states)
 
     build_times, match_times, total_times = [], [], []
     for _ in range(repeats):
@@ -98,6 +114,15 @@ def dispatch_benchmark(
     )
     median_total = statistics.median(total_times)
     median_naive_match = statistics.median(naive_times)
+    baseline: dict[str, Any] = {}
+    if networkx and isinstance(provider, RoadGraphProvider):
+        nx_seconds, nx_pairs = networkx_candidate_seconds(provider, van_states, batch)
+        baseline = {
+            "networkx_candidates_seconds": round(nx_seconds, 3),
+            "networkx_pairs": nx_pairs,
+            "decision_over_networkx": round(median_total / nx_seconds, 4),
+            "goal_decision_over_networkx": 0.04,
+        }
     return {
         "benchmark": "dispatch",
         "engine": engine,
@@ -111,6 +136,8 @@ def dispatch_benchmark(
         "median_seconds": round(median_total, 4),
         "median_candidates_seconds": round(statistics.median(build_times), 4),
         "median_assignment_seconds": round(statistics.median(match_times), 4),
+        "balls_seconds": round(balls_seconds, 3),
+        **baseline,
         "goal_seconds": GOAL_SECONDS,
         "meets_goal": median_total <= GOAL_SECONDS,
         "optimal": optimal.summary(),

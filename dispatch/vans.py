@@ -33,7 +33,12 @@ import numpy as np
 
 from dispatch.assignment import max_safe_cost, solve_assignment
 from fleet.model import GeoPoint, RescueVan, VanCapability, VehicleClass
-from routing.provider import GreatCircleProvider, TravelTimeProvider, haversine_km
+from routing.provider import (
+    BallKeepingProvider,
+    GreatCircleProvider,
+    TravelTimeProvider,
+    earliest_arrival,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +124,13 @@ class MatchParams:
     """Cost units per minute (1/100 min); lowered automatically if int64 would overflow."""
     priority_resolution: int = 100
     """Priorities are rounded to 1/priority_resolution."""
-    escalation_candidates: int = 5
-    """How many straight-line-nearest free vans are timed for an escalation suggestion."""
 
     def __post_init__(self) -> None:
         for name in ("designated_penalty_minutes", "reassignment_penalty_minutes"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        for name in ("time_resolution", "priority_resolution", "escalation_candidates"):
+        for name in ("time_resolution", "priority_resolution"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -258,6 +261,9 @@ def build_van_matching_problem(
     radius = np.array([v.van.service_radius_km for v in vs], dtype=float)
     home_radius = np.zeros(len(uniq_homes))
     np.maximum.at(home_radius, home_idx, radius)
+    if isinstance(provider, BallKeepingProvider):
+        # stations do not move: their balls are searched once per graph, then looked up
+        provider.keep_balls(uniq_homes, float(home_radius.max()))
     pairs = provider.within(uniq_homes, req_ll, home_radius, VAN_PROFILE)
 
     # Expand home -> request pairs to every van at that home (CSR over vans sorted by home).
@@ -451,6 +457,8 @@ class VanMatching:
     """Cost units per minute actually used."""
     solve_seconds: float = 0.0
     method: str = "optimal"
+    explain_seconds: float = 0.0
+    """Of ``solve_seconds``, the time spent explaining the unassigned requests."""
 
     def served_count(self) -> int:
         return len(self.assignments)
@@ -725,7 +733,9 @@ def _finish(
             )
         )
     missing = [ri for ri in range(len(reqs)) if ri not in chosen]
-    unassigned = _explain(problem, prep, missing, used, params, provider)
+    explain_started = time.perf_counter()
+    unassigned = _explain(problem, prep, missing, used, provider)
+    explain_seconds = time.perf_counter() - explain_started
     return VanMatching(
         assignments=tuple(assignments),
         unassigned=tuple(unassigned),
@@ -733,6 +743,7 @@ def _finish(
         time_resolution=resolution,
         solve_seconds=time.perf_counter() - started,
         method=method,
+        explain_seconds=explain_seconds,
     )
 
 
@@ -741,9 +752,10 @@ def _explain(
     prep: _Prepared,
     missing: list[int],
     used: np.ndarray,
-    params: MatchParams,
     provider: TravelTimeProvider | None,
 ) -> list[Unassigned]:
+    """Why each missing request got no van, and the escalation: the spare capable van that
+    would arrive first beyond its radius (see :func:`_earliest_spare_vans`)."""
     if not missing:
         return []
     reqs, vans = problem.requests, problem.vans
@@ -751,13 +763,11 @@ def _explain(
     capable_in_radius = np.bincount(
         problem.arc_request, weights=prep.capable.astype(float), minlength=len(reqs)
     )
-    engine = provider or GreatCircleProvider()
-    positions = _latlon(v.expected_position for v in vans)
-    free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
-    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
-    spare = prep.free_van & ~used
+    spare_van, spare_eta = _earliest_spare_vans(
+        problem, prep, missing, used, provider or GreatCircleProvider()
+    )
     out = []
-    for ri in missing:
+    for ri, j, eta in zip(missing, spare_van.tolist(), spare_eta.tolist(), strict=True):
         r = reqs[ri]
         if in_radius[ri] == 0:
             reason = UnassignedReason.NO_VAN_IN_RADIUS
@@ -765,20 +775,8 @@ def _explain(
             reason = UnassignedReason.NO_CAPABLE_VAN
         else:
             reason = UnassignedReason.ALL_BUSY
-        key = _KEYS.index((r.vehicle_class, r.needs_tow))
-        candidates = np.nonzero(spare & _CAN[cap_idx, key])[0]
-        nearest_id: str | None = None
-        nearest_eta: float | None = None
-        if len(candidates):
-            loc = np.array([[r.location.lat, r.location.lon]])
-            gc = haversine_km(positions[candidates], loc)[:, 0]
-            k = min(params.escalation_candidates, len(candidates))
-            order = np.argsort(gc, kind="stable")[:k]
-            best = candidates[order]
-            etas = free_in[best] + _minutes_to(engine, positions[best], loc, gc[order])
-            if np.isfinite(etas).any():
-                b = int(np.argmin(etas))
-                nearest_id, nearest_eta = vans[best[b]].id, float(etas[b])
+        nearest_id = vans[j].id if j >= 0 else None
+        nearest_eta = float(eta) if j >= 0 else None
         if nearest_id is not None:
             suggestion = (
                 f"escalate: send van {nearest_id} beyond its service radius "
@@ -794,25 +792,48 @@ def _explain(
     return out
 
 
-ESCALATION_GUESS_CIRCUITY = 2.0
-"""Budget of the bounded search that times escalation candidates: this times the farthest
-candidate's straight-line km, plus 20 km; a candidate beyond it falls back to ``matrix``."""
-
-
-def _minutes_to(
-    engine: TravelTimeProvider, origins: np.ndarray, loc: np.ndarray, straight_km: np.ndarray
-) -> np.ndarray:
-    """Travel minutes from each origin to ``loc``, as ``engine.matrix`` gives them: a bounded
-    ``within`` first (a full matrix column is an unbounded search of the whole graph), and the
-    matrix only if some origin lies beyond that budget or cannot reach ``loc``."""
-    budget = ESCALATION_GUESS_CIRCUITY * float(straight_km.max()) + 20.0
-    found = engine.within(origins, loc, budget, VAN_PROFILE)
-    if len(found) == len(origins):
-        minutes = np.empty(len(origins))
-        minutes[found.source] = found.minutes
-        return minutes
-    _, full = engine.matrix(origins, loc, VAN_PROFILE)
-    return np.asarray(full[:, 0])
+def _earliest_spare_vans(
+    problem: VanMatchingProblem,
+    prep: _Prepared,
+    missing: list[int],
+    used: np.ndarray,
+    engine: TravelTimeProvider,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each missing request, the spare (free, unused) capable van that arrives first,
+    radius ignored, and its ETA (free-in + travel minutes from its expected position); -1 and
+    inf when none can. Requests whose vehicle class and tow need the same set of vans share
+    one :func:`routing.provider.earliest_arrival` call: on the road engine one multi-source
+    search, so the cost follows the number of such sets (<= 4), not of requests."""
+    reqs, vans = problem.requests, problem.vans
+    van_out = np.full(len(missing), -1, dtype=np.int64)
+    eta_out = np.full(len(missing), np.inf)
+    if not missing:
+        return van_out, eta_out
+    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
+    spare = prep.free_van & ~used
+    positions = _latlon(v.expected_position for v in vans)
+    free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
+    locs = _latlon(reqs[ri].location for ri in missing)
+    key = np.array(
+        [_KEYS.index((reqs[ri].vehicle_class, reqs[ri].needs_tow)) for ri in missing],
+        dtype=np.int64,
+    )
+    groups: dict[bytes, list[int]] = {}
+    for k in np.unique(key).tolist():
+        mask = spare & _CAN[cap_idx, k]
+        groups.setdefault(mask.tobytes(), []).extend(np.flatnonzero(key == k).tolist())
+    for mask_bytes, rows in groups.items():
+        candidates = np.flatnonzero(np.frombuffer(mask_bytes, dtype=bool))
+        if not len(candidates):
+            continue
+        at = np.array(rows, dtype=np.int64)
+        found = earliest_arrival(
+            engine, positions[candidates], free_in[candidates], locs[at], VAN_PROFILE
+        )
+        ok = found.source >= 0
+        van_out[at[ok]] = candidates[found.source[ok]]
+        eta_out[at[ok]] = found.minutes[ok]
+    return van_out, eta_out
 
 
 __all__ = [

@@ -134,6 +134,80 @@ class TravelTimeProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class BallKeepingProvider(Protocol):
+    """An engine that can keep the search balls around fixed places (service stations) so
+    that later ``within`` calls from them are lookups (see ``RoadGraphProvider.keep_balls``)."""
+
+    def keep_balls(self, points: Points, radius_km: float) -> int:
+        """Keep the balls of ``radius_km`` around ``points``; the number computed now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """For each target, the source that reaches it first and when (see
+    :func:`earliest_arrival`); ``source`` -1 and ``minutes`` inf where none can."""
+
+    source: np.ndarray
+    minutes: np.ndarray
+
+
+@runtime_checkable
+class EarliestArrivalProvider(Protocol):
+    """An engine that answers :func:`earliest_arrival` itself (e.g. by one multi-source search
+    instead of one search per target)."""
+
+    def earliest_arrival(
+        self,
+        sources: Points,
+        start_minutes: np.ndarray,
+        targets: Points,
+        profile: str | TravelProfile = DEFAULT_PROFILE,
+    ) -> Arrivals: ...
+
+
+EARLIEST_ARRIVAL_TARGETS_PER_MATRIX = 256
+"""Targets per ``matrix`` call in the generic :func:`earliest_arrival` (bounded memory)."""
+
+
+def earliest_arrival(
+    provider: TravelTimeProvider,
+    sources: Points,
+    start_minutes: Sequence[float] | np.ndarray,
+    targets: Points,
+    profile: str | TravelProfile = DEFAULT_PROFILE,
+) -> Arrivals:
+    """For each target, the source with the earliest arrival ``start_minutes[i]`` + travel
+    minutes(source i -> target) over *all* sources, and that arrival; ties go to the lowest
+    source index. Engines that implement :class:`EarliestArrivalProvider` answer it in bulk;
+    for the others it is their ``matrix`` in blocks of targets."""
+    src = as_latlon_array(sources)
+    start = np.asarray(start_minutes, dtype=float).reshape(-1)
+    if len(start) != len(src):
+        raise ValueError(f"start_minutes has {len(start)} entries, sources has {len(src)}")
+    if np.isnan(start).any() or (start < 0).any():
+        bad = start[np.isnan(start) | (start < 0)][0]
+        raise ValueError(f"start_minutes must be >= 0, got {float(bad)!r}")
+    dst = as_latlon_array(targets)
+    if isinstance(provider, EarliestArrivalProvider):
+        return provider.earliest_arrival(src, start, dst, profile)
+    winner = np.full(len(dst), -1, dtype=np.int64)
+    best = np.full(len(dst), np.inf)
+    if len(src) == 0:
+        return Arrivals(winner, best)
+    step = EARLIEST_ARRIVAL_TARGETS_PER_MATRIX
+    for lo in range(0, len(dst), step):
+        _, minutes = provider.matrix(src, dst[lo : lo + step], profile)
+        arrival = start[:, None] + minutes
+        first = np.argmin(arrival, axis=0)  # the lowest index among equals
+        value = arrival[first, np.arange(arrival.shape[1])]
+        ok = np.isfinite(value)
+        winner[lo : lo + step] = np.where(ok, first, -1)
+        best[lo : lo + step] = value
+    return Arrivals(winner, best)
+
+
 class GreatCircleProvider:
     """Great-circle distance times a circuity factor: no data, instant, approximate.
 

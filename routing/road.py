@@ -15,7 +15,8 @@ Model (see docs/routing.md):
 
 Bulk queries run ``scipy.sparse.csgraph.dijkstra`` from the unique snapped nodes of the smaller
 side, in chunks (bounded memory), with ``limit=`` for bounded searches; searches towards a set of
-nodes run on the transposed graph, so one-way streets are respected.
+nodes run on the transposed graph, so one-way streets are respected. Sources whose balls are
+kept (:meth:`RoadGraphProvider.keep_balls`: the service stations) are looked up instead.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from routing.balls import NodeBalls, compute_balls, load_balls, save_balls
 from routing.graph import RoadGraph, load_graph, national_graph_dir
 from routing.points import Points, as_latlon_array
 from routing.provider import (
     DEFAULT_PROFILE,
     UNREACHABLE,
+    Arrivals,
     Leg,
     PairSet,
     TravelProfile,
@@ -54,6 +58,12 @@ bridges the source lacks) are not snap targets; the largest component always is.
 DEFAULT_CHUNK = 16
 """Searches per scipy call: each holds a (chunk, n_nodes) float64 block (16 x 122k = 16 MB);
 small blocks stay in cache and measured ~20% faster than 64 on the national benchmark."""
+
+EARLIEST_ARRIVAL_PER_TARGET_MAX = 64
+"""Up to this many target nodes :meth:`RoadGraphProvider.earliest_arrival` searches backwards
+from each, out to its nearest sources (~1-3 ms each on the national graph, as far-away targets
+sit where roads are sparse); for more, one multi-source search of the whole graph (~40-70 ms)
+costs less and no longer grows with the number of targets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +135,10 @@ class RoadGraphProvider:
         max_snap_km: float = DEFAULT_MAX_SNAP_KM,
         min_component_nodes: int = DEFAULT_MIN_COMPONENT_NODES,
         chunk_size: int = DEFAULT_CHUNK,
+        ball_cache_dir: str | Path | None = None,
     ) -> None:
+        """``ball_cache_dir``: where :meth:`keep_balls` keeps its balls between processes
+        (``None``: in memory only)."""
         if not max_snap_km >= 0 or math.isinf(max_snap_km):
             raise ValueError(f"max_snap_km must be a finite number >= 0, got {max_snap_km!r}")
         if chunk_size < 1:
@@ -135,6 +148,9 @@ class RoadGraphProvider:
         self.max_snap_km = float(max_snap_km)
         self.min_component_nodes = int(min_component_nodes)
         self.chunk_size = int(chunk_size)
+        self.ball_cache_dir = Path(ball_cache_dir) if ball_cache_dir is not None else None
+        self._balls: NodeBalls | None = None
+        self._balls_lock = threading.Lock()
 
     def __repr__(self) -> str:
         g = self.graph
@@ -210,6 +226,49 @@ class RoadGraphProvider:
                 cols = col_order[start : start + step]
                 d = dijkstra(csr, directed=True, indices=dst_r[cols], limit=lim)
                 yield all_rows, cols, d[:, src_r].T
+
+    def _node_pairs(
+        self, src: np.ndarray, dst: np.ndarray, limit: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every (i, j, km) with network km(src[i] -> dst[j]) <= limit[i] (and possibly a few
+        beyond it): from the kept balls for the sources that have one (see
+        :meth:`keep_balls`), by bounded searches for the others."""
+        balls = self._balls
+        searched = np.arange(len(src))
+        if balls is not None and len(src) and len(dst):
+            rows = balls.rows(src)
+            use = np.flatnonzero((rows >= 0) & (limit <= balls.radius_km))
+            if len(use):
+                yield self._ball_pairs(balls, rows[use], use, dst, limit)
+                searched = np.flatnonzero(~np.isin(searched, use))
+        if len(searched) == 0:
+            return
+        for rows_, cols, block in self._blocks(src[searched], dst, limit=limit[searched]):
+            bi, bj = np.nonzero(np.isfinite(block))
+            yield searched[rows_[bi]], cols[bj], block[bi, bj]
+
+    def _ball_pairs(
+        self,
+        balls: NodeBalls,
+        ball_rows: np.ndarray,
+        src_index: np.ndarray,
+        dst: np.ndarray,
+        limit: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The entries of the balls ``ball_rows`` (for ``src[src_index]``) that are target
+        nodes ``dst`` within the limit, as (i, j, km) like :meth:`_node_pairs`."""
+        ptr, row, ball_km = balls.by_node(self.graph.n_nodes)
+        counts = ptr[dst + 1] - ptr[dst]
+        owner = np.repeat(np.arange(len(dst)), counts)
+        starts = np.repeat(ptr[dst] - (np.cumsum(counts) - counts), counts)
+        entry = np.arange(len(owner)) + starts
+        src_of_row = np.full(len(balls.source), -1, dtype=np.int64)
+        src_of_row[ball_rows] = src_index
+        i = src_of_row[row[entry]]
+        hit = np.flatnonzero(i >= 0)
+        i, j, km = i[hit], owner[hit], ball_km[entry[hit]]
+        near = km <= np.nextafter(limit[i], np.inf)  # as a bounded search's limit
+        return i[near], j[near], km[near]
 
     def _dense(
         self, src: np.ndarray, dst: np.ndarray, minutes_for: TravelProfile | None = None
@@ -335,13 +394,11 @@ class RoadGraphProvider:
         # a negative budget reaches nothing beyond the node itself; scipy refuses limit < 0
         np.maximum(node_budget, 0.0, out=node_budget)
         parts_s, parts_t, parts_km = [], [], []
-        for rows, cols, block in self._blocks(us, ut, limit=node_budget):
-            bi, bj = np.nonzero(np.isfinite(block))
-            if len(bi) == 0:
+        for rows, cols, net in self._node_pairs(us, ut, node_budget):
+            if len(rows) == 0:
                 continue
-            net = block[bi, bj]
-            e1, s_local = _expand(rows[bi], s_ptr, s_mem)
-            e2, t_local = _expand(cols[bj][e1], t_ptr, t_mem)
+            e1, s_local = _expand(rows, s_ptr, s_mem)
+            e2, t_local = _expand(cols[e1], t_ptr, t_mem)
             s_idx, t_idx = s_ok[s_local[e2]], t_ok[t_local]
             km = off_s[s_idx] + net[e1][e2] + off_t[t_idx]
             keep = km <= limit[s_idx]
@@ -384,6 +441,199 @@ class RoadGraphProvider:
             out[np.ix_(rows, cols)] = block
         result: np.ndarray = out[ia, ib]
         return result
+
+    def earliest_arrival(
+        self,
+        sources: Points,
+        start_minutes: np.ndarray,
+        targets: Points,
+        profile: str | TravelProfile = DEFAULT_PROFILE,
+    ) -> Arrivals:
+        """For each target, the source that arrives first when source ``i`` sets off after
+        ``start_minutes[i]`` (see :func:`routing.provider.earliest_arrival`). Up to
+        ``EARLIEST_ARRIVAL_PER_TARGET_MAX`` target nodes: a search backwards from each; more:
+        one multi-source search from a virtual node joined to each source's node by its start
+        (in network units) plus its off-network leg, whose cost does not grow with the number
+        of targets. Minutes agree with ``start + matrix`` to float rounding (~1e-15); among
+        sources at one node ties go to the lowest index."""
+        p = get_profile(profile)
+        src = as_latlon_array(sources)
+        start = np.asarray(start_minutes, dtype=float).reshape(-1)
+        if len(start) != len(src):
+            raise ValueError(f"start_minutes has {len(start)} entries, sources has {len(src)}")
+        ss, ts = self.snap(src), self.snap(targets)
+        winner = np.full(len(ts), -1, dtype=np.int64)
+        best = np.full(len(ts), np.inf)
+        ok = np.flatnonzero(ss.snapped & np.isfinite(start))
+        if len(ok) == 0 or not ts.snapped.any():
+            return Arrivals(winner, best)
+        g = self.graph
+        # network units: km (national graph, minutes = km at the profile speed) or minutes
+        by_time = self.has_edge_speeds
+        per_minute = 1.0 if by_time else p.speed_kmh / 60.0
+        off_min_s = self._off(ss, p)[ok] / p.off_network_speed_kmh * 60.0
+        head = (start[ok] + off_min_s) * per_minute
+        # the best source at each node: smallest head, then lowest index
+        order = np.lexsort((ok, head, ss.node[ok]))
+        node_sorted = ss.node[ok][order]
+        first = np.r_[True, node_sorted[1:] != node_sorted[:-1]]
+        seed_node, seed_src, seed_head = node_sorted[first], ok[order][first], head[order][first]
+        cap = p.speed_kmh if by_time else None
+        seeds = g.search_rank[seed_node]
+        t_ok = np.flatnonzero(ts.snapped)
+        ut, t_inv = np.unique(ts.node[t_ok], return_inverse=True)
+        if len(ut) <= EARLIEST_ARRIVAL_PER_TARGET_MAX:
+            node_src, node_arrival = self._arrivals_backwards(
+                ut, seed_node, seed_src, seed_head, cap
+            )
+        else:
+            node_src, node_arrival = self._arrivals_forwards(ut, seeds, seed_src, seed_head, cap)
+        t_inv = t_inv.reshape(-1)
+        off_min_t = self._off(ts, p)[t_ok] / p.off_network_speed_kmh * 60.0
+        reached = node_src[t_inv] >= 0
+        winner[t_ok[reached]] = node_src[t_inv][reached]
+        best[t_ok[reached]] = node_arrival[t_inv][reached] / per_minute + off_min_t[reached]
+        return Arrivals(winner, best)
+
+    def _arrivals_forwards(
+        self,
+        target_node: np.ndarray,
+        seeds: np.ndarray,
+        seed_src: np.ndarray,
+        seed_head: np.ndarray,
+        cap: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(winning source, arrival in network units) per target node by one search from a
+        virtual node with an edge of weight ``seed_head`` to each seed (ranked node); -1 and
+        inf where none arrives."""
+        g = self.graph
+        n = g.n_nodes
+        csr = g.search_csr(cap, reverse=False)
+        aug = csr_matrix(
+            (
+                np.r_[csr.data, seed_head],
+                np.r_[csr.indices, seeds],
+                np.r_[csr.indptr, csr.indptr[-1] + len(seeds)],
+            ),
+            shape=(n + 1, n + 1),
+        )
+        dist, pred = dijkstra(aug, directed=True, indices=n, return_predecessors=True)
+        # the seed each node was reached from: follow predecessors up to a seed, by doubling
+        root = pred.astype(np.int64)
+        own = (root < 0) | (root == n)  # unreached, the virtual node, or a seed reached directly
+        root[own] = np.flatnonzero(own)
+        while True:
+            nxt = root[root]
+            if np.array_equal(nxt, root):
+                break
+            root = nxt
+        seed_of_rank = np.full(n + 1, -1, dtype=np.int64)
+        seed_of_rank[seeds] = seed_src
+        t_rank = g.search_rank[target_node]
+        arrival = dist[t_rank]
+        src = np.where(np.isfinite(arrival), seed_of_rank[root[t_rank]], -1)
+        return src, arrival
+
+    def _arrivals_backwards(
+        self,
+        target_node: np.ndarray,
+        seed_node: np.ndarray,
+        seed_src: np.ndarray,
+        seed_head: np.ndarray,
+        cap: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`_arrivals_forwards` for a few targets: a search backwards from each,
+        bounded by twice its straight-line best guess, grown (x4, then unbounded) until no
+        seed beyond the bound could arrive earlier than the best one within it."""
+        g = self.graph
+        order = np.argsort(seed_src, kind="stable")  # ties go to the lowest source index
+        seed_node, seed_src, seed_head = seed_node[order], seed_src[order], seed_head[order]
+        seed_rank = g.search_rank[seed_node]
+        csr = g.search_csr(cap, reverse=True)
+        # network units per straight-line km, a lower bound (road km >= ratio x straight km)
+        unit_km = g.min_length_ratio * (1.0 if cap is None else 60.0 / self._fastest(cap))
+        t_ll = np.column_stack((g.lat[target_node], g.lon[target_node]))
+        s_ll = np.column_stack((g.lat[seed_node], g.lon[seed_node]))
+        lower = (seed_head[None, :] + haversine_km(t_ll, s_ll) * unit_km).min(axis=1)
+        bound = 2.0 * lower + 20.0 * unit_km
+        grown = np.zeros(len(target_node), dtype=bool)
+        src = np.full(len(target_node), -1, dtype=np.int64)
+        arrival = np.full(len(target_node), np.inf)
+        pending = np.arange(len(target_node))
+        while len(pending):
+            left = []
+            for lo in range(0, len(pending), self.chunk_size):
+                rows = pending[np.argsort(bound[pending], kind="stable")][lo : lo + self.chunk_size]
+                lim = float(bound[rows].max())
+                d = dijkstra(
+                    csr, directed=True, indices=g.search_rank[target_node[rows]], limit=lim
+                )
+                d = d[:, seed_rank]
+                arr = seed_head[None, :] + d
+                k = np.argmin(arr, axis=1)
+                got = arr[np.arange(len(rows)), k]
+                beyond = np.where(np.isinf(d), seed_head[None, :], np.inf).min(axis=1) + lim
+                done = (got <= beyond) | math.isinf(lim)
+                src[rows[done]] = np.where(np.isfinite(got[done]), seed_src[k[done]], -1)
+                arrival[rows[done]] = got[done]
+                left.append(rows[~done])
+            pending = np.concatenate(left) if left else pending[:0]
+            bound[pending] = np.where(grown[pending], np.inf, 4.0 * bound[pending])
+            grown[pending] = True
+        return src, arrival
+
+    def _fastest(self, cap: float) -> float:
+        speeds = self.graph.edge_speed_kmh
+        return cap if speeds is None else min(cap, float(speeds.max()))
+
+    # ------------------------------------------------------------------ kept balls
+
+    def keep_balls(
+        self,
+        points: Points,
+        radius_km: float,
+        *,
+        cache_dir: str | Path | None = None,
+    ) -> int:
+        """Keep the road-km balls of ``radius_km`` around the snapped nodes of ``points``
+        (fixed places: the service stations), so that later :meth:`within` calls from these
+        nodes with budgets up to ``radius_km`` read them instead of searching. Exact: a ball
+        holds what the bounded search would find. Balls come from / go to ``cache_dir``
+        (default: the provider's ``ball_cache_dir``; none: memory only), keyed by the graph's
+        fingerprint and the radius. A larger radius than the kept one replaces the kept balls.
+        Returns the number of balls computed now (0 when all were kept or on disk)."""
+        if not radius_km > 0 or math.isinf(radius_km):
+            raise ValueError(f"radius_km must be a finite number > 0, got {radius_km!r}")
+        snap = self.snap(points)
+        nodes = np.unique(snap.node[snap.snapped])
+        directory = Path(cache_dir) if cache_dir is not None else self.ball_cache_dir
+        with self._balls_lock:
+            kept = self._balls
+            if kept is not None and kept.radius_km < radius_km:
+                kept = None
+            if kept is not None and (kept.rows(nodes) >= 0).all():
+                return 0
+            radius = float(radius_km) if kept is None else kept.radius_km
+            if directory is not None:
+                on_disk = load_balls(directory, self.graph, radius)
+                if on_disk is not None:
+                    kept = on_disk if kept is None else kept.merged(on_disk)
+            missing = nodes if kept is None else nodes[kept.rows(nodes) < 0]
+            if len(missing):
+                fresh = compute_balls(self.graph, missing, radius)
+                kept = fresh if kept is None else kept.merged(fresh)
+                if directory is not None:
+                    save_balls(directory, kept)
+            if kept is not None:  # build what lookups need now, not in the first cycle
+                kept.by_node(self.graph.n_nodes)
+                self.graph.search_csr(None, reverse=False)
+            self._balls = kept
+            return len(missing)
+
+    @property
+    def kept_balls(self) -> NodeBalls | None:
+        """The balls :meth:`keep_balls` keeps (``None`` before the first call)."""
+        return self._balls
 
     # ------------------------------------------------------------------ extras
 
@@ -486,7 +736,7 @@ def load_road_provider(
     with _LOCK:
         cached = _PROVIDERS.get(key)
         if cached is None:
-            cached = RoadGraphProvider(load_graph(p, cache_dir=cache_dir))
+            cached = RoadGraphProvider(load_graph(p, cache_dir=cache_dir), ball_cache_dir=cache_dir)
             _PROVIDERS[key] = cached
             logger.info("loaded %r from %s", cached, key)
         return cached

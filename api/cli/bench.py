@@ -54,6 +54,18 @@ def bench_dispatch(
     seed: int = typer.Option(0, "--seed"),
     engine: str = typer.Option("road", "--engine", help="road | great-circle"),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repetitions (median)."),
+    networkx: bool = typer.Option(
+        True, help="Also time the networkx candidate baseline of the same batch (road engine)."
+    ),
+    storm: bool = typer.Option(
+        False,
+        "--storm",
+        help="Storm: a 10x --requests cycle (default 10,000) beside the --requests cycle "
+        "(its first requests), the explanation share and the ratio.",
+    ),
+    storm_requests: int = typer.Option(
+        0, "--storm-requests", min=0, help="Storm batch size (default 10x --requests)."
+    ),
 ) -> None:
     """Whole van-dispatch decision on the national network vs the naive policy."""
     from benchmarks.dispatch import dispatch_benchmark
@@ -66,6 +78,9 @@ def bench_dispatch(
             engine=engine,
             repeats=repeats,
             road_graph=road_graph_source(),
+            networkx=networkx,
+            storm=storm,
+            storm_requests=storm_requests,
         )
     except ValueError as exc:
         fail(str(exc))
@@ -132,6 +147,9 @@ def bench_routing(
     seed: int = typer.Option(0, help="Random seed"),
     radius_km: float = typer.Option(150.0, help="Service radius of every van (road km)"),
     naive: bool = typer.Option(True, help="Also time the networkx baseline and compare"),
+    keep_balls: bool = typer.Option(
+        True, help="Keep the stations' balls first (as the dispatch cycle does)"
+    ),
     graph: str | None = typer.Option(
         None,
         "--graph",
@@ -153,6 +171,7 @@ def bench_routing(
             seed=seed,
             radius_km=radius_km,
             naive=naive,
+            keep_balls=keep_balls,
         )
     except ValueError as exc:
         fail(str(exc))

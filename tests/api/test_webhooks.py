@@ -39,6 +39,7 @@ from api.network.seeding import seed_network
 from api.notifications.delivery import BATCH, OutboxWorker, backoff_seconds
 from api.requests.service import cancel_request
 from api.security import Role, create_staff_token
+from api.state import get_session_factory
 from fleet import VanCapability, VehicleClass
 from tests.api.conftest import JINAN, app_settings, request_body, shandong_network
 
@@ -420,7 +421,7 @@ def test_delivery_is_signed_and_verified_by_a_real_receiver(
 
 def cancel(client: TestClient, request_id: str) -> None:
     """Cancel through the service, in its own transaction (a customer-visible change)."""
-    with transaction(client.app.state.session_factory) as db:  # type: ignore[attr-defined]
+    with transaction(get_session_factory(client.app)) as db:  # type: ignore[arg-type]
         cancel_request(db_session=db, request_id=request_id, actor="customer")
 
 

@@ -91,3 +91,52 @@ def test_pinned_away_van_beyond_radius_gets_exact_travel(
     assert p.arc_travel_minutes[0] == pytest.approx(minutes[0, 0], rel=1e-12)
     (a,) = match_vans(p).assignments
     assert a.pinned and a.van_id == v0.id
+
+
+class CountingRoad(RoadGraphProvider):
+    """The road engine, counting its multi-source searches for earliest arrivals."""
+
+    calls = 0
+
+    def earliest_arrival(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return super().earliest_arrival(*args, **kwargs)
+
+
+def test_escalation_is_the_earliest_spare_van_by_road(
+    road: RoadGraphProvider, batch: tuple[list, list[VanState]]
+) -> None:
+    """In a storm (60 requests, 25 vans) every unassigned request is told the spare capable
+    van that arrives first by road (free-in + minutes from where it will be), over all spare
+    vans as a brute-force matrix finds it; the explanation asks one search per set of capable
+    vans (<= 4), not one per request."""
+    requests, vans = batch
+    few = vans[::12]
+    counting = CountingRoad(road.graph)
+    m = match_vans(build_van_matching_problem(requests, few, counting), provider=counting)
+    assert len(m.unassigned) >= 30 and 1 <= counting.calls <= 4
+    used = {a.van_id for a in m.assignments}
+    locs = np.array([(r.location.lat, r.location.lon) for r in requests])
+    pos = np.array([(v.expected_position.lat, v.expected_position.lon) for v in few])
+    _, minutes = road.matrix(pos, locs, VAN_PROFILE)
+    eta = np.array([v.free_in_minutes for v in few])[:, None] + minutes
+    index = {r.id: i for i, r in enumerate(requests)}
+    named = 0
+    for u in m.unassigned:
+        r = requests[index[u.request_id]]
+        ok = [
+            j
+            for j, v in enumerate(few)
+            if v.on_shift
+            and v.id not in used
+            and v.van.capability.can_handle(r.vehicle_class, needs_tow=r.needs_tow)
+            and np.isfinite(eta[j, index[u.request_id]])
+        ]
+        if not ok:
+            assert u.nearest_van_id is None and u.nearest_eta_minutes is None
+            continue
+        best = min(ok, key=lambda j: (eta[j, index[u.request_id]], j))
+        assert u.nearest_van_id == few[best].id, u
+        assert u.nearest_eta_minutes == pytest.approx(eta[best, index[u.request_id]], rel=1e-12)
+        named += 1
+    assert named >= 20

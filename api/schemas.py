@@ -418,9 +418,15 @@ class KpiRead(BaseModel):
     awaiting_replacement: int
     replacement_assigned: int
     within_promise: float | None = Field(
-        description="Share of active van assignments whose arrival is within the promise"
+        description="Requests whose van arrived within the promise, over those arrived plus "
+        "those still waiting for a van (counted as not yet within)"
     )
-    within_promise_count: int
+    within_promise_count: int = Field(description="Arrivals within the promise")
+    arrived: int = Field(default=0, description="Requests whose van has arrived (ever)")
+    waiting_for_van: int = Field(
+        default=0, description="Received, assigned or en route: no van there yet"
+    )
+    at_risk: int = Field(default=0, description="Jobs whose van is late beyond the grace")
     promise_minutes: float
     mean_eta_minutes: float | None = Field(
         description="Mean minutes from request to (expected) van arrival, active assignments"

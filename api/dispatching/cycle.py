@@ -250,15 +250,16 @@ def run_cycle(
     policy: CyclePolicy | None = None,
     actor: str = "dispatch",
     record: bool = False,
+    now: dt.datetime | None = None,
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
     ``dispatch_cycle`` event even when nothing was decided (manual runs). ``policy`` (default:
     the settings' defaults) turns re-planning and soon-free vans on; the write also flags the
-    jobs that became late."""
+    jobs that became late. ``now`` replaces the clock (replays and tests)."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts)
     engine = factory.kw["bind"]
     started = time.perf_counter()
-    now = utcnow()
+    now = now or utcnow()
     result = CycleResult(cycle_id=uuid.uuid4().hex[:12], started_at=now, provider=provider_name)
     with cycle_leadership(engine) as leader:
         if not leader:

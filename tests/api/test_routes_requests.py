@@ -465,14 +465,22 @@ def test_van_position(
 
 
 def test_kpis(client: TestClient, dispatcher: Headers) -> None:
-    """KPIs count open / waiting / assigned requests and the share within the promise."""
-    post(client)
+    """KPIs count open / waiting / assigned requests, and the share within the promise from
+    actual arrivals: a request still waiting for its van counts as not (yet) within it."""
+    rid = post(client)["id"]
     post(client, location={"lat": 43.8, "lon": 87.6}, cargo=None)
     client.post("/v1/dispatch/runs", headers=dispatcher)
     k = client.get("/v1/kpis", headers=dispatcher).json()
     assert (k["open"], k["received"], k["assigned"]) == (2, 1, 1)
-    assert k["within_promise"] == 1.0 and k["within_promise_count"] == 1
+    assert (k["arrived"], k["waiting_for_van"]) == (0, 2)
+    assert k["within_promise"] == 0.0 and k["within_promise_count"] == 0
     assert 0 <= k["mean_eta_minutes"] < 120 and k["vans_busy"] == 1
+    for target in ("en_route", "on_site"):
+        r = client.post(f"/v1/requests/{rid}/status", json={"status": target}, headers=dispatcher)
+        assert r.status_code == 200, r.text
+    k = client.get("/v1/kpis", headers=dispatcher).json()
+    assert (k["arrived"], k["waiting_for_van"], k["within_promise_count"]) == (1, 1, 1)
+    assert k["within_promise"] == 0.5
     assert client.get("/v1/kpis").status_code == 401
 
 

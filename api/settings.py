@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         ge=0,
         description="A van this close to arrival (minutes) is never moved",
     )
+    replan_redirect_km: float = Field(
+        default=25.0,
+        ge=0,
+        description="A van on its way is offered other breakdowns only within this many road "
+        "km of where it is (0: jobs may move to free vans, vans keep their course)",
+    )
     soon_free_minutes: float = Field(
         default=60.0,
         ge=0,

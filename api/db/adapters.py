@@ -29,6 +29,7 @@ from fleet import (
     load_fault_catalogue,
 )
 from fleet.geography import nearest_prefecture
+from routing import Leg
 
 
 def station_row(s: ServiceStation) -> m.Station:
@@ -200,17 +201,29 @@ def van_state_from_rows(
 
 
 def moving_van_state_from_rows(
-    van: m.Van, station: m.Station, request_id: str, *, on_shift: bool
+    van: m.Van,
+    station: m.Station,
+    job: m.VanAssignment,
+    now: dt.datetime,
+    *,
+    on_shift: bool,
+    redirect_km: float | None,
 ) -> VanState:
-    """A van on its way to ``request_id``, as the re-planning sees it: pinned to that job,
-    timed from its last reported position (else its home station), free now to be moved."""
+    """A van on its way to its job, as the re-planning sees it: pinned to that job (its leg
+    the live ETA, re-timed from its last position report), from its last reported position
+    (else its home station), offered other breakdowns within ``redirect_km``."""
     rescue_van = van_from_row(van)
+    leg = None
+    if job.eta_at is not None and job.travel_km is not None:
+        leg = Leg(job.travel_km, _minutes_until(job.eta_at, now))
     return VanState(
         van=rescue_van,
         home=GeoPoint(station.lat, station.lon),
         position=rescue_van.position,
         on_shift=on_shift,
-        pinned_request_id=request_id,
+        pinned_request_id=job.request_id,
+        redirect_km=redirect_km,
+        pinned_leg=leg,
     )
 
 

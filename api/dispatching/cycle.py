@@ -88,6 +88,7 @@ class CyclePolicy:
     replan: bool = True
     replan_gain_minutes: float = 15.0
     replan_freeze_minutes: float = 15.0
+    replan_redirect_km: float = 25.0
     soon_free_minutes: float = 60.0
     eta_grace_minutes: float = 10.0
 
@@ -98,6 +99,7 @@ class CyclePolicy:
             replan=settings.replan,
             replan_gain_minutes=settings.replan_gain_minutes,
             replan_freeze_minutes=settings.replan_freeze_minutes,
+            replan_redirect_km=settings.replan_redirect_km,
             soon_free_minutes=settings.soon_free_minutes,
             eta_grace_minutes=settings.eta_grace_minutes,
         )
@@ -176,11 +178,14 @@ def load_snapshot(
     moving: list[VanState] = []
     if policy.replan:
         not_before = plus_minutes(now, policy.replan_freeze_minutes)
-        for req, _a, van, station in q.replannable_rows(db_session, not_before=not_before):
+        for req, job, van, station in q.replannable_rows(db_session, not_before=not_before):
             current_van[req.id] = van.id
             moving.append(
-                moving_van_state_from_rows(van, station, req.id, on_shift=on_shift(station))
-            )
+                moving_van_state_from_rows(
+                    van, station, job, now, on_shift=on_shift(station),
+                    redirect_km=policy.replan_redirect_km,
+                )
+            )  # fmt: skip
             requests += (open_request_from_row(req, now),)
     vans: tuple[VanState, ...] = ()
     soon_free: dict[str, str] = {}

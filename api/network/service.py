@@ -11,7 +11,7 @@ from api.db import models as m
 from api.dispatching import live
 from api.events import add_event
 from api.exceptions import Conflict, InvalidInput, NotFound
-from api.requests.queries import active_assignment
+from api.requests.queries import active_assignment, queued_assignment
 from fleet import VanStatus
 from routing import TravelTimeProvider
 
@@ -48,7 +48,9 @@ def update_position(
                 f"{status.value} follows the request lifecycle; settable: "
                 f"{', '.join(sorted(s.value for s in SETTABLE))}",
             )
-        current = active_assignment(db_session, van_id=van_id)
+        current = active_assignment(db_session, van_id=van_id) or queued_assignment(
+            db_session, van_id=van_id
+        )
         if current is not None:
             raise Conflict(
                 f"van {van_id} is assigned to request {current.request_id}; release it first"

@@ -23,6 +23,7 @@ from api.requests.intake import create_request
 from api.requests.views import request_view
 from api.schemas import RequestCreate, RequestRead
 from dispatch import RequestStatus
+from fleet import VanStatus
 from routing import GreatCircleProvider, RoadGraphProvider, TravelTimeProvider, load_road_provider
 from tests.api.conftest import request_body
 
@@ -81,8 +82,6 @@ def report(
     now: dt.datetime,
     status: str | None = None,
 ) -> None:
-    from fleet import VanStatus
-
     with transaction(session_factory(engine)) as db:
         update_position(
             db_session=db, van_id=van_id, lat=lat, lon=lon, actor="crew", provider=provider,
@@ -347,6 +346,12 @@ def test_a_van_finishing_nearby_beats_an_idle_van_far_away(seeded: Engine) -> No
         (second, TAIAN_VAN, True)
     ]
     assert result.assigned[0].eta_minutes == pytest.approx(nearby_eta, abs=0.1)
+    with (
+        transaction(session_factory(seeded)) as db,
+        pytest.raises(Exception, match=f"assigned to request {first}"),
+    ):
+        update_position(db_session=db, van_id=TAIAN_VAN, lat=36.2, lon=117.2,
+                        status=VanStatus.OFF_SHIFT, actor="crew", now=at(21))  # fmt: skip
     with transaction(session_factory(seeded)) as db:
         taian = db.get(m.Van, TAIAN_VAN)
         assert taian is not None and taian.status == "on_site"  # still on its first job

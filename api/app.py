@@ -37,6 +37,7 @@ from api.requests.reference import IntakeReference, ReferenceCache, load_referen
 from api.settings import Settings, get_settings
 from api.site import attention, console, health, live
 from api.state import AppResources, install
+from api.tracking import TokenSecret
 from api.vehicles import routes as vehicles
 from fleet import VehicleClass
 
@@ -105,11 +106,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     engine = engine or make_engine(settings.database_url)
     factory = session_factory(engine)
     loop = DispatchLoop(factory, settings)
+    token_secret = TokenSecret(factory, settings.token_secret)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_caches, settings)
         await asyncio.to_thread(reference.get)
+        await asyncio.to_thread(token_secret.get)
         freeze_startup_heap()
         loop.start()
         writer.start()
@@ -158,6 +161,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 trusted_proxies=settings.trusted_proxies,
             ),
             intake_reference=reference,
+            token_secret=token_secret,
         ),
     )
     install_error_handlers(app)

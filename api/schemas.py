@@ -281,8 +281,33 @@ class VanOnRequest(BaseModel):
     capability: VanCapability
     lat: float | None = Field(description="Current position (null: at its station)")
     lon: float | None
-    eta_at: dt.datetime | None
-    eta_minutes: float | None = Field(description="Minutes from now until arrival (>= 0)")
+    eta_at: dt.datetime | None = Field(
+        description="Current arrival estimate (re-timed by road from each position report)"
+    )
+    eta_minutes: float | None = Field(
+        description="Minutes from now until eta_at; negative while the van is overdue and "
+        "has not reported since (never clamped); null once it has arrived"
+    )
+    promised_eta_at: dt.datetime | None = Field(
+        default=None, description="The arrival time told when the van was assigned"
+    )
+    late_by_minutes: float | None = Field(
+        default=None,
+        description="How much later than the promise the van is expected (or arrived); >= 0",
+    )
+    at_risk: bool = Field(
+        default=False,
+        description="Not there by its ETA plus the grace, or expected later than the promise "
+        "plus the grace (RESCUE_ETA_GRACE_MINUTES)",
+    )
+    last_position_at: dt.datetime | None = Field(
+        default=None, description="When the van last reported its position"
+    )
+    arrived_at: dt.datetime | None = Field(default=None, description="When it reached the site")
+    queued: bool = Field(
+        default=False,
+        description="The van is finishing another job first (eta_at counts that in)",
+    )
     travel_km: float | None
     assigned_at: dt.datetime
     source: str = Field(description="optimizer or manual", examples=["optimizer"])
@@ -327,6 +352,14 @@ class RequestRead(BaseModel):
     cargo: CargoRead | None
     estimate: EstimateRead
     van: VanOnRequest | None = Field(description="The active van assignment")
+    escalated: bool = Field(
+        default=False,
+        description="No own van covers the breakdown: escalated to a partner (the dispatch "
+        "cycle sets it; a van assigned later clears it)",
+    )
+    escalation_reason: str | None = Field(
+        default=None, examples=["no_van_in_radius"], description="Why it was escalated"
+    )
     replacement: ReplacementOnRequest | None = Field(description="The active truck booking")
 
 
@@ -393,6 +426,16 @@ class AssignedRead(BaseModel):
     eta_at: dt.datetime
     travel_km: float
     designated: bool
+    queued: bool = Field(
+        default=False, description="The van takes it once it finishes its current job"
+    )
+
+
+class ReassignedRead(AssignedRead):
+    """A re-planned job: the van moved, or the request lost its van to a better use."""
+
+    previous_van_id: str | None
+    reason: str = Field(description="Why (recorded in the event log)")
 
 
 class UnassignedRead(BaseModel):
@@ -435,6 +478,22 @@ class DispatchRunRead(BaseModel):
     conflicts: list[str] = Field(
         description="Decisions dropped because a concurrent change got there first"
     )
+    replanned_jobs: int = Field(
+        default=0, description="Assigned jobs not yet reached that this cycle reconsidered"
+    )
+    reassigned: list[ReassignedRead] = Field(
+        default_factory=list, description="Jobs whose van the re-planning changed"
+    )
+    released: list[str] = Field(
+        default_factory=list,
+        description="Requests that lost their van to a higher-priority job (back in the queue)",
+    )
+    at_risk: list[str] = Field(
+        default_factory=list, description="Requests this cycle found late (newly at risk)"
+    )
+    escalated: list[str] = Field(
+        default_factory=list, description="Requests this cycle escalated (no own van in radius)"
+    )
 
 
 class KpiRead(BaseModel):
@@ -446,9 +505,15 @@ class KpiRead(BaseModel):
     awaiting_replacement: int
     replacement_assigned: int
     within_promise: float | None = Field(
-        description="Share of active van assignments whose arrival is within the promise"
+        description="Requests whose van arrived within the promise, over those arrived plus "
+        "those still waiting for a van (counted as not yet within)"
     )
-    within_promise_count: int
+    within_promise_count: int = Field(description="Arrivals within the promise")
+    arrived: int = Field(default=0, description="Requests whose van has arrived (ever)")
+    waiting_for_van: int = Field(
+        default=0, description="Received, assigned or en route: no van there yet"
+    )
+    at_risk: int = Field(default=0, description="Jobs whose van is late beyond the grace")
     promise_minutes: float
     mean_eta_minutes: float | None = Field(
         description="Mean minutes from request to (expected) van arrival, active assignments"

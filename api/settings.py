@@ -101,6 +101,45 @@ class Settings(BaseSettings):
         default=True, description="Wake the dispatch loop on each new request"
     )
     live_poll_s: float = Field(default=1.0, gt=0, description="Live stream poll interval")
+    token_secret: str | None = Field(
+        default=None,
+        min_length=16,
+        description="Secret that tracking tokens are derived from (HMAC of the request id); "
+        "unset: one is generated at first start and kept in the database",
+    )
+    # -- live operations: re-planning, soon-free vans, lateness --
+    eta_grace_minutes: float = Field(
+        default=10.0,
+        ge=0,
+        description="A van not there by its promised ETA plus this is at risk (at_risk)",
+    )
+    replan: bool = Field(
+        default=True,
+        description="Each cycle also reconsiders assigned requests whose van has not arrived",
+    )
+    replan_gain_minutes: float = Field(
+        default=15.0,
+        ge=0,
+        description="Re-planning moves a van only when the arrival gains this much "
+        "(priority-weighted)",
+    )
+    replan_freeze_minutes: float = Field(
+        default=15.0,
+        ge=0,
+        description="A van this close to arrival (minutes) is never moved",
+    )
+    replan_redirect_km: float = Field(
+        default=25.0,
+        ge=0,
+        description="A van on its way is offered other breakdowns only within this many road "
+        "km of where it is (0: jobs may move to free vans, vans keep their course)",
+    )
+    soon_free_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="Vans busy on site or towing that expect to be free within this are "
+        "candidates for the next job (0 = only idle vans)",
+    )
     log_level: str = "INFO"
     # -- notifications: the outbox delivery worker (webhooks, SMS) --
     outbox_worker: bool = Field(

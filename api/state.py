@@ -19,6 +19,7 @@ from api.ratelimit import RateLimiter
 from api.requests.intake_writer import IntakeWriter
 from api.requests.reference import IntakeReference, ReferenceCache
 from api.settings import Settings
+from api.tracking import TokenSecret
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class AppResources:
     outbox_worker: OutboxWorker
     intake_reference: ReferenceCache
     """The registry and stations for the intake (loaded once per app)."""
+    token_secret: TokenSecret
+    """The server secret that tracking tokens are derived from."""
 
 
 def install(app: FastAPI, resources: AppResources) -> None:
@@ -78,3 +81,7 @@ def get_outbox_worker(app: FastAPI) -> OutboxWorker:
 
 def get_intake_reference(app: FastAPI) -> IntakeReference:
     return get_resources(app).intake_reference.get()
+
+
+def get_token_secret(app: FastAPI) -> bytes:
+    return get_resources(app).token_secret.get()

@@ -51,7 +51,11 @@ def _bodies(n: int, seed: int = 0) -> list[bytes]:
 
     # Breakdowns near county seats in the box the old bench drew from (30-40 N, 110-120 E):
     # every point is inside the service area, as the intake's plausibility check requires.
-    seats = [u for u in county_seats() if 30 <= u.lat <= 40 and 110 <= u.lon <= 120]
+    seats = [
+        u
+        for u in county_seats()
+        if u.lat is not None and u.lon is not None and 30 <= u.lat <= 40 and 110 <= u.lon <= 120
+    ]
     rng = random.Random(seed)
     deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
     classes = ["tractor", "rigid_truck", "light_truck", "van", "car"]

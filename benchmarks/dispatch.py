@@ -5,7 +5,10 @@
 - :func:`dispatch_benchmark`: a synthetic national batch (:mod:`dispatch.synthetic`):
   candidate generation with road travel times plus the optimal matching, timed over repeats
   (median), against the naive policy (arrival order, nearest free feasible van) on the same
-  batch, in the same run.
+  batch, in the same run;
+- :func:`replan_benchmark`: one live cycle with re-planning (open requests plus assigned
+  jobs whose van has not arrived, pinned to vans on their way) against the cycle without
+  re-planning (the open requests and the free vans only) on the same world, in the same run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from typing import Any
 from routing.road import RoadGraphSource
 
 GOAL_SECONDS = 0.5
+REPLAN_GOAL_RATIO = 1.5
+"""A cycle with re-planning may cost at most this times the cycle without it."""
+REDIRECT_KM = 25.0
+"""The cycle's default (``RESCUE_REPLAN_REDIRECT_KM``): vans on their way are offered other
+breakdowns within this many road km."""
 ENGINES = ("road", "great-circle")
 
 
@@ -156,4 +164,146 @@ def dispatch_benchmark(
             if median_naive_match
             else None
         ),
+    }
+
+
+def replan_world(
+    network: Any,
+    *,
+    requests: int,
+    assigned: int,
+    vans: int,
+    seed: int,
+    provider: Any,
+    redirect_km: float | None = REDIRECT_KM,
+) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """A seeded live world: ``vans`` synthetic vans, ``assigned`` jobs already given to vans
+    (by the optimal matching of their own batch, each van then a third of the way there,
+    pinned to it, with two thirds of its leg left) and ``requests`` new open requests.
+    Returns (open requests, free vans, assigned requests, vans on their way)."""
+    import numpy as np
+
+    from dispatch.synthetic import synthetic_requests, synthetic_vans
+    from dispatch.vans import OpenRequest, VanState, build_van_matching_problem, match_vans
+    from fleet.model import GeoPoint
+    from routing import Leg
+
+    rng = np.random.default_rng(seed)
+    van_states = synthetic_vans(network, vans, rng)
+    earlier = [  # a quarter more than wanted: some find no van
+        OpenRequest(f"A{i:05d}", r.location, r.vehicle_class, r.needs_tow, r.priority)
+        for i, r in enumerate(synthetic_requests(assigned + assigned // 4, rng))
+    ]
+    batch = synthetic_requests(requests, rng)
+    first = match_vans(build_van_matching_problem(earlier, van_states, provider))
+    sent_jobs = first.assignments[:assigned]
+    van_of = {a.request_id: a.van_id for a in sent_jobs}
+    job_of = {a.van_id: a for a in sent_jobs}
+    request_by_id = {r.id: r for r in earlier}
+    moving, free = [], []
+    for v in van_states:
+        sent = job_of.get(v.id)
+        if sent is None:
+            free.append(v)
+            continue
+        job = sent.request_id
+        start, goal = v.expected_position, request_by_id[job].location
+        here = GeoPoint(
+            start.lat + (goal.lat - start.lat) / 3, start.lon + (goal.lon - start.lon) / 3
+        )
+        moving.append(
+            VanState(
+                v.van,
+                v.home,
+                position=here,
+                pinned_request_id=job,
+                redirect_km=redirect_km,
+                pinned_leg=Leg(sent.travel_km * 2 / 3, sent.travel_minutes * 2 / 3),
+            )
+        )
+    on_way = [r for r in earlier if r.id in van_of]
+    return list(batch), free, on_way, moving
+
+
+def replan_benchmark(
+    *,
+    requests: int = 1000,
+    assigned: int = 2000,
+    vans: int = 3000,
+    seed: int = 0,
+    engine: str = "road",
+    repeats: int = 3,
+    gain_minutes: float = 15.0,
+    redirect_km: float | None = REDIRECT_KM,
+    road_graph: RoadGraphSource = RoadGraphSource(),
+) -> dict[str, Any]:
+    """One dispatch cycle with re-planning against the same cycle without it, on the same
+    seeded world (:func:`replan_world`), each timed over ``repeats`` (median, alternating; wall
+    and process CPU time, the latter steadier on a shared machine):
+    without, the open requests against the free vans; with, the open and the assigned
+    requests against the free vans and the vans on their way (``allow_reassignment``, a move
+    must gain ``gain_minutes``, priority-weighted)."""
+    from benchmarks.storm import keep_station_balls
+    from dispatch.vans import MatchParams, build_van_matching_problem, match_vans
+    from fleet.demo import build_national_network
+    from routing import GreatCircleProvider, TravelTimeProvider
+
+    if engine not in ENGINES:
+        raise ValueError(f"--engine must be road or great-circle, got {engine!r}")
+    for name, value in (("--requests", requests), ("--vans", vans), ("--repeats", repeats),
+                        ("--assigned", assigned)):  # fmt: skip
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    provider: TravelTimeProvider = road_graph.load() if engine == "road" else GreatCircleProvider()
+    network = build_national_network()
+    batch, free, on_way, moving = replan_world(
+        network, requests=requests, assigned=assigned, vans=vans, seed=seed,
+        provider=provider, redirect_km=redirect_km,
+    )  # fmt: skip
+    keep_station_balls(provider, free + moving)
+    params = MatchParams(reassignment_penalty_minutes=gain_minutes)
+    plain_times, replan_times, plain_cpu, replan_cpu = [], [], [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        plain = match_vans(build_van_matching_problem(batch, free, provider), provider=provider)
+        t1, c1 = time.perf_counter(), time.process_time()
+        problem = build_van_matching_problem(batch + on_way, free + moving, provider)
+        replanned = match_vans(problem, allow_reassignment=True, params=params, provider=provider)
+        t2, c2 = time.perf_counter(), time.process_time()
+        plain_times.append(t1 - t0)
+        replan_times.append(t2 - t1)
+        plain_cpu.append(c1 - c0)
+        replan_cpu.append(c2 - c1)
+    pinned = {v.pinned_request_id: v.id for v in moving}
+    chosen = {a.request_id: a.van_id for a in replanned.assignments}
+    moved = sum(1 for r, v in pinned.items() if r in chosen and chosen[r] != v)
+    released = sum(1 for r in pinned if r not in chosen)
+    new_served = sum(1 for r in chosen if r not in pinned)
+    plain_s, replan_s = statistics.median(plain_times), statistics.median(replan_times)
+    ratio = replan_s / plain_s if plain_s else None
+    cpu_plain, cpu_replan = statistics.median(plain_cpu), statistics.median(replan_cpu)
+    return {
+        "benchmark": "dispatch-replan",
+        "engine": engine,
+        "requests": requests,
+        "assigned": len(on_way),
+        "vans": vans,
+        "vans_on_their_way": len(moving),
+        "seed": seed,
+        "repeats": repeats,
+        "gain_minutes": gain_minutes,
+        "redirect_km": redirect_km,
+        "median_seconds_without_replan": round(plain_s, 4),
+        "median_seconds_with_replan": round(replan_s, 4),
+        "ratio_replan_over_plain": round(ratio, 3) if ratio is not None else None,
+        "median_cpu_seconds_without_replan": round(cpu_plain, 4),
+        "median_cpu_seconds_with_replan": round(cpu_replan, 4),
+        "cpu_ratio_replan_over_plain": round(cpu_replan / cpu_plain, 3) if cpu_plain else None,
+        "goal_ratio": REPLAN_GOAL_RATIO,
+        "meets_goal": ratio is not None and ratio <= REPLAN_GOAL_RATIO,
+        "served_without_replan": plain.served_count(),
+        "served_new_with_replan": new_served,
+        "moved": moved,
+        "released": released,
+        "arcs_with_replan": problem.num_arcs,
     }

@@ -63,6 +63,9 @@ VAN_FOLLOWS: frozenset[RequestStatus] = frozenset({S.EN_ROUTE, S.ON_SITE, S.TOWI
 """The van's own status mirrors the request's (it needs a van to get there)."""
 VAN_AT_BREAKDOWN: frozenset[RequestStatus] = frozenset({S.ON_SITE, S.TOWING})
 """The van has reached the breakdown: released from here, it is free where the breakdown is."""
+VAN_ON_ITS_WAY: frozenset[RequestStatus] = frozenset({S.ASSIGNED, S.EN_ROUTE})
+"""The request holds a van that has not reached it: its ETA is live (position reports re-time
+it, lateness is measured against the promise) and re-planning may still move the van."""
 ASSIGNABLE: frozenset[RequestStatus] = frozenset({S.RECEIVED, S.ASSIGNED, S.EN_ROUTE})
 """A dispatcher may (re)assign a van: the van has not reached the breakdown yet."""
 DIAGNOSABLE: frozenset[RequestStatus] = frozenset(

@@ -66,11 +66,28 @@ def bench_dispatch(
     storm_requests: int = typer.Option(
         0, "--storm-requests", min=0, help="Storm batch size (default 10x --requests)."
     ),
+    replan: bool = typer.Option(
+        False,
+        "--replan",
+        help="One cycle with re-planning (--requests open + --assigned jobs on their way) "
+        "vs the cycle without it, same world, same run.",
+    ),
+    assigned: int = typer.Option(
+        2000, "--assigned", min=1, help="With --replan: jobs whose van is on its way."
+    ),
 ) -> None:
     """Whole van-dispatch decision on the national network vs the naive policy."""
-    from benchmarks.dispatch import dispatch_benchmark
+    from benchmarks.dispatch import dispatch_benchmark, replan_benchmark
 
     try:
+        if replan:
+            _emit(
+                replan_benchmark(
+                    requests=requests, assigned=assigned, vans=vans, seed=seed, engine=engine,
+                    repeats=repeats, road_graph=road_graph_source(),
+                )
+            )  # fmt: skip
+            return
         record = dispatch_benchmark(
             requests=requests,
             vans=vans,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.db import models as m
 from dispatch import CargoKind, OpenRequest, ReplacementRequest, TruckState, VanState
+from dispatch.lifecycle import RequestStatus
 from fleet import (
     ContractRates,
     GeoPoint,
@@ -30,6 +31,7 @@ from fleet import (
 )
 from fleet.contracts import RegisteredVehicle, ServiceContract, VehicleRegistry
 from fleet.geography import nearest_prefecture
+from routing import Leg
 
 
 def station_row(s: ServiceStation) -> m.Station:
@@ -258,6 +260,48 @@ def van_state_from_rows(
         van=rescue_van,
         home=GeoPoint(station.lat, station.lon),
         position=rescue_van.position,
+        free_in_minutes=_minutes_until(van.busy_until, now),
+        on_shift=on_shift,
+    )
+
+
+def moving_van_state_from_rows(
+    van: m.Van,
+    station: m.Station,
+    job: m.VanAssignment,
+    now: dt.datetime,
+    *,
+    on_shift: bool,
+    redirect_km: float | None,
+) -> VanState:
+    """A van on its way to its job, as the re-planning sees it: pinned to that job (its leg
+    the live ETA, re-timed from its last position report), from its last reported position
+    (else its home station), offered other breakdowns within ``redirect_km``."""
+    rescue_van = van_from_row(van)
+    leg = None
+    if job.eta_at is not None and job.travel_km is not None:
+        leg = Leg(job.travel_km, _minutes_until(job.eta_at, now))
+    return VanState(
+        van=rescue_van,
+        home=GeoPoint(station.lat, station.lon),
+        position=rescue_van.position,
+        on_shift=on_shift,
+        pinned_request_id=job.request_id,
+        redirect_km=redirect_km,
+        pinned_leg=leg,
+    )
+
+
+def soon_free_van_state_from_rows(
+    van: m.Van, station: m.Station, job: m.RescueRequest, now: dt.datetime, *, on_shift: bool
+) -> VanState:
+    """A van still at a breakdown, as it will be when free (``busy_until``): at that
+    breakdown, or at its home station (the workshop) once it has towed the vehicle there."""
+    tows = job.needs_tow or job.status == RequestStatus.TOWING.value
+    return VanState(
+        van=van_from_row(van),
+        home=GeoPoint(station.lat, station.lon),
+        position=None if tows else GeoPoint(job.lat, job.lon),
         free_in_minutes=_minutes_until(van.busy_until, now),
         on_shift=on_shift,
     )

@@ -2,8 +2,8 @@
 
 Rules that the database itself enforces (so that no concurrent writer can break them):
 
-- a van holds at most one active assignment, a request at most one active van
-  (partial unique indexes on ``van_assignments``);
+- a van holds at most one current and one queued assignment, a request at most one active
+  van (partial unique indexes on ``van_assignments``);
 - a partner truck holds at most one active booking, a request at most one active booking
   (partial unique indexes on ``replacement_bookings``);
 - the event log is append-only (a trigger refuses UPDATE; see the first migration).
@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -191,6 +192,9 @@ class RescueRequest(Base):
     tracking_token_hash: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     body_sha256: Mapped[str | None] = mapped_column(String(64))
+    escalated_at: Mapped[dt.datetime | None]
+    """When a dispatch cycle found no own van whose radius covers the breakdown."""
+    escalation_reason: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class ServiceContractRow(Base):
@@ -225,8 +229,15 @@ class VanAssignment(Base):
             "uq_van_assignments_active_van",
             "van_id",
             unique=True,
-            sqlite_where=text("active"),
-            postgresql_where=text("active"),
+            sqlite_where=text("active AND NOT queued"),
+            postgresql_where=text("active AND NOT queued"),
+        ),
+        Index(
+            "uq_van_assignments_queued_van",
+            "van_id",
+            unique=True,
+            sqlite_where=text("active AND queued"),
+            postgresql_where=text("active AND queued"),
         ),
         Index(
             "uq_van_assignments_active_request",
@@ -244,6 +255,16 @@ class VanAssignment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[dt.datetime | None]
     eta_at: Mapped[dt.datetime | None]
+    """The current arrival estimate (re-timed from each position report of the van)."""
+    promised_eta_at: Mapped[dt.datetime | None]
+    """The arrival time told when the van was assigned: lateness is measured against it."""
+    at_risk_at: Mapped[dt.datetime | None]
+    """When the van was first found late (promise + grace passed, or expected to); cleared
+    when a position report brings it back within."""
+    arrived_at: Mapped[dt.datetime | None]
+    """When the van reached the breakdown (status on_site)."""
+    queued: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The van is still on another job: this one starts when that one releases it."""
     travel_minutes: Mapped[float | None] = mapped_column(Float)
     travel_km: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(16), default="optimizer")
@@ -314,6 +335,17 @@ class StaffToken(Base):
     revoked_at: Mapped[dt.datetime | None]
     last_used_at: Mapped[dt.datetime | None]
     expires_at: Mapped[dt.datetime | None]
+
+
+class ServerSecret(Base):
+    """A secret generated once and shared by every server process (when the setting is unset):
+    tracking tokens are derived from it, so restarts and other processes keep them valid."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 # -- notifications (transactional outbox) ---------------------------------------------------

@@ -5,9 +5,15 @@ Phases (so that the solver never holds the database's write lock):
 
 1. leadership: on PostgreSQL a session advisory lock (``pg_try_advisory_lock``) lets exactly
    one cycle run at a time across all server processes; on SQLite a per-process lock;
-2. read a snapshot (one short transaction) as :mod:`fleet` / :mod:`dispatch` dataclasses;
-3. solve: :func:`dispatch.match_vans` on :func:`dispatch.build_van_matching_problem`, and
-   :func:`dispatch.match_replacements` for requests that need a truck;
+2. read a snapshot (one short transaction) as :mod:`fleet` / :mod:`dispatch` dataclasses:
+   waiting requests; free vans; with re-planning, the jobs whose van has not arrived and is
+   not about to (pinned to their van, which the matching may move when the gain is worth
+   it) and the vans at a breakdown that expect to be free soon (timed from when and where
+   they will be free: the breakdown, or their home station after a tow);
+3. solve: :func:`dispatch.match_vans` on :func:`dispatch.build_van_matching_problem` (with
+   ``allow_reassignment`` and the priority-weighted hysteresis of
+   ``MatchParams.reassignment_penalty_minutes``), and :func:`dispatch.match_replacements`
+   for requests that need a truck;
 4. write (one transaction): lock the chosen requests, then the vans / trucks (always in that
    order, sorted by id: no deadlock with overrides or cancellations, which lock the request
    first), re-check that each is still free (a concurrent override or cancellation may have
@@ -23,26 +29,32 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.clock import utcnow
+from api.db import models as m
 from api.db.adapters import (
+    moving_van_state_from_rows,
     open_request_from_row,
     partner_from_row,
     replacement_request_from_row,
+    soon_free_van_state_from_rows,
     truck_state_from_row,
     van_state_from_rows,
 )
 from api.db.engine import transaction
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, write_decisions
+from api.dispatching.live import flag_late_jobs, plus_minutes
 from api.events import add_event
 from dispatch import (
+    MatchParams,
     OpenRequest,
     ReplacementMatching,
     ReplacementRequest,
@@ -57,6 +69,9 @@ from dispatch import (
 from fleet import is_on_shift
 from routing import TravelTimeProvider
 
+if TYPE_CHECKING:
+    from api.settings import Settings
+
 logger = logging.getLogger(__name__)
 
 ADVISORY_LOCK_KEY = 0x52455343  # "RESC"
@@ -66,12 +81,45 @@ _local_locks_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
+class CyclePolicy:
+    """The live-operation settings of a cycle (``RESCUE_REPLAN``, ``..._GAIN_MINUTES``, ...)."""
+
+    respect_shifts: bool = True
+    replan: bool = True
+    replan_gain_minutes: float = 15.0
+    replan_freeze_minutes: float = 15.0
+    replan_redirect_km: float = 25.0
+    soon_free_minutes: float = 60.0
+    eta_grace_minutes: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CyclePolicy:
+        return cls(
+            respect_shifts=settings.respect_shifts,
+            replan=settings.replan,
+            replan_gain_minutes=settings.replan_gain_minutes,
+            replan_freeze_minutes=settings.replan_freeze_minutes,
+            replan_redirect_km=settings.replan_redirect_km,
+            soon_free_minutes=settings.soon_free_minutes,
+            eta_grace_minutes=settings.eta_grace_minutes,
+        )
+
+    def match_params(self) -> MatchParams:
+        return MatchParams(reassignment_penalty_minutes=self.replan_gain_minutes)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     now: dt.datetime
     requests: tuple[OpenRequest, ...]
     vans: tuple[VanState, ...]
     replacement_requests: tuple[ReplacementRequest, ...]
     trucks: tuple[TruckState, ...]
+    current_van: Mapping[str, str] = field(default_factory=dict)
+    """Re-planned jobs: request id -> the van that holds it (pinned in the batch)."""
+    soon_free: Mapping[str, str] = field(default_factory=dict)
+    """Vans at a breakdown offered for a next job: van id -> the request it is on."""
+    match_params: MatchParams = field(default_factory=MatchParams)
 
 
 @contextmanager
@@ -104,26 +152,57 @@ def cycle_leadership(engine: Engine) -> Iterator[bool]:
 
 
 def load_snapshot(
-    *, db_session: Session, now: dt.datetime, respect_shifts: bool = True
+    *,
+    db_session: Session,
+    now: dt.datetime,
+    respect_shifts: bool = True,
+    policy: CyclePolicy | None = None,
 ) -> Snapshot:
     """Open requests (received, no van), free vans (no active assignment, available or
     returning, on shift), requests that need a truck and have none, and available trucks.
+    With ``policy.replan``: also the jobs not yet reached (and not due within the freeze)
+    with their vans pinned, and the vans expected free within ``soon_free_minutes``.
     Vans and trucks are only read when something waits for them."""
+    policy = policy or CyclePolicy(respect_shifts=respect_shifts, replan=False,
+                                   soon_free_minutes=0.0)  # fmt: skip
+    local = now.astimezone(LOCAL_TZ)
+    local_hour = local.hour + local.minute / 60.0
+
+    def on_shift(station: m.Station) -> bool:
+        return (not policy.respect_shifts) or is_on_shift(
+            station.open_hour, station.close_hour, local_hour
+        )
+
     requests = tuple(open_request_from_row(r, now) for r in q.open_request_rows(db_session))
+    current_van: dict[str, str] = {}
+    moving: list[VanState] = []
+    if policy.replan:
+        not_before = plus_minutes(now, policy.replan_freeze_minutes)
+        for req, job, van, station in q.replannable_rows(db_session, not_before=not_before):
+            current_van[req.id] = van.id
+            moving.append(
+                moving_van_state_from_rows(
+                    van, station, job, now, on_shift=on_shift(station),
+                    redirect_km=policy.replan_redirect_km,
+                )
+            )  # fmt: skip
+            requests += (open_request_from_row(req, now),)
     vans: tuple[VanState, ...] = ()
+    soon_free: dict[str, str] = {}
     if requests:
-        local = now.astimezone(LOCAL_TZ)
-        local_hour = local.hour + local.minute / 60.0
         vans = tuple(
-            van_state_from_rows(
-                van,
-                station,
-                now,
-                on_shift=(not respect_shifts)
-                or is_on_shift(station.open_hour, station.close_hour, local_hour),
-            )
+            van_state_from_rows(van, station, now, on_shift=on_shift(station))
             for van, station in q.free_van_rows(db_session)
         )
+        vans += tuple(moving)
+        if policy.soon_free_minutes > 0:
+            free_by = plus_minutes(now, policy.soon_free_minutes)
+            for van, station, req in q.soon_free_van_rows(db_session, free_by=free_by):
+                soon_free[van.id] = req.id
+                vans += (
+                    soon_free_van_state_from_rows(van, station, req, now,
+                                                  on_shift=on_shift(station)),
+                )  # fmt: skip
     rep_requests = tuple(
         replacement_request_from_row(r, now) for r in q.replacement_request_rows(db_session)
     )
@@ -133,7 +212,16 @@ def load_snapshot(
         trucks = tuple(
             truck_state_from_row(t, partners[t.partner_id]) for t in q.free_truck_rows(db_session)
         )
-    return Snapshot(now, requests, vans, rep_requests, trucks)
+    return Snapshot(
+        now,
+        requests,
+        vans,
+        rep_requests,
+        trucks,
+        current_van=current_van,
+        soon_free=soon_free,
+        match_params=policy.match_params(),
+    )
 
 
 def solve(
@@ -143,7 +231,12 @@ def solve(
     van_matching = None
     if snapshot.requests:
         problem = build_van_matching_problem(snapshot.requests, snapshot.vans, provider)
-        van_matching = match_vans(problem, provider=provider)
+        van_matching = match_vans(
+            problem,
+            allow_reassignment=bool(snapshot.current_van),
+            params=snapshot.match_params,
+            provider=provider,
+        )
     rep = None
     if snapshot.replacement_requests:
         rproblem = build_replacement_problem(
@@ -159,14 +252,19 @@ def run_cycle(
     provider: TravelTimeProvider,
     provider_name: str = "",
     respect_shifts: bool = True,
+    policy: CyclePolicy | None = None,
     actor: str = "dispatch",
     record: bool = False,
+    now: dt.datetime | None = None,
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
-    ``dispatch_cycle`` event even when nothing was decided (manual runs)."""
+    ``dispatch_cycle`` event even when nothing was decided (manual runs). ``policy`` (default:
+    the settings' defaults) turns re-planning and soon-free vans on; the write also flags the
+    jobs that became late. ``now`` replaces the clock (replays and tests)."""
+    policy = policy or CyclePolicy(respect_shifts=respect_shifts)
     engine = factory.kw["bind"]
     started = time.perf_counter()
-    now = utcnow()
+    now = now or utcnow()
     result = CycleResult(cycle_id=uuid.uuid4().hex[:12], started_at=now, provider=provider_name)
     with cycle_leadership(engine) as leader:
         if not leader:
@@ -175,8 +273,9 @@ def run_cycle(
             result.seconds = time.perf_counter() - started
             return result
         with transaction(factory) as db:
-            snapshot = load_snapshot(db_session=db, now=now, respect_shifts=respect_shifts)
-        result.open_requests = len(snapshot.requests)
+            snapshot = load_snapshot(db_session=db, now=now, policy=policy)
+        result.open_requests = len(snapshot.requests) - len(snapshot.current_van)
+        result.replanned_jobs = len(snapshot.current_van)
         result.free_vans = sum(1 for v in snapshot.vans if v.on_shift)
         van_matching, replacements = solve(snapshot, provider)
         with transaction(factory) as db:
@@ -188,6 +287,10 @@ def run_cycle(
                 result=result,
                 actor=actor,
             )
+            result.at_risk = flag_late_jobs(
+                db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
+                cycle_id=result.cycle_id,
+            )  # fmt: skip
             result.seconds = time.perf_counter() - started
             if record or result.decided:
                 add_event(

@@ -13,22 +13,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
 from api.dispatching import queries as q
+from api.dispatching.live import busy_minutes_on_site, minutes_between
 from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, record_reasons
 from api.events import add_event
-from api.schemas import AssignedRead, BookedRead, DispatchRunRead, UnassignedRead, UnmatchedRead
+from api.schemas import (
+    AssignedRead,
+    BookedRead,
+    DispatchRunRead,
+    ReassignedRead,
+    UnassignedRead,
+    UnmatchedRead,
+)
 from dispatch import (
     ReplacementBooking,
     ReplacementMatching,
     RequestStatus,
+    UnassignedReason,
     VanAssignment,
     VanMatching,
 )
-from dispatch.lifecycle import REPLACEMENT_ELIGIBLE
+from dispatch.lifecycle import REPLACEMENT_ELIGIBLE, VAN_ON_ITS_WAY
 from fleet import VanStatus
+
+OFF_DUTY = frozenset({VanStatus.OFF_SHIFT, VanStatus.MAINTENANCE})
+_minutes_between = minutes_between
 
 if TYPE_CHECKING:
     from api.dispatching.cycle import Snapshot
@@ -51,6 +64,11 @@ class CycleResult:
     booked: list[BookedRead] = field(default_factory=list)
     unmatched: list[UnmatchedRead] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    replanned_jobs: int = 0
+    reassigned: list[ReassignedRead] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    at_risk: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)
 
     def as_read(self) -> DispatchRunRead:
         return DispatchRunRead(
@@ -67,6 +85,11 @@ class CycleResult:
             booked=self.booked,
             unmatched=self.unmatched,
             conflicts=self.conflicts,
+            replanned_jobs=self.replanned_jobs,
+            reassigned=self.reassigned,
+            released=self.released,
+            at_risk=self.at_risk,
+            escalated=self.escalated,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,7 +98,9 @@ class CycleResult:
 
     @property
     def decided(self) -> bool:
-        return bool(self.assigned or self.booked)
+        return bool(
+            self.assigned or self.booked or self.reassigned or self.released or self.escalated
+        )
 
 
 def _minutes(now: dt.datetime, minutes: float) -> dt.datetime:
@@ -124,59 +149,202 @@ class _WriteScope:
     """The decided requests, locked."""
 
 
-class _VanAssignments:
+class _VanPlan:
+    """The van half: new assignments and re-planned moves, re-checked under the row locks.
+
+    A decision is one (request, van) pair of the matching that differs from what the request
+    holds now. It still holds when the request is as the snapshot saw it (waiting, or on its
+    way with the same van) and the van is too (free; at the same breakdown with no next job
+    queued; or on the way to a job this write takes off it). A van taken off a job is only
+    moved when that job is given to another van or released, so the checks run to a fixed
+    point. Stale decisions are reported as conflicts; nothing is double-booked.
+    """
+
     def __init__(
-        self, scope: _WriteScope, vans: dict[str, m.Van], decisions: Sequence[VanAssignment]
+        self,
+        scope: _WriteScope,
+        vans: dict[str, m.Van],
+        snapshot: Snapshot,
+        matching: VanMatching,
     ) -> None:
-        va = m.VanAssignment
-        self.scope, self.vans = scope, vans
-        self.taken = q.active_values(scope.db_session, va.van_id, va.active, sorted(vans))
-        self.served = q.active_values(
-            scope.db_session, va.request_id, va.active, [a.request_id for a in decisions]
+        self.scope, self.vans, self.snapshot = scope, vans, snapshot
+        current = snapshot.current_van
+        self.chosen = {a.request_id: a for a in matching.assignments}
+        self.changes = sorted(
+            (a for a in matching.assignments if current.get(a.request_id) != a.van_id),
+            key=lambda a: a.request_id,
+        )
+        self.lost = sorted(r for r in current if r not in self.chosen)
+        rows = q.active_assignments_touching(
+            scope.db_session, request_ids=sorted(scope.requests), van_ids=sorted(vans)
+        )
+        self.of_request = {a.request_id: a for a in rows}
+        self.job_of_van = {a.van_id: a for a in rows if not a.queued}
+        self.queued_vans = {a.van_id for a in rows if a.queued}
+
+    def _still_pinned(self, request_id: str) -> bool:
+        """The request is on its way with the van the snapshot saw."""
+        req, a = self.scope.requests.get(request_id), self.of_request.get(request_id)
+        return (
+            req is not None
+            and RequestStatus(req.status) in VAN_ON_ITS_WAY
+            and a is not None
+            and not a.queued
+            and a.van_id == self.snapshot.current_van.get(request_id)
         )
 
     def conflict(self, a: VanAssignment) -> str | None:
         req, van = self.scope.requests.get(a.request_id), self.vans.get(a.van_id)
-        if req is None or req.status != RequestStatus.RECEIVED.value or a.request_id in self.served:
+        if a.request_id in self.snapshot.current_van:
+            request_ok = self._still_pinned(a.request_id)
+        else:
+            request_ok = (
+                req is not None
+                and req.status == RequestStatus.RECEIVED.value
+                and a.request_id not in self.of_request
+            )
+        if not request_ok:
             return (
                 f"request {a.request_id}: changed meanwhile "
                 f"({req.status if req else 'deleted'}); van {a.van_id} not sent"
             )
-        if van is None or a.van_id in self.taken or van.status not in q.FREE_VAN_STATUSES:
+        if van is None or VanStatus(van.status) in OFF_DUTY:
+            return f"van {a.van_id}: off duty meanwhile; request {a.request_id} not changed"
+        job = self.job_of_van.get(a.van_id)
+        busy_with = self.snapshot.soon_free.get(a.van_id)
+        if busy_with is not None:
+            ok = (
+                job is not None and job.request_id == busy_with and a.van_id not in self.queued_vans
+            )
+        elif a.van_id in self.snapshot.current_van.values():
+            ok = job is not None and self.snapshot.current_van.get(job.request_id) == a.van_id
+        else:
+            ok = job is None and van.status in q.FREE_VAN_STATUSES
+        if not ok:
             return (
                 f"van {a.van_id}: taken or off duty meanwhile; request {a.request_id} "
-                "stays in the queue"
+                "stays as it was"
             )
         return None
 
-    def store(self, a: VanAssignment) -> AssignedRead:
+    def write(self, result: CycleResult) -> None:
+        current = self.snapshot.current_van
+        ok: dict[str, VanAssignment] = {}
+        for a in self.changes:
+            why = self.conflict(a)
+            if why is None:
+                ok[a.request_id] = a
+            else:
+                result.conflicts.append(why)
+        while True:  # a van leaves its job only if that job is re-given or released
+            taken = {a.van_id for a in ok.values()}
+            released = [r for r in self.lost if current[r] in taken and self._still_pinned(r)]
+            vacated = {current[r] for r in ok if r in current} | {current[r] for r in released}
+            drop = [
+                r
+                for r, a in ok.items()
+                if a.van_id in current.values()
+                and a.van_id not in self.snapshot.soon_free
+                and a.van_id not in vacated
+            ]
+            if not drop:
+                break
+            for r in drop:
+                result.conflicts.append(
+                    f"request {r}: van {ok[r].van_id} could not leave its job; not changed"
+                )
+                del ok[r]
+        s = self.scope
+        ended: dict[str, m.VanAssignment] = {}
+        for r in sorted({r for r in ok if r in current} | set(released)):
+            old = self.of_request[r]
+            old.active, old.ended_at = False, s.now
+            old.end_reason = "re-planned" if r in ok else "re-planned: van taken for another job"
+            ended[r] = old
+        s.db_session.flush()  # the unique indexes see the old jobs ended before the new rows
+        for r in released:
+            req, old = s.requests[r], ended[r]
+            req.status = RequestStatus.RECEIVED.value
+            req.updated_at = s.now
+            reason = (
+                f"re-planned: van {old.van_id} went to a job it serves better; back in the "
+                "queue for the next cycle"
+            )
+            add_event(
+                s.db_session, "van_released", request_id=r, van_id=old.van_id, actor=s.actor,
+                now=s.now, cycle_id=s.cycle_id, reason=reason,
+            )  # fmt: skip
+            result.released.append(r)
+        new_vans = {a.van_id for a in ok.values()}
+        for old in ended.values():
+            van = self.vans.get(old.van_id)
+            if van is not None and old.van_id not in new_vans:
+                van.status = VanStatus.AVAILABLE.value
+                van.busy_until = None
+        for r in sorted(ok):
+            self._store(ok[r], ended.get(r), result)
+
+    def _store(
+        self, a: VanAssignment, previous: m.VanAssignment | None, result: CycleResult
+    ) -> None:
         s, req, van = self.scope, self.scope.requests[a.request_id], self.vans[a.van_id]
-        self.taken.add(a.van_id)
+        queued = a.van_id in self.snapshot.soon_free
         eta_at = _minutes(s.now, a.eta_minutes)
+        promised = eta_at
+        if previous is not None and previous.promised_eta_at is not None:
+            promised = previous.promised_eta_at  # lateness stays measured against the promise
         s.db_session.add(
             m.VanAssignment(
                 request_id=a.request_id, van_id=a.van_id, active=True, created_at=s.now,
-                eta_at=eta_at, travel_minutes=a.travel_minutes, travel_km=a.travel_km,
-                source="optimizer", reason="designated station" if a.designated else "",
+                eta_at=eta_at, promised_eta_at=promised, travel_minutes=a.travel_minutes,
+                travel_km=a.travel_km, source="optimizer", queued=queued,
+                reason="designated station" if a.designated else "",
             )
         )  # fmt: skip
-        van.status = VanStatus.ASSIGNED.value
+        if not queued:
+            van.status = VanStatus.ASSIGNED.value
+            van.busy_until = _minutes(eta_at, busy_minutes_on_site(req))
         req.status = RequestStatus.ASSIGNED.value
         req.updated_at = s.now
+        req.escalated_at, req.escalation_reason = None, ""
+        if previous is None:
+            add_event(
+                s.db_session, "van_assigned", request_id=a.request_id, van_id=a.van_id,
+                actor=s.actor, now=s.now, cycle_id=s.cycle_id, source="optimizer",
+                eta_minutes=round(a.eta_minutes, 1), travel_km=round(a.travel_km, 1),
+                designated=a.designated, queued=queued,
+            )  # fmt: skip
+            result.assigned.append(
+                AssignedRead(
+                    request_id=a.request_id, van_id=a.van_id,
+                    eta_minutes=round(a.eta_minutes, 1), eta_at=eta_at,
+                    travel_km=round(a.travel_km, 1), designated=a.designated, queued=queued,
+                )
+            )  # fmt: skip
+            return
+        old_eta = _minutes_between(s.now, previous.eta_at) if previous.eta_at else None
+        reason = f"re-planned: van {a.van_id} arrives in {a.eta_minutes:.0f} min"
+        if old_eta is not None:
+            reason += (
+                f" instead of {old_eta:.0f} min with van {previous.van_id} (gain at least "
+                f"{self.snapshot.match_params.reassignment_penalty_minutes:g} min, "
+                f"priority {a.priority:g})"
+            )
+        else:
+            reason += f" (van {previous.van_id} gave it up)"
         add_event(
-            s.db_session, "van_assigned", request_id=a.request_id, van_id=a.van_id,
-            actor=s.actor, now=s.now, cycle_id=s.cycle_id, source="optimizer",
-            eta_minutes=round(a.eta_minutes, 1), travel_km=round(a.travel_km, 1),
-            designated=a.designated,
+            s.db_session, "assignment_override", request_id=a.request_id, van_id=a.van_id,
+            actor=s.actor, now=s.now, cycle_id=s.cycle_id, source="replan", reason=reason,
+            previous_van_id=previous.van_id, eta_minutes=round(a.eta_minutes, 1),
+            travel_km=round(a.travel_km, 1), queued=queued,
         )  # fmt: skip
-        return AssignedRead(
-            request_id=a.request_id,
-            van_id=a.van_id,
-            eta_minutes=round(a.eta_minutes, 1),
-            eta_at=eta_at,
-            travel_km=round(a.travel_km, 1),
-            designated=a.designated,
-        )
+        result.reassigned.append(
+            ReassignedRead(
+                request_id=a.request_id, van_id=a.van_id, eta_minutes=round(a.eta_minutes, 1),
+                eta_at=eta_at, travel_km=round(a.travel_km, 1), designated=a.designated,
+                queued=queued, previous_van_id=previous.van_id, reason=reason,
+            )
+        )  # fmt: skip
 
 
 class _TruckBookings:
@@ -240,6 +408,31 @@ class _TruckBookings:
         )
 
 
+def _escalate(scope: _WriteScope, matching: VanMatching, result: CycleResult) -> None:
+    """Requests that no own van's radius covers are escalated at once (the customer sees it,
+    not an endless ``received``); a partner takes them from there."""
+    ids = sorted(
+        u.request_id for u in matching.unassigned if u.reason is UnassignedReason.NO_VAN_IN_RADIUS
+    )
+    if not ids:
+        return
+    db = scope.db_session
+    rows = db.scalars(
+        select(m.RescueRequest).where(
+            m.RescueRequest.id.in_(ids),
+            m.RescueRequest.escalated_at.is_(None),
+            m.RescueRequest.status == RequestStatus.RECEIVED.value,
+        )
+    ).all()
+    for req in rows:
+        req.escalated_at, req.escalation_reason = scope.now, UnassignedReason.NO_VAN_IN_RADIUS
+        add_event(
+            db, "escalated", request_id=req.id, actor=scope.actor, now=scope.now,
+            cycle_id=scope.cycle_id, reason=UnassignedReason.NO_VAN_IN_RADIUS.value,
+        )  # fmt: skip
+        result.escalated.append(req.id)
+
+
 def write_decisions(
     *,
     db_session: Session,
@@ -251,19 +444,27 @@ def write_decisions(
 ) -> None:
     """Store what the solver decided, re-checking each decision under row locks (requests,
     then vans, then trucks, each in id order)."""
-    assignments = (
-        sorted(van_matching.assignments, key=lambda a: a.request_id) if van_matching else []
-    )
+    current = snapshot.current_van
+    changed = [
+        a for a in (van_matching.assignments if van_matching else ())
+        if current.get(a.request_id) != a.van_id
+    ]  # fmt: skip
+    chosen = {a.request_id for a in van_matching.assignments} if van_matching else set()
+    lost = [r for r in current if r not in chosen]
     bookings = sorted(replacements.bookings, key=lambda b: b.request_id) if replacements else []
-    request_ids = sorted({a.request_id for a in assignments} | {b.request_id for b in bookings})
+    request_ids = sorted(
+        {a.request_id for a in changed} | set(lost) | {b.request_id for b in bookings}
+    )
+    van_ids = {a.van_id for a in changed} | {current[r] for r in lost}
+    van_ids |= {current[a.request_id] for a in changed if a.request_id in current}
     requests = q.lock_rows(db_session, m.RescueRequest, request_ids)
-    vans = q.lock_rows(db_session, m.Van, sorted({a.van_id for a in assignments}))
+    vans = q.lock_rows(db_session, m.Van, sorted(van_ids))
     trucks = q.lock_rows(db_session, m.ReplacementTruck, sorted({b.truck_id for b in bookings}))
     scope = _WriteScope(db_session, snapshot.now, actor, result.cycle_id, requests)
-    if assignments:
-        writer = _VanAssignments(scope, vans, assignments)
-        result.assigned = _write_each(assignments, writer, result.conflicts)
+    if van_matching and (changed or lost):
+        _VanPlan(scope, vans, snapshot, van_matching).write(result)
     if van_matching:
+        _escalate(scope, van_matching, result)
         result.unassigned = [
             UnassignedRead(
                 request_id=u.request_id,

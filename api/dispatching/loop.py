@@ -10,7 +10,7 @@ import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.dispatching.cycle import CycleResult, run_cycle
+from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle
 from api.dispatching.travel import travel_provider
 from api.settings import Settings
 
@@ -37,7 +37,7 @@ class DispatchLoop:
             factory=self.factory,
             provider=provider,
             provider_name=name,
-            respect_shifts=self.settings.respect_shifts,
+            policy=CyclePolicy.from_settings(self.settings),
             actor=actor,
             record=record,
         )

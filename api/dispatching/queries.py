@@ -6,6 +6,7 @@ cancellations, which lock the request first)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -13,7 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
-from dispatch.lifecycle import REPLACEMENT_ELIGIBLE, RequestStatus
+from dispatch.lifecycle import (
+    REPLACEMENT_ELIGIBLE,
+    VAN_AT_BREAKDOWN,
+    VAN_ON_ITS_WAY,
+    RequestStatus,
+)
 from fleet import VanStatus
 
 FREE_VAN_STATUSES = frozenset({VanStatus.AVAILABLE.value, VanStatus.RETURNING.value})
@@ -31,6 +37,54 @@ def open_request_rows(db_session: Session) -> Sequence[m.RescueRequest]:
         )
         .order_by(m.RescueRequest.created_at, m.RescueRequest.id)
     ).all()
+
+
+def replannable_rows(
+    db_session: Session, *, not_before: dt.datetime
+) -> Sequence[tuple[m.RescueRequest, m.VanAssignment, m.Van, m.Station]]:
+    """Jobs the re-planning may still move: the van holds the request (current job, not
+    queued), has not reached it, and is not due before ``not_before`` (a van close to arrival
+    is never moved). With the van and its home station, by request id."""
+    va = m.VanAssignment
+    rows = db_session.execute(
+        select(m.RescueRequest, va, m.Van, m.Station)
+        .join(va, va.request_id == m.RescueRequest.id)
+        .join(m.Van, m.Van.id == va.van_id)
+        .join(m.Station, m.Station.id == m.Van.station_id)
+        .where(
+            va.active.is_(True),
+            va.queued.is_(False),
+            va.eta_at > not_before,
+            m.RescueRequest.status.in_([s.value for s in VAN_ON_ITS_WAY]),
+        )
+        .order_by(m.RescueRequest.id)
+    ).all()
+    return [(r, a, v, s) for r, a, v, s in rows]
+
+
+def soon_free_van_rows(
+    db_session: Session, *, free_by: dt.datetime
+) -> Sequence[tuple[m.Van, m.Station, m.RescueRequest]]:
+    """Vans at a breakdown (on site or towing) expected free by ``free_by`` and without a
+    queued next job, with their home station and their current request."""
+    va = m.VanAssignment
+    queued = select(va.van_id).where(va.active.is_(True), va.queued.is_(True))
+    rows = db_session.execute(
+        select(m.Van, m.Station, m.RescueRequest)
+        .join(va, va.van_id == m.Van.id)
+        .join(m.RescueRequest, m.RescueRequest.id == va.request_id)
+        .join(m.Station, m.Station.id == m.Van.station_id)
+        .where(
+            va.active.is_(True),
+            va.queued.is_(False),
+            m.RescueRequest.status.in_([s.value for s in VAN_AT_BREAKDOWN]),
+            m.Van.busy_until.is_not(None),
+            m.Van.busy_until <= free_by,
+            m.Van.id.not_in(queued),
+        )
+        .order_by(m.Van.id)
+    ).all()
+    return [(v, s, r) for v, s, r in rows]
 
 
 def free_van_rows(db_session: Session) -> Sequence[tuple[m.Van, m.Station]]:
@@ -94,6 +148,17 @@ def lock_rows(db_session: Session, model: type[_Row], ids: Sequence[str]) -> dic
         .execution_options(populate_existing=True)
     )
     return {row.id: row for row in db_session.scalars(stmt)}
+
+
+def active_assignments_touching(
+    db_session: Session, *, request_ids: Sequence[str], van_ids: Sequence[str]
+) -> list[m.VanAssignment]:
+    """Active assignments (current and queued) of these requests or these vans."""
+    va = m.VanAssignment
+    stmt = select(va).where(
+        va.active.is_(True), va.request_id.in_(request_ids) | va.van_id.in_(van_ids)
+    )
+    return list(db_session.scalars(stmt.order_by(va.id)))
 
 
 def active_values(db_session: Session, column: Any, active: Any, values: Sequence[str]) -> set[str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
+from api import state
 from api.db import models as m
-from api.deps import Dispatcher, SessionDep, StaffUser, actor_of
+from api.deps import Dispatcher, SessionDep, SettingsDep, StaffUser, actor_of
+from api.dispatching.travel import travel_provider
 from api.network.service import update_position
 from api.responses import STAFF_ERRORS
 from api.schemas import (
@@ -81,14 +83,29 @@ def list_trucks(
     summary="Report a van's position (and duty status)",
     responses=STAFF_ERRORS,
 )
-def put_position(van_id: str, body: VanPositionUpdate, db: SessionDep, staff: Dispatcher) -> m.Van:
-    """The next dispatch cycle times this van from here. `status` may set available,
-    off_shift, maintenance or returning (409 while the van holds a request)."""
-    return update_position(
+def put_position(
+    van_id: str,
+    body: VanPositionUpdate,
+    db: SessionDep,
+    staff: Dispatcher,
+    settings: SettingsDep,
+    request: Request,
+) -> m.Van:
+    """The next dispatch cycle times this van from here. A van on its way to a job has that
+    job's ETA re-timed by road from this position (event `eta_updated`; the customer is told
+    `request.delayed` when it grew by more than 15 min; `at_risk` once it is late beyond the
+    grace). `status` may set available, off_shift, maintenance or returning (409 while the
+    van holds a request). Each report wakes the dispatch cycle (re-planning)."""
+    provider, _ = travel_provider(settings)
+    van = update_position(
         db_session=db,
         van_id=van_id,
         lat=body.lat,
         lon=body.lon,
         status=VanStatus(body.status) if body.status is not None else None,
         actor=actor_of(staff),
+        provider=provider,
+        grace_minutes=settings.eta_grace_minutes,
     )
+    state.get_dispatch_loop(request.app).poke()
+    return van

@@ -29,7 +29,8 @@ from api.db.adapters import default_cargo_kind
 from api.exceptions import Conflict, InvalidInput
 from api.requests.reference import EMPTY_REFERENCE, IntakeReference
 from api.schemas import EstimateRead, RequestCreate, RequestCreated
-from api.security import hash_token, new_secret
+from api.security import hash_token
+from api.tracking import tracking_token
 from dispatch.lifecycle import RequestStatus
 from dispatch.triage import (
     RepairEstimate,
@@ -46,7 +47,6 @@ from fleet.province_index import province_at
 logger = logging.getLogger(__name__)
 
 S = RequestStatus
-TRACKING_PREFIX = "trk_"
 
 
 TOW_LEG_STEP_HOURS = 0.1
@@ -169,6 +169,7 @@ def create_request(
     db_session: Session,
     body: RequestCreate,
     threshold_hours: float,
+    token_secret: bytes,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
     reference: IntakeReference = EMPTY_REFERENCE,
@@ -177,17 +178,19 @@ def create_request(
     in the caller's unit of work.
 
     With ``idempotency_key``: the same key and the same body return the stored request
-    (``replayed``; a fresh tracking token replaces the earlier one, which only the lost first
-    response carried); the same key with another body raises :class:`Conflict`. A concurrent
+    (``replayed``, with the same tracking token: it is derived from the request id with the
+    server secret, :mod:`api.tracking`); the same key with another body raises
+    :class:`Conflict`. A concurrent
     first use of the key (PostgreSQL: the other transaction commits first) fails the insert
     inside a savepoint, and the request is then answered as a replay of the winner."""
     if idempotency_key is not None:
-        replay = _replay(db_session, body, idempotency_key, threshold_hours)
+        replay = _replay(db_session, body, idempotency_key, threshold_hours, token_secret)
         if replay is not None:
             return replay
     plan = plan_intake(
         body=body,
         threshold_hours=threshold_hours,
+        token_secret=token_secret,
         idempotency_key=idempotency_key,
         now=now,
         reference=reference,
@@ -201,7 +204,7 @@ def create_request(
     except IntegrityError:
         replay = None
         if idempotency_key is not None:
-            replay = _replay(db_session, body, idempotency_key, threshold_hours)
+            replay = _replay(db_session, body, idempotency_key, threshold_hours, token_secret)
         if replay is None:
             raise
         return replay
@@ -210,10 +213,15 @@ def create_request(
 
 
 def _replay(
-    db_session: Session, body: RequestCreate, idempotency_key: str, threshold_hours: float
+    db_session: Session,
+    body: RequestCreate,
+    idempotency_key: str,
+    threshold_hours: float,
+    token_secret: bytes,
 ) -> Intake | None:
-    """The request stored under ``idempotency_key`` with a fresh tracking token, or None;
-    :class:`Conflict` when it was stored with another body."""
+    """The request stored under ``idempotency_key`` with its tracking token (the same as the
+    first answer's: nothing is rewritten), or None; :class:`Conflict` when it was stored with
+    another body."""
     existing = db_session.scalar(
         select(m.RescueRequest).where(m.RescueRequest.idempotency_key == idempotency_key)
     )
@@ -224,8 +232,7 @@ def _replay(
             "Idempotency-Key was already used with a different request body; "
             "use a new key for a new request"
         )
-    token = new_secret(TRACKING_PREFIX)
-    existing.tracking_token_hash = hash_token(token)
+    token = tracking_token(token_secret, existing.id)
     return Intake(existing, token, stored_estimate(existing), replayed=True)
 
 
@@ -276,23 +283,26 @@ def plan_intake(
     *,
     body: RequestCreate,
     threshold_hours: float,
+    token_secret: bytes,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
     reference: IntakeReference = EMPTY_REFERENCE,
 ) -> IntakePlan:
     """The rows of a new request (triage with the plate's registry terms, province, token
-    hash, body digest); raises :class:`InvalidInput` naming ``fault.code`` for a fault code
-    not in the catalogue, ``vehicle.designated_station_id`` for an unknown station (when
-    ``reference`` holds the stations; otherwise the checked path looks it up)."""
+    hash, body digest; the token is derived from the request id); raises
+    :class:`InvalidInput` naming ``fault.code`` for a fault code not in the catalogue,
+    ``vehicle.designated_station_id`` for an unknown station (when ``reference`` holds the
+    stations; otherwise the checked path looks it up)."""
     now = now or utcnow()
     vehicle_class = body.vehicle.vehicle_class.value
     triaged = triage_intake(body, reference, threshold_hours)
     estimate = triaged.estimate
-    token = new_secret(TRACKING_PREFIX)
+    request_id = str(uuid.uuid4())
+    token = tracking_token(token_secret, request_id)
     cargo = body.cargo
     lat, lon = body.location.lat, body.location.lon
     values: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+        "id": request_id,
         "status": S.RECEIVED.value,
         "created_at": now,
         "updated_at": now,

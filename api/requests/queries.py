@@ -65,13 +65,25 @@ def lock_truck(db_session: Session, truck_id: str) -> m.ReplacementTruck | None:
 def active_assignment(
     db_session: Session, *, request_id: str | None = None, van_id: str | None = None
 ) -> m.VanAssignment | None:
-    """The active assignment of a request, or of a van."""
+    """The active assignment of a request, or the current job of a van (not its queued next
+    one: :func:`queued_assignment`)."""
     stmt = select(m.VanAssignment).where(m.VanAssignment.active.is_(True))
     if request_id is not None:
         stmt = stmt.where(m.VanAssignment.request_id == request_id)
     if van_id is not None:
-        stmt = stmt.where(m.VanAssignment.van_id == van_id)
+        stmt = stmt.where(m.VanAssignment.van_id == van_id, m.VanAssignment.queued.is_(False))
     return db_session.scalar(stmt)
+
+
+def queued_assignment(db_session: Session, *, van_id: str) -> m.VanAssignment | None:
+    """The job a van takes once its current one releases it, if any."""
+    return db_session.scalar(
+        select(m.VanAssignment).where(
+            m.VanAssignment.active.is_(True),
+            m.VanAssignment.queued.is_(True),
+            m.VanAssignment.van_id == van_id,
+        )
+    )
 
 
 def active_booking(db_session: Session, *, request_id: str) -> m.ReplacementBooking | None:

@@ -84,6 +84,7 @@ async def create_request(
             body=body,
             threshold_hours=settings.replacement_threshold_hours,
             reference=state.get_intake_reference(request.app),
+            token_secret=state.get_token_secret(request.app),
         )
         await state.get_intake_writer(request.app).store(plan)
         if settings.dispatch_on_request:
@@ -104,6 +105,7 @@ def _create_checked(
             db_session=db,
             body=body,
             threshold_hours=settings.replacement_threshold_hours,
+            token_secret=state.get_token_secret(app),
             idempotency_key=idempotency_key,
             reference=state.get_intake_reference(app),
         )
@@ -221,18 +223,27 @@ def record_diagnosis(
     responses=STAFF_ERRORS,
 )
 def change_status(
-    request_id: str, body: StatusChange, db: SessionDep, staff: Dispatcher
+    request_id: str,
+    body: StatusChange,
+    db: SessionDep,
+    staff: Dispatcher,
+    settings: SettingsDep,
+    request: Request,
 ) -> RequestRead:
     """Moves the request along `dispatch.lifecycle` (e.g. `en_route`, `on_site`, `repaired`,
     `towing`, `cargo_transferred`, `delivered`, `closed`); 409 names the invalid move and the
-    allowed ones. Leaving the van track releases the van; delivery releases the truck."""
+    allowed ones. Leaving the van track releases the van; delivery releases the truck. Each
+    change wakes the dispatch cycle (an arrival or a release changes what is free)."""
+    provider, _ = travel_provider(settings)
     svc.change_status(
         db_session=db,
         request_id=request_id,
         target=body.status,
         reason=body.reason,
         actor=actor_of(staff),
+        provider=provider,
     )
+    state.get_dispatch_loop(request.app).poke()
     return views.request_view(db_session=db, request_id=request_id)
 
 
@@ -273,7 +284,7 @@ def assign_van(
     responses={**E401, **E404, **E409, 403: {"model": ErrorRead, "description": "Wrong token"}},
 )
 def cancel_request(
-    request_id: str, body: CancelCreate, db: SessionDep, token: BearerDep
+    request_id: str, body: CancelCreate, db: SessionDep, token: BearerDep, request: Request
 ) -> RequestRead:
     if token.startswith(TOKEN_PREFIX):
         staff = find_staff_token(db_session=db, token=token)
@@ -292,4 +303,5 @@ def cancel_request(
         request_for_tracking_token(db_session=db, request_id=request_id, token=token)
         actor = "customer"
     svc.cancel_request(db_session=db, request_id=request_id, reason=body.reason, actor=actor)
+    state.get_dispatch_loop(request.app).poke()  # a van may be free for another job
     return views.request_view(db_session=db, request_id=request_id)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from api.clock import utcnow
 from api.db import models as m
+from api.dispatching import live
 from api.events import add_event
 from api.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from api.requests.intake import stored_estimate
@@ -70,16 +71,19 @@ def _release_van(
     a.ended_at = now
     a.end_reason = reason
     db_session.flush()  # the partial unique index sees the van free before any new row
+    add_event(
+        db_session, "van_released", request_id=req.id, van_id=a.van_id, actor=actor, now=now,
+        reason=reason,
+    )  # fmt: skip
+    if a.queued:
+        return a.van_id  # the van is still on its current job: nothing else changes
     van = lock_van(db_session, a.van_id)
     if van is not None:
         van.status = VanStatus.AVAILABLE.value
         van.busy_until = None
         if van_at_request:
             van.lat, van.lon, van.position_updated_at = req.lat, req.lon, now
-    add_event(
-        db_session, "van_released", request_id=req.id, van_id=a.van_id, actor=actor, now=now,
-        reason=reason,
-    )  # fmt: skip
+        live.start_queued_job(db_session, van=van, now=now, actor=actor)
     return a.van_id
 
 
@@ -189,12 +193,14 @@ def change_status(
     target: RequestStatus,
     reason: str = "",
     actor: str,
+    provider: TravelTimeProvider | None = None,
     now: dt.datetime | None = None,
 ) -> m.RescueRequest:
     """A lifecycle transition (``dispatch.lifecycle``) with its effects on the van and truck
-    (:func:`dispatch.lifecycle.transition_effects`): en route / on site / towing move the van;
-    leaving the van track releases it; delivery, closing and cancelling release the truck.
-    :class:`Conflict` names the invalid move."""
+    (:func:`dispatch.lifecycle.transition_effects`): en route / on site / towing move the van
+    (and its expected free time: arrival, the tow leg home timed by ``provider``); leaving the
+    van track releases it; delivery, closing and cancelling release the truck.
+    :class:`Conflict` names the invalid move, or a van still busy with its previous job."""
     now = now or utcnow()
     if target is S.CANCELLED:
         return cancel_request(
@@ -213,11 +219,21 @@ def change_status(
         assignment = active_assignment(db_session, request_id=req.id)
         if assignment is None:
             raise Conflict(f"request {req.id} has no van: it cannot be {new.value}")
+        if assignment.queued:
+            raise Conflict(
+                f"request {req.id}: van {assignment.van_id} is still on its previous job; it "
+                f"cannot be {new.value} before that job releases it"
+            )
         van = lock_van(db_session, assignment.van_id)
         if van is not None:
             van.status = VanStatus(new.value).value
             if effects.van_arrives:
                 van.lat, van.lon, van.position_updated_at = req.lat, req.lon, now
+                live.job_reached(
+                    db_session, a=assignment, van=van, req=req, provider=provider, now=now
+                )
+            if new is S.TOWING:
+                live.towing_started(db_session, van=van, req=req, provider=provider, now=now)
     if new is S.REPLACEMENT_ASSIGNED and active_booking(db_session, request_id=req.id) is None:
         raise Conflict(
             f"request {req.id}: no replacement truck is booked yet; set awaiting_replacement "
@@ -325,6 +341,8 @@ def assign_van(
     )
     db_session.add(row)
     van.status = VanStatus.ASSIGNED.value
+    if row.eta_at is not None:
+        van.busy_until = live.plus_minutes(row.eta_at, live.busy_minutes_on_site(req))
     if status is not S.ASSIGNED:
         req.status = _transition(req, S.ASSIGNED).value
     req.updated_at = now
@@ -414,6 +432,9 @@ def _manual_assignment(
         active=True,
         created_at=now,
         eta_at=now + dt.timedelta(minutes=eta_minutes) if eta_minutes is not None else None,
+        promised_eta_at=(
+            now + dt.timedelta(minutes=eta_minutes) if eta_minutes is not None else None
+        ),
         travel_minutes=leg.minutes if eta_minutes is not None else None,
         travel_km=leg.km if leg.km != float("inf") else None,
         source="manual",

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api.clock import utcnow
 from api.db import models as m
 from api.db.adapters import default_cargo_kind
+from api.dispatching.live import lateness, minutes_between
 from api.requests import queries as q
 from api.requests.intake import Intake, triage
 from api.schemas import (
@@ -80,7 +81,12 @@ def created_view(intake: Intake) -> RequestCreated:
 
 
 def _van_view(a: m.VanAssignment, v: m.Van, *, staff: bool, now: dt.datetime) -> VanOnRequest:
-    eta_min = max(0.0, (a.eta_at - now).total_seconds() / 60.0) if a.eta_at is not None else None
+    """The van on a request. ``eta_minutes`` is signed: an overdue van that has not reported
+    since shows how overdue it is, never a reassuring 0."""
+    eta_min = None
+    if a.eta_at is not None and a.arrived_at is None:
+        eta_min = minutes_between(now, a.eta_at)
+    late = lateness(a, now=now)
     return VanOnRequest(
         id=v.id,
         station_id=v.station_id,
@@ -89,6 +95,14 @@ def _van_view(a: m.VanAssignment, v: m.Van, *, staff: bool, now: dt.datetime) ->
         lon=v.lon,
         eta_at=a.eta_at,
         eta_minutes=round(eta_min, 1) if eta_min is not None else None,
+        promised_eta_at=a.promised_eta_at or a.eta_at,
+        late_by_minutes=round(late.late_by_minutes, 1)
+        if late.late_by_minutes is not None
+        else None,
+        at_risk=a.at_risk_at is not None and a.arrived_at is None,
+        last_position_at=v.position_updated_at,
+        arrived_at=a.arrived_at,
+        queued=a.queued,
         travel_km=round(a.travel_km, 1) if a.travel_km is not None else None,
         assigned_at=a.created_at,
         source=a.source,
@@ -156,6 +170,8 @@ def _request_view(
         estimate=estimate_view(r, staff=staff),
         van=van,
         replacement=replacement,
+        escalated=r.escalated_at is not None,
+        escalation_reason=r.escalation_reason or None,
     )
 
 

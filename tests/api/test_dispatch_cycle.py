@@ -43,7 +43,10 @@ def add_requests(engine: Engine, n: int, seed: int = 0, cargo: bool = False) -> 
             if not cargo:
                 body.pop("cargo")
             intake = create_request(
-                db_session=db, body=RequestCreate.model_validate(body), threshold_hours=24.0
+                db_session=db,
+                body=RequestCreate.model_validate(body),
+                threshold_hours=24.0,
+                token_secret=b"test-secret",
             )
             ids.append(intake.request.id)
     return ids

@@ -22,7 +22,7 @@ def test_concurrent_first_use_of_an_idempotency_key_replays_the_winner(seeded: E
     """Two first uses of one Idempotency-Key at once (PostgreSQL, READ COMMITTED): the loser's
     lookup misses, its insert waits on the unique index until the winner commits, then fails
     inside a savepoint; the same unit of work answers it as a replay of the winner (same id,
-    fresh tracking token, one stored request and one first event)."""
+    the same tracking token, one stored request and one first event)."""
     if seeded.dialect.name != "postgresql":
         pytest.skip("SQLite takes the write lock at BEGIN: two first uses cannot interleave")
     factory = session_factory(seeded)
@@ -30,7 +30,11 @@ def test_concurrent_first_use_of_an_idempotency_key_replays_the_winner(seeded: E
     winner_session = factory()
     winner_session.begin()
     winner = create_request(
-        db_session=winner_session, body=body, threshold_hours=24.0, idempotency_key="race-1"
+        db_session=winner_session,
+        body=body,
+        threshold_hours=24.0,
+        token_secret=b"test-secret",
+        idempotency_key="race-1",
     )
     outcome: dict[str, Any] = {}
 
@@ -38,7 +42,11 @@ def test_concurrent_first_use_of_an_idempotency_key_replays_the_winner(seeded: E
         try:
             with transaction(factory) as db:
                 outcome["intake"] = create_request(
-                    db_session=db, body=body, threshold_hours=24.0, idempotency_key="race-1"
+                    db_session=db,
+                    body=body,
+                    threshold_hours=24.0,
+                    token_secret=b"test-secret",
+                    idempotency_key="race-1",
                 )
         except Exception as exc:
             outcome["error"] = exc
@@ -61,7 +69,7 @@ def test_concurrent_first_use_of_an_idempotency_key_replays_the_winner(seeded: E
     assert "error" not in outcome, outcome.get("error")
     replay = outcome["intake"]
     assert replay.replayed and replay.request.id == winner.request.id
-    assert replay.tracking_token != winner.tracking_token
+    assert replay.tracking_token == winner.tracking_token  # derived: both copies work
     with transaction(factory) as db:
         rows = db.scalars(
             select(m.RescueRequest).where(m.RescueRequest.idempotency_key == "race-1")

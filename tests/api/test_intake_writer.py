@@ -34,7 +34,9 @@ WAIT_S = 20.0
 
 def plans(n: int) -> list[IntakePlan]:
     body = RequestCreate.model_validate(request_body())
-    return [plan_intake(body=body, threshold_hours=24.0) for _ in range(n)]
+    return [
+        plan_intake(body=body, threshold_hours=24.0, token_secret=b"test-secret") for _ in range(n)
+    ]
 
 
 def stored(engine: Engine) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -133,8 +134,8 @@ def test_malformed_json_is_400_and_huge_body_413(client: TestClient, seeded: Eng
 
 
 def test_idempotency_key_replays_or_conflicts(client: TestClient, seeded: Engine) -> None:
-    """The same key and body return the same request (one row, replay header, a fresh
-    tracking token replacing the first); the same key with another body is a 409."""
+    """The same key and body return the same request (one row, replay header, the same
+    tracking token, and both copies open it); the same key with another body is a 409."""
     key = {"Idempotency-Key": "call-42"}
     body = request_body()
     first = client.post("/v1/requests", json=body, headers=key)
@@ -142,15 +143,49 @@ def test_idempotency_key_replays_or_conflicts(client: TestClient, seeded: Engine
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["tracking_token"] == first.json()["tracking_token"]
     assert count(seeded, m.RescueRequest) == 1
     rid = first.json()["id"]
-    assert client.get(
-        f"/v1/requests/{rid}", headers=bearer(again.json()["tracking_token"])
-    ).is_success
+    for answer in (first, again):
+        token = answer.json()["tracking_token"]
+        assert client.get(f"/v1/requests/{rid}", headers=bearer(token)).is_success
     other = request_body(location={"lat": 36.0, "lon": 117.0})
     conflict = client.post("/v1/requests", json=other, headers=key)
     assert conflict.status_code == 409 and "Idempotency-Key" in conflict.json()["detail"]
     assert count(seeded, m.RescueRequest) == 1
+
+
+def test_concurrent_replays_all_return_a_working_token(client: TestClient, seeded: Engine) -> None:
+    """30 identical requests with one Idempotency-Key at once: one request is stored and every
+    one of the 30 answers carries the same tracking token, which opens it."""
+    key = {"Idempotency-Key": "storm-30"}
+    body = request_body()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(
+            pool.map(lambda _: client.post("/v1/requests", json=body, headers=key), range(30))
+        )
+    assert [a.status_code for a in answers] == [201] * 30
+    assert count(seeded, m.RescueRequest) == 1
+    assert len({a.json()["id"] for a in answers}) == 1
+    tokens = {a.json()["tracking_token"] for a in answers}
+    assert len(tokens) == 1
+    rid = answers[0].json()["id"]
+    assert client.get(f"/v1/requests/{rid}", headers=bearer(tokens.pop())).is_success
+
+
+def test_tracking_tokens_survive_a_restart_with_the_stored_secret(
+    make_client: Callable[..., TestClient], seeded: Engine
+) -> None:
+    """Without RESCUE_TOKEN_SECRET the secret is generated once and stored: a second app on the
+    same database (another process, or a restart) derives the same token on replay."""
+    key = {"Idempotency-Key": "restart-1"}
+    body = request_body()
+    first = make_client().post("/v1/requests", json=body, headers=key)
+    again = make_client().post("/v1/requests", json=body, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["tracking_token"] == first.json()["tracking_token"]
+    with transaction(session_factory(seeded)) as db:
+        assert len(db.scalars(select(m.ServerSecret)).all()) == 1
 
 
 def test_rate_limit_per_address(make_client: Callable[..., TestClient]) -> None:
@@ -452,14 +487,22 @@ def test_van_position(
 
 
 def test_kpis(client: TestClient, dispatcher: Headers) -> None:
-    """KPIs count open / waiting / assigned requests and the share within the promise."""
-    post(client)
+    """KPIs count open / waiting / assigned requests, and the share within the promise from
+    actual arrivals: a request still waiting for its van counts as not (yet) within it."""
+    rid = post(client)["id"]
     post(client, location={"lat": 43.8, "lon": 87.6}, cargo=None)
     client.post("/v1/dispatch/runs", headers=dispatcher)
     k = client.get("/v1/kpis", headers=dispatcher).json()
     assert (k["open"], k["received"], k["assigned"]) == (2, 1, 1)
-    assert k["within_promise"] == 1.0 and k["within_promise_count"] == 1
+    assert (k["arrived"], k["waiting_for_van"]) == (0, 2)
+    assert k["within_promise"] == 0.0 and k["within_promise_count"] == 0
     assert 0 <= k["mean_eta_minutes"] < 120 and k["vans_busy"] == 1
+    for target in ("en_route", "on_site"):
+        r = client.post(f"/v1/requests/{rid}/status", json={"status": target}, headers=dispatcher)
+        assert r.status_code == 200, r.text
+    k = client.get("/v1/kpis", headers=dispatcher).json()
+    assert (k["arrived"], k["waiting_for_van"], k["within_promise_count"]) == (1, 1, 1)
+    assert k["within_promise"] == 0.5
     assert client.get("/v1/kpis").status_code == 401
 
 

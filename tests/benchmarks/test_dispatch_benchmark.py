@@ -85,3 +85,28 @@ def test_cli_prints_one_json_line_and_one_error_line() -> None:
     bad = runner.invoke(app, ["bench", "dispatch", "--engine", "teleport"])
     assert bad.exit_code == 2
     assert bad.stderr == "error: --engine must be road or great-circle, got 'teleport'\n"
+
+
+def test_replan_record_on_a_small_world() -> None:
+    """``rescue bench dispatch --replan`` on a small great-circle world: the jobs asked for
+    are on their way, the counts add up, and the CLI prints one JSON line with the ratio."""
+    from benchmarks.dispatch import replan_benchmark
+
+    record = replan_benchmark(
+        requests=30, assigned=60, vans=1300, seed=2, engine="great-circle", repeats=1
+    )
+    assert record["benchmark"] == "dispatch-replan"
+    assert record["assigned"] == record["vans_on_their_way"] == 60
+    assert record["moved"] + record["released"] <= 60
+    assert record["served_new_with_replan"] <= 30 and record["goal_ratio"] == 1.5
+    assert record["ratio_replan_over_plain"] == pytest.approx(
+        record["median_seconds_with_replan"] / record["median_seconds_without_replan"], rel=0.01
+    )
+    out = CliRunner().invoke(
+        app,
+        ["bench", "dispatch", "--replan", "--engine", "great-circle", "--requests", "20",
+         "--assigned", "40", "--vans", "1300", "--repeats", "1"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    line = json.loads(out.output.strip().splitlines()[-1])
+    assert line["benchmark"] == "dispatch-replan" and line["assigned"] == 40

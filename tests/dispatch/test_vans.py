@@ -21,7 +21,7 @@ from dispatch.vans import (
     match_vans_naive,
 )
 from fleet.model import GeoPoint, RescueVan, VanCapability, VehicleClass
-from routing import GreatCircleProvider
+from routing import GreatCircleProvider, Leg
 
 JINAN = GeoPoint(36.651, 117.120)
 HOME = GeoPoint(36.0, 117.0)
@@ -380,3 +380,49 @@ def test_unreachable_and_out_of_radius_arcs_are_dropped() -> None:
     """inf travel (other road component) and arcs beyond the radius are not candidates."""
     p = problem([req(0)], [van(0), van(1, radius=50.0)], [(0, 0, 10, math.inf), (0, 1, 60, 60)])
     assert p.num_arcs == 0
+
+
+# -- re-planning: keeping pinned jobs, redirect radius, the live leg ---------------------------
+
+
+def test_a_pinned_job_is_released_only_for_a_much_more_urgent_one() -> None:
+    """Van 0 is on its way to R1 (27 min); R2 is 5 min from it and no other van can serve
+    either. An equally urgent R2 does not take the van (R1 would be sent back to the queue);
+    one more than keep_pinned_factor (2) times as urgent does."""
+    v = van(0, pinned_request_id="R1")
+    for r2_priority, expected in ((1.0, "R1"), (1.9, "R1"), (2.5, "R2")):
+        p = problem([req(1), req(2, priority=r2_priority)], [v], [(0, 0, 30, 27.0), (1, 0, 5, 4.5)])
+        m = match_vans(p, allow_reassignment=True)
+        assert [a.request_id for a in m.assignments] == [expected], r2_priority
+    loose = MatchParams(keep_pinned_factor=1.0)
+    p = problem([req(1), req(2)], [v], [(0, 0, 30, 27.0), (1, 0, 5, 4.5)])
+    assert [a.request_id for a in match_vans(p, allow_reassignment=True,
+                                             params=loose).assignments] == ["R2"]  # fmt: skip
+
+
+def test_redirect_radius_limits_a_moving_van_to_nearby_breakdowns() -> None:
+    """A van on its way (30 km from home) with redirect_km is offered only breakdowns within
+    that many road km of where it is, plus its own job, timed by its live leg; without the
+    limit it is offered every breakdown in its radius, timed from where it is."""
+    gc = GreatCircleProvider()
+    here = GeoPoint(36.27, 117.0)  # 30 km north of home
+    own = OpenRequest("OWN", GeoPoint(36.6, 117.0), VehicleClass.TRACTOR)
+    near = OpenRequest("NEAR", GeoPoint(36.30, 117.05), VehicleClass.TRACTOR)
+    far = OpenRequest("FAR", GeoPoint(35.7, 117.0), VehicleClass.TRACTOR)
+    live = Leg(40.0, 33.0)
+    limited = van(0, position=here, pinned_request_id="OWN", redirect_km=20.0, pinned_leg=live)
+    p = build_van_matching_problem([own, near, far], [limited], gc)
+    arcs = {p.requests[r].id: float(m) for r, m in
+            zip(p.arc_request, p.arc_travel_minutes, strict=True)}  # fmt: skip
+    assert set(arcs) == {"OWN", "NEAR"} and arcs["OWN"] == 33.0
+    assert arcs["NEAR"] == pytest.approx(gc.leg(here, near.location, "rescue_van").minutes)
+    free = van(0, position=here, pinned_request_id="OWN")
+    p = build_van_matching_problem([own, near, far], [free], gc)
+    arcs = {p.requests[r].id: float(m) for r, m in
+            zip(p.arc_request, p.arc_travel_minutes, strict=True)}  # fmt: skip
+    assert set(arcs) == {"OWN", "NEAR", "FAR"}
+    assert arcs["OWN"] == pytest.approx(gc.leg(here, own.location, "rescue_van").minutes)
+    with pytest.raises(ValueError, match=r"van V1: redirect_km must be >= 0, got -1\.0"):
+        van(1, redirect_km=-1.0)
+    with pytest.raises(ValueError, match="keep_pinned_factor must be between 1 and 100"):
+        MatchParams(keep_pinned_factor=0.5)

@@ -1,7 +1,7 @@
 """vehicle registry and contracts; the triage risk on requests
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-30
 
 A registered plate gives its request a designated station and a contract (threshold and
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

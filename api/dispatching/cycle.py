@@ -160,7 +160,9 @@ def run_cycle(
     engine = factory.kw["bind"]
     started = time.perf_counter()
     now = utcnow()
-    result = CycleResult(cycle_id=uuid.uuid4().hex[:12], started_at=now, provider=provider_name)
+    result = CycleResult(
+        cycle_id=uuid.uuid4().hex[:12], started_at=now, provider=provider_name, region=region
+    )
     with hold_locks(engine, locks, wait=wait_for_locks) as leader:
         if not leader:
             result.ran = False

@@ -50,6 +50,8 @@ class CycleResult:
     booked: list[BookedRead] = field(default_factory=list)
     unmatched: list[UnmatchedRead] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    region: str | None = None
+    """The region a region worker's cycle decided (``border`` for the border pass)."""
 
     def as_read(self) -> DispatchRunRead:
         return DispatchRunRead(

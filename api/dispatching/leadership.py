@@ -65,6 +65,9 @@ def hold_locks(engine: Engine, locks: Sequence[CycleLock], *, wait: bool = False
     """Take ``locks`` in the given order and yield True while all are held; without ``wait``,
     yield False at once (holding none) when one is taken by someone else. Callers that wait
     must take locks in one global order (see the module docstring)."""
+    if not locks:
+        yield True
+        return
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn, _pg_locks(conn, locks, wait=wait) as got:
             yield got
@@ -127,5 +130,5 @@ def _file_locks(prefix: str, locks: Sequence[CycleLock], *, wait: bool) -> Itera
                 return
         yield True
     finally:
-        for handle in reversed(files):
-            handle.close()  # closing the last descriptor of the open file releases its flock
+        for opened in reversed(files):
+            opened.close()  # closing the last descriptor of the open file releases its flock

@@ -38,7 +38,7 @@ from api.db.adapters import (
     truck_state_from_row,
     van_state_from_rows,
 )
-from api.db.engine import transaction
+from api.db.engine import read_only, transaction
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, write_decisions
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
@@ -172,6 +172,7 @@ def run_cycle(
             result.seconds = time.perf_counter() - started
             return result
         with transaction(factory) as db:
+            read_only(db)  # SQLite: the snapshot never holds the intake's write lock
             snapshot = load_snapshot(
                 db_session=db, now=now, respect_shifts=respect_shifts, provinces=provinces
             )

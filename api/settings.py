@@ -169,6 +169,27 @@ class Settings(BaseSettings):
         "to the log with a masked number; no real provider)",
     )
 
+    # -- where the dispatch cycle runs (issue 14: intake unharmed, regions across processes) --
+    dispatch_mode: Literal["process", "thread", "off"] = Field(
+        default="process",
+        description="Background dispatch loop of `rescue serve`: process = a child worker "
+        "process (the solve never holds the server's event loop or interpreter lock), "
+        "thread = a thread of the server, off = none (run `rescue dispatch --loop` elsewhere)",
+    )
+    dispatch_regions: int = Field(
+        default=1,
+        ge=1,
+        description="Regions the background loop dispatches separately, each under its own "
+        "lock (1 = the whole network in one cycle); all workers must use the same count",
+    )
+    dispatch_worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Scheduling niceness of the dispatch worker process: on a busy machine "
+        "the intake's answers come first, the batch solve a little later",
+    )
+
     def road_graph_source(self) -> RoadGraphSource:
         """The road graph and its parse cache, as the pure packages take them."""
         from routing import RoadGraphSource

@@ -16,16 +16,19 @@ the ratio of the two throughputs can exceed 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +90,7 @@ def _bodies(n: int, seed: int = 0) -> list[bytes]:
 # -- the servers -----------------------------------------------------------------------------
 
 
-def _serve_app(url: str, port: int, dispatch_interval: float) -> None:
+def _serve_app(url: str, port: int, dispatch_interval: float, dispatch_mode: str) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -96,6 +99,7 @@ def _serve_app(url: str, port: int, dispatch_interval: float) -> None:
     settings = Settings(
         database_url=url,
         dispatch_interval_s=dispatch_interval,
+        dispatch_mode=dispatch_mode,
         rate_limit_per_minute=0,
         travel_provider="great_circle",
     )
@@ -275,10 +279,18 @@ def _count_rows(url: str) -> int:
 
 
 def _measure(
-    kind: str, url: str, clients: int, seconds: float, warmup: float, interval: float
+    kind: str,
+    url: str,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    interval: float,
+    dispatch_mode: str = "process",
 ) -> dict[str, Any]:
     port = _free_port()
-    args = [sys.executable, "-m", "benchmarks.api", kind, url, str(port), str(interval)]
+    args = [
+        sys.executable, "-m", "benchmarks.api", kind, url, str(port), str(interval), dispatch_mode
+    ]  # fmt: skip
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     try:
@@ -304,6 +316,53 @@ def _measure(
     return result
 
 
+@contextlib.contextmanager
+def _databases(server_url: str | None, tmp: Path) -> Iterator[Callable[..., str]]:
+    """``fresh(name, template=None)`` -> a fresh database URL: an SQLite file in ``tmp`` (a
+    copy of ``template``'s file), or a database created on the PostgreSQL server of
+    ``server_url`` (from ``template``'s URL as its template; all dropped at exit)."""
+    if server_url is None:
+
+        def fresh_file(name: str, template: str | None = None) -> str:
+            path = tmp / (name + ".sqlite")
+            if template is not None:
+                shutil.copyfile(template.removeprefix("sqlite:///"), path)
+            return f"sqlite:///{path}"
+
+        yield fresh_file
+        return
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from api.db.engine import make_engine, normalise_url
+
+    if not normalise_url(server_url).startswith("postgresql"):
+        raise ValueError(
+            f"--db must be a PostgreSQL URL (SQLite is the default), got {server_url!r}"
+        )
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def fresh(name: str, template: str | None = None) -> str:
+        db_name = f"rescue_bench_{name}_{uuid.uuid4().hex[:8]}"
+        like = f' TEMPLATE "{make_url(template).database}"' if template else ""
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{db_name}"{like}'))
+        created.append(db_name)
+        url = make_url(normalise_url(server_url)).set(database=db_name)
+        return url.render_as_string(hide_password=False)
+
+    try:
+        yield fresh
+    finally:
+        with admin.connect() as conn:
+            for db_name in created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def run_benchmark(
     *,
     clients: int = 200,
@@ -311,9 +370,13 @@ def run_benchmark(
     warmup: float = 2.0,
     baseline: bool = True,
     dispatch_interval: float = 0.0,
+    dispatch_mode: str = "process",
+    database: str | None = None,
 ) -> dict[str, Any]:
-    """Serve the app on a fresh SQLite database seeded with the national network (uvicorn,
-    one process), post requests from ``clients`` connections in another process for
+    """Serve the app on a fresh SQLite database (or, with ``database`` a PostgreSQL URL, a
+    fresh database on that server, dropped afterwards) seeded with the national network
+    (uvicorn, one process; the dispatch loop every ``dispatch_interval`` s in
+    ``dispatch_mode``), post requests from ``clients`` connections in another process for
     ``seconds``, and report throughput, p50/p99 latency and "lost"; then the same against
     the bare FastAPI insert (``baseline``), and the ratio of the two throughputs."""
     from api.db.engine import make_engine, session_factory, transaction
@@ -321,10 +384,13 @@ def run_benchmark(
     from api.network.seeding import seed_network
     from fleet import build_national_network
 
-    with tempfile.TemporaryDirectory(prefix="rescue-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="rescue-bench-") as tmp,
+        _databases(database, Path(tmp)) as make_url,
+    ):
         urls = {}
         for name in ("app", "bare"):
-            url = f"sqlite:///{Path(tmp) / (name + '.sqlite')}"
+            url = make_url(name)
             engine = make_engine(url)
             upgrade(engine)
             if name == "app":
@@ -332,7 +398,9 @@ def run_benchmark(
                     seed_network(db_session=db, network=build_national_network(), source="bench")
             engine.dispose()
             urls[name] = url
-        app = _measure("serve-app", urls["app"], clients, seconds, warmup, dispatch_interval)
+        app = _measure(
+            "serve-app", urls["app"], clients, seconds, warmup, dispatch_interval, dispatch_mode
+        )
         bare = (
             _measure("serve-bare", urls["bare"], clients, seconds, warmup, 0.0)
             if baseline
@@ -341,11 +409,12 @@ def run_benchmark(
     out: dict[str, Any] = {
         "benchmark": "api",
         "endpoint": "POST /v1/requests",
-        "database": "sqlite",
+        "database": "postgresql" if database else "sqlite",
         "clients": clients,
         "seconds": seconds,
         "cpus": os.cpu_count(),
         "dispatch_interval_s": dispatch_interval,
+        "dispatch_mode": dispatch_mode,
         "requests_per_s": app["requests_per_s"],
         "p50_ms": app["p50_ms"],
         "p99_ms": app["p99_ms"],
@@ -372,7 +441,7 @@ def main(argv: list[str]) -> None:
     ``load PORT CLIENTS SECONDS WARMUP`` (prints its JSON result)."""
     kind = argv[0]
     if kind == "serve-app":
-        _serve_app(argv[1], int(argv[2]), float(argv[3]))
+        _serve_app(argv[1], int(argv[2]), float(argv[3]), argv[4])
     elif kind == "serve-bare":
         _serve_bare(argv[1], int(argv[2]))
     elif kind == "load":

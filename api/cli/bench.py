@@ -75,9 +75,32 @@ def bench_dispatch(
     assigned: int = typer.Option(
         2000, "--assigned", min=1, help="With --replan: jobs whose van is on its way."
     ),
+    regions: int = typer.Option(
+        None,
+        "--regions",
+        help="Instead: a storm of --requests through N worker processes (one region each) "
+        "vs one worker on a copy of the same database, and the speed-up",
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="--regions: a PostgreSQL server URL (default: SQLite files)"
+    ),
 ) -> None:
-    """Whole van-dispatch decision on the national network vs the naive policy."""
+    """Whole van-dispatch decision on the national network vs the naive policy; with
+    --regions N, the storm dispatched per region by N worker processes vs one."""
     from benchmarks.dispatch import dispatch_benchmark, replan_benchmark
+
+    if regions is not None:
+        from benchmarks.regions import regions_benchmark
+
+        try:
+            _emit(
+                regions_benchmark(
+                    requests=requests, regions=regions, seed=seed, engine=engine, database=db
+                )
+            )
+        except (ValueError, RuntimeError) as exc:
+            fail(str(exc))
+        return
 
     try:
         if replan:
@@ -241,6 +264,14 @@ def bench_api(
     dispatch_interval: float = typer.Option(
         0.0, help="Background dispatch loop interval during the run (0 = off: intake only)"
     ),
+    dispatch_mode: str = typer.Option(
+        "process", "--dispatch-mode", help="Where that loop runs: process | thread"
+    ),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="A PostgreSQL server URL: run on fresh databases there (default: SQLite files)",
+    ),
 ) -> None:
     """Serve the app on a fresh SQLite database (uvicorn, one process), post requests from
     --clients concurrent connections in another process for --seconds, and print throughput,
@@ -248,6 +279,8 @@ def bench_api(
     FastAPI endpoint inserting the same row, and the ratio."""
     from benchmarks.api import run_benchmark
 
+    if dispatch_mode not in ("process", "thread"):
+        fail(f"--dispatch-mode must be process or thread, got {dispatch_mode!r}")
     try:
         record = run_benchmark(
             clients=clients,
@@ -255,7 +288,9 @@ def bench_api(
             warmup=warmup,
             baseline=baseline,
             dispatch_interval=dispatch_interval,
+            dispatch_mode=dispatch_mode,
+            database=db,
         )
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, ValueError) as exc:
         fail(str(exc))
     typer.echo(json.dumps(record))

@@ -1,13 +1,18 @@
-"""``rescue dispatch``: run one dispatch cycle against the database and print the decisions."""
+"""``rescue dispatch``: run one dispatch cycle against the database and print the decisions;
+``--loop`` runs a dispatch worker (:mod:`api.dispatching.worker`), ``--regions N`` per region."""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from api.cli import app
 from api.cli.common import DB_OPTION, clear_errors, database_url, fail
+
+if TYPE_CHECKING:
+    from api.dispatching.decisions import CycleResult
 
 
 @app.command("dispatch")
@@ -17,23 +22,67 @@ def dispatch_once(
     great_circle: bool = typer.Option(
         False, "--great-circle", help="Great-circle travel times instead of the road graph"
     ),
+    loop: bool = typer.Option(
+        False,
+        "--loop",
+        help="Run as a dispatch worker: a pass every --interval seconds until interrupted "
+        "(start several, on one or several machines, with the same --regions)",
+    ),
+    regions: int = typer.Option(
+        None,
+        "--regions",
+        min=1,
+        help="Dispatch each of N regions (groups of provinces) under its own lock, then the "
+        "border pass (default RESCUE_DISPATCH_REGIONS, 1 = whole network)",
+    ),
+    interval: float = typer.Option(
+        None,
+        "--interval",
+        min=0.1,
+        help="--loop: seconds between passes (default RESCUE_DISPATCH_INTERVAL_S)",
+    ),
+    until_idle: bool = typer.Option(
+        False,
+        "--until-idle",
+        help="--loop: stop after a pass that led every region and decided nothing",
+    ),
 ) -> None:
     """Run one dispatch cycle now (van matching and replacement bookings) and print what was
-    assigned, booked, and why the others were not."""
+    assigned, booked, and why the others were not; or run a worker (--loop)."""
     from api.db.engine import make_engine, session_factory
     from api.db.migrate import current_revision, head_revision
     from api.dispatching.cycle import CyclePolicy, run_cycle
     from api.dispatching.travel import travel_provider
+    from api.dispatching.worker import DispatchWorker
     from api.settings import get_settings
 
     with clear_errors():
-        settings = get_settings().model_copy(
-            update={"database_url": database_url(db)}
-            | ({"travel_provider": "great_circle"} if great_circle else {})
-        )
+        update: dict[str, object] = {"database_url": database_url(db)}
+        if great_circle:
+            update["travel_provider"] = "great_circle"
+        if regions is not None:
+            update["dispatch_regions"] = regions
+        if interval is not None:
+            update["dispatch_interval_s"] = interval
+        settings = get_settings().model_copy(update=update)
         engine = make_engine(settings.database_url)
         if current_revision(engine) != head_revision():
             fail("the database schema is missing or old: run `rescue seed` or `rescue serve`")
+        if loop or settings.dispatch_regions > 1:
+            worker = DispatchWorker(settings, factory=session_factory(engine), actor="cli")
+            if not loop:
+                for result in worker.run_pass():
+                    _print_result(result, as_json)
+            else:
+
+                def print_decided(results: list[CycleResult]) -> None:
+                    for r in results:
+                        if r.decided or r.conflicts:
+                            _print_result(r, as_json)
+
+                worker.run(until_idle=until_idle, on_pass=print_decided)
+            engine.dispose()
+            return
         provider, name = travel_provider(settings)
         result = run_cycle(
             factory=session_factory(engine),
@@ -44,15 +93,20 @@ def dispatch_once(
             record=True,
         )
         engine.dispose()
+    _print_result(result, as_json)
+
+
+def _print_result(result: CycleResult, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), default=str))
+        typer.echo(json.dumps(result.as_dict() | {"region": result.region}, default=str))
         return
     if not result.ran:
         typer.echo(f"skipped: {result.skipped_reason}")
         return
+    region = f" region {result.region}" if result.region else ""
     typer.echo(
-        f"cycle {result.cycle_id}: {result.open_requests} waiting, {result.free_vans} free vans "
-        f"on shift, {result.provider} times, {result.seconds:.2f} s"
+        f"cycle {result.cycle_id}{region}: {result.open_requests} waiting, "
+        f"{result.free_vans} free vans on shift, {result.provider} times, {result.seconds:.2f} s"
     )
     for a in result.assigned:
         typer.echo(

@@ -106,8 +106,21 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     """Every SQLite transaction takes the write lock up front (BEGIN IMMEDIATE): a deferred
     transaction that reads and then writes fails at once with "database is locked" when
     another writer committed in between (WAL snapshot rule); an immediate one waits for
-    busy_timeout instead. Writers are serialised, which is SQLite's model anyway."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    busy_timeout instead. Writers are serialised, which is SQLite's model anyway.
+
+    A transaction that only reads may ask for a plain (deferred) BEGIN with the execution
+    option ``sqlite_read_only=True`` (:func:`read_only`): it then reads its WAL snapshot
+    without taking the write lock, so it never holds up the writers of other processes."""
+    if conn.get_execution_options().get("sqlite_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(session: Session) -> None:
+    """Mark ``session``'s next transaction as read-only before its first statement (SQLite:
+    no write lock; elsewhere nothing changes)."""
+    session.connection(execution_options={"sqlite_read_only": True})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

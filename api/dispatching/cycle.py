@@ -3,8 +3,9 @@ core, store the decisions in one transaction.
 
 Phases (so that the solver never holds the database's write lock):
 
-1. leadership: on PostgreSQL a session advisory lock (``pg_try_advisory_lock``) lets exactly
-   one cycle run at a time across all server processes; on SQLite a per-process lock;
+1. leadership (:mod:`api.dispatching.leadership`): on PostgreSQL session advisory locks,
+   on SQLite ``flock`` files beside the database, let exactly one cycle run at a time for
+   the whole network, or one per region (:mod:`api.dispatching.regions`), across processes;
 2. read a snapshot (one short transaction) as :mod:`fleet` / :mod:`dispatch` dataclasses:
    waiting requests; free vans; with re-planning, the jobs whose van has not arrived and is
    not about to (pinned to their van, which the matching may move when the gain is worth
@@ -24,17 +25,17 @@ Phases (so that the solver never holds the database's write lock):
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.clock import utcnow
@@ -48,9 +49,10 @@ from api.db.adapters import (
     truck_state_from_row,
     van_state_from_rows,
 )
-from api.db.engine import transaction
+from api.db.engine import read_only, transaction
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, write_decisions
+from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
 from api.dispatching.live import flag_late_jobs, plus_minutes
 from api.events import add_event
 from dispatch import (
@@ -74,10 +76,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ADVISORY_LOCK_KEY = 0x52455343  # "RESC"
+ADVISORY_LOCK_KEY = NETWORK_LOCK_KEY
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=8))  # China Standard Time (shift hours)
-_local_locks: dict[str, threading.Lock] = {}
-_local_locks_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -122,33 +122,10 @@ class Snapshot:
     match_params: MatchParams = field(default_factory=MatchParams)
 
 
-@contextmanager
-def cycle_leadership(engine: Engine) -> Iterator[bool]:
-    """Yields True when this caller may run a cycle now (and holds the lock until exit)."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            got = bool(
-                conn.execute(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}
-                ).scalar()
-            )
-            conn.commit()
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
-                    conn.commit()
-        return
-    key = str(engine.url)
-    with _local_locks_guard:
-        lock = _local_locks.setdefault(key, threading.Lock())
-    got = lock.acquire(blocking=False)
-    try:
-        yield got
-    finally:
-        if got:
-            lock.release()
+def cycle_leadership(engine: Engine) -> contextlib.AbstractContextManager[bool]:
+    """Yields True when this caller may run a whole-network cycle now (and holds the lock
+    until exit); region cycles are in :mod:`api.dispatching.regions`."""
+    return hold_locks(engine, [NETWORK_LOCK])
 
 
 def load_snapshot(
@@ -157,14 +134,20 @@ def load_snapshot(
     now: dt.datetime,
     respect_shifts: bool = True,
     policy: CyclePolicy | None = None,
+    provinces: frozenset[str] | None = None,
 ) -> Snapshot:
     """Open requests (received, no van), free vans (no active assignment, available or
     returning, on shift), requests that need a truck and have none, and available trucks.
     With ``policy.replan``: also the jobs not yet reached (and not due within the freeze)
     with their vans pinned, and the vans expected free within ``soon_free_minutes``.
-    Vans and trucks are only read when something waits for them."""
+    Vans and trucks are only read when something waits for them. ``provinces`` (adcodes)
+    keeps a region's share: requests in those provinces, vans whose home station and trucks
+    whose depot is in them; a region's cycle neither re-plans nor offers soon-free vans (a
+    job's van may belong to another region), the whole-network cycle does."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts, replan=False,
                                    soon_free_minutes=0.0)  # fmt: skip
+    if provinces is not None:
+        policy = dataclasses.replace(policy, replan=False, soon_free_minutes=0.0)
     local = now.astimezone(LOCAL_TZ)
     local_hour = local.hour + local.minute / 60.0
 
@@ -173,7 +156,9 @@ def load_snapshot(
             station.open_hour, station.close_hour, local_hour
         )
 
-    requests = tuple(open_request_from_row(r, now) for r in q.open_request_rows(db_session))
+    requests = tuple(
+        open_request_from_row(r, now) for r in q.open_request_rows(db_session, provinces)
+    )
     current_van: dict[str, str] = {}
     moving: list[VanState] = []
     if policy.replan:
@@ -192,7 +177,7 @@ def load_snapshot(
     if requests:
         vans = tuple(
             van_state_from_rows(van, station, now, on_shift=on_shift(station))
-            for van, station in q.free_van_rows(db_session)
+            for van, station in q.free_van_rows(db_session, provinces)
         )
         vans += tuple(moving)
         if policy.soon_free_minutes > 0:
@@ -204,13 +189,15 @@ def load_snapshot(
                                                   on_shift=on_shift(station)),
                 )  # fmt: skip
     rep_requests = tuple(
-        replacement_request_from_row(r, now) for r in q.replacement_request_rows(db_session)
+        replacement_request_from_row(r, now)
+        for r in q.replacement_request_rows(db_session, provinces)
     )
     trucks: tuple[TruckState, ...] = ()
     if rep_requests:
         partners = {p.id: partner_from_row(p) for p in q.partner_rows(db_session)}
         trucks = tuple(
-            truck_state_from_row(t, partners[t.partner_id]) for t in q.free_truck_rows(db_session)
+            truck_state_from_row(t, partners[t.partner_id])
+            for t in q.free_truck_rows(db_session, provinces)
         )
     return Snapshot(
         now,
@@ -256,24 +243,38 @@ def run_cycle(
     actor: str = "dispatch",
     record: bool = False,
     now: dt.datetime | None = None,
+    locks: Sequence[CycleLock] = (NETWORK_LOCK,),
+    wait_for_locks: bool = False,
+    provinces: frozenset[str] | None = None,
+    select: Callable[[Snapshot], Snapshot] | None = None,
+    region: str | None = None,
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
     ``dispatch_cycle`` event even when nothing was decided (manual runs). ``policy`` (default:
     the settings' defaults) turns re-planning and soon-free vans on; the write also flags the
-    jobs that became late. ``now`` replaces the clock (replays and tests)."""
+    jobs that became late. ``now`` replaces the clock (replays and tests). A region's cycle
+    passes its ``locks``, its ``provinces`` (snapshot filter) and ``select`` (which of the
+    snapshot it decides, :mod:`api.dispatching.regions`); ``region`` names it in the event."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts)
     engine = factory.kw["bind"]
     started = time.perf_counter()
     now = now or utcnow()
-    result = CycleResult(cycle_id=uuid.uuid4().hex[:12], started_at=now, provider=provider_name)
-    with cycle_leadership(engine) as leader:
+    result = CycleResult(
+        cycle_id=uuid.uuid4().hex[:12], started_at=now, provider=provider_name, region=region
+    )
+    with hold_locks(engine, locks, wait=wait_for_locks) as leader:
         if not leader:
             result.ran = False
-            result.skipped_reason = "another dispatch cycle is running"
+            result.skipped_reason = "another dispatch cycle is running" + (
+                f" (region {region})" if region else ""
+            )
             result.seconds = time.perf_counter() - started
             return result
         with transaction(factory) as db:
-            snapshot = load_snapshot(db_session=db, now=now, policy=policy)
+            read_only(db)  # SQLite: the snapshot never holds the intake's write lock
+            snapshot = load_snapshot(db_session=db, now=now, policy=policy, provinces=provinces)
+        if select is not None:
+            snapshot = select(snapshot)
         result.open_requests = len(snapshot.requests) - len(snapshot.current_van)
         result.replanned_jobs = len(snapshot.current_van)
         result.free_vans = sum(1 for v in snapshot.vans if v.on_shift)
@@ -306,6 +307,7 @@ def run_cycle(
                     unmatched=len(result.unmatched),
                     conflicts=len(result.conflicts),
                     seconds=round(result.seconds, 3),
+                    **({"region": region} if region else {}),
                 )
     if result.decided or result.conflicts:
         logger.info(

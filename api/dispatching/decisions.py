@@ -69,6 +69,8 @@ class CycleResult:
     released: list[str] = field(default_factory=list)
     at_risk: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)
+    region: str | None = None
+    """The region a region worker's cycle decided (``border`` for the border pass)."""
 
     def as_read(self) -> DispatchRunRead:
         return DispatchRunRead(

@@ -1,17 +1,24 @@
 """The background dispatch loop of a server process: a cycle every ``dispatch_interval_s``
-seconds and soon after each new request (debounced), in a worker thread."""
+seconds and soon after each new request (debounced), in a child worker process
+(``dispatch_mode="process"``, the default: :mod:`api.dispatching.worker` says why) or in a
+worker thread (``"thread"``); ``"off"`` (or an interval of 0) runs none. Manual runs
+(``POST /v1/dispatch/runs``) run in the server process in every mode."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import threading
+from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event as EventType
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle
 from api.dispatching.travel import travel_provider
+from api.dispatching.worker import worker_process_main
 from api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,6 +37,15 @@ class DispatchLoop:
         self._stopping = threading.Event()
         self.cycles = 0
         self.last: CycleResult | None = None
+        self._process: SpawnProcess | None = None
+        self._process_wake: EventType | None = None
+        self._process_stop: EventType | None = None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The child worker process's id while it runs (process mode)."""
+        proc = self._process
+        return proc.pid if proc is not None and proc.is_alive() else None
 
     def run_once(self, *, actor: str = "dispatch", record: bool = False) -> CycleResult:
         provider, name = travel_provider(self.settings)
@@ -47,12 +63,29 @@ class DispatchLoop:
 
     def poke(self) -> None:
         """Ask for a cycle soon (thread-safe; a no-op when the loop is not running)."""
+        if self._process_wake is not None:
+            self._process_wake.set()
+            return
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
 
     def start(self) -> None:
-        if self.settings.dispatch_interval_s <= 0:
+        if self.settings.dispatch_interval_s <= 0 or self.settings.dispatch_mode == "off":
+            return
+        if self.settings.dispatch_mode == "process":
+            # spawn, not fork: the server already runs threads (a forked child could inherit
+            # a lock held by one of them)
+            context = multiprocessing.get_context("spawn")
+            self._process_wake, self._process_stop = context.Event(), context.Event()
+            self._process = context.Process(
+                target=worker_process_main,
+                args=(self.settings, self._process_stop, self._process_wake),
+                name="rescue-dispatch-worker",
+                daemon=True,
+            )
+            self._process.start()
+            logger.info("dispatch worker process %s started", self._process.pid)
             return
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -60,11 +93,28 @@ class DispatchLoop:
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._process is not None:
+            await asyncio.to_thread(self._stop_process)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._loop = None
+
+    def _stop_process(self) -> None:
+        """Ask the worker to finish its pass and exit; terminate it if it does not in time."""
+        proc, stop, wake = self._process, self._process_stop, self._process_wake
+        assert proc is not None
+        assert stop is not None
+        assert wake is not None
+        stop.set()
+        wake.set()
+        proc.join(timeout=30)
+        if proc.is_alive():
+            logger.warning("dispatch worker %s did not stop in 30 s: terminating it", proc.pid)
+            proc.terminate()
+            proc.join(timeout=5)
+        self._process = self._process_wake = self._process_stop = None
 
     async def _run(self) -> None:
         assert self._wake is not None

@@ -26,17 +26,19 @@ FREE_VAN_STATUSES = frozenset({VanStatus.AVAILABLE.value, VanStatus.RETURNING.va
 """Van statuses the cycle may send (a returning van is free to take the next job)."""
 
 
-def open_request_rows(db_session: Session) -> Sequence[m.RescueRequest]:
-    """Requests waiting for a van (received, no active assignment), oldest first."""
+def open_request_rows(
+    db_session: Session, provinces: frozenset[str] | None = None
+) -> Sequence[m.RescueRequest]:
+    """Requests waiting for a van (received, no active assignment), oldest first; only those
+    in ``provinces`` (adcodes) when given."""
     with_van = select(m.VanAssignment.request_id).where(m.VanAssignment.active.is_(True))
-    return db_session.scalars(
-        select(m.RescueRequest)
-        .where(
-            m.RescueRequest.status == RequestStatus.RECEIVED.value,
-            m.RescueRequest.id.not_in(with_van),
-        )
-        .order_by(m.RescueRequest.created_at, m.RescueRequest.id)
-    ).all()
+    stmt = select(m.RescueRequest).where(
+        m.RescueRequest.status == RequestStatus.RECEIVED.value,
+        m.RescueRequest.id.not_in(with_van),
+    )
+    if provinces is not None:
+        stmt = stmt.where(m.RescueRequest.province_adcode.in_(sorted(provinces)))
+    return db_session.scalars(stmt.order_by(m.RescueRequest.created_at, m.RescueRequest.id)).all()
 
 
 def replannable_rows(
@@ -87,38 +89,48 @@ def soon_free_van_rows(
     return [(v, s, r) for v, s, r in rows]
 
 
-def free_van_rows(db_session: Session) -> Sequence[tuple[m.Van, m.Station]]:
-    """Vans without an active assignment, available or returning, with their home station."""
+def free_van_rows(
+    db_session: Session, provinces: frozenset[str] | None = None
+) -> Sequence[tuple[m.Van, m.Station]]:
+    """Vans without an active assignment, available or returning, with their home station
+    (in ``provinces`` when given)."""
     busy_vans = select(m.VanAssignment.van_id).where(m.VanAssignment.active.is_(True))
-    rows = db_session.execute(
+    stmt = (
         select(m.Van, m.Station)
         .join(m.Station, m.Van.station_id == m.Station.id)
         .where(m.Van.status.in_(FREE_VAN_STATUSES), m.Van.id.not_in(busy_vans))
-        .order_by(m.Van.id)
-    ).all()
+    )
+    if provinces is not None:
+        stmt = stmt.where(m.Station.province_adcode.in_(sorted(provinces)))
+    rows = db_session.execute(stmt.order_by(m.Van.id)).all()
     return [(van, station) for van, station in rows]
 
 
-def replacement_request_rows(db_session: Session) -> Sequence[m.RescueRequest]:
-    """Requests that need a truck, carry cargo, are still eligible and have no booking."""
+def replacement_request_rows(
+    db_session: Session, provinces: frozenset[str] | None = None
+) -> Sequence[m.RescueRequest]:
+    """Requests that need a truck, carry cargo, are still eligible and have no booking (in
+    ``provinces`` when given)."""
     booked = select(m.ReplacementBooking.request_id).where(m.ReplacementBooking.active.is_(True))
-    return db_session.scalars(
-        select(m.RescueRequest)
-        .where(
-            m.RescueRequest.needs_replacement.is_(True),
-            m.RescueRequest.status.in_([s.value for s in REPLACEMENT_ELIGIBLE]),
-            m.RescueRequest.cargo_weight_t.is_not(None),
-            m.RescueRequest.cargo_destination_lat.is_not(None),
-            m.RescueRequest.id.not_in(booked),
-        )
-        .order_by(m.RescueRequest.created_at, m.RescueRequest.id)
-    ).all()
+    stmt = select(m.RescueRequest).where(
+        m.RescueRequest.needs_replacement.is_(True),
+        m.RescueRequest.status.in_([s.value for s in REPLACEMENT_ELIGIBLE]),
+        m.RescueRequest.cargo_weight_t.is_not(None),
+        m.RescueRequest.cargo_destination_lat.is_not(None),
+        m.RescueRequest.id.not_in(booked),
+    )
+    if provinces is not None:
+        stmt = stmt.where(m.RescueRequest.province_adcode.in_(sorted(provinces)))
+    return db_session.scalars(stmt.order_by(m.RescueRequest.created_at, m.RescueRequest.id)).all()
 
 
-def free_truck_rows(db_session: Session) -> Sequence[m.ReplacementTruck]:
-    """Available trucks without an active booking."""
+def free_truck_rows(
+    db_session: Session, provinces: frozenset[str] | None = None
+) -> Sequence[m.ReplacementTruck]:
+    """Available trucks without an active booking (whose depot is in ``provinces`` when
+    given: a county adcode's first two digits are its province's)."""
     busy_trucks = select(m.ReplacementBooking.truck_id).where(m.ReplacementBooking.active.is_(True))
-    return db_session.scalars(
+    rows = db_session.scalars(
         select(m.ReplacementTruck)
         .where(
             m.ReplacementTruck.status == "available",
@@ -126,6 +138,14 @@ def free_truck_rows(db_session: Session) -> Sequence[m.ReplacementTruck]:
         )
         .order_by(m.ReplacementTruck.id)
     ).all()
+    if provinces is None:
+        return rows
+    return [t for t in rows if province_of_adcode(t.depot_adcode) in provinces]
+
+
+def province_of_adcode(adcode: str) -> str:
+    """The province adcode of any mainland adcode (``370102`` -> ``370000``)."""
+    return adcode[:2] + "0000"
 
 
 def partner_rows(db_session: Session) -> Sequence[m.Partner]:

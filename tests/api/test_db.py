@@ -106,3 +106,27 @@ def test_sqlite_uses_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with eng.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     eng.dispose()
+
+
+def test_read_only_transaction_leaves_the_sqlite_write_lock_free(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A transaction marked read_only (the dispatch snapshot) does not take SQLite's write
+    lock, so another process's writer goes ahead; an ordinary one still takes it up front."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from api.db.engine import make_engine, read_only, session_factory, transaction
+
+    url = f"sqlite:///{tmp_path / 'lock.sqlite'}"
+    reader = make_engine(url)
+    writer = make_engine(url, connect_args={"check_same_thread": False, "timeout": 0.05})
+    with transaction(session_factory(reader)) as db:
+        read_only(db)
+        assert db.execute(text("SELECT 1")).scalar() == 1
+        with writer.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE written_meanwhile (x INTEGER)")
+    with transaction(session_factory(reader)) as db:
+        db.execute(text("SELECT 1"))
+        with pytest.raises(OperationalError, match="database is locked"), writer.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE blocked (x INTEGER)")
+    reader.dispose()
+    writer.dispose()

@@ -48,3 +48,13 @@ def test_benchmarks_ship_in_the_installed_package() -> None:
     include = config["tool"]["setuptools"]["packages"]["find"]["include"]
     found = set(discovery.PackageFinder.find(str(ROOT), include=include))
     assert {"benchmarks", "routing", "dispatch", "simulations", "fleet", "api"} <= found
+
+
+def test_regions_benchmark_refuses_fewer_than_two_regions() -> None:
+    """``rescue bench dispatch --regions 1`` has nothing to compare: refused, naming it."""
+    from benchmarks.regions import regions_benchmark
+
+    with pytest.raises(ValueError, match="regions must be >= 2 to compare with one worker, got 1"):
+        regions_benchmark(regions=1)
+    with pytest.raises(ValueError, match="engine must be road or great-circle, got 'ship'"):
+        regions_benchmark(regions=2, engine="ship")

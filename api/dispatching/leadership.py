@@ -1,0 +1,134 @@
+"""Who may run a dispatch cycle now, across threads, processes and machines.
+
+A cycle holds named locks for as long as it runs:
+
+* the whole-network cycle (``rescue dispatch``, ``POST /v1/dispatch/runs``, one worker without
+  regions) holds the *network* lock exclusively;
+* a region's cycle holds the network lock *shared* and its region's lock exclusively, so
+  cycles of different regions run side by side while a whole-network cycle excludes them all;
+* the border pass holds the network lock shared and every region's lock (see
+  :mod:`api.dispatching.regions`).
+
+Whoever may book a van holds the lock of the van's region (or the exclusive network lock), so
+two cycles never decide about the same van or request at once; the database's partial unique
+indexes and the write's re-check stay as the last guard.
+
+On PostgreSQL the locks are session advisory locks on one connection (the network lock is
+the one-key lock the single cycle always used; a region's is the two-key lock
+``(NETWORK_LOCK_KEY, crc32 of its provinces)``), so they work across machines and vanish
+with a crashed process. On SQLite they are ``flock`` locks on files beside the database
+(``<file>.dispatch-<name>.lock``): every process that opens the file sees them, and one open
+file per acquisition makes threads of one process exclude each other too. An in-memory
+SQLite database belongs to one process: its lock files are per process, in the temp dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import Connection, Engine, text
+
+NETWORK_LOCK_KEY = 0x52455343  # "RESC"
+
+
+@dataclass(frozen=True)
+class CycleLock:
+    """One named lock: ``name`` is ``network`` or a region's name; ``key`` its PostgreSQL
+    two-key advisory id (None for the network lock, which is one-key)."""
+
+    name: str
+    key: int | None = None
+    shared: bool = False
+
+
+NETWORK_LOCK = CycleLock("network")
+NETWORK_SHARED = CycleLock("network", shared=True)
+
+
+def region_lock_key(provinces: frozenset[str]) -> int:
+    """A stable signed 32-bit id of a province set (every worker computes the same one)."""
+    value = zlib.crc32(",".join(sorted(provinces)).encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+@contextlib.contextmanager
+def hold_locks(engine: Engine, locks: Sequence[CycleLock], *, wait: bool = False) -> Iterator[bool]:
+    """Take ``locks`` in the given order and yield True while all are held; without ``wait``,
+    yield False at once (holding none) when one is taken by someone else. Callers that wait
+    must take locks in one global order (see the module docstring)."""
+    if not locks:
+        yield True
+        return
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn, _pg_locks(conn, locks, wait=wait) as got:
+            yield got
+        return
+    with _file_locks(_lock_dir_prefix(engine), locks, wait=wait) as got:
+        yield got
+
+
+@contextlib.contextmanager
+def _pg_locks(conn: Connection, locks: Sequence[CycleLock], *, wait: bool) -> Iterator[bool]:
+    held: list[CycleLock] = []
+    try:
+        for lock in locks:
+            fn = ("pg_advisory_lock" if wait else "pg_try_advisory_lock") + (
+                "_shared" if lock.shared else ""
+            )
+            if lock.key is None:
+                sql, params = f"SELECT {fn}(:a)", {"a": NETWORK_LOCK_KEY}
+            else:
+                sql, params = f"SELECT {fn}(:a, :b)", {"a": NETWORK_LOCK_KEY, "b": lock.key}
+            got = conn.execute(text(sql), params).scalar()
+            conn.commit()
+            if not wait and not got:
+                yield False
+                return
+            held.append(lock)
+        yield True
+    finally:
+        for lock in reversed(held):
+            fn = "pg_advisory_unlock" + ("_shared" if lock.shared else "")
+            if lock.key is None:
+                conn.execute(text(f"SELECT {fn}(:a)"), {"a": NETWORK_LOCK_KEY})
+            else:
+                conn.execute(text(f"SELECT {fn}(:a, :b)"), {"a": NETWORK_LOCK_KEY, "b": lock.key})
+        conn.commit()
+
+
+def _lock_dir_prefix(engine: Engine) -> str:
+    database = engine.url.database
+    if database and database != ":memory:" and not database.startswith("file::memory:"):
+        return str(Path(database).resolve())
+    digest = hashlib.sha1(str(engine.url).encode()).hexdigest()[:12]
+    return str(Path(tempfile.gettempdir()) / f"rescue-{os.getpid()}-{digest}")
+
+
+@contextlib.contextmanager
+def _file_locks(prefix: str, locks: Sequence[CycleLock], *, wait: bool) -> Iterator[bool]:
+    files: list[IO[bytes]] = []
+    try:
+        for lock in locks:
+            handle = open(f"{prefix}.dispatch-{lock.name}.lock", "ab")  # noqa: SIM115
+            files.append(handle)
+            mode = (fcntl.LOCK_SH if lock.shared else fcntl.LOCK_EX) | (
+                0 if wait else fcntl.LOCK_NB
+            )
+            try:
+                fcntl.flock(handle.fileno(), mode)
+            except BlockingIOError:
+                yield False
+                return
+        yield True
+    finally:
+        for opened in reversed(files):
+            opened.close()  # closing the last descriptor of the open file releases its flock

@@ -1,0 +1,180 @@
+"""The dispatch worker: the cycle run over and over, outside the serving process if asked.
+
+Why a process: the solve (candidates, min-cost flow) is CPU-bound Python and numpy that
+holds the interpreter lock for hundreds of milliseconds on a storm batch; in a thread of the
+server it stalls the event loop that answers ``POST /v1/requests`` (issue 14: intake p99
+172 ms -> 1,072 ms with a cycle every 2 s). In its own process, at a lower scheduling
+priority, it only shares the database and the cores.
+
+``rescue serve`` starts one as a child process (``RESCUE_DISPATCH_MODE=process``, the
+default), woken by the intake through a :class:`multiprocessing.Event` (a semaphore: setting
+it costs the event loop a few microseconds) and every ``dispatch_interval_s`` otherwise;
+``rescue dispatch --loop`` runs one in the foreground, on any machine that reaches the
+database (then woken by the interval). With ``regions`` > 1 each pass runs every region it
+can lead and then the border pass (:mod:`api.dispatching.regions`), so several workers
+share the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Callable
+from multiprocessing.synchronize import Event as EventType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.clock import utcnow
+from api.db.engine import make_engine, session_factory, transaction
+from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle
+from api.dispatching.leadership import NETWORK_SHARED, hold_locks
+from api.dispatching.regions import RegionMap, load_region_map
+from api.dispatching.travel import travel_provider
+from api.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEBOUNCE_S = 0.5
+"""A burst of new requests is dispatched together."""
+IDLE_RETRY_S = 0.05
+"""``until_idle``: pause before another pass when a region was led by another worker."""
+
+
+class DispatchWorker:
+    """Runs dispatch passes on one database: the whole network, or each region it can lead
+    plus the border pass."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        factory: sessionmaker[Session] | None = None,
+        actor: str = "dispatch",
+    ) -> None:
+        self.settings = settings
+        self.factory = factory or session_factory(make_engine(settings.database_url))
+        self.actor = actor
+        self.region_map: RegionMap | None = None
+        if settings.dispatch_regions > 1:
+            with transaction(self.factory) as db:
+                self.region_map = load_region_map(db, settings.dispatch_regions)
+        self.passes = 0
+        self._start = os.getpid()
+
+    def run_pass(self) -> list[CycleResult]:
+        """One pass: a whole-network cycle, or each region (starting at a different one each
+        pass and in each worker, so that workers spread over the regions) and the border."""
+        provider, name = travel_provider(self.settings)
+        common: dict[str, object] = {
+            "factory": self.factory,
+            "provider": provider,
+            "provider_name": name,
+            "actor": self.actor,
+        }
+        policy = CyclePolicy.from_settings(self.settings)
+        self.passes += 1
+        region_map = self.region_map
+        if region_map is None:
+            return [run_cycle(**common, policy=policy)]  # type: ignore[arg-type]
+        # Per region the cycle decides waiting requests only: a job's van may sit in another
+        # region, so re-planning and soon-free vans stay with the whole-network cycle.
+        common["policy"] = dataclasses.replace(policy, replan=False, soon_free_minutes=0.0)
+        results = []
+        n = len(region_map.regions)
+        for k in range(n):
+            index = (self._start + self.passes + k) % n
+            region = region_map.regions[index]
+            results.append(
+                run_cycle(
+                    **common,  # type: ignore[arg-type]
+                    locks=(NETWORK_SHARED, region.lock),
+                    provinces=region.provinces,
+                    select=lambda s, i=index: region_map.interior(s, i),  # type: ignore[misc]
+                    region=region.name,
+                )
+            )
+        results.append(self._border_pass(region_map, common))
+        return results
+
+    def _border_pass(self, region_map: RegionMap, common: dict[str, object]) -> CycleResult:
+        engine = self.factory.kw["bind"]
+        with hold_locks(engine, region_map.border_locks()) as got:
+            if not got:
+                return CycleResult(
+                    cycle_id=uuid.uuid4().hex[:12],
+                    started_at=utcnow(),
+                    provider=str(common["provider_name"]),
+                    ran=False,
+                    skipped_reason="another dispatch cycle is running (region border)",
+                    region="border",
+                )
+            with transaction(self.factory) as db:
+                interior = region_map.interior_ids(db)
+            return run_cycle(
+                **common,  # type: ignore[arg-type]
+                locks=(),
+                select=lambda s: region_map.border(s, interior),
+                region="border",
+            )
+
+    def run(
+        self,
+        *,
+        stop: EventType | None = None,
+        wake: EventType | None = None,
+        until_idle: bool = False,
+        on_pass: Callable[[list[CycleResult]], None] | None = None,
+    ) -> None:
+        """Pass after pass until ``stop`` is set (or, with ``until_idle``, until a pass led
+        every region and decided nothing): one every ``dispatch_interval_s`` and soon after
+        ``wake`` is set. A failed pass is logged and stored nothing."""
+        stop = stop or multiprocessing.Event()
+        interval = self.settings.dispatch_interval_s or 1.0
+        first = True
+        while not stop.is_set():
+            if not (first or until_idle):
+                if wake is not None:
+                    if wake.wait(timeout=interval):
+                        time.sleep(DEBOUNCE_S)
+                    wake.clear()
+                else:
+                    stop.wait(timeout=interval)
+                if stop.is_set() or _orphaned():
+                    return
+            first = False
+            try:
+                results = self.run_pass()
+            except Exception:
+                logger.exception("dispatch pass failed (nothing of it was stored)")
+                if until_idle:
+                    raise
+                continue
+            if on_pass is not None:
+                on_pass(results)
+            if until_idle:
+                if all(r.ran for r in results) and not any(
+                    r.decided or r.conflicts for r in results
+                ):
+                    return
+                if not all(r.ran for r in results):
+                    time.sleep(IDLE_RETRY_S)
+
+
+def _orphaned() -> bool:
+    """A child worker whose server died (killed, no clean shutdown) stops too."""
+    parent = multiprocessing.parent_process()
+    return parent is not None and not parent.is_alive()
+
+
+def worker_process_main(settings: Settings, stop: EventType, wake: EventType) -> None:
+    """Entry point of the child process that ``rescue serve`` starts."""
+    logging.basicConfig(level=settings.log_level)
+    if settings.dispatch_worker_nice:
+        os.nice(settings.dispatch_worker_nice)
+    with contextlib.suppress(KeyboardInterrupt):
+        DispatchWorker(settings).run(stop=stop, wake=wake)

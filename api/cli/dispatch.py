@@ -24,6 +24,7 @@ def dispatch_once(
     from api.db.migrate import current_revision, head_revision
     from api.dispatching.cycle import run_cycle
     from api.dispatching.travel import travel_provider
+    from api.partners.service import OfferPolicy
     from api.settings import get_settings
 
     with clear_errors():
@@ -42,6 +43,7 @@ def dispatch_once(
             respect_shifts=settings.respect_shifts,
             actor="cli",
             record=True,
+            offers=OfferPolicy.from_settings(settings),
         )
         engine.dispose()
     if as_json:

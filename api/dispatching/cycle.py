@@ -5,9 +5,13 @@ Phases (so that the solver never holds the database's write lock):
 
 1. leadership: on PostgreSQL a session advisory lock (``pg_try_advisory_lock``) lets exactly
    one cycle run at a time across all server processes; on SQLite a per-process lock;
-2. read a snapshot (one short transaction) as :mod:`fleet` / :mod:`dispatch` dataclasses;
+2. sweep partner offers and crew acknowledgements (:func:`api.partners.service.sweep`: lapse
+   unanswered offers, withdraw stale ones, re-plan assignments no crew acknowledged), then
+   read a snapshot (one short transaction) as :mod:`fleet` / :mod:`dispatch` dataclasses;
 3. solve: :func:`dispatch.match_vans` on :func:`dispatch.build_van_matching_problem`, and
-   :func:`dispatch.match_replacements` for requests that need a truck;
+   :func:`dispatch.match_replacements` for requests that need a truck (its choices become
+   offers to the partners); requests no own van covers or can handle escalate at once to
+   partner rescue offers (:func:`dispatch.partner_rescue.choose_rescue_offers`);
 4. write (one transaction): lock the chosen requests, then the vans / trucks (always in that
    order, sorted by id: no deadlock with overrides or cancellations, which lock the request
    first), re-check that each is still free (a concurrent override or cancellation may have
@@ -25,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +39,7 @@ from api.db.adapters import (
     open_request_from_row,
     partner_from_row,
     replacement_request_from_row,
+    rescue_provider_from_row,
     truck_state_from_row,
     van_state_from_rows,
 )
@@ -42,6 +47,7 @@ from api.db.engine import transaction
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, write_decisions
 from api.events import add_event
+from api.partners.service import OfferKind, OfferPolicy, provider_loads, refused_by, sweep
 from dispatch import (
     OpenRequest,
     ReplacementMatching,
@@ -54,7 +60,15 @@ from dispatch import (
     match_replacements,
     match_vans,
 )
-from fleet import is_on_shift
+from dispatch.partner_rescue import (
+    ProviderState,
+    RescueCandidate,
+    RescueJob,
+    choose_rescue_offers,
+    required_capability,
+)
+from dispatch.vans import UnassignedReason
+from fleet import GeoPoint, is_on_shift
 from routing import TravelTimeProvider
 
 logger = logging.getLogger(__name__)
@@ -72,6 +86,16 @@ class Snapshot:
     vans: tuple[VanState, ...]
     replacement_requests: tuple[ReplacementRequest, ...]
     trucks: tuple[TruckState, ...]
+    rescue_jobs: tuple[RescueJob, ...] = ()
+    """The open requests as partner rescue jobs (only when there are providers)."""
+    rescue_providers: tuple[ProviderState, ...] = ()
+
+
+ESCALATE_TO_PARTNERS = frozenset(
+    {UnassignedReason.NO_VAN_IN_RADIUS, UnassignedReason.NO_CAPABLE_VAN}
+)
+"""A request no own van covers or can handle goes to partner rescue offers in the same cycle
+(all_busy waits: an own van may be free next cycle)."""
 
 
 @contextmanager
@@ -109,7 +133,27 @@ def load_snapshot(
     """Open requests (received, no van), free vans (no active assignment, available or
     returning, on shift), requests that need a truck and have none, and available trucks.
     Vans and trucks are only read when something waits for them."""
-    requests = tuple(open_request_from_row(r, now) for r in q.open_request_rows(db_session))
+    request_rows = q.open_request_rows(db_session)
+    requests = tuple(open_request_from_row(r, now) for r in request_rows)
+    rescue_jobs: tuple[RescueJob, ...] = ()
+    rescue_providers: tuple[ProviderState, ...] = ()
+    provider_rows = q.rescue_provider_rows(db_session) if requests else ()
+    if provider_rows:
+        loads = provider_loads(db_session)
+        rescue_providers = tuple(
+            ProviderState(rescue_provider_from_row(p), loads.get(p.id, 0)) for p in provider_rows
+        )
+        refused = refused_by(db_session, OfferKind.RESCUE)
+        rescue_jobs = tuple(
+            RescueJob(
+                request_id=r.id,
+                location=GeoPoint(r.lat, r.lon),
+                province_adcode=r.province_adcode,
+                capability=required_capability(needs_tow=r.needs_tow, fault_code=r.fault_code),
+                excluded_provider_ids=refused.get(r.id, frozenset()),
+            )
+            for r in request_rows
+        )
     vans: tuple[VanState, ...] = ()
     if requests:
         local = now.astimezone(LOCAL_TZ)
@@ -124,8 +168,12 @@ def load_snapshot(
             )
             for van, station in q.free_van_rows(db_session)
         )
+    declined = refused_by(db_session, OfferKind.TRUCK)
     rep_requests = tuple(
-        replacement_request_from_row(r, now) for r in q.replacement_request_rows(db_session)
+        replace(rep, excluded_partner_ids=declined.get(rep.id, frozenset()))
+        for rep in (
+            replacement_request_from_row(r, now) for r in q.replacement_request_rows(db_session)
+        )
     )
     trucks: tuple[TruckState, ...] = ()
     if rep_requests:
@@ -133,7 +181,7 @@ def load_snapshot(
         trucks = tuple(
             truck_state_from_row(t, partners[t.partner_id]) for t in q.free_truck_rows(db_session)
         )
-    return Snapshot(now, requests, vans, rep_requests, trucks)
+    return Snapshot(now, requests, vans, rep_requests, trucks, rescue_jobs, rescue_providers)
 
 
 def solve(
@@ -153,6 +201,27 @@ def solve(
     return van_matching, rep
 
 
+def escalate_to_partners(
+    snapshot: Snapshot,
+    van_matching: VanMatching | None,
+    provider: TravelTimeProvider,
+    policy: OfferPolicy,
+) -> list[RescueCandidate]:
+    """The partner rescue offers for requests no own van covers or can handle (pure)."""
+    if van_matching is None or not snapshot.rescue_providers:
+        return []
+    stuck = {u.request_id for u in van_matching.unassigned if u.reason in ESCALATE_TO_PARTNERS}
+    jobs = [j for j in snapshot.rescue_jobs if j.request_id in stuck]
+    chosen = choose_rescue_offers(
+        jobs,
+        snapshot.rescue_providers,
+        provider,
+        fanout=policy.fanout,
+        cny_per_minute=policy.cny_per_minute,
+    )
+    return [c for j in jobs for c in chosen.get(j.request_id, [])]
+
+
 def run_cycle(
     *,
     factory: sessionmaker[Session],
@@ -161,9 +230,12 @@ def run_cycle(
     respect_shifts: bool = True,
     actor: str = "dispatch",
     record: bool = False,
+    offers: OfferPolicy | None = None,
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
-    ``dispatch_cycle`` event even when nothing was decided (manual runs)."""
+    ``dispatch_cycle`` event even when nothing was decided (manual runs); ``offers`` sets
+    the partner offer and crew acknowledgement policy."""
+    policy = offers or OfferPolicy()
     engine = factory.kw["bind"]
     started = time.perf_counter()
     now = utcnow()
@@ -175,10 +247,14 @@ def run_cycle(
             result.seconds = time.perf_counter() - started
             return result
         with transaction(factory) as db:
+            swept = sweep(db_session=db, now=now, policy=policy, actor=actor)
+        result.expired, result.replanned = swept.expired, swept.replanned
+        with transaction(factory) as db:
             snapshot = load_snapshot(db_session=db, now=now, respect_shifts=respect_shifts)
         result.open_requests = len(snapshot.requests)
         result.free_vans = sum(1 for v in snapshot.vans if v.on_shift)
         van_matching, replacements = solve(snapshot, provider)
+        rescue_offers = escalate_to_partners(snapshot, van_matching, provider, policy)
         with transaction(factory) as db:
             write_decisions(
                 db_session=db,
@@ -187,6 +263,8 @@ def run_cycle(
                 replacements=replacements,
                 result=result,
                 actor=actor,
+                rescue_offers=rescue_offers,
+                policy=policy,
             )
             result.seconds = time.perf_counter() - started
             if record or result.decided:
@@ -200,6 +278,9 @@ def run_cycle(
                     assigned=len(result.assigned),
                     unassigned=len(result.unassigned),
                     booked=len(result.booked),
+                    offered=len(result.offered),
+                    expired=len(result.expired),
+                    replanned=len(result.replanned),
                     unmatched=len(result.unmatched),
                     conflicts=len(result.conflicts),
                     seconds=round(result.seconds, 3),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.dispatching.cycle import CycleResult, run_cycle
 from api.dispatching.travel import travel_provider
+from api.partners.service import OfferPolicy
 from api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class DispatchLoop:
             respect_shifts=self.settings.respect_shifts,
             actor=actor,
             record=record,
+            offers=OfferPolicy.from_settings(self.settings),
         )
         self.cycles += 1
         self.last = result

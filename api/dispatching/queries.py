@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from api.partners.service import OfferKind, OfferStatus, held_requests, trucks_on_offer
 from dispatch.lifecycle import REPLACEMENT_ELIGIBLE, RequestStatus
 from fleet import VanStatus
 
@@ -21,13 +22,15 @@ FREE_VAN_STATUSES = frozenset({VanStatus.AVAILABLE.value, VanStatus.RETURNING.va
 
 
 def open_request_rows(db_session: Session) -> Sequence[m.RescueRequest]:
-    """Requests waiting for a van (received, no active assignment), oldest first."""
+    """Requests waiting for a van (received, no active assignment, no partner rescue offered
+    or accepted), oldest first."""
     with_van = select(m.VanAssignment.request_id).where(m.VanAssignment.active.is_(True))
     return db_session.scalars(
         select(m.RescueRequest)
         .where(
             m.RescueRequest.status == RequestStatus.RECEIVED.value,
             m.RescueRequest.id.not_in(with_van),
+            m.RescueRequest.id.not_in(held_requests(OfferKind.RESCUE)),
         )
         .order_by(m.RescueRequest.created_at, m.RescueRequest.id)
     ).all()
@@ -46,7 +49,8 @@ def free_van_rows(db_session: Session) -> Sequence[tuple[m.Van, m.Station]]:
 
 
 def replacement_request_rows(db_session: Session) -> Sequence[m.RescueRequest]:
-    """Requests that need a truck, carry cargo, are still eligible and have no booking."""
+    """Requests that need a truck, carry cargo, are still eligible and have no booking and no
+    truck offer waiting for an answer."""
     booked = select(m.ReplacementBooking.request_id).where(m.ReplacementBooking.active.is_(True))
     return db_session.scalars(
         select(m.RescueRequest)
@@ -56,19 +60,21 @@ def replacement_request_rows(db_session: Session) -> Sequence[m.RescueRequest]:
             m.RescueRequest.cargo_weight_t.is_not(None),
             m.RescueRequest.cargo_destination_lat.is_not(None),
             m.RescueRequest.id.not_in(booked),
+            m.RescueRequest.id.not_in(held_requests(OfferKind.TRUCK)),
         )
         .order_by(m.RescueRequest.created_at, m.RescueRequest.id)
     ).all()
 
 
 def free_truck_rows(db_session: Session) -> Sequence[m.ReplacementTruck]:
-    """Available trucks without an active booking."""
+    """Available trucks without an active booking or an open offer."""
     busy_trucks = select(m.ReplacementBooking.truck_id).where(m.ReplacementBooking.active.is_(True))
     return db_session.scalars(
         select(m.ReplacementTruck)
         .where(
             m.ReplacementTruck.status == "available",
             m.ReplacementTruck.id.not_in(busy_trucks),
+            m.ReplacementTruck.id.not_in(trucks_on_offer()),
         )
         .order_by(m.ReplacementTruck.id)
     ).all()
@@ -76,6 +82,10 @@ def free_truck_rows(db_session: Session) -> Sequence[m.ReplacementTruck]:
 
 def partner_rows(db_session: Session) -> Sequence[m.Partner]:
     return db_session.scalars(select(m.Partner)).all()
+
+
+def rescue_provider_rows(db_session: Session) -> Sequence[m.PartnerProvider]:
+    return db_session.scalars(select(m.PartnerProvider).order_by(m.PartnerProvider.id)).all()
 
 
 _Row = TypeVar("_Row", m.RescueRequest, m.Van, m.ReplacementTruck)
@@ -100,3 +110,20 @@ def active_values(db_session: Session, column: Any, active: Any, values: Sequenc
     """Which of ``values`` appear in ``column`` on an active assignment/booking row."""
     stmt = select(column).where(active.is_(True), column.in_(values))
     return set(db_session.scalars(stmt))
+
+
+def open_offer_values(
+    db_session: Session,
+    column: Any,
+    values: Sequence[str],
+    *,
+    kind: OfferKind | None = None,
+    accepted: bool = False,
+) -> set[str]:
+    """Which of ``values`` appear in ``column`` on an open (or, with ``accepted``, an
+    accepted) partner offer, of ``kind`` when given."""
+    statuses = [OfferStatus.OFFERED.value] + ([OfferStatus.ACCEPTED.value] if accepted else [])
+    stmt = select(column).where(m.PartnerOffer.status.in_(statuses), column.in_(values))
+    if kind is not None:
+        stmt = stmt.where(m.PartnerOffer.kind == kind.value)
+    return {v for v in db_session.scalars(stmt) if v is not None}

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.db import models as m
-from api.deps import Dispatcher, SessionDep, StaffUser, actor_of
+from api.deps import CrewOrDispatcher, SessionDep, StaffUser, actor_of
 from api.network.service import update_position
+from api.partners.service import check_van_scope
 from api.responses import STAFF_ERRORS
 from api.schemas import (
     PartnerRead,
@@ -81,9 +82,13 @@ def list_trucks(
     summary="Report a van's position (and duty status)",
     responses=STAFF_ERRORS,
 )
-def put_position(van_id: str, body: VanPositionUpdate, db: SessionDep, staff: Dispatcher) -> m.Van:
+def put_position(
+    van_id: str, body: VanPositionUpdate, db: SessionDep, staff: CrewOrDispatcher
+) -> m.Van:
     """The next dispatch cycle times this van from here. `status` may set available,
-    off_shift, maintenance or returning (409 while the van holds a request)."""
+    off_shift, maintenance or returning (409 while the van holds a request). A dispatcher,
+    or the crew of this van (403 for another van's crew)."""
+    check_van_scope(staff, van_id)
     return update_position(
         db_session=db,
         van_id=van_id,

@@ -354,7 +354,8 @@ def test_diagnosis_over_threshold_triggers_replacement(
 ) -> None:
     """On site, a diagnosis over 24 h moves the request to awaiting_replacement, the next
     cycle offers a fitting truck, its partner accepts; cargo transferred, delivered (truck
-    released at the destination), closed; a diagnosis on the closed request is a 409 naming its status."""
+    released at the destination), closed; a diagnosis on the closed request is a 409 naming
+    its status."""
     rid = post(client)["id"]
     client.post("/v1/dispatch/runs", headers=dispatcher)
     for status in ("en_route", "on_site"):

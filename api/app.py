@@ -30,6 +30,7 @@ from api.network import routes as network
 from api.notifications import routes as webhooks
 from api.notifications.delivery import OutboxWorker
 from api.openapi import AllowHeaderFix, install_openapi, refuse_unknown_query_parameters
+from api.partners import routes as partners
 from api.ratelimit import make_rate_limiter
 from api.requests import routes as requests
 from api.requests.intake_writer import IntakeWriter
@@ -170,7 +171,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(AllowHeaderFix)
     app.add_middleware(RequestIdMiddleware)  # outermost: even a 413 carries its request id
     routers = (health, network, vehicles, requests, candidates, dispatch, kpis, live, attention)
-    for module in (*routers, console, webhooks):
+    for module in (*routers, console, webhooks, partners):
         app.include_router(module.router)
     static = resources.files("api").joinpath("console")
     app.mount("/console", StaticFiles(directory=str(static), html=True), name="console")

@@ -82,6 +82,11 @@ def require_roles(*roles: Role) -> Callable[..., m.StaffToken]:
 
 StaffUser = Annotated[m.StaffToken, Depends(require_roles(Role.DISPATCHER, Role.PLANNER))]
 Dispatcher = Annotated[m.StaffToken, Depends(require_roles(Role.DISPATCHER))]
+Admin = Annotated[m.StaffToken, Depends(require_roles())]
+PartnerUser = Annotated[m.StaffToken, Depends(require_roles(Role.PARTNER))]
+"""A partner token (or admin, who must name the partner: see the partner routes)."""
+CrewUser = Annotated[m.StaffToken, Depends(require_roles(Role.CREW))]
+CrewOrDispatcher = Annotated[m.StaffToken, Depends(require_roles(Role.CREW, Role.DISPATCHER))]
 
 
 def actor_of(token: m.StaffToken) -> str:

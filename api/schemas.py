@@ -361,6 +361,11 @@ class RequestRead(BaseModel):
         default=None, examples=["no_van_in_radius"], description="Why it was escalated"
     )
     replacement: ReplacementOnRequest | None = Field(description="The active truck booking")
+    partner: PartnerOnRequest | None = Field(
+        default=None,
+        description="A partner job: 'looking_for_partner' while offers wait for an answer, "
+        "'accepted' once a partner took it (with its ETA)",
+    )
 
 
 class DiagnosisCreate(StrictModel):
@@ -456,6 +461,29 @@ class BookedRead(BaseModel):
     lateness_minutes: float
 
 
+class OfferMadeRead(BaseModel):
+    """An offer a dispatch cycle sent to a partner (nothing is held until it accepts)."""
+
+    offer_id: int
+    request_id: str
+    kind: Literal["truck", "rescue"]
+    partner_id: str
+    truck_id: str | None
+    provider_id: str | None
+    expires_at: dt.datetime
+    proposed_eta_minutes: float | None
+    cost_cny: float | None
+
+
+class PartnerOnRequest(BaseModel):
+    """The partner side of a request, as the customer may see it."""
+
+    kind: Literal["truck", "rescue"]
+    status: Literal["looking_for_partner", "accepted"]
+    partner_name: str = Field(description="Empty while looking")
+    eta_at: dt.datetime | None = Field(description="The partner's own ETA once accepted")
+
+
 class UnmatchedRead(BaseModel):
     request_id: str
     reason: UnmatchedReason
@@ -474,6 +502,16 @@ class DispatchRunRead(BaseModel):
     assigned: list[AssignedRead]
     unassigned: list[UnassignedRead]
     booked: list[BookedRead]
+    offered: list[OfferMadeRead] = Field(
+        default_factory=list, description="Partner offers sent (trucks and rescues)"
+    )
+    expired: list[int] = Field(
+        default_factory=list, description="Offers that lapsed unanswered (counted as declines)"
+    )
+    replanned: list[str] = Field(
+        default_factory=list,
+        description="Requests whose van assignment was not acknowledged in time",
+    )
     unmatched: list[UnmatchedRead]
     conflicts: list[str] = Field(
         description="Decisions dropped because a concurrent change got there first"

@@ -31,6 +31,14 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"
     PLANNER = "planner"
     ADMIN = "admin"
+    PARTNER = "partner"
+    """Bound to one partner company: its own offers, trucks and jobs only."""
+    CREW = "crew"
+    """Bound to one van: acknowledges its assignments, reports its position."""
+
+
+SCOPED_ROLES = frozenset({Role.PARTNER.value, Role.CREW.value})
+"""Roles bound to one partner or one van: never admitted to the staff routes."""
 
 
 FULL_CUSTOMER_ROLES = frozenset({Role.DISPATCHER.value, Role.ADMIN.value})
@@ -39,6 +47,7 @@ planners see the same masked customer as a tracking-token holder."""
 
 
 def sees_full_customer(token: m.StaffToken) -> bool:
+    """Dispatchers and admins; never a partner or crew token."""
     return token.role in FULL_CUSTOMER_ROLES
 
 
@@ -61,11 +70,28 @@ def create_staff_token(
     label: str = "",
     ttl_days: float = DEFAULT_TOKEN_TTL_DAYS,
     now: dt.datetime | None = None,
+    partner_id: str | None = None,
+    van_id: str | None = None,
 ) -> str:
     """Store a new token for ``role`` valid ``ttl_days``; returns the secret (the only time
-    it is visible)."""
+    it is visible). A ``partner`` token needs an existing ``partner_id``, a ``crew`` token an
+    existing ``van_id``; staff tokens take neither."""
     if not ttl_days > 0:
         raise ValueError("the token lifetime (days) must be greater than 0")
+    if role is Role.PARTNER:
+        if not partner_id or db_session.get(m.Partner, partner_id) is None:
+            raise ValueError(
+                f"partner_id: a partner token needs an existing partner, got {partner_id!r}"
+            )
+    elif partner_id is not None:
+        raise ValueError(
+            f"partner_id: only a partner token is bound to a partner (role {role.value})"
+        )
+    if role is Role.CREW:
+        if not van_id or db_session.get(m.Van, van_id) is None:
+            raise ValueError(f"van_id: a crew token needs an existing van, got {van_id!r}")
+    elif van_id is not None:
+        raise ValueError(f"van_id: only a crew token is bound to a van (role {role.value})")
     now = now or utcnow()
     token = new_secret()
     db_session.add(
@@ -75,6 +101,8 @@ def create_staff_token(
             label=label,
             created_at=now,
             expires_at=now + dt.timedelta(days=ttl_days),
+            partner_id=partner_id if role is Role.PARTNER else None,
+            van_id=van_id if role is Role.CREW else None,
         )
     )
     db_session.flush()

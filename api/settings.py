@@ -140,6 +140,31 @@ class Settings(BaseSettings):
         description="Vans busy on site or towing that expect to be free within this are "
         "candidates for the next job (0 = only idle vans)",
     )
+    # -- partners and crews in the loop --
+    offer_expiry_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="Minutes a partner has to answer an offer before it counts as declined; "
+        "unset = each partner's promised response time",
+    )
+    offer_fanout: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Partner rescue providers offered the same job at once (first accept wins)",
+    )
+    offer_cny_per_minute: float = Field(
+        default=10.0,
+        gt=0,
+        description="CNY of partner cost worth one minute of the customer's waiting, when "
+        "ranking partner rescue providers",
+    )
+    crew_ack_timeout_minutes: float = Field(
+        default=0.0,
+        ge=0,
+        description="A van assignment its crew has not acknowledged after this many minutes "
+        "is re-planned (the van set off shift); 0 = off",
+    )
     log_level: str = "INFO"
     # -- notifications: the outbox delivery worker (webhooks, SMS) --
     outbox_worker: bool = Field(

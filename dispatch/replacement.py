@@ -4,8 +4,8 @@ Feasible (request, truck): the truck fits the cargo (:class:`TruckFit`, the one 
 shared with the simulation: available, type by :data:`FITTING_TRUCK_TYPES`: a semi-trailer
 needs a tractor; loose cargo a box truck; palletised cargo a box truck or a flatbed; oversize
 cargo a flatbed; and ``capacity_t >= cargo_weight_t``), the partner serves the
-breakdown's province, and the truck reaches the breakdown (profile
-``empty_truck``) and the destination (``loaded_truck``).
+breakdown's province and has not declined the job (``excluded_partner_ids``), and the truck
+reaches the breakdown (profile ``empty_truck``) and the destination (``loaded_truck``).
 
 Times: pickup ETA = free_in + empty leg; delivery ETA = pickup + transfer time + loaded leg.
 Deadlines: by default a truck may be late, at ``lateness_penalty_cny_per_minute``; with
@@ -71,6 +71,8 @@ class ReplacementRequest:
     """``None`` = no deadline."""
     transfer_minutes: float | None = None
     """``None`` = :data:`DEFAULT_TRANSFER_MINUTES` of the cargo kind."""
+    excluded_partner_ids: frozenset[str] = frozenset()
+    """Partners that declined this job or let an offer of it expire: never offered again."""
 
     def __post_init__(self) -> None:
         try:
@@ -282,7 +284,12 @@ def build_replacement_problem(
             serves_province[r.province_adcode] = np.array(
                 [s.partner.serves(r.province_adcode) for s in ts], dtype=bool
             )
-        candidates = np.nonzero(fits & serves_province[r.province_adcode])[0]
+        allowed = serves_province[r.province_adcode]
+        if r.excluded_partner_ids:
+            allowed = allowed & np.array(
+                [s.partner.id not in r.excluded_partner_ids for s in ts], dtype=bool
+            )
+        candidates = np.nonzero(fits & allowed)[0]
         fitting[i] = int(fits.sum())
         serving[i] = len(candidates)
         ar.extend([i] * len(candidates))

@@ -311,3 +311,55 @@ class CustomerVehicle:
 def _require_id(value: object, what: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+
+
+class RescueCapability(StrEnum):
+    """What a partner rescue / tow provider can do."""
+
+    HEAVY_TOW = "heavy_tow"
+    TYRE = "tyre"
+    MOBILE_MECHANIC = "mobile_mechanic"
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerRescueProvider:
+    """A partner rescue / tow service company: not an owned asset, so it is offered jobs and
+    answers them. It covers a breakdown in one of ``provinces`` or within ``radius_km``
+    (great-circle) of its base, for the faults its ``capabilities`` handle, up to
+    ``capacity_jobs`` accepted jobs at once, at ``callout_fee_cny`` + ``per_km_cny`` per
+    km from its base."""
+
+    id: str
+    partner_id: str
+    name: str
+    base: GeoPoint
+    capabilities: frozenset[RescueCapability]
+    promised_response_minutes: float
+    callout_fee_cny: float
+    per_km_cny: float
+    capacity_jobs: int
+    provinces: frozenset[str] = frozenset()
+    radius_km: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require_id(self.id, "partner provider id")
+        _require_id(self.partner_id, f"partner provider {self.id}: partner_id")
+        if not self.capabilities:
+            raise ValueError(f"partner provider {self.id}: capabilities must not be empty")
+        for name in ("promised_response_minutes",):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"partner provider {self.id}: {name} must be > 0, got {v!r}")
+        for name in ("callout_fee_cny", "per_km_cny", "radius_km"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"partner provider {self.id}: {name} must be >= 0, got {v!r}")
+        if not isinstance(self.capacity_jobs, int) or self.capacity_jobs < 1:
+            raise ValueError(
+                f"partner provider {self.id}: capacity_jobs must be an integer >= 1, "
+                f"got {self.capacity_jobs!r}"
+            )
+        if not self.provinces and self.radius_km <= 0:
+            raise ValueError(
+                f"partner provider {self.id}: coverage needs provinces or a radius_km > 0"
+            )

@@ -54,6 +54,7 @@ def dispatch_once(
     from api.dispatching.cycle import CyclePolicy, run_cycle
     from api.dispatching.travel import travel_provider
     from api.dispatching.worker import DispatchWorker
+    from api.partners.service import OfferPolicy
     from api.settings import get_settings
 
     with clear_errors():
@@ -91,6 +92,7 @@ def dispatch_once(
             policy=CyclePolicy.from_settings(settings),
             actor="cli",
             record=True,
+            offers=OfferPolicy.from_settings(settings),
         )
         engine.dispose()
     _print_result(result, as_json)

@@ -26,7 +26,11 @@ def _session_factory(db: str | None) -> sessionmaker[Session]:
 
 @token_app.command("create")
 def token_create(
-    role: str = typer.Option(..., help="dispatcher | planner | admin"),
+    role: str = typer.Option(..., help="dispatcher | planner | admin | partner | crew"),
+    partner: str | None = typer.Option(
+        None, "--partner", help="The partner company a partner token is bound to"
+    ),
+    van: str | None = typer.Option(None, "--van", help="The van a crew token is bound to"),
     label: str = typer.Option("", help="Who or what the token is for"),
     ttl_days: float = typer.Option(
         None, "--ttl-days", help="Days until it expires (default RESCUE_TOKEN_TTL_DAYS, 90)"
@@ -45,8 +49,15 @@ def token_create(
     days = ttl_days if ttl_days is not None else get_settings().token_ttl_days
     if not days > 0:
         fail("--ttl-days must be greater than 0")
+    token = ""
     with clear_errors(), transaction(_session_factory(db)) as session:
-        token = create_staff_token(db_session=session, role=role_value, label=label, ttl_days=days)
+        try:
+            token = create_staff_token(
+                db_session=session, role=role_value, label=label, ttl_days=days,
+                partner_id=partner, van_id=van,
+            )  # fmt: skip
+        except ValueError as exc:
+            fail(f"--{str(exc).split(':', 1)[0].replace('_id', '')}: {str(exc).split(': ', 1)[1]}")
     typer.echo(token)
 
 

@@ -18,7 +18,9 @@ from fleet import (
     Network,
     OpeningHours,
     PartnerCompany,
+    PartnerRescueProvider,
     ReplacementTruck,
+    RescueCapability,
     RescueVan,
     ServiceStation,
     StationGrade,
@@ -328,3 +330,36 @@ def truck_state_from_row(t: m.ReplacementTruck, partner: PartnerCompany) -> Truc
     """An available truck with its partner's rates, at its last position (else its depot)."""
     position = GeoPoint(t.lat, t.lon) if t.lat is not None and t.lon is not None else None
     return TruckState(truck_from_row(t), partner, position=position)
+
+
+def rescue_provider_from_row(r: m.PartnerProvider) -> PartnerRescueProvider:
+    return PartnerRescueProvider(
+        id=r.id,
+        partner_id=r.partner_id,
+        name=r.name,
+        base=GeoPoint(r.base_lat, r.base_lon),
+        capabilities=frozenset(RescueCapability(c) for c in r.capabilities),
+        promised_response_minutes=r.promised_response_minutes,
+        callout_fee_cny=r.callout_fee_cny,
+        per_km_cny=r.per_km_cny,
+        capacity_jobs=r.capacity_jobs,
+        provinces=frozenset(r.provinces),
+        radius_km=r.radius_km,
+    )
+
+
+def rescue_provider_row(p: PartnerRescueProvider) -> m.PartnerProvider:
+    return m.PartnerProvider(
+        id=p.id,
+        partner_id=p.partner_id,
+        name=p.name,
+        provinces=sorted(p.provinces),
+        base_lat=p.base.lat,
+        base_lon=p.base.lon,
+        radius_km=p.radius_km,
+        capabilities=sorted(c.value for c in p.capabilities),
+        promised_response_minutes=p.promised_response_minutes,
+        callout_fee_cny=p.callout_fee_cny,
+        per_km_cny=p.per_km_cny,
+        capacity_jobs=p.capacity_jobs,
+    )

@@ -6,6 +6,8 @@ Rules that the database itself enforces (so that no concurrent writer can break 
   van (partial unique indexes on ``van_assignments``);
 - a partner truck holds at most one active booking, a request at most one active booking
   (partial unique indexes on ``replacement_bookings``);
+- a request has at most one accepted partner rescue offer (a partial unique index on
+  ``partner_offers``; an accepted truck offer is its booking, kept unique above);
 - the event log is append-only (a trigger refuses UPDATE; see the first migration).
 
 Relationships load ``lazy="raise"``: every load is explicit in the service code.
@@ -271,6 +273,9 @@ class VanAssignment(Base):
     """optimizer | manual"""
     reason: Mapped[str] = mapped_column(Text, default="")
     end_reason: Mapped[str] = mapped_column(Text, default="")
+    acknowledged_at: Mapped[dt.datetime | None]
+    """When the van's crew acknowledged it (``POST .../ack``); unacknowledged past
+    ``RESCUE_CREW_ACK_TIMEOUT_MINUTES`` the cycle re-plans the request."""
 
 
 class ReplacementBooking(Base):
@@ -335,6 +340,69 @@ class StaffToken(Base):
     revoked_at: Mapped[dt.datetime | None]
     last_used_at: Mapped[dt.datetime | None]
     expires_at: Mapped[dt.datetime | None]
+    partner_id: Mapped[str | None] = mapped_column(String(64))
+    """The partner company a ``partner`` token is bound to."""
+    van_id: Mapped[str | None] = mapped_column(String(64))
+    """The van a ``crew`` token is bound to."""
+
+
+class PartnerProvider(Base):
+    """A partner rescue / tow service company's service: not an owned asset, so it is asked
+    (an offer) rather than sent. Coverage: its provinces, or ``radius_km`` (great-circle) around
+    its base."""
+
+    __tablename__ = "partner_providers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    provinces: Mapped[list[str]] = mapped_column(JSON, default=list)
+    base_lat: Mapped[float] = mapped_column(Float)
+    base_lon: Mapped[float] = mapped_column(Float)
+    radius_km: Mapped[float] = mapped_column(Float)
+    capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    promised_response_minutes: Mapped[float] = mapped_column(Float)
+    callout_fee_cny: Mapped[float] = mapped_column(Float)
+    per_km_cny: Mapped[float] = mapped_column(Float)
+    capacity_jobs: Mapped[int] = mapped_column(Integer)
+
+
+class PartnerOffer(Base):
+    """A job offered to a partner: a replacement truck (``kind`` truck, ``truck_id``) or a
+    rescue (``kind`` rescue, ``provider_id``). Status: offered -> accepted | declined |
+    expired (silence past ``expires_at``) | withdrawn (the job went elsewhere or ended).
+    Only an accepted offer holds the truck or the job."""
+
+    __tablename__ = "partner_offers"
+    __table_args__ = (
+        Index(
+            "uq_partner_offers_accepted_rescue",
+            "request_id",
+            unique=True,
+            sqlite_where=text("status = 'accepted' AND kind = 'rescue'"),
+            postgresql_where=text("status = 'accepted' AND kind = 'rescue'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """truck | rescue"""
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    truck_id: Mapped[str | None] = mapped_column(ForeignKey("replacement_trucks.id"))
+    provider_id: Mapped[str | None] = mapped_column(ForeignKey("partner_providers.id"))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    answered_at: Mapped[dt.datetime | None]
+    proposed_eta_minutes: Mapped[float | None] = mapped_column(Float)
+    """Our estimate when offering (pickup for a truck, arrival for a rescue)."""
+    eta_minutes: Mapped[float | None] = mapped_column(Float)
+    """The partner's own ETA, given with the acceptance."""
+    eta_at: Mapped[dt.datetime | None]
+    delivery_eta_minutes: Mapped[float | None] = mapped_column(Float)
+    cost_cny: Mapped[float | None] = mapped_column(Float)
+    decline_reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class ServerSecret(Base):

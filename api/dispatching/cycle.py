@@ -11,10 +11,15 @@ Phases (so that the solver never holds the database's write lock):
    not about to (pinned to their van, which the matching may move when the gain is worth
    it) and the vans at a breakdown that expect to be free soon (timed from when and where
    they will be free: the breakdown, or their home station after a tow);
+   Before the snapshot, partner offers and crew acknowledgements are swept
+   (:func:`api.partners.service.sweep`: lapse unanswered offers, withdraw stale ones, re-plan
+   assignments no crew acknowledged);
 3. solve: :func:`dispatch.match_vans` on :func:`dispatch.build_van_matching_problem` (with
    ``allow_reassignment`` and the priority-weighted hysteresis of
    ``MatchParams.reassignment_penalty_minutes``), and :func:`dispatch.match_replacements`
-   for requests that need a truck;
+   for requests that need a truck (its choices become offers to the partners); requests no
+   own van covers or can handle escalate at once to partner rescue offers
+   (:func:`dispatch.partner_rescue.choose_rescue_offers`);
 4. write (one transaction): lock the chosen requests, then the vans / trucks (always in that
    order, sorted by id: no deadlock with overrides or cancellations, which lock the request
    first), re-check that each is still free (a concurrent override or cancellation may have
@@ -45,6 +50,7 @@ from api.db.adapters import (
     open_request_from_row,
     partner_from_row,
     replacement_request_from_row,
+    rescue_provider_from_row,
     soon_free_van_state_from_rows,
     truck_state_from_row,
     van_state_from_rows,
@@ -55,6 +61,7 @@ from api.dispatching.decisions import CycleResult, write_decisions
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
 from api.dispatching.live import flag_late_jobs, plus_minutes
 from api.events import add_event
+from api.partners.service import OfferKind, OfferPolicy, provider_loads, refused_by, sweep
 from dispatch import (
     MatchParams,
     OpenRequest,
@@ -68,7 +75,15 @@ from dispatch import (
     match_replacements,
     match_vans,
 )
-from fleet import is_on_shift
+from dispatch.partner_rescue import (
+    ProviderState,
+    RescueCandidate,
+    RescueJob,
+    choose_rescue_offers,
+    required_capability,
+)
+from dispatch.vans import UnassignedReason
+from fleet import GeoPoint, is_on_shift
 from routing import TravelTimeProvider
 
 if TYPE_CHECKING:
@@ -120,6 +135,16 @@ class Snapshot:
     soon_free: Mapping[str, str] = field(default_factory=dict)
     """Vans at a breakdown offered for a next job: van id -> the request it is on."""
     match_params: MatchParams = field(default_factory=MatchParams)
+    rescue_jobs: tuple[RescueJob, ...] = ()
+    """The open requests as partner rescue jobs (only when there are providers)."""
+    rescue_providers: tuple[ProviderState, ...] = ()
+
+
+ESCALATE_TO_PARTNERS = frozenset(
+    {UnassignedReason.NO_VAN_IN_RADIUS, UnassignedReason.NO_CAPABLE_VAN}
+)
+"""A request no own van covers or can handle goes to partner rescue offers in the same cycle
+(all_busy waits: an own van may be free next cycle)."""
 
 
 def cycle_leadership(engine: Engine) -> contextlib.AbstractContextManager[bool]:
@@ -156,9 +181,9 @@ def load_snapshot(
             station.open_hour, station.close_hour, local_hour
         )
 
-    requests = tuple(
-        open_request_from_row(r, now) for r in q.open_request_rows(db_session, provinces)
-    )
+    request_rows = q.open_request_rows(db_session, provinces)
+    requests = tuple(open_request_from_row(r, now) for r in request_rows)
+    rescue_jobs, rescue_providers = _rescue_side(db_session, request_rows)
     current_van: dict[str, str] = {}
     moving: list[VanState] = []
     if policy.replan:
@@ -188,9 +213,13 @@ def load_snapshot(
                     soon_free_van_state_from_rows(van, station, req, now,
                                                   on_shift=on_shift(station)),
                 )  # fmt: skip
+    declined = refused_by(db_session, OfferKind.TRUCK)
     rep_requests = tuple(
-        replacement_request_from_row(r, now)
-        for r in q.replacement_request_rows(db_session, provinces)
+        dataclasses.replace(rep, excluded_partner_ids=declined.get(rep.id, frozenset()))
+        for rep in (
+            replacement_request_from_row(r, now)
+            for r in q.replacement_request_rows(db_session, provinces)
+        )
     )
     trucks: tuple[TruckState, ...] = ()
     if rep_requests:
@@ -208,7 +237,35 @@ def load_snapshot(
         current_van=current_van,
         soon_free=soon_free,
         match_params=policy.match_params(),
+        rescue_jobs=rescue_jobs,
+        rescue_providers=rescue_providers,
     )
+
+
+def _rescue_side(
+    db_session: Session, request_rows: Sequence[m.RescueRequest]
+) -> tuple[tuple[RescueJob, ...], tuple[ProviderState, ...]]:
+    """The waiting requests as partner rescue jobs and the providers with their loads (none
+    when no provider is registered)."""
+    provider_rows = q.rescue_provider_rows(db_session) if request_rows else ()
+    if not provider_rows:
+        return (), ()
+    loads = provider_loads(db_session)
+    providers = tuple(
+        ProviderState(rescue_provider_from_row(p), loads.get(p.id, 0)) for p in provider_rows
+    )
+    refused = refused_by(db_session, OfferKind.RESCUE)
+    jobs = tuple(
+        RescueJob(
+            request_id=r.id,
+            location=GeoPoint(r.lat, r.lon),
+            province_adcode=r.province_adcode,
+            capability=required_capability(needs_tow=r.needs_tow, fault_code=r.fault_code),
+            excluded_provider_ids=refused.get(r.id, frozenset()),
+        )
+        for r in request_rows
+    )
+    return jobs, providers
 
 
 def solve(
@@ -233,6 +290,27 @@ def solve(
     return van_matching, rep
 
 
+def escalate_to_partners(
+    snapshot: Snapshot,
+    van_matching: VanMatching | None,
+    provider: TravelTimeProvider,
+    offer_policy: OfferPolicy,
+) -> list[RescueCandidate]:
+    """The partner rescue offers for requests no own van covers or can handle (pure)."""
+    if van_matching is None or not snapshot.rescue_providers:
+        return []
+    stuck = {u.request_id for u in van_matching.unassigned if u.reason in ESCALATE_TO_PARTNERS}
+    jobs = [j for j in snapshot.rescue_jobs if j.request_id in stuck]
+    chosen = choose_rescue_offers(
+        jobs,
+        snapshot.rescue_providers,
+        provider,
+        fanout=offer_policy.fanout,
+        cny_per_minute=offer_policy.cny_per_minute,
+    )
+    return [c for j in jobs for c in chosen.get(j.request_id, [])]
+
+
 def run_cycle(
     *,
     factory: sessionmaker[Session],
@@ -248,14 +326,17 @@ def run_cycle(
     provinces: frozenset[str] | None = None,
     select: Callable[[Snapshot], Snapshot] | None = None,
     region: str | None = None,
+    offers: OfferPolicy | None = None,
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
     ``dispatch_cycle`` event even when nothing was decided (manual runs). ``policy`` (default:
     the settings' defaults) turns re-planning and soon-free vans on; the write also flags the
     jobs that became late. ``now`` replaces the clock (replays and tests). A region's cycle
     passes its ``locks``, its ``provinces`` (snapshot filter) and ``select`` (which of the
-    snapshot it decides, :mod:`api.dispatching.regions`); ``region`` names it in the event."""
+    snapshot it decides, :mod:`api.dispatching.regions`); ``region`` names it in the event.
+    ``offers`` sets the partner offer and crew acknowledgement policy."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts)
+    offer_policy = offers or OfferPolicy()
     engine = factory.kw["bind"]
     started = time.perf_counter()
     now = now or utcnow()
@@ -271,6 +352,9 @@ def run_cycle(
             result.seconds = time.perf_counter() - started
             return result
         with transaction(factory) as db:
+            swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor)
+        result.expired, result.replanned = swept.expired, swept.replanned
+        with transaction(factory) as db:
             read_only(db)  # SQLite: the snapshot never holds the intake's write lock
             snapshot = load_snapshot(db_session=db, now=now, policy=policy, provinces=provinces)
         if select is not None:
@@ -279,6 +363,7 @@ def run_cycle(
         result.replanned_jobs = len(snapshot.current_van)
         result.free_vans = sum(1 for v in snapshot.vans if v.on_shift)
         van_matching, replacements = solve(snapshot, provider)
+        rescue_offers = escalate_to_partners(snapshot, van_matching, provider, offer_policy)
         with transaction(factory) as db:
             write_decisions(
                 db_session=db,
@@ -287,6 +372,8 @@ def run_cycle(
                 replacements=replacements,
                 result=result,
                 actor=actor,
+                rescue_offers=rescue_offers,
+                policy=offer_policy,
             )
             result.at_risk = flag_late_jobs(
                 db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
@@ -304,6 +391,9 @@ def run_cycle(
                     assigned=len(result.assigned),
                     unassigned=len(result.unassigned),
                     booked=len(result.booked),
+                    offered=len(result.offered),
+                    expired=len(result.expired),
+                    replanned=len(result.replanned),
                     unmatched=len(result.unmatched),
                     conflicts=len(result.conflicts),
                     seconds=round(result.seconds, 3),

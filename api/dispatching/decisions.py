@@ -2,8 +2,10 @@
 
 Each decision is re-checked under the row locks (a concurrent override, cancellation or
 cycle may have got there first: reported as a conflict, never double-booked). Van
-assignments and truck bookings go through one shape: a writer that says why a decision is
-stale (``conflict``) or stores it (``store``: row, statuses, event, read model).
+assignments, truck offers and rescue offers go through one shape: a writer that says why a
+decision is stale (``conflict``) or stores it (``store``: row, statuses, event, read model).
+A truck the replacement matching chose is offered to its partner, not booked: the booking is
+made when the partner accepts (:mod:`api.partners.service`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from api.dispatching import queries as q
 from api.dispatching.live import busy_minutes_on_site, minutes_between
 from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, record_reasons
 from api.events import add_event
+from api.partners.service import OfferKind, OfferPolicy, OfferStatus
 from api.schemas import (
     AssignedRead,
     BookedRead,
     DispatchRunRead,
+    OfferMadeRead,
     ReassignedRead,
     UnassignedRead,
     UnmatchedRead,
@@ -38,6 +42,7 @@ from dispatch import (
     VanMatching,
 )
 from dispatch.lifecycle import REPLACEMENT_ELIGIBLE, VAN_ON_ITS_WAY
+from dispatch.partner_rescue import RescueCandidate
 from fleet import VanStatus
 
 OFF_DUTY = frozenset({VanStatus.OFF_SHIFT, VanStatus.MAINTENANCE})
@@ -62,6 +67,9 @@ class CycleResult:
     assigned: list[AssignedRead] = field(default_factory=list)
     unassigned: list[UnassignedRead] = field(default_factory=list)
     booked: list[BookedRead] = field(default_factory=list)
+    offered: list[OfferMadeRead] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+    replanned: list[str] = field(default_factory=list)
     unmatched: list[UnmatchedRead] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     replanned_jobs: int = 0
@@ -85,6 +93,9 @@ class CycleResult:
             assigned=self.assigned,
             unassigned=self.unassigned,
             booked=self.booked,
+            offered=self.offered,
+            expired=self.expired,
+            replanned=self.replanned,
             unmatched=self.unmatched,
             conflicts=self.conflicts,
             replanned_jobs=self.replanned_jobs,
@@ -102,7 +113,8 @@ class CycleResult:
     def decided(self) -> bool:
         return bool(
             self.assigned or self.booked or self.reassigned or self.released or self.escalated
-        )
+            or self.offered or self.expired or self.replanned
+        )  # fmt: skip
 
 
 def _minutes(now: dt.datetime, minutes: float) -> dt.datetime:
@@ -149,6 +161,7 @@ class _WriteScope:
     cycle_id: str
     requests: dict[str, m.RescueRequest]
     """The decided requests, locked."""
+    policy: OfferPolicy
 
 
 class _VanPlan:
@@ -349,18 +362,24 @@ class _VanPlan:
         )  # fmt: skip
 
 
-class _TruckBookings:
+class _TruckOffers:
+    """The replacement matching's choice becomes an offer to the truck's partner."""
+
     def __init__(
         self,
         scope: _WriteScope,
         trucks: dict[str, m.ReplacementTruck],
         decisions: Sequence[ReplacementBooking],
+        promised_minutes: dict[str, float],
     ) -> None:
-        rb = m.ReplacementBooking
-        self.scope, self.trucks = scope, trucks
+        rb, po = m.ReplacementBooking, m.PartnerOffer
+        self.scope, self.trucks, self.promised = scope, trucks, promised_minutes
         self.taken = q.active_values(scope.db_session, rb.truck_id, rb.active, sorted(trucks))
-        self.served = q.active_values(
-            scope.db_session, rb.request_id, rb.active, [b.request_id for b in decisions]
+        self.taken |= q.open_offer_values(scope.db_session, po.truck_id, sorted(trucks))
+        ids = [b.request_id for b in decisions]
+        self.served = q.active_values(scope.db_session, rb.request_id, rb.active, ids)
+        self.served |= q.open_offer_values(
+            scope.db_session, po.request_id, ids, kind=OfferKind.TRUCK
         )
 
     def conflict(self, b: ReplacementBooking) -> str | None:
@@ -371,43 +390,93 @@ class _TruckBookings:
             or not req.needs_replacement
             or b.request_id in self.served
         ):
-            return f"request {b.request_id}: changed meanwhile; truck {b.truck_id} not booked"
+            return f"request {b.request_id}: changed meanwhile; truck {b.truck_id} not offered"
         if truck is None or b.truck_id in self.taken or truck.status != "available":
-            return f"truck {b.truck_id}: booked meanwhile; request {b.request_id} waits"
+            return f"truck {b.truck_id}: booked or offered meanwhile; request {b.request_id} waits"
         return None
 
-    def store(self, b: ReplacementBooking) -> BookedRead:
-        s, req, truck = self.scope, self.scope.requests[b.request_id], self.trucks[b.truck_id]
+    def store(self, b: ReplacementBooking) -> OfferMadeRead:
+        s = self.scope
         self.taken.add(b.truck_id)
-        pickup_at = _minutes(s.now, b.pickup_eta_minutes)
-        delivery_at = _minutes(s.now, b.delivery_eta_minutes)
-        s.db_session.add(
-            m.ReplacementBooking(
-                request_id=b.request_id, truck_id=b.truck_id, active=True, created_at=s.now,
-                pickup_eta_at=pickup_at, delivery_eta_at=delivery_at, cost_cny=b.cost_cny,
-                source="optimizer",
-            )
+        expires_at = s.policy.expiry(s.now, self.promised.get(b.partner_id, 120.0))
+        offer = m.PartnerOffer(
+            request_id=b.request_id, kind=OfferKind.TRUCK.value, partner_id=b.partner_id,
+            truck_id=b.truck_id, status=OfferStatus.OFFERED.value, created_at=s.now,
+            expires_at=expires_at, proposed_eta_minutes=b.pickup_eta_minutes,
+            delivery_eta_minutes=b.delivery_eta_minutes, cost_cny=b.cost_cny, decline_reason="",
         )  # fmt: skip
-        truck.status = "booked"
-        if req.status == RequestStatus.AWAITING_REPLACEMENT.value:
-            req.status = RequestStatus.REPLACEMENT_ASSIGNED.value
-        req.updated_at = s.now
+        s.db_session.add(offer)
+        s.db_session.flush()
         add_event(
-            s.db_session, "replacement_booked", request_id=b.request_id, truck_id=b.truck_id,
-            actor=s.actor, now=s.now, cycle_id=s.cycle_id, partner_id=b.partner_id,
+            s.db_session, "offer_made", request_id=b.request_id, truck_id=b.truck_id,
+            actor=s.actor, now=s.now, cycle_id=s.cycle_id, offer_id=offer.id,
+            offer_kind=OfferKind.TRUCK.value, partner_id=b.partner_id,
+            expires_at=expires_at.isoformat(),
             pickup_eta_minutes=round(b.pickup_eta_minutes, 1),
             delivery_eta_minutes=round(b.delivery_eta_minutes, 1),
             cost_cny=round(b.cost_cny, 2), lateness_minutes=round(b.lateness_minutes, 1),
         )  # fmt: skip
-        return BookedRead(
-            request_id=b.request_id,
-            truck_id=b.truck_id,
-            partner_id=b.partner_id,
-            pickup_eta_at=pickup_at,
-            delivery_eta_at=delivery_at,
-            cost_cny=round(b.cost_cny, 2),
-            lateness_minutes=round(b.lateness_minutes, 1),
+        return _offer_read(offer)
+
+
+class _RescueOffers:
+    """A breakdown no own van can take is offered to the best partner rescue providers."""
+
+    def __init__(self, scope: _WriteScope, promised_minutes: dict[str, float]) -> None:
+        self.scope, self.promised = scope, promised_minutes
+        ids = sorted(scope.requests)
+        va, po = m.VanAssignment, m.PartnerOffer
+        self.vanned = q.active_values(scope.db_session, va.request_id, va.active, ids)
+        self.held = q.open_offer_values(
+            scope.db_session, po.request_id, ids, kind=OfferKind.RESCUE, accepted=True
         )
+
+    def conflict(self, c: RescueCandidate) -> str | None:
+        req = self.scope.requests.get(c.request_id)
+        if (
+            req is None
+            or req.status != RequestStatus.RECEIVED.value
+            or c.request_id in self.vanned
+            or c.request_id in self.held
+        ):
+            return f"request {c.request_id}: changed meanwhile; provider {c.provider_id} not asked"
+        return None
+
+    def store(self, c: RescueCandidate) -> OfferMadeRead:
+        s = self.scope
+        expires_at = s.policy.expiry(s.now, self.promised.get(c.provider_id, 60.0))
+        offer = m.PartnerOffer(
+            request_id=c.request_id, kind=OfferKind.RESCUE.value, partner_id=c.partner_id,
+            provider_id=c.provider_id, status=OfferStatus.OFFERED.value, created_at=s.now,
+            expires_at=expires_at, proposed_eta_minutes=c.eta_minutes, cost_cny=c.cost_cny,
+            decline_reason="",
+        )  # fmt: skip
+        s.db_session.add(offer)
+        s.db_session.flush()
+        add_event(
+            s.db_session, "offer_made", request_id=c.request_id, actor=s.actor, now=s.now,
+            cycle_id=s.cycle_id, offer_id=offer.id, offer_kind=OfferKind.RESCUE.value,
+            partner_id=c.partner_id, provider_id=c.provider_id,
+            expires_at=expires_at.isoformat(), eta_minutes=round(c.eta_minutes, 1),
+            cost_cny=round(c.cost_cny, 2), score_minutes=round(c.score_minutes, 1),
+        )  # fmt: skip
+        return _offer_read(offer)
+
+
+def _offer_read(o: m.PartnerOffer) -> OfferMadeRead:
+    return OfferMadeRead(
+        offer_id=o.id,
+        request_id=o.request_id,
+        kind=OfferKind(o.kind).value,
+        partner_id=o.partner_id,
+        truck_id=o.truck_id,
+        provider_id=o.provider_id,
+        expires_at=o.expires_at,
+        proposed_eta_minutes=(
+            round(o.proposed_eta_minutes, 1) if o.proposed_eta_minutes is not None else None
+        ),
+        cost_cny=round(o.cost_cny, 2) if o.cost_cny is not None else None,
+    )
 
 
 def _escalate(scope: _WriteScope, matching: VanMatching, result: CycleResult) -> None:
@@ -443,9 +512,12 @@ def write_decisions(
     replacements: ReplacementMatching | None,
     result: CycleResult,
     actor: str = "dispatch",
+    rescue_offers: Sequence[RescueCandidate] = (),
+    policy: OfferPolicy | None = None,
 ) -> None:
     """Store what the solver decided, re-checking each decision under row locks (requests,
-    then vans, then trucks, each in id order)."""
+    then vans, then trucks, each in id order): van assignments and re-planned moves, truck
+    offers, rescue offers."""
     current = snapshot.current_van
     changed = [
         a for a in (van_matching.assignments if van_matching else ())
@@ -454,15 +526,21 @@ def write_decisions(
     chosen = {a.request_id for a in van_matching.assignments} if van_matching else set()
     lost = [r for r in current if r not in chosen]
     bookings = sorted(replacements.bookings, key=lambda b: b.request_id) if replacements else []
+    rescues = sorted(rescue_offers, key=lambda c: (c.request_id, c.score_minutes, c.provider_id))
     request_ids = sorted(
-        {a.request_id for a in changed} | set(lost) | {b.request_id for b in bookings}
+        {a.request_id for a in changed}
+        | set(lost)
+        | {b.request_id for b in bookings}
+        | {c.request_id for c in rescues}
     )
     van_ids = {a.van_id for a in changed} | {current[r] for r in lost}
     van_ids |= {current[a.request_id] for a in changed if a.request_id in current}
     requests = q.lock_rows(db_session, m.RescueRequest, request_ids)
     vans = q.lock_rows(db_session, m.Van, sorted(van_ids))
     trucks = q.lock_rows(db_session, m.ReplacementTruck, sorted({b.truck_id for b in bookings}))
-    scope = _WriteScope(db_session, snapshot.now, actor, result.cycle_id, requests)
+    scope = _WriteScope(
+        db_session, snapshot.now, actor, result.cycle_id, requests, policy or OfferPolicy()
+    )
     if van_matching and (changed or lost):
         _VanPlan(scope, vans, snapshot, van_matching).write(result)
     if van_matching:
@@ -481,9 +559,15 @@ def write_decisions(
         ]
         record_reasons(db_session, UNASSIGNED_KIND, result.unassigned, scope.now, result.cycle_id)
     if bookings:
-        result.booked = _write_each(
-            bookings, _TruckBookings(scope, trucks, bookings), result.conflicts
+        promised = {t.partner.id: t.partner.promised_response_minutes for t in snapshot.trucks}
+        result.offered = _write_each(
+            bookings, _TruckOffers(scope, trucks, bookings, promised), result.conflicts
         )
+    if rescues:
+        promised = {
+            p.provider.id: p.provider.promised_response_minutes for p in snapshot.rescue_providers
+        }
+        result.offered += _write_each(rescues, _RescueOffers(scope, promised), result.conflicts)
     if replacements:
         result.unmatched = [
             UnmatchedRead(request_id=u.request_id, reason=u.reason, detail=u.detail)

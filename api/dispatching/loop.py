@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle
 from api.dispatching.travel import travel_provider
 from api.dispatching.worker import worker_process_main
+from api.partners.service import OfferPolicy
 from api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class DispatchLoop:
             policy=CyclePolicy.from_settings(self.settings),
             actor=actor,
             record=record,
+            offers=OfferPolicy.from_settings(self.settings),
         )
         self.cycles += 1
         self.last = result

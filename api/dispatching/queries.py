@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from api.partners.service import OfferKind, OfferStatus, held_requests, trucks_on_offer
 from dispatch.lifecycle import (
     REPLACEMENT_ELIGIBLE,
     VAN_AT_BREAKDOWN,
@@ -29,12 +30,13 @@ FREE_VAN_STATUSES = frozenset({VanStatus.AVAILABLE.value, VanStatus.RETURNING.va
 def open_request_rows(
     db_session: Session, provinces: frozenset[str] | None = None
 ) -> Sequence[m.RescueRequest]:
-    """Requests waiting for a van (received, no active assignment), oldest first; only those
-    in ``provinces`` (adcodes) when given."""
+    """Requests waiting for a van (received, no active assignment, no partner rescue offered
+    or accepted), oldest first; only those in ``provinces`` (adcodes) when given."""
     with_van = select(m.VanAssignment.request_id).where(m.VanAssignment.active.is_(True))
     stmt = select(m.RescueRequest).where(
         m.RescueRequest.status == RequestStatus.RECEIVED.value,
         m.RescueRequest.id.not_in(with_van),
+        m.RescueRequest.id.not_in(held_requests(OfferKind.RESCUE)),
     )
     if provinces is not None:
         stmt = stmt.where(m.RescueRequest.province_adcode.in_(sorted(provinces)))
@@ -109,8 +111,8 @@ def free_van_rows(
 def replacement_request_rows(
     db_session: Session, provinces: frozenset[str] | None = None
 ) -> Sequence[m.RescueRequest]:
-    """Requests that need a truck, carry cargo, are still eligible and have no booking (in
-    ``provinces`` when given)."""
+    """Requests that need a truck, carry cargo, are still eligible and have no booking and no
+    truck offer waiting for an answer (in ``provinces`` when given)."""
     booked = select(m.ReplacementBooking.request_id).where(m.ReplacementBooking.active.is_(True))
     stmt = select(m.RescueRequest).where(
         m.RescueRequest.needs_replacement.is_(True),
@@ -118,6 +120,7 @@ def replacement_request_rows(
         m.RescueRequest.cargo_weight_t.is_not(None),
         m.RescueRequest.cargo_destination_lat.is_not(None),
         m.RescueRequest.id.not_in(booked),
+        m.RescueRequest.id.not_in(held_requests(OfferKind.TRUCK)),
     )
     if provinces is not None:
         stmt = stmt.where(m.RescueRequest.province_adcode.in_(sorted(provinces)))
@@ -127,14 +130,15 @@ def replacement_request_rows(
 def free_truck_rows(
     db_session: Session, provinces: frozenset[str] | None = None
 ) -> Sequence[m.ReplacementTruck]:
-    """Available trucks without an active booking (whose depot is in ``provinces`` when
-    given: a county adcode's first two digits are its province's)."""
+    """Available trucks without an active booking or an open offer (whose depot is in
+    ``provinces`` when given: a county adcode's first two digits are its province's)."""
     busy_trucks = select(m.ReplacementBooking.truck_id).where(m.ReplacementBooking.active.is_(True))
     rows = db_session.scalars(
         select(m.ReplacementTruck)
         .where(
             m.ReplacementTruck.status == "available",
             m.ReplacementTruck.id.not_in(busy_trucks),
+            m.ReplacementTruck.id.not_in(trucks_on_offer()),
         )
         .order_by(m.ReplacementTruck.id)
     ).all()
@@ -150,6 +154,10 @@ def province_of_adcode(adcode: str) -> str:
 
 def partner_rows(db_session: Session) -> Sequence[m.Partner]:
     return db_session.scalars(select(m.Partner)).all()
+
+
+def rescue_provider_rows(db_session: Session) -> Sequence[m.PartnerProvider]:
+    return db_session.scalars(select(m.PartnerProvider).order_by(m.PartnerProvider.id)).all()
 
 
 _Row = TypeVar("_Row", m.RescueRequest, m.Van, m.ReplacementTruck)
@@ -185,3 +193,20 @@ def active_values(db_session: Session, column: Any, active: Any, values: Sequenc
     """Which of ``values`` appear in ``column`` on an active assignment/booking row."""
     stmt = select(column).where(active.is_(True), column.in_(values))
     return set(db_session.scalars(stmt))
+
+
+def open_offer_values(
+    db_session: Session,
+    column: Any,
+    values: Sequence[str],
+    *,
+    kind: OfferKind | None = None,
+    accepted: bool = False,
+) -> set[str]:
+    """Which of ``values`` appear in ``column`` on an open (or, with ``accepted``, an
+    accepted) partner offer, of ``kind`` when given."""
+    statuses = [OfferStatus.OFFERED.value] + ([OfferStatus.ACCEPTED.value] if accepted else [])
+    stmt = select(column).where(m.PartnerOffer.status.in_(statuses), column.in_(values))
+    if kind is not None:
+        stmt = stmt.where(m.PartnerOffer.kind == kind.value)
+    return {v for v in db_session.scalars(stmt) if v is not None}

@@ -7,9 +7,10 @@ from sqlalchemy import select
 
 from api import state
 from api.db import models as m
-from api.deps import Dispatcher, SessionDep, SettingsDep, StaffUser, actor_of
+from api.deps import CrewOrDispatcher, SessionDep, SettingsDep, StaffUser, actor_of
 from api.dispatching.travel import travel_provider
 from api.network.service import update_position
+from api.partners.service import check_van_scope
 from api.responses import STAFF_ERRORS
 from api.schemas import (
     PartnerRead,
@@ -87,7 +88,7 @@ def put_position(
     van_id: str,
     body: VanPositionUpdate,
     db: SessionDep,
-    staff: Dispatcher,
+    staff: CrewOrDispatcher,
     settings: SettingsDep,
     request: Request,
 ) -> m.Van:
@@ -95,7 +96,9 @@ def put_position(
     job's ETA re-timed by road from this position (event `eta_updated`; the customer is told
     `request.delayed` when it grew by more than 15 min; `at_risk` once it is late beyond the
     grace). `status` may set available, off_shift, maintenance or returning (409 while the
-    van holds a request). Each report wakes the dispatch cycle (re-planning)."""
+    van holds a request). Each report wakes the dispatch cycle (re-planning). A dispatcher,
+    or the crew of this van (403 for another van's crew)."""
+    check_van_scope(staff, van_id)
     provider, _ = travel_provider(settings)
     van = update_position(
         db_session=db,

@@ -136,3 +136,23 @@ def partners_by_id(db_session: Session, ids: Collection[str]) -> dict[str, m.Par
     if not ids:
         return {}
     return {p.id: p for p in db_session.scalars(select(m.Partner).where(m.Partner.id.in_(ids)))}
+
+
+def partner_offers_of(
+    db_session: Session, request_ids: Collection[str]
+) -> dict[str, list[m.PartnerOffer]]:
+    """Open and accepted partner offers per request (what the customer may be told)."""
+    if not request_ids:
+        return {}
+    stmt = (
+        select(m.PartnerOffer)
+        .where(
+            m.PartnerOffer.request_id.in_(request_ids),
+            m.PartnerOffer.status.in_(("offered", "accepted")),
+        )
+        .order_by(m.PartnerOffer.id)
+    )
+    out: dict[str, list[m.PartnerOffer]] = {}
+    for o in db_session.scalars(stmt):
+        out.setdefault(o.request_id, []).append(o)
+    return out

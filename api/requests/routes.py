@@ -34,6 +34,7 @@ from api.schemas import (
     StatusChange,
 )
 from api.security import (
+    SCOPED_ROLES,
     TOKEN_PREFIX,
     find_staff_token,
     request_for_tracking_token,
@@ -172,6 +173,11 @@ def get_request(request_id: str, db: SessionDep, token: BearerDep) -> RequestRea
                 status.HTTP_401_UNAUTHORIZED,
                 "invalid, expired or revoked token",
                 headers={"WWW-Authenticate": "Bearer"},
+            )
+        if staff.role in SCOPED_ROLES:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"a {staff.role} token sees its jobs through its own routes, not the requests",
             )
         full = views.request_view(db_session=db, request_id=request_id)
         return full if sees_full_customer(staff) else masked_customer(full)

@@ -22,6 +22,7 @@ from api.schemas import (
     EstimateRead,
     FaultIn,
     LocationIn,
+    PartnerOnRequest,
     ReplacementOnRequest,
     RequestCreated,
     RequestRead,
@@ -146,6 +147,7 @@ def _request_view(
     replacement: ReplacementOnRequest | None,
     staff: bool,
     now: dt.datetime,
+    partner: PartnerOnRequest | None = None,
 ) -> RequestRead:
     return RequestRead(
         id=r.id,
@@ -172,6 +174,7 @@ def _request_view(
         replacement=replacement,
         escalated=r.escalated_at is not None,
         escalation_reason=r.escalation_reason or None,
+        partner=partner,
     )
 
 
@@ -190,6 +193,10 @@ def request_views(
     vans = q.vans_by_id(db_session, {a.van_id for a in assignments.values()})
     trucks = q.trucks_by_id(db_session, {b.truck_id for b in bookings.values()})
     partners = q.partners_by_id(db_session, {t.partner_id for t in trucks.values()})
+    offers = q.partner_offers_of(db_session, ids)
+    partners_of_offers = q.partners_by_id(
+        db_session, {o.partner_id for os in offers.values() for o in os}
+    )
     out = []
     for r in rows:
         a, b = assignments.get(r.id), bookings.get(r.id)
@@ -198,8 +205,43 @@ def request_views(
         if b is not None and b.truck_id in trucks:
             t = trucks[b.truck_id]
             replacement = _replacement_view(b, t, partners.get(t.partner_id), staff=staff)
-        out.append(_request_view(r, van=van, replacement=replacement, staff=staff, now=now))
+        out.append(
+            _request_view(
+                r,
+                van=van,
+                replacement=replacement,
+                staff=staff,
+                now=now,
+                partner=_partner_view(offers.get(r.id, []), partners_of_offers, booked=b),
+            )
+        )
     return out
+
+
+def _partner_view(
+    offers: Sequence[m.PartnerOffer],
+    partners: dict[str, m.Partner],
+    *,
+    booked: m.ReplacementBooking | None,
+) -> PartnerOnRequest | None:
+    """'accepted' for a partner rescue that was taken (with the partner's ETA); else
+    'looking_for_partner' while an offer waits for an answer (a truck offer only until a
+    truck is booked: the replacement view shows that)."""
+    for o in offers:
+        if o.kind == "rescue" and o.status == "accepted":
+            p = partners.get(o.partner_id)
+            return PartnerOnRequest(
+                kind="rescue", status="accepted", partner_name=p.name if p else "", eta_at=o.eta_at
+            )
+    for o in offers:
+        if o.status == "offered" and not (o.kind == "truck" and booked is not None):
+            return PartnerOnRequest(
+                kind="truck" if o.kind == "truck" else "rescue",
+                status="looking_for_partner",
+                partner_name="",
+                eta_at=None,
+            )
+    return None
 
 
 def request_view(*, db_session: Session, request_id: str, staff: bool = True) -> RequestRead:

@@ -132,3 +132,18 @@ def staff(seeded: Engine) -> Callable[[Role], dict[str, str]]:
 @pytest.fixture
 def dispatcher(staff: Callable[[Role], dict[str, str]]) -> dict[str, str]:
     return staff(Role.DISPATCHER)
+
+
+@pytest.fixture
+def scoped_token(seeded: Engine) -> Callable[..., dict[str, str]]:
+    """Headers of a partner token (``partner_id=``) or a crew token (``van_id=``)."""
+
+    def make(*, partner_id: str | None = None, van_id: str | None = None) -> dict[str, str]:
+        role = Role.PARTNER if partner_id is not None else Role.CREW
+        with transaction(session_factory(seeded)) as db:
+            secret = create_staff_token(
+                db_session=db, role=role, partner_id=partner_id, van_id=van_id
+            )
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make

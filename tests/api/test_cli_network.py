@@ -22,7 +22,7 @@ def test_seed_refuses_twice_and_network_counts(tmp_path: Path) -> None:
     assert "already holds a network" in second.output and "--reset" in second.output
     info = runner.invoke(app, ["network", "--db", url, "--json"])
     counts = json.loads(info.output)
-    assert counts["stations"] == 938 and counts["schema"] == counts["schema_head"] == "0007"
+    assert counts["stations"] == 938 and counts["schema"] == counts["schema_head"] == "0008"
 
 
 def test_token_create_prints_a_secret_stored_hashed(tmp_path: Path) -> None:

@@ -36,9 +36,9 @@ def _request(rid: str) -> m.RescueRequest:
 
 
 def test_migrations_reach_head_and_are_idempotent(engine: Engine) -> None:
-    assert current_revision(engine) == head_revision() == "0007"
+    assert current_revision(engine) == head_revision() == "0008"
     upgrade(engine)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
 
 
 def test_van_cannot_hold_two_active_assignments(engine: Engine) -> None:

@@ -39,6 +39,25 @@ def bearer(secret: str) -> Headers:
     return {"Authorization": f"Bearer {secret}"}
 
 
+def accept_truck_offers(
+    client: TestClient, run: dict[str, Any], partner: Callable[..., Headers]
+) -> list[dict[str, Any]]:
+    """Each truck offer of a dispatch run accepted by its partner at the proposed ETA: the
+    bookings (request and truck) the cycle used to make on its own."""
+    out = []
+    for o in run["offered"]:
+        if o["kind"] != "truck":
+            continue
+        r = client.post(
+            f"/v1/partner/offers/{o['offer_id']}/accept",
+            json={"eta_minutes": max(1.0, o["proposed_eta_minutes"])},
+            headers=partner(partner_id=o["partner_id"]),
+        )
+        assert r.status_code == 200, r.text
+        out.append({"request_id": o["request_id"], "truck_id": o["truck_id"]})
+    return out
+
+
 # -- intake ----------------------------------------------------------------------------------
 
 
@@ -248,9 +267,12 @@ def test_ids_cannot_be_probed_without_a_valid_token(client: TestClient, path: st
         assert token not in known.text and "no-such-id" not in unknown.text
 
 
-def test_customer_sees_van_eta_and_truck_etas(client: TestClient, dispatcher: Headers) -> None:
+def test_customer_sees_van_eta_and_truck_etas(
+    client: TestClient, dispatcher: Headers, scoped_token: Callable[..., Headers]
+) -> None:
     """After dispatch the tracking view shows the van with its ETA (timestamp and minutes);
-    after a long diagnosis and the next cycle, the truck with pickup and delivery ETAs."""
+    after a long diagnosis and the next cycle, 'looking for a partner' while the truck is
+    offered; once its partner accepts, the truck with pickup and delivery ETAs."""
     body = post(client)
     client.post("/v1/dispatch/runs", headers=dispatcher)
     view = client.get(f"/v1/requests/{body['id']}", headers=bearer(body["tracking_token"])).json()
@@ -265,9 +287,26 @@ def test_customer_sees_van_eta_and_truck_etas(client: TestClient, dispatcher: He
         json={"estimated_repair_hours": 30},
         headers=dispatcher,
     )
-    client.post("/v1/dispatch/runs", headers=dispatcher)
+    run = client.post("/v1/dispatch/runs", headers=dispatcher).json()
+    assert run["booked"] == [] and [o["kind"] for o in run["offered"]] == ["truck"]
+    view = client.get(f"/v1/requests/{body['id']}", headers=bearer(body["tracking_token"])).json()
+    assert view["status"] == "awaiting_replacement" and view["replacement"] is None
+    assert view["partner"] == {
+        "kind": "truck",
+        "status": "looking_for_partner",
+        "partner_name": "",
+        "eta_at": None,
+    }
+    offer = run["offered"][0]
+    accepted = client.post(
+        f"/v1/partner/offers/{offer['offer_id']}/accept",
+        json={"eta_minutes": 45},
+        headers=scoped_token(partner_id=offer["partner_id"]),
+    )
+    assert accepted.status_code == 200, accepted.text
     view = client.get(f"/v1/requests/{body['id']}", headers=bearer(body["tracking_token"])).json()
     assert view["status"] == "replacement_assigned" and view["van"] is None
+    assert view["partner"] is None
     rep = view["replacement"]
     assert rep["truck_type"] == "tractor" and rep["capacity_t"] >= 28
     assert rep["pickup_eta_at"] < rep["delivery_eta_at"] and rep["cost_cny"] is None
@@ -352,11 +391,12 @@ def test_lifecycle_transitions_and_errors(client: TestClient, dispatcher: Header
 
 
 def test_diagnosis_over_threshold_triggers_replacement(
-    client: TestClient, dispatcher: Headers
+    client: TestClient, dispatcher: Headers, scoped_token: Callable[..., Headers]
 ) -> None:
     """On site, a diagnosis over 24 h moves the request to awaiting_replacement, the next
-    cycle books a fitting truck; cargo transferred, delivered (truck released at the
-    destination), closed; a diagnosis on the closed request is a 409 naming its status."""
+    cycle offers a fitting truck, its partner accepts; cargo transferred, delivered (truck
+    released at the destination), closed; a diagnosis on the closed request is a 409 naming
+    its status."""
     rid = post(client)["id"]
     client.post("/v1/dispatch/runs", headers=dispatcher)
     for status in ("en_route", "on_site"):
@@ -367,8 +407,9 @@ def test_diagnosis_over_threshold_triggers_replacement(
     assert d.status_code == 200 and d.json()["status"] == "awaiting_replacement"
     assert d.json()["estimate"]["source"] == "diagnosis"
     run = client.post("/v1/dispatch/runs", headers=dispatcher).json()
-    assert [b["request_id"] for b in run["booked"]] == [rid]
-    truck_id = run["booked"][0]["truck_id"]
+    booked = accept_truck_offers(client, run, scoped_token)
+    assert [b["request_id"] for b in booked] == [rid]
+    truck_id = booked[0]["truck_id"]
     for status in ("replacement_assigned", "cargo_transferred", "delivered", "closed"):
         if status == "replacement_assigned":
             got = client.get(f"/v1/requests/{rid}", headers=dispatcher).json()["status"]
@@ -389,12 +430,12 @@ def test_diagnosis_over_threshold_triggers_replacement(
 
 
 def test_diagnosis_within_threshold_releases_booking(
-    client: TestClient, dispatcher: Headers
+    client: TestClient, dispatcher: Headers, scoped_token: Callable[..., Headers]
 ) -> None:
     """A request booked at intake (ENGINE_MAJOR) whose diagnosis is short releases the truck."""
     rid = post(client, fault={"code": "ENGINE_MAJOR", "description": "x"})["id"]
     run = client.post("/v1/dispatch/runs", headers=dispatcher).json()
-    assert [b["request_id"] for b in run["booked"]] == [rid]
+    assert [b["request_id"] for b in accept_truck_offers(client, run, scoped_token)] == [rid]
     d = client.post(
         f"/v1/requests/{rid}/diagnosis", json={"estimated_repair_hours": 3}, headers=dispatcher
     ).json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -215,3 +216,18 @@ def test_unreachable_truck_without_deadline_warns_nothing() -> None:
         warnings.simplefilter("error")
         matching = match_replacements(problem)
     assert [b.truck_id for b in matching.bookings] == ["T2"]
+
+
+def test_a_partner_that_refused_the_job_is_never_offered_it_again() -> None:
+    """With its partner excluded, the cheaper truck is passed over for the other partner's;
+    with both partners excluded the request is reported, not matched."""
+    cheap, dear = partner("P1", fee=100.0), partner("P2", fee=900.0)
+    trucks = [truck("T1", p=cheap), truck("T2", p=dear)]
+    first = match_replacements(build_replacement_problem([request()], trucks, GC))
+    assert [b.truck_id for b in first.bookings] == ["T1"]
+    again = replace(request(), excluded_partner_ids=frozenset({"P1"}))
+    second = match_replacements(build_replacement_problem([again], trucks, GC))
+    assert [(b.truck_id, b.partner_id) for b in second.bookings] == [("T2", "P2")]
+    none = replace(request(), excluded_partner_ids=frozenset({"P1", "P2"}))
+    third = match_replacements(build_replacement_problem([none], trucks, GC))
+    assert third.bookings == () and third.unmatched[0].reason == "no_partner_in_province"

@@ -1,0 +1,2 @@
+"""Partners and crews in the loop: offers to partner companies, partner rescue providers,
+crew acknowledgement."""

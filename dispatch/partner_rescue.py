@@ -1,0 +1,155 @@
+"""Partner rescue offers: which partner rescue / tow provider to ask for a breakdown that no own
+van can take, best first.
+
+A provider is a candidate when it covers the breakdown (its provinces, or great-circle
+``radius_km`` around its base), has the capability the job needs
+(:func:`required_capability`), has a free slot (accepted jobs < ``capacity_jobs``), and has
+not already declined or let lapse an offer of this job (``excluded_provider_ids``).
+
+Candidates are ranked on one scale, minutes, so that time and money trade against each other
+in a stated way: ``score = eta_minutes + cost_cny / cny_per_minute``. The exchange
+``cny_per_minute`` (:data:`DEFAULT_CNY_PER_MINUTE`, 10 CNY for a minute of a stranded
+customer's waiting) is a policy: a provider 20 minutes slower must be more than 200 CNY
+cheaper to be asked first. ETAs are the provider's promised response plus the drive from its
+base at the travel provider's speed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fleet.model import GeoPoint, PartnerRescueProvider, RescueCapability
+from routing.provider import TravelTimeProvider, haversine_km
+
+DEFAULT_CNY_PER_MINUTE = 10.0
+"""How many CNY of partner cost are worth one minute of the customer's waiting."""
+
+TYRE_FAULT_PREFIX = "TYRE_"
+
+
+def required_capability(*, needs_tow: bool, fault_code: str | None) -> RescueCapability:
+    """The capability a job needs: a tow trumps everything; tyre faults need a tyre service;
+    anything else a mobile mechanic."""
+    if needs_tow:
+        return RescueCapability.HEAVY_TOW
+    if fault_code and fault_code.upper().startswith(TYRE_FAULT_PREFIX):
+        return RescueCapability.TYRE
+    return RescueCapability.MOBILE_MECHANIC
+
+
+@dataclass(frozen=True)
+class RescueJob:
+    """A breakdown to offer to partner providers."""
+
+    request_id: str
+    location: GeoPoint
+    province_adcode: str | None
+    capability: RescueCapability
+    excluded_provider_ids: frozenset[str] = frozenset()
+    """Providers that declined this job or let an offer of it expire: never asked again."""
+
+
+@dataclass(frozen=True)
+class ProviderState:
+    provider: PartnerRescueProvider
+    active_jobs: int = 0
+    """Accepted jobs and offers still waiting for an answer (each may take a slot)."""
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.active_jobs < self.provider.capacity_jobs
+
+
+@dataclass(frozen=True)
+class RescueCandidate:
+    request_id: str
+    provider_id: str
+    partner_id: str
+    eta_minutes: float
+    cost_cny: float
+    km: float
+    score_minutes: float
+
+
+def covers(provider: PartnerRescueProvider, location: GeoPoint, province: str | None) -> bool:
+    """Whether the breakdown lies in the provider's provinces or its radius."""
+    if province is not None and province in provider.provinces:
+        return True
+    if provider.radius_km <= 0:
+        return False
+    km = float(
+        haversine_km(
+            np.array([[provider.base.lat, provider.base.lon]]),
+            np.array([[location.lat, location.lon]]),
+        )[0, 0]
+    )
+    return km <= provider.radius_km
+
+
+def rank_rescue_providers(
+    job: RescueJob,
+    providers: Sequence[ProviderState],
+    travel: TravelTimeProvider,
+    *,
+    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE,
+) -> list[RescueCandidate]:
+    """The candidates for ``job``, best (lowest score) first; ties by provider id."""
+    if not cny_per_minute > 0:
+        raise ValueError(f"cny_per_minute must be > 0, got {cny_per_minute!r}")
+    out = []
+    for state in providers:
+        p = state.provider
+        if p.id in job.excluded_provider_ids or not state.has_capacity:
+            continue
+        if job.capability not in p.capabilities:
+            continue
+        if not covers(p, job.location, job.province_adcode):
+            continue
+        leg = travel.leg(p.base, job.location)
+        if not math.isfinite(leg.km):
+            continue
+        eta = p.promised_response_minutes + leg.minutes
+        cost = p.callout_fee_cny + p.per_km_cny * leg.km
+        out.append(
+            RescueCandidate(
+                request_id=job.request_id,
+                provider_id=p.id,
+                partner_id=p.partner_id,
+                eta_minutes=eta,
+                cost_cny=cost,
+                km=leg.km,
+                score_minutes=eta + cost / cny_per_minute,
+            )
+        )
+    out.sort(key=lambda c: (c.score_minutes, c.provider_id))
+    return out
+
+
+def choose_rescue_offers(
+    jobs: Sequence[RescueJob],
+    providers: Sequence[ProviderState],
+    travel: TravelTimeProvider,
+    *,
+    fanout: int = 1,
+    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE,
+) -> dict[str, list[RescueCandidate]]:
+    """Up to ``fanout`` offers per job, jobs in the given order (oldest first), each offer
+    taking a slot of its provider so that no provider is offered more than it can take."""
+    if fanout < 1:
+        raise ValueError(f"fanout must be >= 1, got {fanout!r}")
+    load: Mapping[str, int] = {s.provider.id: s.active_jobs for s in providers}
+    used = dict(load)
+    chosen: dict[str, list[RescueCandidate]] = {}
+    for job in jobs:
+        states = [ProviderState(s.provider, used[s.provider.id]) for s in providers]
+        ranked = rank_rescue_providers(job, states, travel, cny_per_minute=cny_per_minute)
+        picks = ranked[:fanout]
+        for c in picks:
+            used[c.provider_id] += 1
+        if picks:
+            chosen[job.request_id] = picks
+    return chosen

@@ -94,21 +94,23 @@ def solve_assignment(
         raise ValueError(f"n_rows and n_cols must be >= 0, got {n_rows}, {n_cols}")
     if len(costs) and not np.issubdtype(costs.dtype, np.integer):
         raise ValueError(f"arc costs must be integers, got dtype {costs.dtype}")
-    costs = costs.astype(np.int64)
+    costs = costs.astype(np.int64, copy=False)
+    cost_max = 0
     if len(arc_row):
         if arc_row.min() < 0 or arc_row.max() >= n_rows:
             raise ValueError(f"arc row index out of range [0, {n_rows})")
         if arc_col.min() < 0 or arc_col.max() >= n_cols:
             raise ValueError(f"arc column index out of range [0, {n_cols})")
-        if costs.min() < 0:
-            raise ValueError(f"arc costs must be >= 0, got {int(costs.min())}")
+        cost_min, cost_max = int(costs.min()), int(costs.max())
+        if cost_min < 0:
+            raise ValueError(f"arc costs must be >= 0, got {cost_min}")
     if unassigned_cost is not None:
         penalties = np.asarray(unassigned_cost)
         if penalties.shape != (n_rows,):
             raise ValueError(f"unassigned_cost must have one entry per row ({n_rows})")
         if n_rows and not np.issubdtype(penalties.dtype, np.integer):
             raise ValueError(f"unassigned_cost must be integers, got dtype {penalties.dtype}")
-        penalties = penalties.astype(np.int64)
+        penalties = penalties.astype(np.int64, copy=False)
         if n_rows and penalties.min() < 0:
             raise ValueError("unassigned_cost must be >= 0")
     empty_rows = np.zeros(n_rows, dtype=np.int64) - 1
@@ -116,10 +118,7 @@ def solve_assignment(
         return SparseAssignment(empty_rows, empty_rows.copy(), 0, 0)
 
     limit = max_safe_cost(n_rows, n_cols)
-    biggest = max(
-        int(costs.max()) if len(costs) else 0,
-        int(penalties.max()) if unassigned_cost is not None else 0,
-    )
+    biggest = max(cost_max, int(penalties.max()) if unassigned_cost is not None else 0)
     if biggest > limit:
         raise CostOverflowError(
             f"largest cost {biggest} exceeds the solver's safe bound {limit} for "

@@ -494,6 +494,8 @@ class VanMatching:
 _CAPS = tuple(VanCapability)
 _KEYS = tuple((vc, tow) for vc in VehicleClass for tow in (False, True))
 _CAN = np.array([[cap.can_handle(vc, needs_tow=tow) for vc, tow in _KEYS] for cap in _CAPS])
+_CAP_INDEX = {cap: i for i, cap in enumerate(_CAPS)}
+_KEY_INDEX = {key: i for i, key in enumerate(_KEYS)}
 
 
 @dataclass(frozen=True)
@@ -515,8 +517,8 @@ def _prepare(
 ) -> _Prepared:
     reqs, vans = problem.requests, problem.vans
     ar, av = problem.arc_request, problem.arc_van
-    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
-    key_idx = np.array([_KEYS.index((r.vehicle_class, r.needs_tow)) for r in reqs], dtype=np.int64)
+    cap_idx = np.array([_CAP_INDEX[v.van.capability] for v in vans], dtype=np.int64)
+    key_idx = np.array([_KEY_INDEX[(r.vehicle_class, r.needs_tow)] for r in reqs], dtype=np.int64)
     capable = _CAN[cap_idx[av], key_idx[ar]] if len(ar) else np.zeros(0, dtype=bool)
     free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
     eta = free_in[av] + problem.arc_travel_minutes if len(ar) else np.zeros(0)
@@ -558,24 +560,24 @@ def _prepare(
         free_van |= pinned_to >= 0  # en-route vans may be moved (even at shift end)
 
     penalty = np.zeros(len(ar))
-    station_of_van = [v.van.station_id for v in vans]
     designated = np.zeros(len(ar), dtype=bool)
-    if len(ar):
-        want = [r.designated_station_id for r in reqs]
+    want = [r.designated_station_id for r in reqs]
+    if len(ar) and any(w is not None for w in want):  # no wish, no designation, no penalty
+        station_of_van = [v.van.station_id for v in vans]
         code: dict[str, int] = {}
         van_code = np.array([code.setdefault(s, len(code)) for s in station_of_van])
         want_code = np.array([-1 if w is None else code.get(w, -2) for w in want])
         designated = want_code[ar] == van_code[av]  # codes >= 0 only for a wanted station
         has_want = want_code != -1
         penalty += np.where(has_want[ar] & ~designated, params.designated_penalty_minutes, 0.0)
-        if allow_reassignment and pinned_by:
-            van_of_request = np.full(len(reqs), -1, dtype=np.int64)
-            for ri, j in pinned_by.items():
-                van_of_request[ri] = j
-            moved = ((pinned_to[av] >= 0) & (pinned_to[av] != ar)) | (
-                (van_of_request[ar] >= 0) & (van_of_request[ar] != av)
-            )
-            penalty += np.where(moved, params.reassignment_penalty_minutes, 0.0)
+    if len(ar) and allow_reassignment and pinned_by:
+        van_of_request = np.full(len(reqs), -1, dtype=np.int64)
+        for ri, j in pinned_by.items():
+            van_of_request[ri] = j
+        moved = ((pinned_to[av] >= 0) & (pinned_to[av] != ar)) | (
+            (van_of_request[ar] >= 0) & (van_of_request[ar] != av)
+        )
+        penalty += np.where(moved, params.reassignment_penalty_minutes, 0.0)
     eligible = capable & free_request[ar] & free_van[av] if len(ar) else np.zeros(0, dtype=bool)
     return _Prepared(eligible, capable, eta, penalty, fixed, designated, free_request, free_van)
 
@@ -754,7 +756,7 @@ def _explain(
     engine = provider or GreatCircleProvider()
     positions = _latlon(v.expected_position for v in vans)
     free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
-    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
+    cap_idx = np.array([_CAP_INDEX[v.van.capability] for v in vans], dtype=np.int64)
     spare = prep.free_van & ~used
     out = []
     for ri in missing:
@@ -765,7 +767,7 @@ def _explain(
             reason = UnassignedReason.NO_CAPABLE_VAN
         else:
             reason = UnassignedReason.ALL_BUSY
-        key = _KEYS.index((r.vehicle_class, r.needs_tow))
+        key = _KEY_INDEX[(r.vehicle_class, r.needs_tow)]
         candidates = np.nonzero(spare & _CAN[cap_idx, key])[0]
         nearest_id: str | None = None
         nearest_eta: float | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from routing.road import RoadGraphSource
@@ -35,9 +36,11 @@ def prepare(
     seed: int | None,
     sweep: bool,
     road_graph: RoadGraphSource = RoadGraphSource(),
+    cache_dir: Path | None = None,
 ) -> tuple[Scenario, TravelTables, float]:
     """The scenario (name or file) cut to ``days`` (default 365, or 60 for a sweep), its travel
-    tables and the seconds they took; ``ValueError`` naming what is wrong."""
+    tables (from ``cache_dir`` when cached there) and the seconds they took; ``ValueError``
+    naming what is wrong."""
     from simulations.scenario import resolve_scenario
     from simulations.tables import build_tables
 
@@ -48,7 +51,7 @@ def prepare(
         days = DEFAULT_SWEEP_DAYS if sweep else DEFAULT_DAYS
     s = s.with_days(days)
     t0 = time.perf_counter()
-    tables = build_tables(s, road_graph=road_graph)
+    tables = build_tables(s, road_graph=road_graph, cache_dir=cache_dir)
     return s, tables, time.perf_counter() - t0
 
 

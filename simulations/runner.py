@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 from routing.provider import TravelTimeProvider
@@ -58,11 +59,13 @@ def run(
     ray_address: str | None = None,
     progress: Progress | None = None,
     on_day: Callable[[float], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> list[Summary]:
     """Simulate every sweep variant ``replications`` times; one :class:`Summary` per variant,
     in sweep order. ``backend``: ``serial`` (this process), ``local`` (process pool of
     ``workers``, default the CPU count), ``ray`` (the cluster at ``ray_address``, else a
-    local one). Travel comes from ``provider``, else the scenario's engine on ``road_graph``.
+    local one). Travel comes from ``provider``, else the scenario's engine on ``road_graph``;
+    the tables are cached on disk in ``cache_dir`` when given.
     ``progress`` is called with each finished run; ``on_day`` (in-process runs only) with the
     simulated fraction of the current run."""
     if backend not in BACKENDS:
@@ -74,7 +77,7 @@ def run(
     tables: list[TravelTables] = []
     table_of: list[int] = []
     for v in variants:
-        t = build_tables(v, provider, road_graph=road_graph)
+        t = build_tables(v, provider, road_graph=road_graph, cache_dir=cache_dir)
         if not any(t is x for x in tables):
             tables.append(t)
         table_of.append(next(k for k, x in enumerate(tables) if x is t))

@@ -181,16 +181,14 @@ class VanMatchingProblem:
         reqs = tuple(requests)
         vs = tuple(vans)
         _check_unique("request", [r.id for r in reqs])
-        _check_unique("van", [v.id for v in vs])
+        _check_unique("van", [v.van.id for v in vs])
         ar = np.asarray(arc_request, dtype=np.int64).reshape(-1)
         av = np.asarray(arc_van, dtype=np.int64).reshape(-1)
-        cols = {
-            "home_km": np.asarray(arc_home_km, dtype=float).reshape(-1),
-            "travel_km": np.asarray(arc_travel_km, dtype=float).reshape(-1),
-            "travel_minutes": np.asarray(arc_travel_minutes, dtype=float).reshape(-1),
-        }
+        names = ("home_km", "travel_km", "travel_minutes")
+        given = (arc_home_km, arc_travel_km, arc_travel_minutes)
+        cols = [np.asarray(a, dtype=float).reshape(-1) for a in given]
         n = len(ar)
-        for name, a in (("arc_van", av), *cols.items()):
+        for name, a in zip(("arc_van", *names), (av, *cols), strict=True):
             if len(a) != n:
                 raise ValueError(f"{name} has {len(a)} entries, arc_request has {n}")
         if n:
@@ -198,27 +196,30 @@ class VanMatchingProblem:
                 raise ValueError(f"arc_request index out of range [0, {len(reqs)})")
             if av.min() < 0 or av.max() >= len(vs):
                 raise ValueError(f"arc_van index out of range [0, {len(vs)})")
-        for name, a in cols.items():
-            bad = np.nonzero(np.isnan(a) | (a < 0))[0]
-            if len(bad):
-                i = int(bad[0])
-                raise ValueError(
-                    f"arc {i} (request {reqs[ar[i]].id}, van {vs[av[i]].id}): {name} must be "
-                    f">= 0, got {float(a[i])!r}"
-                )
+        # one pass over the three columns (a batch is small; the calls were its cost)
+        table = np.vstack(cols) if n else np.zeros((3, 0))
+        if not (table >= 0).all():  # NaN compares false too
+            for name, a in zip(names, cols, strict=True):
+                bad = np.nonzero(np.isnan(a) | (a < 0))[0]
+                if len(bad):
+                    i = int(bad[0])
+                    raise ValueError(
+                        f"arc {i} (request {reqs[ar[i]].id}, van {vs[av[i]].id}): {name} must "
+                        f"be >= 0, got {float(a[i])!r}"
+                    )
         radius = np.array([v.van.service_radius_km for v in vs], dtype=float)
-        keep = np.isfinite(cols["travel_minutes"]) & np.isfinite(cols["travel_km"])
-        keep &= np.isfinite(cols["home_km"])
+        keep = np.isfinite(table).all(axis=0)
         if n:
-            keep &= cols["home_km"] <= radius[av]
+            keep &= table[0] <= radius[av]
+        kept = table[:, keep]
         return cls(
             requests=reqs,
             vans=vs,
             arc_request=_readonly(ar[keep], np.int64),
             arc_van=_readonly(av[keep], np.int64),
-            arc_home_km=_readonly(cols["home_km"][keep], float),
-            arc_travel_minutes=_readonly(cols["travel_minutes"][keep], float),
-            arc_travel_km=_readonly(cols["travel_km"][keep], float),
+            arc_home_km=_readonly(kept[0], float),
+            arc_travel_minutes=_readonly(kept[2], float),
+            arc_travel_km=_readonly(kept[1], float),
         )
 
     @property

@@ -104,6 +104,9 @@ class Simulation:
         self._events: list[tuple[float, int, int, int]] = []
         """Heap of (minute, kind, sequence, payload)."""
         self._sequence = 0
+        self._van_mark = np.zeros(len(self.fleet.vans), dtype=bool)
+        self._van_column = np.zeros(len(self.fleet.vans), dtype=np.int64)
+        """Scratch arrays of the batch (reset after use)."""
         self.event_count = 0
         self.dispatch_batches = 0
         self.match_seconds = 0.0
@@ -199,7 +202,14 @@ class Simulation:
         if not free.any():
             return
         arc, arc_row, vans = arc[free], row_of_arc[free], vans[free]
-        vans_in_batch, arc_column = np.unique(vans, return_inverse=True)
+        # the batch's vans in index order and each arc's column (np.unique, without a sort)
+        in_batch = self._van_mark
+        in_batch[vans] = True
+        vans_in_batch = np.flatnonzero(in_batch)
+        in_batch[vans_in_batch] = False
+        column = self._van_column
+        column[vans_in_batch] = np.arange(len(vans_in_batch))
+        arc_column = column[vans]
         home_at = schedule.home_at
         states = [fleet.state_when_free(j, float(home_at[j]) - now) for j in vans_in_batch.tolist()]
         km = fleet.arc_km[arc]

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -215,8 +216,17 @@ class VanFleet:
 
     def arc_of(self, point: int, van: int) -> int:
         """The arc of ``van`` to ``point`` (a van has at most one arc per point)."""
-        start, stop = self.arcs(point)
-        return start + int(np.flatnonzero(self.arc_van[start:stop] == van)[0])
+        return self._arc_index[(point, van)]
+
+    @cached_property
+    def _arc_index(self) -> dict[tuple[int, int], int]:
+        arc_point = np.repeat(
+            np.arange(len(self.point_arc_start) - 1), np.diff(self.point_arc_start)
+        )
+        return {
+            (p, v): a
+            for a, (p, v) in enumerate(zip(arc_point.tolist(), self.arc_van.tolist(), strict=True))
+        }
 
     def on_shift(self, vans: np.ndarray, now: float) -> np.ndarray:
         """Per van in ``vans``: on duty at simulated minute ``now`` (minute 0 = local

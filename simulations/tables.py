@@ -357,6 +357,7 @@ def build_tables(
 
 
 def _compute_tables(geometry: _Geometry, provider: TravelTimeProvider) -> TravelTables:
+    """The provider's searches over the geometry: the expensive part the caches avoid."""
     points, st_ll, radius = geometry.points, geometry.station_latlon, geometry.radius_km
     depots, dest, dest_w = geometry.depots, geometry.dest, geometry.dest_weight
     profiles = geometry.profiles

@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
-        description="Where parsed road graphs are cached (under routing/); default "
-        "$XDG_CACHE_HOME/rescue-dispatch or ~/.cache/rescue-dispatch",
+        description="Where parsed road graphs (under routing/) and the simulation's travel "
+        "tables (under tables/) are cached; default $XDG_CACHE_HOME/rescue-dispatch or "
+        "~/.cache/rescue-dispatch",
     )
     ray_address: str | None = Field(
         default=None,
@@ -223,6 +224,11 @@ class Settings(BaseSettings):
             directory=Path(self.road_graph).expanduser() if self.road_graph else None,
             cache_dir=self.cache_dir.expanduser() / "routing",
         )
+
+    @property
+    def tables_cache_dir(self) -> Path:
+        """Where the simulation keeps its travel tables (``simulations.tables``)."""
+        return self.cache_dir.expanduser() / "tables"
 
 
 @lru_cache(maxsize=1)

@@ -5,10 +5,12 @@
   tables (reported apart); the baseline, measured in the same run, is the same year under the
   nearest-idle policy. Goal: <= 60 s on one core.
 - :func:`sweep_benchmark`: ``replications`` runs (8) of 60 days in one process, then on a local
-  process pool and on Ray (the cluster at ``ray_address``, else a local ``num_cpus=2``
-  instance); the speed-ups against the single process and whether the KPIs are identical.
-  Goal >= 1.8x. Ray is started before the clock (its start-up is reported apart as
-  ``ray_init_seconds``).
+  2-process pool and on Ray (the cluster at ``ray_address``, one actor per CPU, else a local
+  ``num_cpus=2`` instance); the speed-ups against the single process, whether the KPIs are
+  identical, and each backend's overhead per replication (workers x wall time, minus the
+  time the runs themselves took, per replication: shipping tables and variants, worker
+  start-up, results back, idle tails). Goal >= 1.8x. Ray is started before the clock (its
+  start-up is reported apart as ``ray_init_seconds``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from routing.road import RoadGraphSource
@@ -35,9 +38,11 @@ def prepare(
     seed: int | None,
     sweep: bool,
     road_graph: RoadGraphSource = RoadGraphSource(),
+    cache_dir: Path | None = None,
 ) -> tuple[Scenario, TravelTables, float]:
     """The scenario (name or file) cut to ``days`` (default 365, or 60 for a sweep), its travel
-    tables and the seconds they took; ``ValueError`` naming what is wrong."""
+    tables (from ``cache_dir`` when cached there) and the seconds they took; ``ValueError``
+    naming what is wrong."""
     from simulations.scenario import resolve_scenario
     from simulations.tables import build_tables
 
@@ -48,7 +53,7 @@ def prepare(
         days = DEFAULT_SWEEP_DAYS if sweep else DEFAULT_DAYS
     s = s.with_days(days)
     t0 = time.perf_counter()
-    tables = build_tables(s, road_graph=road_graph)
+    tables = build_tables(s, road_graph=road_graph, cache_dir=cache_dir)
     return s, tables, time.perf_counter() - t0
 
 
@@ -109,6 +114,8 @@ def sweep_benchmark(
         raise ValueError(f"--replications must be >= 1, got {replications}")
     timings: dict[str, float] = {}
     kpis: dict[str, list[dict[str, float]]] = {}
+    run_seconds: dict[str, float] = {}
+    workers: dict[str, int] = {"serial": 1, "local": 2}
     import ray
 
     for backend in ("serial", "local", "ray"):
@@ -119,16 +126,22 @@ def sweep_benchmark(
             else:
                 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
             timings["ray_init"] = time.perf_counter() - t0
+            workers["ray"] = min(int(ray.cluster_resources().get("CPU", 1)), replications)
         t0 = time.perf_counter()
         try:
             summaries = run(
-                s, replications=replications, backend=backend, workers=2, road_graph=road_graph
+                s,
+                replications=replications,
+                backend=backend,
+                workers=workers[backend],
+                road_graph=road_graph,
             )
         finally:
             timings[backend] = time.perf_counter() - t0
             if backend == "ray":
                 ray.shutdown()
         kpis[backend] = [r.kpis for r in summaries[0].runs]
+        run_seconds[backend] = sum(r.perf["wall_seconds"] for r in summaries[0].runs)
     same = all(kpis[b] == kpis["serial"] for b in ("local", "ray"))
     return {
         "benchmark": "simulate-sweep",
@@ -144,6 +157,13 @@ def sweep_benchmark(
         "speedup_local": round(timings["serial"] / timings["local"], 3),
         "speedup_ray": round(timings["serial"] / timings["ray"], 3),
         "ray_address": ray_address or "local (num_cpus=2)",
+        "ray_workers": workers["ray"],
+        **{
+            f"overhead_per_replication_seconds_{b}": round(
+                (timings[b] * workers[b] - run_seconds[b]) / replications, 3
+            )
+            for b in ("serial", "local", "ray")
+        },
         "identical_results": same,
         "goal_speedup": GOAL_SPEEDUP,
         "goal_met": timings["serial"] / timings["ray"] >= GOAL_SPEEDUP,

@@ -92,23 +92,25 @@ def solve_assignment(
         )
     if n_rows < 0 or n_cols < 0:
         raise ValueError(f"n_rows and n_cols must be >= 0, got {n_rows}, {n_cols}")
-    if len(costs) and not np.issubdtype(costs.dtype, np.integer):
+    if len(costs) and costs.dtype.kind not in "iu":  # signed or unsigned integers
         raise ValueError(f"arc costs must be integers, got dtype {costs.dtype}")
-    costs = costs.astype(np.int64)
+    costs = costs.astype(np.int64, copy=False)
+    cost_max = 0
     if len(arc_row):
         if arc_row.min() < 0 or arc_row.max() >= n_rows:
             raise ValueError(f"arc row index out of range [0, {n_rows})")
         if arc_col.min() < 0 or arc_col.max() >= n_cols:
             raise ValueError(f"arc column index out of range [0, {n_cols})")
-        if costs.min() < 0:
-            raise ValueError(f"arc costs must be >= 0, got {int(costs.min())}")
+        cost_min, cost_max = int(costs.min()), int(costs.max())
+        if cost_min < 0:
+            raise ValueError(f"arc costs must be >= 0, got {cost_min}")
     if unassigned_cost is not None:
         penalties = np.asarray(unassigned_cost)
         if penalties.shape != (n_rows,):
             raise ValueError(f"unassigned_cost must have one entry per row ({n_rows})")
-        if n_rows and not np.issubdtype(penalties.dtype, np.integer):
+        if n_rows and penalties.dtype.kind not in "iu":
             raise ValueError(f"unassigned_cost must be integers, got dtype {penalties.dtype}")
-        penalties = penalties.astype(np.int64)
+        penalties = penalties.astype(np.int64, copy=False)
         if n_rows and penalties.min() < 0:
             raise ValueError("unassigned_cost must be >= 0")
     empty_rows = np.zeros(n_rows, dtype=np.int64) - 1
@@ -116,10 +118,7 @@ def solve_assignment(
         return SparseAssignment(empty_rows, empty_rows.copy(), 0, 0)
 
     limit = max_safe_cost(n_rows, n_cols)
-    biggest = max(
-        int(costs.max()) if len(costs) else 0,
-        int(penalties.max()) if unassigned_cost is not None else 0,
-    )
+    biggest = max(cost_max, int(penalties.max()) if unassigned_cost is not None else 0)
     if biggest > limit:
         raise CostOverflowError(
             f"largest cost {biggest} exceeds the solver's safe bound {limit} for "
@@ -128,20 +127,21 @@ def solve_assignment(
 
     sink = n_rows + n_cols
     smcf = min_cost_flow.SimpleMinCostFlow()
-    ones = np.ones(len(arc_row), dtype=np.int64)
-    arcs = smcf.add_arcs_with_capacity_and_unit_cost(arc_row, n_rows + arc_col, ones, costs)
-    cols = np.arange(n_cols, dtype=np.int64)
-    smcf.add_arcs_with_capacity_and_unit_cost(
-        n_rows + cols,
-        np.full(n_cols, sink, dtype=np.int64),
-        np.ones(n_cols, dtype=np.int64),
-        np.zeros(n_cols, dtype=np.int64),
-    )
+    # one call, arcs in this order: row -> column (the given arcs, ids 0..m-1), column -> sink,
+    # then row -> sink when rows may stay unassigned
+    m = len(arc_row)
+    tails = [arc_row, np.arange(n_rows, sink, dtype=np.int64)]
+    heads = [n_rows + arc_col, np.full(n_cols, sink, dtype=np.int64)]
+    unit_costs = [costs, np.zeros(n_cols, dtype=np.int64)]
     if unassigned_cost is not None:
-        rows = np.arange(n_rows, dtype=np.int64)
-        smcf.add_arcs_with_capacity_and_unit_cost(
-            rows, np.full(n_rows, sink, dtype=np.int64), np.ones(n_rows, dtype=np.int64), penalties
-        )
+        tails.append(np.arange(n_rows, dtype=np.int64))
+        heads.append(np.full(n_rows, sink, dtype=np.int64))
+        unit_costs.append(penalties)
+    tail = np.concatenate(tails)
+    smcf.add_arcs_with_capacity_and_unit_cost(
+        tail, np.concatenate(heads), np.ones(len(tail), dtype=np.int64), np.concatenate(unit_costs)
+    )
+    arcs = np.arange(m, dtype=np.int64)
     supplies = np.zeros(sink + 1, dtype=np.int64)
     supplies[:n_rows] = 1
     supplies[sink] = -n_rows

@@ -202,16 +202,14 @@ class VanMatchingProblem:
         reqs = tuple(requests)
         vs = tuple(vans)
         _check_unique("request", [r.id for r in reqs])
-        _check_unique("van", [v.id for v in vs])
+        _check_unique("van", [v.van.id for v in vs])
         ar = np.asarray(arc_request, dtype=np.int64).reshape(-1)
         av = np.asarray(arc_van, dtype=np.int64).reshape(-1)
-        cols = {
-            "home_km": np.asarray(arc_home_km, dtype=float).reshape(-1),
-            "travel_km": np.asarray(arc_travel_km, dtype=float).reshape(-1),
-            "travel_minutes": np.asarray(arc_travel_minutes, dtype=float).reshape(-1),
-        }
+        names = ("home_km", "travel_km", "travel_minutes")
+        given = (arc_home_km, arc_travel_km, arc_travel_minutes)
+        cols = [np.asarray(a, dtype=float).reshape(-1) for a in given]
         n = len(ar)
-        for name, a in (("arc_van", av), *cols.items()):
+        for name, a in zip(("arc_van", *names), (av, *cols), strict=True):
             if len(a) != n:
                 raise ValueError(f"{name} has {len(a)} entries, arc_request has {n}")
         if n:
@@ -219,27 +217,30 @@ class VanMatchingProblem:
                 raise ValueError(f"arc_request index out of range [0, {len(reqs)})")
             if av.min() < 0 or av.max() >= len(vs):
                 raise ValueError(f"arc_van index out of range [0, {len(vs)})")
-        for name, a in cols.items():
-            bad = np.nonzero(np.isnan(a) | (a < 0))[0]
-            if len(bad):
-                i = int(bad[0])
-                raise ValueError(
-                    f"arc {i} (request {reqs[ar[i]].id}, van {vs[av[i]].id}): {name} must be "
-                    f">= 0, got {float(a[i])!r}"
-                )
+        # one pass over the three columns (a batch is small; the calls were its cost)
+        table = np.vstack(cols) if n else np.zeros((3, 0))
+        if not (table >= 0).all():  # NaN compares false too
+            for name, a in zip(names, cols, strict=True):
+                bad = np.nonzero(np.isnan(a) | (a < 0))[0]
+                if len(bad):
+                    i = int(bad[0])
+                    raise ValueError(
+                        f"arc {i} (request {reqs[ar[i]].id}, van {vs[av[i]].id}): {name} must "
+                        f"be >= 0, got {float(a[i])!r}"
+                    )
         radius = np.array([v.van.service_radius_km for v in vs], dtype=float)
-        keep = np.isfinite(cols["travel_minutes"]) & np.isfinite(cols["travel_km"])
-        keep &= np.isfinite(cols["home_km"])
+        keep = np.isfinite(table).all(axis=0)
         if n:
-            keep &= cols["home_km"] <= radius[av]
+            keep &= table[0] <= radius[av]
+        kept = table[:, keep]
         return cls(
             requests=reqs,
             vans=vs,
             arc_request=_readonly(ar[keep], np.int64),
             arc_van=_readonly(av[keep], np.int64),
-            arc_home_km=_readonly(cols["home_km"][keep], float),
-            arc_travel_minutes=_readonly(cols["travel_minutes"][keep], float),
-            arc_travel_km=_readonly(cols["travel_km"][keep], float),
+            arc_home_km=_readonly(kept[0], float),
+            arc_travel_minutes=_readonly(kept[2], float),
+            arc_travel_km=_readonly(kept[1], float),
         )
 
     @property
@@ -600,6 +601,8 @@ class VanMatching:
 _CAPS = tuple(VanCapability)
 _KEYS = tuple((vc, tow) for vc in VehicleClass for tow in (False, True))
 _CAN = np.array([[cap.can_handle(vc, needs_tow=tow) for vc, tow in _KEYS] for cap in _CAPS])
+_CAP_INDEX = {cap: i for i, cap in enumerate(_CAPS)}
+_KEY_INDEX = {key: i for i, key in enumerate(_KEYS)}
 
 
 @dataclass(frozen=True)
@@ -621,8 +624,8 @@ def _prepare(
 ) -> _Prepared:
     reqs, vans = problem.requests, problem.vans
     ar, av = problem.arc_request, problem.arc_van
-    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
-    key_idx = np.array([_KEYS.index((r.vehicle_class, r.needs_tow)) for r in reqs], dtype=np.int64)
+    cap_idx = np.array([_CAP_INDEX[v.van.capability] for v in vans], dtype=np.int64)
+    key_idx = np.array([_KEY_INDEX[(r.vehicle_class, r.needs_tow)] for r in reqs], dtype=np.int64)
     capable = _CAN[cap_idx[av], key_idx[ar]] if len(ar) else np.zeros(0, dtype=bool)
     free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
     eta = free_in[av] + problem.arc_travel_minutes if len(ar) else np.zeros(0)
@@ -664,24 +667,24 @@ def _prepare(
         free_van |= pinned_to >= 0  # en-route vans may be moved (even at shift end)
 
     penalty = np.zeros(len(ar))
-    station_of_van = [v.van.station_id for v in vans]
     designated = np.zeros(len(ar), dtype=bool)
-    if len(ar):
-        want = [r.designated_station_id for r in reqs]
+    want = [r.designated_station_id for r in reqs]
+    if len(ar) and any(w is not None for w in want):  # no wish, no designation, no penalty
+        station_of_van = [v.van.station_id for v in vans]
         code: dict[str, int] = {}
         van_code = np.array([code.setdefault(s, len(code)) for s in station_of_van])
         want_code = np.array([-1 if w is None else code.get(w, -2) for w in want])
         designated = want_code[ar] == van_code[av]  # codes >= 0 only for a wanted station
         has_want = want_code != -1
         penalty += np.where(has_want[ar] & ~designated, params.designated_penalty_minutes, 0.0)
-        if allow_reassignment and pinned_by:
-            van_of_request = np.full(len(reqs), -1, dtype=np.int64)
-            for ri, j in pinned_by.items():
-                van_of_request[ri] = j
-            moved = ((pinned_to[av] >= 0) & (pinned_to[av] != ar)) | (
-                (van_of_request[ar] >= 0) & (van_of_request[ar] != av)
-            )
-            penalty += np.where(moved, params.reassignment_penalty_minutes, 0.0)
+    if len(ar) and allow_reassignment and pinned_by:
+        van_of_request = np.full(len(reqs), -1, dtype=np.int64)
+        for ri, j in pinned_by.items():
+            van_of_request[ri] = j
+        moved = ((pinned_to[av] >= 0) & (pinned_to[av] != ar)) | (
+            (van_of_request[ar] >= 0) & (van_of_request[ar] != av)
+        )
+        penalty += np.where(moved, params.reassignment_penalty_minutes, 0.0)
     eligible = capable & free_request[ar] & free_van[av] if len(ar) else np.zeros(0, dtype=bool)
     return _Prepared(eligible, capable, eta, penalty, fixed, designated, free_request, free_van)
 

@@ -104,6 +104,9 @@ class Simulation:
         self._events: list[tuple[float, int, int, int]] = []
         """Heap of (minute, kind, sequence, payload)."""
         self._sequence = 0
+        self._van_mark = np.zeros(len(self.fleet.vans), dtype=bool)
+        self._van_column = np.zeros(len(self.fleet.vans), dtype=np.int64)
+        """Scratch arrays of the batch (reset after use)."""
         self.event_count = 0
         self.dispatch_batches = 0
         self.match_seconds = 0.0
@@ -169,57 +172,62 @@ class Simulation:
 
     # -- batch-optimal -----------------------------------------------------------------------
     def dispatch_batch(self, now: float) -> None:
-        """Match all waiting requests to the free capable vans covering them (match_vans)."""
+        """Match all waiting requests to the free capable vans covering them (match_vans).
+
+        The problem is built with whole-array operations over every waiting request's arcs at
+        once (a batch is a few requests and a few dozen vans, so per-request numpy calls were
+        most of its cost); the rows, columns and arcs are exactly those of a per-request loop:
+        requests in waiting order, each request's arcs in table order, vans by index."""
         self.escalate_overdue(now)
         if not self.waiting:
             return
         fleet, reqs, schedule = self.fleet, self.requests, self.schedule
-        batch: list[OpenRequest] = []
-        batch_request: list[int] = []
-        arc_row_parts: list[np.ndarray] = []
-        arc_parts: list[np.ndarray] = []
-        for request, open_request in self.waiting.items():
-            start, stop = fleet.arcs(reqs.point(request))
-            vans = fleet.arc_van[start:stop]
-            free = (
-                (schedule.leaves_site_at[vans] <= now)
-                & fleet.can_handle[reqs.capability_key(request), vans]
-                & fleet.on_shift(vans, now)
-            )
-            arcs = np.nonzero(free)[0] + start
-            if len(arcs):
-                arc_row_parts.append(np.full(len(arcs), len(batch), dtype=np.int64))
-                arc_parts.append(arcs)
-            batch.append(open_request)
-            batch_request.append(request)
-        if not arc_parts:
+        waiting_requests = np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
+        points = reqs.point_array[waiting_requests]
+        arc_start = fleet.point_arc_start[points]
+        arc_count = fleet.point_arc_start[points + 1] - arc_start
+        total = int(arc_count.sum())
+        if not total:
             return
-        arc = np.concatenate(arc_parts)
-        arc_row = np.concatenate(arc_row_parts)
-        vans_in_batch, arc_column = np.unique(fleet.arc_van[arc], return_inverse=True)
-        states = [
-            fleet.state_when_free(j, float(schedule.home_at[j]) - now)
-            for j in vans_in_batch.tolist()
-        ]
+        # every waiting request's arc range, concatenated in waiting order
+        row_of_arc = np.repeat(np.arange(len(waiting_requests)), arc_count)
+        first_of_row = np.cumsum(arc_count) - arc_count
+        arc = np.arange(total, dtype=np.int64) + np.repeat(arc_start - first_of_row, arc_count)
+        vans = fleet.arc_van[arc]
+        free = (
+            (schedule.leaves_site_at[vans] <= now)
+            & fleet.can_handle[reqs.capability_key_array[waiting_requests][row_of_arc], vans]
+            & fleet.on_shift(vans, now)
+        )
+        if not free.any():
+            return
+        arc, arc_row, vans = arc[free], row_of_arc[free], vans[free]
+        # the batch's vans in index order and each arc's column (np.unique, without a sort)
+        in_batch = self._van_mark
+        in_batch[vans] = True
+        vans_in_batch = np.flatnonzero(in_batch)
+        in_batch[vans_in_batch] = False
+        column = self._van_column
+        column[vans_in_batch] = np.arange(len(vans_in_batch))
+        arc_column = column[vans]
+        home_at = schedule.home_at
+        states = [fleet.state_when_free(j, float(home_at[j]) - now) for j in vans_in_batch.tolist()]
         km = fleet.arc_km[arc]
         started = time.perf_counter()
         problem = VanMatchingProblem.from_arrays(
-            batch, states, arc_row, arc_column, km, km, fleet.arc_minutes[arc]
-        )
+            list(self.waiting.values()), states, arc_row, arc_column, km, km,
+            fleet.arc_minutes[arc],
+        )  # fmt: skip
         matching = match_vans(problem)
         self.match_seconds += time.perf_counter() - started
         self.dispatch_batches += 1
-        arc_of = {
-            (int(r), int(c)): int(a) for r, c, a in zip(arc_row, arc_column, arc, strict=True)
-        }
-        row_of = {r.id: k for k, r in enumerate(batch)}
-        column_of = {int(j): k for k, j in enumerate(vans_in_batch.tolist())}
         for a in matching.assignments:
-            row = row_of[a.request_id]
+            request = int(a.request_id)  # the request index (RescueRequests.open_request)
             van = fleet.index_of[a.van_id]
-            request = batch_request[row]
             del self.waiting[request]
-            self.dispatch_van(request, van, arc_of[(row, column_of[van])], now, a.eta_minutes)
+            self.dispatch_van(
+                request, van, fleet.arc_of(reqs.point(request), van), now, a.eta_minutes
+            )
 
     # -- nearest idle ------------------------------------------------------------------------
     def _dispatch_nearest(self, request: int, open_request: OpenRequest, now: float) -> bool:

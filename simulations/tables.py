@@ -13,22 +13,36 @@ Road km are symmetric on the national graph, so a van's drive back uses the outb
 and a truck's drive back from the destination the depot -> destination minutes (on an imported
 OSM graph with one-way streets this is an approximation). Only depots of partners serving a
 demand point's province are tabled (the others can never be booked).
+
+The national tables take 15-20 s with the road graph, so :func:`build_tables` keeps them on
+disk when the caller passes ``cache_dir`` (the CLI passes ``RESCUE_CACHE_DIR``/tables; nothing
+here reads the environment). The entry's name is a hash of everything the tables depend on
+(:func:`tables_key`: the road graph's content and snapping parameters, or the great-circle
+circuity; the stations, their largest van radius, the demand points, the depots, the
+destinations and the speeds); the key is stored inside the file and checked on load, and the
+file is written under a temporary name and renamed into place, so a reader never sees half a
+file and a stale or foreign entry is never used. A provider whose identity is unknown
+(anything but the road graph and great-circle engines) is cached per process only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fleet.geography import county_seats, prefecture_population, prefecture_seats
 from routing.provider import GreatCircleProvider, TravelTimeProvider
-from routing.road import RoadGraphSource
+from routing.road import RoadGraphProvider, RoadGraphSource
 from simulations.scenario import Scenario, ScenarioError
 
 log = logging.getLogger(__name__)
@@ -141,59 +155,212 @@ def make_provider(
 
 _CACHE: dict[str, TravelTables] = {}
 
+TABLES_FORMAT = 1
+"""Part of every disk key: bump it when the way tables are computed or stored changes."""
+
+
+def provider_identity(provider: TravelTimeProvider) -> str | None:
+    """What makes two engines give the same tables, as text: the road graph's content
+    (coordinates, edges, km, speeds, direction) and snapping parameters, or the great-circle
+    circuity; ``None`` for any other engine (its tables are cached per process only)."""
+    if type(provider) is GreatCircleProvider:  # a subclass may compute anything
+        return f"great-circle|{provider.circuity!r}"
+    if type(provider) is RoadGraphProvider:
+        g = provider.graph
+        h = hashlib.sha256()
+        for a in (g.lat, g.lon, g.edge_u, g.edge_v, g.edge_km, g.component):
+            h.update(np.ascontiguousarray(a).tobytes())
+            h.update(b"|")
+        if g.edge_speed_kmh is not None:
+            h.update(np.ascontiguousarray(g.edge_speed_kmh).tobytes())
+        return (
+            f"road|{g.name}|{g.directed}|{h.hexdigest()}|{provider.max_snap_km!r}|"
+            f"{provider.min_component_nodes}"
+        )
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class _Geometry:
+    """What a scenario's tables are computed from, besides the engine."""
+
+    points: DemandPoints
+    station_ids: tuple[str, ...]
+    station_latlon: np.ndarray
+    radius_km: np.ndarray
+    """Per station: its vans' largest service radius (0 = no vans)."""
+    depots: list[tuple[float, float]]
+    dest: np.ndarray
+    dest_weight: np.ndarray
+    profiles: dict[str, Any]
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> _Geometry:
+        points = demand_points(scenario)
+        net = scenario.network
+        st_ll = np.array([(s.location.lat, s.location.lon) for s in net.stations], dtype=float)
+        radius = np.zeros(len(net.stations))
+        index = {s.id: i for i, s in enumerate(net.stations)}
+        for v in net.vans:
+            i = index[v.station_id]
+            radius[i] = max(radius[i], v.service_radius_km)
+        provinces = set(points.province)
+        partners = net.partner_by_id
+        depots = sorted(
+            {
+                (t.depot.lat, t.depot.lon)
+                for t in net.trucks
+                if partners[t.partner_id].provinces & provinces
+            }
+        )
+        seats = prefecture_seats()
+        pop = prefecture_population()
+        return cls(
+            points=points,
+            station_ids=tuple(s.id for s in net.stations),
+            station_latlon=st_ll.reshape(-1, 2),
+            radius_km=radius,
+            depots=depots,
+            dest=np.array([(u.lat, u.lon) for u in seats], dtype=float),
+            dest_weight=np.array([pop.get(u.adcode, 0.0) for u in seats], dtype=float),
+            profiles={
+                n: scenario.travel.profile(n)
+                for n in ("rescue_van", "towing", "empty_truck", "loaded_truck")
+            },
+        )
+
+    def digest(self, engine: str) -> str:
+        """A hash of the engine's identity and every input of the tables."""
+        h = hashlib.sha256(f"tables-v{TABLES_FORMAT}|{engine}".encode())
+        p = self.points
+        for a in (p.lat, p.lon, p.weight, self.station_latlon, self.radius_km, self.dest,
+                  self.dest_weight):  # fmt: skip
+            h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+            h.update(b"|")
+        h.update(
+            repr(
+                (p.province, p.name, self.station_ids, self.depots, sorted(self.profiles.items()))
+            ).encode()
+        )
+        return h.hexdigest()
+
+
+def tables_key(scenario: Scenario, provider: TravelTimeProvider) -> str | None:
+    """The disk-cache key of the scenario's tables on ``provider`` (``None``: not cached on
+    disk)."""
+    engine = provider_identity(provider)
+    return None if engine is None else _Geometry.of(scenario).digest(engine)
+
+
+_ARRAY_FIELDS = (
+    "arc_ptr", "arc_station", "arc_km", "arc_minutes", "arc_tow_minutes", "depot_latlon",
+    "dest_latlon", "dest_weight", "empty_km", "empty_minutes", "loaded_km", "loaded_minutes",
+    "back_km", "back_minutes",
+)  # fmt: skip
+
+
+def tables_cache_path(cache_dir: Path, key: str) -> Path:
+    """The file of ``key``'s tables in ``cache_dir``."""
+    return Path(cache_dir).expanduser() / f"tables-{key[:32]}.npz"
+
+
+def _save_tables(path: Path, key: str, tables: TravelTables) -> None:
+    """Write atomically (temporary file, then rename); a failure only logs."""
+    header = {
+        "key": key,
+        "provider_name": tables.provider_name,
+        "station_ids": list(tables.station_ids),
+        "province": list(tables.points.province),
+        "name": list(tables.points.name),
+        "seconds": tables.seconds,
+        "meta": tables.meta,
+    }
+    p = tables.points
+    arrays = {f: getattr(tables, f) for f in _ARRAY_FIELDS}
+    arrays |= {"points_lat": p.lat, "points_lon": p.lon, "points_weight": p.weight}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tables-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, header=np.array(json.dumps(header)), **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        log.info("travel tables not cached on disk (%s)", exc)
+
+
+def _load_tables(path: Path, key: str) -> TravelTables | None:
+    """The cached tables if ``path`` holds exactly ``key``'s; ``None`` when it is missing,
+    unreadable or written for another key (never trusted then)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            if header.get("key") != key:
+                log.warning("ignoring travel tables %s: written for another geometry", path)
+                return None
+            arrays = {f: z[f] for f in _ARRAY_FIELDS}
+            points = DemandPoints(
+                lat=z["points_lat"],
+                lon=z["points_lon"],
+                weight=z["points_weight"],
+                province=tuple(header["province"]),
+                name=tuple(header["name"]),
+            )
+        return TravelTables(
+            provider_name=header["provider_name"],
+            points=points,
+            station_ids=tuple(header["station_ids"]),
+            seconds=float(header["seconds"]),
+            meta={**header["meta"], "cache_file": str(path)},
+            **arrays,
+        )
+    except Exception as exc:  # a damaged entry is rebuilt, never trusted
+        log.warning("ignoring unreadable travel tables %s: %s", path, exc)
+        return None
+
 
 def build_tables(
     scenario: Scenario,
     provider: TravelTimeProvider | None = None,
     *,
     road_graph: RoadGraphSource = RoadGraphSource(),
+    cache_dir: Path | None = None,
 ) -> TravelTables:
-    """Compute (or reuse, per process) the travel tables of the scenario's geometry, with
-    ``provider`` or else the scenario's engine on ``road_graph``."""
+    """Compute (or reuse) the travel tables of the scenario's geometry, with ``provider`` or
+    else the scenario's engine on ``road_graph``. Reused within the process; with
+    ``cache_dir`` also read from and written to disk there (see the module doc)."""
     provider = provider or make_provider(scenario, road_graph)
-    points = demand_points(scenario)
-    net = scenario.network
-    st_ll = np.array([(s.location.lat, s.location.lon) for s in net.stations], dtype=float)
-    radius = np.zeros(len(net.stations))
-    index = {s.id: i for i, s in enumerate(net.stations)}
-    for v in net.vans:
-        i = index[v.station_id]
-        radius[i] = max(radius[i], v.service_radius_km)
-    provinces = set(points.province)
-    partners = net.partner_by_id
-    depots = sorted(
-        {
-            (t.depot.lat, t.depot.lon)
-            for t in net.trucks
-            if partners[t.partner_id].provinces & provinces
-        }
-    )
-    seats = prefecture_seats()
-    pop = prefecture_population()
-    dest = np.array([(u.lat, u.lon) for u in seats], dtype=float)
-    dest_w = np.array([pop.get(u.adcode, 0.0) for u in seats], dtype=float)
-    profiles = {
-        n: scenario.travel.profile(n)
-        for n in ("rescue_van", "towing", "empty_truck", "loaded_truck")
-    }
-    key = hashlib.sha256(
-        repr(
-            (
-                getattr(provider, "name", type(provider).__name__),
-                getattr(provider, "circuity", None),
-                id(provider),
-                st_ll.tobytes(),
-                radius.tobytes(),
-                points.latlon.tobytes(),
-                depots,
-                sorted(profiles.items()),
-            )
-        ).encode()
-    ).hexdigest()
+    geometry = _Geometry.of(scenario)
+    engine = provider_identity(provider)
+    # in process an unknown engine is told apart by its object identity
+    key = geometry.digest(engine if engine is not None else f"object-{id(provider)}")
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
+    disk_path = tables_cache_path(cache_dir, key) if cache_dir is not None and engine else None
+    if disk_path is not None:
+        loaded = _load_tables(disk_path, key)
+        if loaded is not None:
+            log.info("travel tables from %s", disk_path)
+            _CACHE[key] = loaded
+            return loaded
+    tables = _compute_tables(geometry, provider)
+    if disk_path is not None:
+        _save_tables(disk_path, key, tables)
+    _CACHE[key] = tables
+    return tables
 
+
+def _compute_tables(geometry: _Geometry, provider: TravelTimeProvider) -> TravelTables:
+    """The provider's searches over the geometry: the expensive part the caches avoid."""
+    points, st_ll, radius = geometry.points, geometry.station_latlon, geometry.radius_km
+    depots, dest, dest_w = geometry.depots, geometry.dest, geometry.dest_weight
+    profiles = geometry.profiles
     started = time.perf_counter()
     pts = points.latlon
     live = radius > 0
@@ -247,7 +414,7 @@ def build_tables(
     tables = TravelTables(
         provider_name=str(getattr(provider, "name", type(provider).__name__)),
         points=points,
-        station_ids=tuple(s.id for s in net.stations),
+        station_ids=geometry.station_ids,
         arc_ptr=ptr,
         arc_station=s_idx,
         arc_km=km,
@@ -273,5 +440,4 @@ def build_tables(
         len(depot_ll),
         seconds,
     )
-    _CACHE[key] = tables
     return tables

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -55,8 +56,12 @@ class RescueRequests:
         # per request, precomputed: the loop asks for these on every batch
         tow_key = breakdowns.vehicle * 2 + 1
         first_call_key = breakdowns.vehicle * 2 + breakdowns.needs_tow.astype(np.int64)
-        self._capability_key: list[int] = np.concatenate([first_call_key, tow_key]).tolist()
-        self._point: list[int] = np.concatenate([breakdowns.point, breakdowns.point]).tolist()
+        self.capability_key_array = np.concatenate([first_call_key, tow_key])
+        """Per request: :func:`capability_key` (the batch reads it for all waiting at once)."""
+        self.point_array = np.concatenate([breakdowns.point, breakdowns.point]).astype(np.int64)
+        """Per request: its demand point."""
+        self._capability_key: list[int] = self.capability_key_array.tolist()
+        self._point: list[int] = self.point_array.tolist()
         pts = tables.points
         self._point_location = [
             GeoPoint(float(a), float(o)) for a, o in zip(pts.lat, pts.lon, strict=True)
@@ -208,6 +213,20 @@ class VanFleet:
     def arcs(self, point: int) -> tuple[int, int]:
         """The arc range ``(start, stop)`` of the vans whose radius covers ``point``."""
         return int(self.point_arc_start[point]), int(self.point_arc_start[point + 1])
+
+    def arc_of(self, point: int, van: int) -> int:
+        """The arc of ``van`` to ``point`` (a van has at most one arc per point)."""
+        return self._arc_index[(point, van)]
+
+    @cached_property
+    def _arc_index(self) -> dict[tuple[int, int], int]:
+        arc_point = np.repeat(
+            np.arange(len(self.point_arc_start) - 1), np.diff(self.point_arc_start)
+        )
+        return {
+            (p, v): a
+            for a, (p, v) in enumerate(zip(arc_point.tolist(), self.arc_van.tolist(), strict=True))
+        }
 
     def on_shift(self, vans: np.ndarray, now: float) -> np.ndarray:
         """Per van in ``vans``: on duty at simulated minute ``now`` (minute 0 = local

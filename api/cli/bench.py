@@ -238,7 +238,12 @@ def bench_simulate(
         settings = command_settings()
         road_graph = settings.road_graph_source()
         s, tables, tables_seconds = prepare(
-            scenario, days=days, seed=seed, sweep=sweep_ray, road_graph=road_graph
+            scenario,
+            days=days,
+            seed=seed,
+            sweep=sweep_ray,
+            road_graph=road_graph,
+            cache_dir=settings.tables_cache_dir,
         )
         if sweep_ray:
             record = sweep_benchmark(

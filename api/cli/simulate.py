@@ -136,7 +136,7 @@ def simulate(
             summaries = run(
                 s, replications=reps, sweep=table, backend=backend, workers=workers,
                 road_graph=settings.road_graph_source(), ray_address=settings.ray_address,
-                progress=finished, on_day=day,
+                progress=finished, on_day=day, cache_dir=settings.tables_cache_dir,
             )  # fmt: skip
     except ValueError as exc:
         fail(str(exc))

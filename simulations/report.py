@@ -33,6 +33,44 @@ _KPI_ROWS = (
 )
 KPI_ROWS = _KPI_ROWS
 
+POLICY_KPI_ROWS = (
+    ("replacement_trips", "Replacement trips", "{:,.0f}"),
+    ("unneeded_trips", "Unneeded trips (repair within the threshold)", "{:,.0f}"),
+    ("replacements_released", "Released at the diagnosis", "{:,.0f}"),
+    ("replacements_needed", "Cargo that needed a truck", "{:,.0f}"),
+    ("cargo_missed", "Needed cargo with no truck or a late one", "{:,.0f}"),
+    ("cargo_delay_mean_h", "Cargo delay mean (h)", "{:.1f}"),
+    ("cargo_delay_p90_h", "Cargo delay p90 (h)", "{:.1f}"),
+    ("partner_cost_cny", "Partner cost (CNY)", "{:,.0f}"),
+    ("missed_promise_cost_cny", "Missed-promise cost (CNY)", "{:,.0f}"),
+    ("total_cost_cny", "Total cost (CNY)", "{:,.0f}"),
+)
+"""The replacement booking policy's outcome, one row per KPI."""
+
+
+def rank_by_total_cost(summaries: Sequence[Summary]) -> list[Summary]:
+    """The variants, cheapest total cost (partner + missed promises) first; stable for ties."""
+    return sorted(summaries, key=lambda s: s.estimate("total_cost_cny").mean)
+
+
+def policy_section(summaries: Sequence[Summary], *, downtime_cost_per_hour: float) -> str:
+    """The replacement policies' table, variants ranked by total cost (HTML)."""
+    ranked = rank_by_total_cost(summaries)
+    parts = [
+        "<h2>Replacement booking</h2>",
+        f"<p>Variants ranked by total cost: partner cost plus needed cargo's hours past its "
+        f"deadline at {downtime_cost_per_hour:,.0f} CNY/h.</p><table><tr><th>KPI</th>",
+    ]
+    for rank, s in enumerate(ranked, 1):
+        parts.append(f"<th>{rank}. {html.escape(s.label or s.scenario)}</th>")
+    parts.append("</tr>")
+    for key, name, spec in POLICY_KPI_ROWS:
+        parts.append(f"<tr><td>{html.escape(name)}</td>")
+        parts.extend(f"<td>{html.escape(fmt_estimate(s, key, spec))}</td>" for s in ranked)
+        parts.append("</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
 
 def fmt_estimate(summary: Summary, key: str, spec: str) -> str:
     e = summary.estimate(key)
@@ -122,8 +160,15 @@ def _figures(summary: Summary, promise: float) -> list[tuple[str, str]]:
     return out
 
 
-def html_report(summaries: Sequence[Summary], *, title: str, promise_minutes: float) -> str:
-    """The report as one HTML string (no external resources)."""
+def html_report(
+    summaries: Sequence[Summary],
+    *,
+    title: str,
+    promise_minutes: float,
+    downtime_cost_per_hour: float | None = None,
+) -> str:
+    """The report as one HTML string (no external resources); with ``downtime_cost_per_hour``
+    also the replacement policies' section."""
     from fleet.geography import province_name
 
     parts = [
@@ -146,6 +191,8 @@ def html_report(summaries: Sequence[Summary], *, title: str, promise_minutes: fl
             parts.append(f"<td>{html.escape(fmt_estimate(s, key, spec))}</td>")
         parts.append("</tr>")
     parts.append("</table>")
+    if downtime_cost_per_hour is not None:
+        parts.append(policy_section(summaries, downtime_cost_per_hour=downtime_cost_per_hour))
     for s in summaries:
         parts.append(f"<h2>{html.escape(s.label or s.scenario)}</h2>")
         parts.append("<h3>Share within the promise by priority</h3><table>")

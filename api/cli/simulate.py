@@ -43,6 +43,24 @@ def _summary_table(summaries: list[Any], title: str) -> Any:
     return table
 
 
+def _policy_table(summaries: list[Any], downtime_cost_per_hour: float) -> Any:
+    from rich.table import Table
+
+    from simulations.report import POLICY_KPI_ROWS, fmt_estimate, rank_by_total_cost
+
+    ranked = rank_by_total_cost(summaries)
+    table = Table(
+        title=f"Replacement booking, ranked by total cost ({downtime_cost_per_hour:,.0f} CNY/h "
+        "of needed cargo past its deadline)"
+    )
+    table.add_column("KPI")
+    for rank, s in enumerate(ranked, 1):
+        table.add_column(f"{rank}. {s.label or s.scenario}", justify="right")
+    for key, name, spec in POLICY_KPI_ROWS:
+        table.add_row(name, *(fmt_estimate(s, key, spec) for s in ranked))
+    return table
+
+
 @app.command()
 def simulate(
     scenario: str = typer.Argument(
@@ -111,6 +129,7 @@ def simulate(
     except KeyboardInterrupt:
         sys.exit(130)
     console.print(_summary_table(summaries, f"{s.name}: {s.horizon_days:g} days"))
+    console.print(_policy_table(summaries, s.replacement.downtime_cost_per_hour))
     for sm in summaries:
         pr = sm.by_priority()
         line = ", ".join(f"p{k}: {w / n:.1%}" for k, (n, w) in pr.items() if n)
@@ -136,8 +155,9 @@ def simulate(
         from simulations.report import html_report
 
         text = html_report(
-            summaries, title=f"Simulation: {s.name}", promise_minutes=s.promise.arrival_minutes
-        )
+            summaries, title=f"Simulation: {s.name}", promise_minutes=s.promise.arrival_minutes,
+            downtime_cost_per_hour=s.replacement.downtime_cost_per_hour,
+        )  # fmt: skip
         try:
             report.write_text(text, "utf-8")
         except OSError as exc:

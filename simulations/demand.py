@@ -11,6 +11,9 @@ and a replication gives the same numbers whether it runs alone, in a process poo
 - Place: a demand point by population weight; vehicle class by the mix; fault by the catalogue's
   shares; on-site fix ~ Bernoulli(p_on_site_fix) with on-site / workshop hours from the fault's
   distributions; cargo by class (ASSUMPTIONS below), destination a prefecture seat by population.
+- The technician's figure at the diagnosis: the true repair hours times exp(sigma z), z standard
+  normal, sigma ``dispatch.triage.DIAGNOSIS_SIGMA`` (the spread the triage assumes), drawn for
+  every breakdown from its own stream so that the booking policy changes no other draw.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dispatch.replacement import CargoKind
-from dispatch.triage import estimate_repair
+from dispatch.triage import DIAGNOSIS_SIGMA, estimate_repair
 from fleet.model import VehicleClass
 from simulations.scenario import Scenario
 from simulations.tables import TravelTables
@@ -37,6 +40,7 @@ STREAMS = (
     "repair_hours",
     "cargo",
     "destination",
+    "diagnosis",  # last: adding a stream at the end leaves the others' draws unchanged
 )
 VEHICLE_CLASSES = tuple(VehicleClass)
 CARGO_KINDS = tuple(CargoKind)
@@ -73,6 +77,8 @@ class Breakdowns:
     fixed_on_site: np.ndarray  # bool
     on_site_hours: np.ndarray
     workshop_hours: np.ndarray
+    technician_hours: np.ndarray
+    """The technician's figure for the repair, drawn around the true hours."""
     needs_tow: np.ndarray  # triage at intake
     priority: np.ndarray
     has_cargo: np.ndarray
@@ -83,6 +89,11 @@ class Breakdowns:
 
     def __len__(self) -> int:
         return len(self.t)
+
+    @property
+    def repair_hours(self) -> np.ndarray:
+        """The true repair hours: on site when fixed there, else in the workshop."""
+        return np.where(self.fixed_on_site, self.on_site_hours, self.workshop_hours)
 
 
 def replication_streams(seed: int, replication: int) -> dict[str, np.random.Generator]:
@@ -139,6 +150,9 @@ def draw_breakdowns(
             on_site[idx] = f.on_site_hours.sample(rng_h, len(idx))
             workshop[idx] = f.workshop_hours.sample(rng_h, len(idx))
 
+    true_hours = np.where(fixed, on_site, workshop)
+    technician = true_hours * np.exp(DIAGNOSIS_SIGMA * streams["diagnosis"].standard_normal(n))
+
     # triage at intake, once per (fault, class)
     tow_tab = np.zeros((len(faults), len(VEHICLE_CLASSES)), dtype=bool)
     prio_tab = np.ones((len(faults), len(VEHICLE_CLASSES)))
@@ -176,6 +190,7 @@ def draw_breakdowns(
         fixed_on_site=fixed,
         on_site_hours=on_site,
         workshop_hours=workshop,
+        technician_hours=technician,
         needs_tow=tow_tab[fault, vehicle],
         priority=prio_tab[fault, vehicle],
         has_cargo=has_cargo,

@@ -38,7 +38,7 @@ import numpy as np
 
 from dispatch.vans import OpenRequest, VanMatchingProblem, match_vans, match_vans_naive
 from simulations.demand import Breakdowns, draw_breakdowns, replication_streams
-from simulations.replacement_model import ReplacementModel
+from simulations.replacement_model import BookingDecisions, ReplacementModel
 from simulations.results import Escalation, RunRecord, RunResult, summarise_run
 from simulations.scenario import Scenario
 from simulations.tables import TravelTables
@@ -59,11 +59,13 @@ class EventKind(IntEnum):
     FOLLOWUP_TOW = 1
     """A van gave up on site: the tow request arrives (payload: its request)."""
     REPLACEMENT = 2
-    """A diagnosis found the repair too long for the cargo (payload: breakdown)."""
+    """The booking policy asks for a truck, at intake or at the diagnosis (payload: breakdown)."""
     SHIFT_START = 3
     """nearest-idle: stations opening at this hour (payload: hour); repeats daily."""
     ESCALATE = 4
     """nearest-idle: a queued request's escalation time (payload: request)."""
+    RELEASE = 5
+    """A diagnosis found an intake booking unneeded (payload: breakdown)."""
 
 
 def simulate(
@@ -99,6 +101,7 @@ class Simulation:
             len(self.fleet.vans), scenario.warmup_days * 1440.0, self.end_minute
         )
         self.replacements = ReplacementModel(scenario, tables, breakdowns)
+        self.booking = BookingDecisions.compute(scenario, breakdowns)
         self.waiting: dict[int, OpenRequest] = {}
         """Requests waiting for a van, oldest first."""
         self._events: list[tuple[float, int, int, int]] = []
@@ -124,6 +127,8 @@ class Simulation:
         """A request comes in: escalated if no capable van covers it at all; under
         nearest-idle dispatched at once if a van is idle; otherwise it waits."""
         reqs = self.requests
+        if request < reqs.breakdown_count and self.booking.at_intake[request]:
+            self.schedule_event(now, EventKind.REPLACEMENT, request)
         if not self.fleet.covers_point[reqs.capability_key(request), reqs.point(request)]:
             reqs.escalate(request, Escalation.NO_CAPABLE_VAN)
             return
@@ -141,8 +146,7 @@ class Simulation:
         what follows from it."""
         fleet, reqs = self.fleet, self.requests
         trip: VanTrip = plan_van_trip(
-            reqs, fleet, self.scenario.repairs, self.scenario.replacement.threshold_hours,
-            request=request, van=van, now=now, eta_minutes=eta,
+            reqs, fleet, self.scenario.repairs, request=request, van=van, now=now, eta_minutes=eta,
             drive_minutes=float(fleet.arc_minutes[arc]),
             tow_minutes=float(fleet.arc_tow_minutes[arc]),
         )  # fmt: skip
@@ -154,14 +158,24 @@ class Simulation:
             self.schedule_event(
                 trip.leaves_site_at, EventKind.FOLLOWUP_TOW, reqs.followup_tow_of(breakdown)
             )
-        if trip.replacement_requested_at is not None:
-            self.schedule_event(trip.replacement_requested_at, EventKind.REPLACEMENT, breakdown)
+        if trip.diagnosed_at is not None:
+            self.decide_at_diagnosis(breakdown, trip.diagnosed_at)
         self.schedule.book(van, trip, now)
         reqs.assigned_at[request] = now
         reqs.on_site_at[request] = trip.on_site_at
         reqs.van[request] = van
         if self.nearest_idle:
             self.schedule_event(trip.home_at, EventKind.VAN_HOME, van)
+
+    def decide_at_diagnosis(self, breakdown: int, diagnosed_at: float) -> None:
+        """The booking policy's second look, at ``diagnosed_at``: ask for a truck, or release
+        the one asked for at intake."""
+        booking = self.booking
+        if booking.at_intake[breakdown]:
+            if not booking.after_diagnosis[breakdown]:
+                self.schedule_event(diagnosed_at, EventKind.RELEASE, breakdown)
+        elif booking.after_diagnosis[breakdown]:
+            self.schedule_event(diagnosed_at, EventKind.REPLACEMENT, breakdown)
 
     def escalate_overdue(self, now: float) -> None:
         limit = self.scenario.dispatch.escalate_after_minutes
@@ -363,6 +377,8 @@ class Simulation:
                         self.requests.escalate(payload, Escalation.TIMEOUT)
                 elif kind == EventKind.SHIFT_START:
                     self.shift_start(payload, now)
+                elif kind == EventKind.RELEASE:
+                    self.replacements.release(payload, now)
             elif t_batch == now:
                 self.dispatch_batch(now)
                 next_batch = now + batch_step
@@ -391,6 +407,8 @@ class Simulation:
             replacement_lateness_minutes=repl.lateness_minutes.copy(),
             replacement_failed=repl.failed.copy(),
             cargo_delay_minutes=repl.cargo_delay_minutes.copy(),
+            replacement_released_at=repl.released_at.copy(),
+            replacement_needed=self.booking.needed.copy(),
             replacement_pending=np.array(sorted(repl.waiting), dtype=np.int64),
             van_busy_minutes=self.schedule.busy_minutes.copy(),
             van_covers_demand=self.fleet.covers_any_demand(),

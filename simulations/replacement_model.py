@@ -1,20 +1,29 @@
 """The replacement side of the simulation: partner trucks for cargo whose repair is too long.
 
-A breakdown with cargo whose repair exceeds the threshold asks for a replacement truck at
-diagnosis (:meth:`ReplacementModel.request`); every ``replacement.batch_minutes`` the waiting
-requests go to the production matcher (:func:`dispatch.match_replacements`) with arcs indexed
-from the travel tables (:meth:`ReplacementModel.match`). Candidates come from the one fit rule
+When a truck is asked for is the booking policy's call (:class:`BookingDecisions`, from the
+API's pure rules in ``dispatch.triage``): at intake on the catalogue's estimate (``intake-*``),
+at the diagnosis on the technician's figure (every policy but the oracles re-decides there and
+may release an intake booking), or on the true hours (``oracle`` at intake, the unreachable
+bound; ``oracle-at-diagnosis``, the simulation's rule before policies, at the diagnosis).
+A request joins the queue (:meth:`ReplacementModel.request`); every
+``replacement.batch_minutes`` the waiting requests go to the production matcher
+(:func:`dispatch.match_replacements`) with arcs indexed from the travel tables
+(:meth:`ReplacementModel.match`). Candidates come from the one fit rule
 (:class:`dispatch.replacement.TruckFit`) and the partners' provinces. A booked truck is busy
 until it is back at its depot; a request that no truck can ever serve (no fitting truck, no
 partner in the province, unreachable) fails at once, one whose trucks are all booked waits
-for the next batch.
+for the next batch. A release (:meth:`ReplacementModel.release`) drops a waiting request, or
+turns back a booked truck that has not reached the cargo yet: the partner is paid the call-out
+and the empty km driven out and back.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr
 
 from dispatch.replacement import (
     ReplacementMatchingProblem,
@@ -25,9 +34,16 @@ from dispatch.replacement import (
     UnmatchedReason,
     match_replacements,
 )
+from dispatch.triage import (
+    DIAGNOSIS_SIGMA,
+    PolicyKind,
+    ReplacementPolicy,
+    TriageContext,
+    estimate_repair,
+)
 from fleet.model import GeoPoint
 from simulations.demand import CARGO_KINDS, Breakdowns
-from simulations.scenario import Scenario
+from simulations.scenario import ORACLE_AT_DIAGNOSIS, Scenario
 from simulations.tables import TravelTables
 
 NEVER_SERVABLE = frozenset(
@@ -38,6 +54,78 @@ NEVER_SERVABLE = frozenset(
     }
 )
 """Unmatched reasons that another batch cannot change: the request fails."""
+
+
+@dataclass(frozen=True, eq=False)
+class BookingDecisions:
+    """Per breakdown, what the booking policy decides (known up front: every input is drawn
+    before the run, and the threshold counts repair hours, not hours since the breakdown).
+
+    The decisions are the API's: ``ReplacementPolicy.books_at_intake`` on the catalogue
+    estimate (``estimate_repair``, once per fault) or, for the oracle, on the true hours;
+    ``books_after_diagnosis`` on the technician's figure (the true hours for the oracles) with
+    the risk of ``apply_diagnosis`` (lognormal around the figure, ``DIAGNOSIS_SIGMA``,
+    vectorised here: ``diagnosis_risk``)."""
+
+    policy: str
+    needed: np.ndarray
+    """Cargo on board and true repair hours above the threshold."""
+    at_intake: np.ndarray
+    """A truck is asked for when the breakdown is reported."""
+    after_diagnosis: np.ndarray
+    """The diagnosis holds (or, without an intake booking, asks for) a truck."""
+
+    @classmethod
+    def compute(cls, scenario: Scenario, breakdowns: Breakdowns) -> BookingDecisions:
+        spec = scenario.replacement
+        threshold = spec.threshold_hours
+        truth = breakdowns.repair_hours
+        cargo = breakdowns.has_cargo
+        n = len(breakdowns)
+        oracle_at_diagnosis = spec.policy == ORACLE_AT_DIAGNOSIS
+        policy = ReplacementPolicy.parse(
+            PolicyKind.ORACLE.value if oracle_at_diagnosis else spec.policy
+        )
+        context = TriageContext(
+            catalogue=scenario.repairs.catalogue, threshold_hours=threshold, policy=policy
+        )
+        catalogue = scenario.repairs.catalogue
+        # the catalogue's estimate depends on the fault alone (no station, tow leg or load here)
+        estimates = [estimate_repair(f, "tractor", context) for f in catalogue.faults]
+        booking_probability = policy.booking_probability_for(context.contract)
+        at_intake = np.zeros(n, dtype=bool)
+        if not oracle_at_diagnosis:
+            for k in np.nonzero(cargo)[0].tolist():
+                est = estimates[int(breakdowns.fault[k])]
+                at_intake[k] = policy.books_at_intake(
+                    p_exceeds_threshold=est.p_exceeds_threshold,
+                    expected_hours=est.expected_hours,
+                    threshold_hours=threshold,
+                    booking_probability=booking_probability,
+                    actual_hours=float(truth[k]),
+                )
+        knows_truth = policy.kind is PolicyKind.ORACLE
+        figure = truth if knows_truth else breakdowns.technician_hours
+        risk = diagnosis_risk(figure, threshold)
+        after = np.zeros(n, dtype=bool)
+        for k in np.nonzero(cargo)[0].tolist():
+            after[k] = policy.books_after_diagnosis(
+                p_exceeds_threshold=float(risk[k]),
+                hours_since_breakdown=float(figure[k]),
+                threshold_hours=threshold,
+                booking_probability=booking_probability,
+            )
+        return cls(spec.policy, cargo & (truth > threshold), at_intake, after)
+
+
+def diagnosis_risk(figure_hours: np.ndarray, threshold_hours: float) -> np.ndarray:
+    """``apply_diagnosis``'s ``p_exceeds_threshold`` (no hours elapsed) for many figures: the
+    remaining time is lognormal with the figure as median and sigma ``DIAGNOSIS_SIGMA``; a figure
+    of 0 means repaired (risk 0)."""
+    figure = np.asarray(figure_hours, dtype=float)
+    with np.errstate(divide="ignore"):
+        z = np.log(threshold_hours / figure) / DIAGNOSIS_SIGMA
+    return np.where(figure > 0, 1.0 - ndtr(z), 0.0)
 
 
 class ReplacementModel:
@@ -80,6 +168,12 @@ class ReplacementModel:
         self.lateness_minutes = np.zeros(n)
         self.failed = np.zeros(n, dtype=bool)
         self.cargo_delay_minutes = np.full(n, np.nan)
+        self.released_at = np.full(n, np.nan)
+        self._pickup_at = np.full(n, np.nan)
+        self._drive_out_at = np.full(n, np.nan)
+        """When a booked truck leaves for the cargo (it may finish another job first)."""
+        self._truck_of = np.full(n, -1, dtype=np.int64)
+        self._last_booking_of_truck = np.full(len(self.trucks), -1, dtype=np.int64)
         self.batches = 0
 
     def request(self, breakdown: int, now: float) -> None:
@@ -162,6 +256,7 @@ class ReplacementModel:
             k = self.truck_index[booking.truck_id]
             dest = int(b.destination[breakdown])
             delivered = now + booking.delivery_eta_minutes
+            self._drive_out_at[breakdown] = max(now, float(self.truck_free_at[k]))
             self.truck_free_at[k] = delivered + float(t.back_minutes[dest, self.truck_depot[k]])
             self.booked_at[breakdown] = now
             self.delivered_at[breakdown] = delivered
@@ -169,9 +264,39 @@ class ReplacementModel:
             self.lateness_minutes[breakdown] = booking.lateness_minutes
             direct = float(t.loaded_minutes[int(b.point[breakdown]), dest])
             self.cargo_delay_minutes[breakdown] = delivered - (float(b.t[breakdown]) + direct)
+            self._pickup_at[breakdown] = now + booking.pickup_eta_minutes
+            self._truck_of[breakdown] = k
+            self._last_booking_of_truck[k] = breakdown
             del self.waiting[breakdown]
         for unmatched in matching.unmatched:
             if unmatched.reason in NEVER_SERVABLE:
                 breakdown = int(unmatched.request_id)
                 self.failed[breakdown] = True
                 del self.waiting[breakdown]
+
+    def release(self, breakdown: int, now: float) -> None:
+        """The diagnosis says the cargo needs no truck: drop the request if it still waits;
+        turn the truck back if it has not reached the cargo (paid: the call-out and the empty km
+        out and back; free again once home, unless it was booked for a later job since, which
+        keeps its plan). A truck already at the cargo carries on: the trip happens."""
+        if breakdown in self.waiting:
+            del self.waiting[breakdown]
+            self.released_at[breakdown] = now
+            return
+        k = int(self._truck_of[breakdown])
+        if k < 0 or not now < self._pickup_at[breakdown]:
+            return
+        out_minutes = max(0.0, now - float(self._drive_out_at[breakdown]))
+        leg_minutes = float(self._pickup_at[breakdown] - self._drive_out_at[breakdown])
+        b, t = self.breakdowns, self.tables
+        point = int(b.point[breakdown])
+        leg_km = float(t.empty_km[self.truck_depot[k], point])
+        out_km = leg_km * (out_minutes / leg_minutes if leg_minutes > 0 else 0.0)
+        rates = self.truck_partner[k].rates
+        self.cost_cny[breakdown] = rates.callout_fee_cny + rates.per_empty_km_cny * 2 * out_km
+        self.released_at[breakdown] = now
+        self.delivered_at[breakdown] = np.nan
+        self.cargo_delay_minutes[breakdown] = np.nan
+        self.lateness_minutes[breakdown] = 0.0
+        if self._last_booking_of_truck[k] == breakdown:
+            self.truck_free_at[k] = now + out_minutes

@@ -70,6 +70,45 @@ def interval_note(replications: int) -> str:
     return "one replication: values of that run, no interval (run two or more for one)"
 
 
+POLICY_KPI_ROWS = (
+    ("replacement_trips", "Replacement trips", "{:,.0f}"),
+    ("unneeded_trips", "Unneeded trips (repair within the threshold)", "{:,.0f}"),
+    ("replacements_released", "Released at the diagnosis", "{:,.0f}"),
+    ("replacements_needed", "Cargo that needed a truck", "{:,.0f}"),
+    ("cargo_missed", "Needed cargo with no truck or a late one", "{:,.0f}"),
+    ("cargo_delay_mean_h", "Cargo delay mean (h)", "{:.1f}"),
+    ("cargo_delay_p90_h", "Cargo delay p90 (h)", "{:.1f}"),
+    ("partner_cost_cny", "Partner cost (CNY)", "{:,.0f}"),
+    ("missed_promise_cost_cny", "Missed-promise cost (CNY)", "{:,.0f}"),
+    ("total_cost_cny", "Total cost (CNY)", "{:,.0f}"),
+)
+"""The replacement booking policy's outcome, one row per KPI."""
+
+
+def rank_by_total_cost(summaries: Sequence[Summary]) -> list[Summary]:
+    """The variants, cheapest total cost (partner + missed promises) first; stable for ties."""
+    return sorted(summaries, key=lambda s: s.estimate("total_cost_cny").mean)
+
+
+def policy_section(summaries: Sequence[Summary], *, downtime_cost_per_hour: float) -> str:
+    """The replacement policies' table, variants ranked by total cost (HTML)."""
+    ranked = rank_by_total_cost(summaries)
+    parts = [
+        "<h2>Replacement booking</h2>",
+        f"<p>Variants ranked by total cost: partner cost plus needed cargo's hours past its "
+        f"deadline at {downtime_cost_per_hour:,.0f} CNY/h.</p><table><tr><th>KPI</th>",
+    ]
+    for rank, s in enumerate(ranked, 1):
+        parts.append(f"<th>{rank}. {html.escape(s.label or s.scenario)}</th>")
+    parts.append("</tr>")
+    for key, name, spec in POLICY_KPI_ROWS:
+        parts.append(f"<tr><td>{html.escape(name)}</td>")
+        parts.extend(f"<td>{html.escape(fmt_estimate(s, key, spec))}</td>" for s in ranked)
+        parts.append("</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
 def fmt_estimate(summary: Summary, key: str, spec: str) -> str:
     e = summary.estimate(key)
     if math.isnan(e.mean):
@@ -219,10 +258,11 @@ def html_report(
     station_names: Mapping[str, str] | None = None,
     comparison: Sequence[Variant] = (),
     weak_share: float = WEAK_SHARE,
+    downtime_cost_per_hour: float | None = None,
 ) -> str:
     """The report as one HTML string (no external resources). ``station_names`` turns
     station ids into names; ``comparison`` (two or more variants) adds the side-by-side
-    section."""
+    section; ``downtime_cost_per_hour`` adds the replacement policies' section."""
     from fleet.geography import province_name
 
     names = station_names or {}
@@ -246,6 +286,8 @@ def html_report(
         label = name if key != "van_utilisation_mean" else name + " (vans serving the demand)"
         _row(parts, [label, *(fmt_estimate(s, key, spec) for s in summaries)])
     parts.append("</table></section>")
+    if downtime_cost_per_hour is not None:
+        parts.append(policy_section(summaries, downtime_cost_per_hour=downtime_cost_per_hour))
     for s in summaries:
         n_reps = len(s.runs)
         parts.append(f"<section class='variant'><h2>{html.escape(s.label or s.scenario)}</h2>")

@@ -10,7 +10,15 @@ Definitions (all over breakdowns reported after the warm-up):
   ``escalate_after_minutes``; unserved: still open when the horizon ends;
 - van utilisation = minutes busy (dispatched until home again) / measured minutes;
 - cargo delay = delivered - (reported + direct loaded drive from the breakdown): the hours the
-  breakdown cost the cargo; partner cost = the bookings' contract cost.
+  breakdown cost the cargo; partner cost = the bookings' contract cost (a released truck: the
+  call-out and the empty km it drove);
+- replacement trips = trucks booked (released ones too); unneeded trips = booked for cargo
+  whose repair ended within the threshold; needed cargo = cargo on board and a repair over the
+  threshold; cargo missed = needed cargo that got no truck or got it late;
+- missed-promise hours = per needed cargo, the hours past its deadline: the truck's lateness,
+  or without a truck the cargo goes on with the repaired vehicle (van on site, or reported if
+  no van came, + repair hours + the direct drive); missed-promise cost = those hours x
+  ``replacement.downtime_cost_per_hour``; total cost = partner cost + missed-promise cost.
 """
 
 from __future__ import annotations
@@ -74,6 +82,11 @@ class RunRecord:
     """Delivered - (reported + direct loaded drive from the breakdown)."""
     replacement_pending: np.ndarray
     """Breakdowns still waiting for a truck when the horizon ended (sorted)."""
+    replacement_released_at: np.ndarray
+    """When the diagnosis released an intake booking (a waiting request or a truck on its way);
+    ``nan`` otherwise."""
+    replacement_needed: np.ndarray
+    """Cargo on board and true repair hours above the threshold."""
     # per van
     van_busy_minutes: np.ndarray
     """Busy (dispatched until home again) inside the measured window."""
@@ -187,9 +200,11 @@ def summarise_run(
     booked = asked & ~np.isnan(record.replacement_booked_at)
     kpis["replacements_requested"] = float(asked.sum())
     kpis["replacement_trips"] = float(booked.sum())
-    kpis["replacements_unmatched"] = float((asked & ~booked).sum())
+    released_waiting = ~booked & ~np.isnan(record.replacement_released_at)
+    kpis["replacements_unmatched"] = float((asked & ~booked & ~released_waiting).sum())
     kpis["replacements_late"] = float((booked & (record.replacement_lateness_minutes > 0)).sum())
-    cargo_delay_h = record.cargo_delay_minutes[booked] / 60.0
+    delivered = booked & ~np.isnan(record.cargo_delay_minutes)
+    cargo_delay_h = record.cargo_delay_minutes[delivered] / 60.0
     kpis["cargo_delay_mean_h"] = _m(cargo_delay_h)
     kpis["cargo_delay_p90_h"] = _q(cargo_delay_h, 0.9)
     pickup_h = (record.replacement_booked_at[booked] - breakdowns.t[booked]) / 60.0
@@ -198,6 +213,7 @@ def summarise_run(
     kpis["partner_cost_per_trip_cny"] = (
         kpis["partner_cost_cny"] / kpis["replacement_trips"] if booked.any() else math.nan
     )
+    kpis.update(_policy_kpis(scenario, breakdowns, record, in_window, booked, delivered))
 
     # vans
     # vans whose radius covers at least one demand point (a regional run ignores the rest)
@@ -257,6 +273,39 @@ def summarise_run(
             "replacement_batches": float(record.replacement_batches),
         },
     )
+
+
+def _policy_kpis(
+    scenario: Scenario,
+    breakdowns: Breakdowns,
+    record: RunRecord,
+    in_window: np.ndarray,
+    booked: np.ndarray,
+    delivered: np.ndarray,
+) -> dict[str, float]:
+    """What the booking policy bought (definitions in the module docstring)."""
+    n = len(breakdowns)
+    spec = scenario.replacement
+    needed = record.replacement_needed & in_window
+    on_time = delivered & (record.replacement_lateness_minutes <= 0)
+    truck_late_h = np.where(delivered, record.replacement_lateness_minutes / 60.0, np.nan)
+    start = record.on_site_at[:n]
+    start = np.where(np.isnan(start), breakdowns.t, start)
+    own_late_h = (start - breakdowns.t) / 60.0 + breakdowns.repair_hours - spec.deadline_slack_hours
+    late_h = np.where(delivered, truck_late_h, np.maximum(own_late_h, 0.0))
+    missed_hours = float(late_h[needed].sum())
+    missed_cost = missed_hours * spec.downtime_cost_per_hour
+    partner_cost = float(record.replacement_cost_cny[booked].sum())
+    return {
+        "replacements_needed": float(needed.sum()),
+        "replacements_released": float((booked & ~np.isnan(record.replacement_released_at)).sum()),
+        "unneeded_trips": float((booked & ~record.replacement_needed).sum()),
+        "cargo_missed": float((needed & ~on_time).sum()),
+        "cargo_missed_no_truck": float((needed & ~delivered).sum()),
+        "missed_promise_hours": missed_hours,
+        "missed_promise_cost_cny": missed_cost,
+        "total_cost_cny": partner_cost + missed_cost,
+    }
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ The file format (every key optional unless marked; defaults in brackets) is docu
     [dispatch] policy = "batch-optimal" | "nearest-idle", batch_minutes,
                escalate_after_minutes, respect_shifts
     [promise]  arrival_minutes, report_minutes
-    [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late
+    [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late, policy,
+               downtime_cost_per_hour
     [sweep]    key = [values...] (cartesian product; keys in SWEEP_KEYS)
 
 The accepted keys, their types, ranges and defaults are the schemas below
@@ -42,6 +43,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dispatch.triage import ReplacementPolicy
 from fleet.faults import (
     FAULT_KEYS,
     PART_KEYS,
@@ -65,6 +67,7 @@ from fleet.toml_schema import (
     anything,
     boolean,
     convert,
+    custom,
     either,
     entries,
     file_path,
@@ -175,6 +178,30 @@ class PromiseSpec:
     report_minutes: tuple[float, ...] = (60.0, 90.0, 120.0, 180.0)
 
 
+ORACLE_AT_DIAGNOSIS = "oracle-at-diagnosis"
+"""The simulation's rule before booking policies existed: a truck is requested at the diagnosis
+when the true repair hours exceed the threshold. Not a policy anyone can run (it needs the true
+hours), nor the bound (the ``oracle`` books at intake); the default so that results stay
+comparable with earlier runs."""
+DEFAULT_DOWNTIME_COST_PER_HOUR_CNY = 500.0
+"""What an hour of cargo past its deadline costs (ASSUMPTION: the makers' downtime programmes
+and the cargo contracts pay per day off the road; 500 CNY/h = 12,000 CNY/day, between the demo
+contracts' basic 150 and premium 800 CNY/h)."""
+
+
+def parse_replacement_policy(text: Any) -> str:
+    """The canonical name of a simulated booking policy: a ``dispatch.triage.ReplacementPolicy``
+    name (``intake-mean``, ``intake-risk``, ``intake-p0.5``, ``diagnosis``, ``oracle``) or
+    ``oracle-at-diagnosis``; a ``ValueError`` names the value and the choices otherwise."""
+    if isinstance(text, str) and text.strip().lower() == ORACLE_AT_DIAGNOSIS:
+        return ORACLE_AT_DIAGNOSIS
+    try:
+        return ReplacementPolicy.parse(text).name
+    except ValueError as exc:
+        unknown = str(exc).startswith("unknown")
+        raise ValueError(f"{exc}, {ORACLE_AT_DIAGNOSIS}" if unknown else str(exc)) from None
+
+
 @dataclass(frozen=True)
 class ReplacementSpec:
     threshold_hours: float = DEFAULT_REPLACEMENT_THRESHOLD_HOURS
@@ -182,6 +209,10 @@ class ReplacementSpec:
     deadline_slack_hours: float = 12.0
     """Cargo deadline = breakdown + direct loaded drive + this slack."""
     allow_late: bool = True
+    policy: str = ORACLE_AT_DIAGNOSIS
+    """When a truck is booked (:func:`parse_replacement_policy`)."""
+    downtime_cost_per_hour: float = DEFAULT_DOWNTIME_COST_PER_HOUR_CNY
+    """CNY per hour that needed cargo is past its deadline (the missed-promise cost)."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +272,8 @@ class Scenario:
             return replace(self, promise=replace(self.promise, arrival_minutes=x))
         if key == "threshold_hours":
             return replace(self, replacement=replace(self.replacement, threshold_hours=x))
+        if key == "replacement_policy":
+            return replace(self, replacement=replace(self.replacement, policy=x))
         vans = tuple(replace(v, service_radius_km=x) for v in self.network.vans)
         return replace(self, network=replace(self.network, vans=vans))
 
@@ -331,7 +364,10 @@ REPLACEMENT_KEYS: Schema = {
     "batch_minutes": number(15.0, gt=0),
     "deadline_slack_hours": number(12.0, ge=0),
     "allow_late": boolean(True),
-}
+    "policy": custom(parse_replacement_policy, expects="a booking policy",
+                     default=ORACLE_AT_DIAGNOSIS),
+    "downtime_cost_per_hour": number(DEFAULT_DOWNTIME_COST_PER_HOUR_CNY, ge=0),
+}  # fmt: skip
 SWEEP_FIELDS: Schema = {
     "vans_per_station": integer(ge=1),
     "breakdowns_per_day": number(gt=0),
@@ -341,6 +377,7 @@ SWEEP_FIELDS: Schema = {
     "threshold_hours": number(gt=0),
     "service_radius_km": number(gt=0),
     "escalate_after_minutes": number(gt=0),
+    "replacement_policy": custom(parse_replacement_policy, expects="a booking policy"),
 }
 """What each sweep key's values must be; :meth:`Scenario.with_override` applies them."""
 SWEEP_KEYS = tuple(SWEEP_FIELDS)

@@ -256,15 +256,15 @@ class VanTrip:
     """The van tows the vehicle to its home station."""
     needs_followup_tow: bool
     """The van can neither fix nor tow: a follow-up tow is requested when it leaves."""
-    replacement_requested_at: float | None
-    """When the cargo's replacement truck is requested (at diagnosis), if it needs one."""
+    diagnosed_at: float | None
+    """When the technician's figure is known (a first call only): the end of the diagnosis, or
+    earlier if the van leaves sooner; the booking policy decides on the cargo then."""
 
 
 def plan_van_trip(
     requests: RescueRequests,
     fleet: VanFleet,
     repairs: RepairSpec,
-    replacement_threshold_hours: float,
     *,
     request: int,
     van: int,
@@ -281,8 +281,8 @@ def plan_van_trip(
       home;
     - not fixed, cannot tow: diagnosis, drive home, and a follow-up tow is requested.
 
-    A first call with cargo whose repair exceeds the threshold asks for a replacement truck
-    once diagnosed (at the end of the diagnosis, or earlier if the van leaves sooner).
+    A first call is diagnosed at the end of the diagnosis, or earlier if the van leaves sooner
+    (``diagnosed_at``; the replacement's booking policy acts on it).
     """
     b = requests.breakdowns
     breakdown = requests.breakdown_of(request)
@@ -305,16 +305,10 @@ def plan_van_trip(
         leaves_site_at = on_site_at + diagnosis
         home_at = leaves_site_at + drive_minutes
         needs_followup_tow = True
-    replacement_at = None
-    if not requests.is_followup_tow(request) and b.has_cargo[breakdown]:
-        repair_hours = (
-            b.on_site_hours[breakdown]
-            if b.fixed_on_site[breakdown]
-            else b.workshop_hours[breakdown]
-        )
-        if repair_hours > replacement_threshold_hours:
-            replacement_at = on_site_at + min(diagnosis, leaves_site_at - on_site_at)
-    return VanTrip(on_site_at, leaves_site_at, home_at, tows, needs_followup_tow, replacement_at)
+    diagnosed_at = None
+    if not requests.is_followup_tow(request):
+        diagnosed_at = on_site_at + min(diagnosis, leaves_site_at - on_site_at)
+    return VanTrip(on_site_at, leaves_site_at, home_at, tows, needs_followup_tow, diagnosed_at)
 
 
 class VanSchedule:

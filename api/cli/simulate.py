@@ -75,6 +75,24 @@ def _comparison_table(variants: list[Any], promise_minutes: float) -> Any:
     return table
 
 
+def _policy_table(summaries: list[Any], downtime_cost_per_hour: float) -> Any:
+    from rich.table import Table
+
+    from simulations.report import POLICY_KPI_ROWS, fmt_estimate, rank_by_total_cost
+
+    ranked = rank_by_total_cost(summaries)
+    table = Table(
+        title=f"Replacement booking, ranked by total cost ({downtime_cost_per_hour:,.0f} CNY/h "
+        "of needed cargo past its deadline)"
+    )
+    table.add_column("KPI")
+    for rank, s in enumerate(ranked, 1):
+        table.add_column(f"{rank}. {s.label or s.scenario}", justify="right")
+    for key, name, spec in POLICY_KPI_ROWS:
+        table.add_row(name, *(fmt_estimate(s, key, spec) for s in ranked))
+    return table
+
+
 @app.command()
 def simulate(
     scenario: str = typer.Argument(
@@ -143,6 +161,7 @@ def simulate(
     except KeyboardInterrupt:
         sys.exit(130)
     console.print(_summary_table(summaries, f"{s.name}: {s.horizon_days:g} days"))
+    console.print(_policy_table(summaries, s.replacement.downtime_cost_per_hour))
     for sm in summaries:
         pr = sm.by_priority()
         line = ", ".join(f"p{k}: {w / n:.1%}" for k, (n, w) in pr.items() if n)
@@ -174,6 +193,7 @@ def simulate(
             station_names={st.id: st.name for st in s.network.stations},
             comparison=[_variant(sm.label or sm.scenario, sm, v.network)
                         for sm, v in zip(summaries, variants, strict=True)],
+            downtime_cost_per_hour=s.replacement.downtime_cost_per_hour,
         )  # fmt: skip
         try:
             report.write_text(text, "utf-8")

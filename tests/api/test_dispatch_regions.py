@@ -71,7 +71,10 @@ def add_requests_near_stations(engine: Engine, per_province: int, seed: int = 0)
             body = request_body(location={"lat": lat, "lon": lon})
             body.pop("cargo")
             intake = create_request(
-                db_session=db, body=RequestCreate.model_validate(body), threshold_hours=24.0
+                db_session=db,
+                body=RequestCreate.model_validate(body),
+                threshold_hours=24.0,
+                token_secret=b"test-regions-token-secret",
             )
             ids.append(intake.request.id)
     return ids

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -131,3 +132,32 @@ def test_plan_bad_objective(small_toml: Path) -> None:
     result = runner.invoke(app, ["plan", str(small_toml), "--objective", "cheapest"])
     assert result.exit_code == 2
     assert "objective must be one of coverage, p-median, min-vans" in result.output
+
+
+def test_simulate_ranks_replacement_policies_by_total_cost(
+    small_toml: Path, tmp_path: Path
+) -> None:
+    """A replacement_policy sweep prints, writes to JSON and reports the policies' table, the
+    variants ranked by total cost (cheapest first) in the console and the HTML report."""
+    out, html = tmp_path / "p.json", tmp_path / "p.html"
+    result = runner.invoke(
+        app,
+        ["simulate", str(small_toml), "--days", "3", "--backend", "serial", "--quiet",
+         "--sweep", "replacement_policy=intake-p0.3,diagnosis,oracle",
+         "--json", str(out), "--report", str(html)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Replacement booking, ranked by total cost (500 CNY/h" in result.output
+    variants = json.loads(out.read_text("utf-8"))["variants"]
+    cost = {v["variant"]: v["kpis"]["total_cost_cny"]["mean"] for v in variants}
+    for v in variants:
+        kpis = v["kpis"]
+        assert kpis["total_cost_cny"]["mean"] == pytest.approx(
+            kpis["partner_cost_cny"]["mean"] + kpis["missed_promise_cost_cny"]["mean"], abs=1e-5
+        )
+    ranked = sorted(cost, key=cost.__getitem__)
+    text = html.read_text("utf-8")
+    section = text[text.index("<h2>Replacement booking</h2>") :]
+    headers = [section.index(f"<th>{k}. {label}</th>") for k, label in enumerate(ranked, 1)]
+    assert headers == sorted(headers)
+    assert "Unneeded trips (repair within the threshold)" in section

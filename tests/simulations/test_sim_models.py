@@ -41,6 +41,7 @@ def _breakdowns(rows: list[dict[str, float | bool]]) -> Breakdowns:
         fixed_on_site=col("fixed", False, bool),
         on_site_hours=col("on_site_h", 1.0, float),
         workshop_hours=col("workshop_h", 2.0, float),
+        technician_hours=col("technician_h", 2.0, float),
         needs_tow=col("needs_tow", False, bool),
         priority=np.ones(n),
         has_cargo=col("cargo", False, bool),
@@ -58,9 +59,10 @@ def small(small_toml: Path):  # type: ignore[no-untyped-def]
 
 
 def test_van_trip_timelines(small) -> None:  # type: ignore[no-untyped-def]
-    """Each branch of a trip, to the minute (diagnosis 30, hook-up 10, threshold 8 h): fixed on
-    site; towed by a wrecker after the diagnosis or at once when triaged as a tow; a service
-    van that can neither fix nor tow asks for a follow-up tow; the follow-up tow itself."""
+    """Each branch of a trip, to the minute (diagnosis 30, hook-up 10): fixed on site; towed by
+    a wrecker after the diagnosis or at once when triaged as a tow; a service van that can
+    neither fix nor tow asks for a follow-up tow; the follow-up tow itself. A first call is
+    diagnosed at the end of the diagnosis or when the van leaves, if sooner."""
     scenario, tables = small
     fleet = VanFleet.build(scenario, tables)
     b = _breakdowns(
@@ -76,24 +78,24 @@ def test_van_trip_timelines(small) -> None:  # type: ignore[no-untyped-def]
 
     def trip(request: int, van: int):  # type: ignore[no-untyped-def]
         return plan_van_trip(
-            requests, fleet, repairs, 8.0, request=request, van=van, now=100.0,
+            requests, fleet, repairs, request=request, van=van, now=100.0,
             eta_minutes=20.0, drive_minutes=15.0, tow_minutes=25.0,
         )  # fmt: skip
 
     fixed = trip(0, HEAVY_SERVICE)
     assert (fixed.on_site_at, fixed.leaves_site_at, fixed.home_at) == (120.0, 240.0, 255.0)
     assert not fixed.tows and not fixed.needs_followup_tow
-    assert fixed.replacement_requested_at is None  # fixed in 2 h: the cargo goes on
+    assert fixed.diagnosed_at == 150.0
     towed = trip(1, WRECKER)
     assert (towed.leaves_site_at, towed.home_at, towed.tows) == (160.0, 185.0, True)
-    assert towed.replacement_requested_at == 150.0  # at the end of the diagnosis
+    assert towed.diagnosed_at == 150.0  # at the end of the diagnosis
     triaged = trip(2, WRECKER)
     assert (triaged.leaves_site_at, triaged.home_at) == (130.0, 155.0)
-    assert triaged.replacement_requested_at == 130.0  # the van leaves before a diagnosis ends
+    assert triaged.diagnosed_at == 130.0  # the van leaves before a diagnosis ends
     gave_up = trip(3, HEAVY_SERVICE)
     assert (gave_up.leaves_site_at, gave_up.home_at) == (150.0, 165.0)
     assert gave_up.needs_followup_tow and not gave_up.tows
-    assert gave_up.replacement_requested_at is None  # no cargo
+    assert gave_up.diagnosed_at == 150.0
     followup = requests.followup_tow_of(1)
     assert followup == 5 and requests.breakdown_of(followup) == 1
     assert requests.is_followup_tow(followup) and requests.needs_tow(followup)
@@ -104,7 +106,7 @@ def test_van_trip_timelines(small) -> None:  # type: ignore[no-untyped-def]
     assert requests.point(followup) == requests.point(1) == 0
     tow = trip(followup, WRECKER)
     assert (tow.leaves_site_at, tow.home_at, tow.tows) == (130.0, 155.0, True)
-    assert tow.replacement_requested_at is None  # asked for by the first call only
+    assert tow.diagnosed_at is None  # the first call was diagnosed
 
 
 def test_van_schedule_counts_busy_minutes_inside_the_window() -> None:

@@ -118,9 +118,15 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 
 def read_only(session: Session) -> None:
-    """Mark ``session``'s next transaction as read-only before its first statement (SQLite:
-    no write lock; elsewhere nothing changes)."""
-    session.connection(execution_options={"sqlite_read_only": True})
+    """Make ``session``'s next transaction one consistent, read-only snapshot, before its
+    first statement. PostgreSQL: REPEATABLE READ, so that every query of the snapshot sees
+    the same committed state (under READ COMMITTED a van assigned by a concurrent override
+    between two queries showed up both free and on a job). SQLite: a deferred transaction,
+    which is one snapshot already and takes no write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        session.connection(execution_options={"sqlite_read_only": True})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

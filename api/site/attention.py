@@ -9,10 +9,11 @@ Reasons come from the events the dispatch cycle records (:mod:`api.dispatching.r
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.clock import utcnow
@@ -27,12 +28,24 @@ S = RequestStatus
 OVERDUE_GRACE_MINUTES = 10.0
 """A van not on site this long after its ETA is reported (GPS and ETAs are not exact)."""
 
-AttentionKind = Literal["no_van", "late", "overdue", "no_truck", "deadline"]
+AttentionKind = Literal[
+    "no_van",
+    "late",
+    "overdue",
+    "no_truck",
+    "deadline",
+    "offer_expiring",
+    "offer_refused",
+]
 Action = Literal["choose_van", "call_crew", "call_partner"]
+OFFER_EXPIRING_MINUTES = 10.0
+"""An offer this close to its expiry with no answer is shown (the partner may need a call)."""
 
 
 class AttentionItemRead(BaseModel):
-    kind: AttentionKind = Field(description="no_van, late, overdue, no_truck, deadline")
+    kind: AttentionKind = Field(
+        description="no_van, late, overdue, no_truck, deadline, offer_expiring, offer_refused"
+    )
     urgent: bool = Field(description="A customer is waiting with nobody on the way")
     request_id: str
     plate: str
@@ -75,6 +88,7 @@ def attention_items(
     ]
     unassigned = latest_reasons(db_session, UNASSIGNED_KIND, received)
     unmatched = latest_reasons(db_session, UNMATCHED_KIND, waiting_truck)
+    offers = _offers_by_request(db_session, ids)
     items: list[AttentionItemRead] = []
 
     def add(
@@ -129,6 +143,7 @@ def attention_items(
                 reason = str(e.data.get("reason", "")).replace("_", " ")
                 add(r, "no_truck", f"{title}: {reason}", str(e.data.get("detail", "")),
                     "call_partner", e.created_at)  # fmt: skip
+        _offer_items(r, offers.get(r.id, []), now, add)
         if (
             b is not None
             and b.delivery_eta_at is not None
@@ -141,6 +156,49 @@ def attention_items(
                 b.created_at)  # fmt: skip
     items.sort(key=lambda i: (not i.urgent, -i.priority, -i.waited_minutes, i.request_id))
     return AttentionRead(generated_at=now, promise_minutes=promise_minutes, items=items)
+
+
+def _offers_by_request(
+    db_session: Session, request_ids: list[str]
+) -> dict[str, list[m.PartnerOffer]]:
+    """Each request's partner offers, newest first."""
+    out: dict[str, list[m.PartnerOffer]] = {}
+    if not request_ids:
+        return out
+    rows = db_session.scalars(
+        select(m.PartnerOffer)
+        .where(m.PartnerOffer.request_id.in_(request_ids))
+        .order_by(m.PartnerOffer.created_at.desc(), m.PartnerOffer.id.desc())
+    ).all()
+    for o in rows:
+        out.setdefault(o.request_id, []).append(o)
+    return out
+
+
+def _offer_items(
+    r: m.RescueRequest, offers: list[m.PartnerOffer], now: dt.datetime, add: Any
+) -> None:
+    """An open offer about to lapse, or a job whose last offer was refused (declined or
+    expired) with nothing offered since: the partner side needs a human."""
+    if not offers:
+        return
+    latest = offers[0]
+    kind = f"{latest.kind} offer"
+    if latest.status == "offered":
+        left = (_aware(latest.expires_at) - now).total_seconds() / 60.0
+        if left <= OFFER_EXPIRING_MINUTES:
+            add(r, "offer_expiring", f"The {kind} expires in {max(left, 0.0):.0f} min",
+                f"partner {latest.partner_id} has not answered", "call_partner",
+                latest.created_at)  # fmt: skip
+    elif latest.status in ("declined", "expired"):
+        why = latest.decline_reason if latest.status == "declined" else "no answer in time"
+        add(r, "offer_refused", f"The {kind} was {latest.status}",
+            f"partner {latest.partner_id}: {why or 'no reason given'}; the next cycle asks the "
+            "next partner", "call_partner", latest.answered_at or latest.expires_at)  # fmt: skip
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
 router = APIRouter(prefix="/v1", tags=["console"])

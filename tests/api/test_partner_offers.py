@@ -354,3 +354,40 @@ def test_scoped_tokens_need_an_existing_binding(
 
     with pytest.raises(ValueError, match=message), transaction(session_factory(seeded)) as db:
         create_staff_token(db_session=db, role=role, **kwargs)  # type: ignore[arg-type]
+
+
+def test_attention_panel_shows_refused_and_expiring_offers(
+    client: TestClient,
+    dispatcher: Headers,
+    scoped_token: Callable[..., Headers],
+    seeded: Engine,
+) -> None:
+    """The console's attention panel tells the dispatcher when an open partner offer is about
+    to lapse unanswered and when a partner refused a job (with its reason); once the next
+    cycle offers the job to another partner, the refusal is no longer something to act on."""
+
+    def offer_items() -> list[dict[str, Any]]:
+        items = client.get("/v1/attention", headers=dispatcher).json()["items"]
+        return [i for i in items if i["request_id"] == rid and i["kind"].startswith("offer_")]
+
+    rid = needs_truck(client, dispatcher)
+    (a,) = run(client, dispatcher)["offered"]
+    assert offer_items() == []  # just offered: the partner has its whole response time
+    with transaction(session_factory(seeded)) as db:
+        db.execute(
+            update(m.PartnerOffer)
+            .where(m.PartnerOffer.id == a["offer_id"])
+            .values(expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
+        )
+    (expiring,) = offer_items()
+    assert (expiring["kind"], expiring["action"]) == ("offer_expiring", "call_partner")
+    declined = client.post(
+        f"/v1/partner/offers/{a['offer_id']}/decline",
+        json={"reason": "no driver free"},
+        headers=scoped_token(partner_id=a["partner_id"]),
+    )
+    assert declined.status_code == 200
+    (refused,) = offer_items()
+    assert refused["kind"] == "offer_refused" and "no driver free" in refused["detail"]
+    assert len(run(client, dispatcher)["offered"]) == 1
+    assert offer_items() == []

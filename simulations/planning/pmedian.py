@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["pmedian_cost", "pmedian_local_search", "solve_pmedian"]
 
-BRANCH_AND_BOUND_MAX_SITES = 200
+BRANCH_AND_BOUND_MAX_SITES = 1000
 """Sites left after the root penalty tests up to which the Lagrangian branch and bound runs
 (more go to the radius-formulation MIP straight away)."""
 
@@ -323,7 +323,7 @@ def _lagrangian(
     chosen site whose closing does (``L + rho_first_out - rho_j``): on pmed16 337 of 400
     sites are closed, which leaves the MIP a small model. Each subproblem's sites are also
     a solution; one better than the incumbent is improved by local search and kept."""
-    n, m = d.shape
+    m = d.shape[1]
     cost = w[:, None] * d
     is_fixed = np.zeros(m, dtype=bool)
     is_fixed[fixed] = True
@@ -332,21 +332,29 @@ def _lagrangian(
     lam = cost[:, best].min(axis=1)
     best_lam, bound = lam, -np.inf
     step_factor, stall = 2.0, 0
+    buffer = np.empty_like(cost)
+    tried: set[tuple[int, ...]] = set()
+    bound_sites = best
     for _ in range(max_iterations):
-        rho = np.minimum(cost - lam[:, None], 0.0).sum(axis=0)
+        rho = _site_rho(cost, lam, buffer)
         chosen = free[np.argpartition(rho[free], k - 1)[:k]]
         opened = np.concatenate((fixed, chosen))
         value = float(lam.sum() + rho[opened].sum())
         if value > bound + 1e-9:
-            bound, best_lam, stall = value, lam, 0
+            bound, best_lam, bound_sites, stall = value, lam, opened, 0
         else:
             stall += 1
             if stall >= 20:
                 step_factor, stall = step_factor / 2.0, 0
-        candidate_cost = pmedian_cost(d, opened, w)
-        if candidate_cost < best_cost - 1e-9:
-            improved = pmedian_local_search(d, p, weights=w, fixed=fixed, start=opened)
-            best, best_cost = improved, pmedian_cost(d, improved, w)
+                # The sites of the best bound so far are a good start for the local search
+                # (on larger instances it beats the greedy start by up to 1 %).
+                key = tuple(np.sort(bound_sites).tolist())
+                if key not in tried:
+                    tried.add(key)
+                    improved = pmedian_local_search(d, p, weights=w, fixed=fixed, start=key)
+                    improved_cost = pmedian_cost(d, improved, w)
+                    if improved_cost < best_cost - 1e-9:
+                        best, best_cost = improved, improved_cost
         if proven(best_cost, bound, maximize=False, integral=integral):
             break
         if step_factor < 1e-3 or time.perf_counter() - started > limit / 4:
@@ -377,6 +385,15 @@ def _lagrangian(
     )
 
 
+def _site_rho(cost: np.ndarray, lam: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+    """``rho_j = sum_i min(0, cost_ij - lam_i)``, in place in ``buffer`` (no n x m temporaries:
+    this is the whole cost of a subgradient step)."""
+    np.subtract(cost, lam[:, None], out=buffer)
+    np.minimum(buffer, 0.0, out=buffer)
+    result: np.ndarray = buffer.sum(axis=0)
+    return result
+
+
 def _branch_and_bound(
     d: np.ndarray,
     w: np.ndarray,
@@ -387,20 +404,22 @@ def _branch_and_bound(
     best_cost: float,
     integral: bool,
     deadline: float,
-    max_node_iterations: int = 150,
+    max_node_iterations: int = 25,
 ) -> tuple[bool, np.ndarray, float]:
     """Depth-first branch and bound on the sites with the Lagrangian bound (Beasley 1993).
 
     Meant for the few sites the root penalty tests leave (HiGHS and SCIP need 35-40 s on
-    pmed16's 63 sites: the LP is degenerate and every node re-solves it; a node here is a few
-    hundred O(n m) steps warm-started from its parent's multipliers). Each node fixes sites
+    pmed16's 63 sites: the LP is degenerate and every node re-solves it; a node here is at most
+    ``max_node_iterations`` O(n m) steps warm-started from its parent's multipliers: 25
+    proved a generated n = 500, p = 5 instance in 2.6 s, 50 in 4.3 s, 150 in 7.6 s). Each node fixes sites
     open or closed; its penalty tests fix more; a node with ``p`` sites open is a solution.
     Branches on the subproblem's free site of least ``rho``, "open" first. Returns whether
     the search finished (then the incumbent is optimal), the incumbent and its cost."""
-    n, m = d.shape
+    m = d.shape[1]
     cost = w[:, None] * d
     start_open = np.zeros(m, dtype=bool)
     start_open[fixed] = True
+    buffer = np.empty_like(cost)
     stack: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
         (start_open, np.zeros(m, dtype=bool), lam)
     ]
@@ -423,7 +442,7 @@ def _branch_and_bound(
         bound, node_lam, step_factor, stall = -np.inf, lam, 1.0, 0
         pruned = False
         for _ in range(max_node_iterations):
-            rho = np.minimum(cost - lam[:, None], 0.0).sum(axis=0)
+            rho = _site_rho(cost, lam, buffer)
             chosen = free[np.argpartition(rho[free], k - 1)[:k]]
             sites = np.concatenate((opened, chosen))
             value = float(lam.sum() + rho[sites].sum())

@@ -411,8 +411,9 @@ def _branch_and_bound(
     Meant for the few sites the root penalty tests leave (HiGHS and SCIP need 35-40 s on
     pmed16's 63 sites: the LP is degenerate and every node re-solves it; a node here is at most
     ``max_node_iterations`` O(n m) steps warm-started from its parent's multipliers: 25
-    proved a generated n = 500, p = 5 instance in 2.6 s, 50 in 4.3 s, 150 in 7.6 s). Each node fixes sites
-    open or closed; its penalty tests fix more; a node with ``p`` sites open is a solution.
+    proved a generated n = 500, p = 5 instance in 2.6 s, 50 in 4.3 s, 150 in 7.6 s). Each
+    node fixes sites open or closed; its penalty tests fix more; a node with ``p`` sites
+    open is a solution.
     Branches on the subproblem's free site of least ``rho``, "open" first. Returns whether
     the search finished (then the incumbent is optimal), the incumbent and its cost."""
     m = d.shape[1]
@@ -441,8 +442,13 @@ def _branch_and_bound(
             continue
         bound, node_lam, step_factor, stall = -np.inf, lam, 1.0, 0
         pruned = False
+        # Closed sites leave the node's matrix: deep nodes step over a few columns only.
+        active = np.flatnonzero(~closed)
+        node_cost = cost[:, active]
+        node_buffer = buffer[:, : len(active)]
+        rho = np.full(m, np.inf)
         for _ in range(max_node_iterations):
-            rho = _site_rho(cost, lam, buffer)
+            rho[active] = _site_rho(node_cost, lam, node_buffer)
             chosen = free[np.argpartition(rho[free], k - 1)[:k]]
             sites = np.concatenate((opened, chosen))
             value = float(lam.sum() + rho[sites].sum())
@@ -467,7 +473,7 @@ def _branch_and_bound(
         if pruned:
             continue
         # Penalty tests with the node's best multipliers.
-        rho = np.minimum(cost - node_lam[:, None], 0.0).sum(axis=0)
+        rho[active] = _site_rho(node_cost, node_lam, node_buffer)
         order = free[np.argsort(rho[free], kind="stable")]
         chosen, rest = order[:k], order[k:]
         closed = closed.copy()

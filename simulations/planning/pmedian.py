@@ -264,7 +264,7 @@ def solve_pmedian(
         sub_fixed = np.flatnonzero(np.isin(candidates, np.union1d(fixed_arr, lagrange.must_open)))
         finished, found_bb, found_cost = _branch_and_bound(
             sub, w, p, sub_fixed, lagrange.multipliers, np.zeros(0, dtype=np.int64), best_cost,
-            integral, started + limit / 2,
+            integral, started + 0.8 * limit,
         )  # fmt: skip
         if found_cost < best_cost - 1e-9:
             best, best_cost = candidates[found_bb], found_cost

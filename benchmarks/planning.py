@@ -14,13 +14,15 @@ from typing import Any
 
 
 def pmedian_records(
-    files: Iterable[Path], *, time_limit_s: float = 60.0
+    files: Iterable[Path], *, generate: Iterable[str] = (), time_limit_s: float = 60.0
 ) -> Iterator[dict[str, Any]]:
-    """OR-Library p-median files through the exact p-median solver (objective = total
-    distance; gap and best bound are reported, a non-zero gap means not proven optimal)."""
-    from simulations.planning.instances import read_orlib_pmedian
-    from simulations.planning.pmedian import solve_pmedian
+    """OR-Library p-median files, then Beasley-style generated instances (``generate``:
+    ``"N,P[,SEED]"`` specs, see :func:`parse_generate_spec`), through the exact p-median
+    solver (objective = total distance; gap and best bound are reported, a non-zero gap
+    means not proven optimal). Generated records also carry their ``seed``."""
+    from simulations.planning.instances import beasley_pmedian, read_orlib_pmedian
 
+    specs = [parse_generate_spec(text) for text in generate]  # all refused before any solve
     for path in files:
         if not path.is_file():
             raise ValueError(f"{path}: no such file")
@@ -28,22 +30,53 @@ def pmedian_records(
             started = time.perf_counter()
             inst = read_orlib_pmedian(path)
             read_s = time.perf_counter() - started
-            result = solve_pmedian(inst.dist, inst.p, time_limit_s=time_limit_s)
+            record = _pmedian_record(inst, read_s, time_limit_s)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
-        summary = result.summary()
-        yield {
-            "instance": inst.name,
-            "n": inst.n,
-            "p": inst.p,
-            "objective": summary["objective"],
-            "proven_optimal": result.proven_optimal,
-            "gap": summary["gap"],
-            "best_bound": summary["best_bound"],
-            "seconds": summary["seconds"],
-            "read_seconds": round(read_s, 3),
-            "method": result.method,
-        }
+        yield record
+    for n, p, seed in specs:
+        started = time.perf_counter()
+        inst = beasley_pmedian(n, p, seed)
+        read_s = time.perf_counter() - started
+        yield {**_pmedian_record(inst, read_s, time_limit_s), "seed": seed}
+
+
+def parse_generate_spec(text: str) -> tuple[int, int, int]:
+    """``"N,P"`` or ``"N,P,SEED"`` (seed 0 by default) -> ``(n, p, seed)``, checked: n >= 3,
+    1 <= p <= n, seed >= 0. A bad spec is a ``ValueError`` quoting it and saying why."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) not in (2, 3):
+        raise ValueError(f"--generate {text!r}: expected N,P or N,P,SEED")
+    try:
+        n, p, seed = (int(part) for part in (*parts, "0")[:3])
+    except ValueError:
+        raise ValueError(f"--generate {text!r}: N, P and SEED must be integers") from None
+    if n < 3:
+        raise ValueError(f"--generate {text!r}: N must be >= 3")
+    if not 1 <= p <= n:
+        raise ValueError(f"--generate {text!r}: P must be in 1..N")
+    if seed < 0:
+        raise ValueError(f"--generate {text!r}: SEED must be >= 0")
+    return n, p, seed
+
+
+def _pmedian_record(inst: Any, read_s: float, time_limit_s: float) -> dict[str, Any]:
+    from simulations.planning.pmedian import solve_pmedian
+
+    result = solve_pmedian(inst.dist, inst.p, time_limit_s=time_limit_s)
+    summary = result.summary()
+    return {
+        "instance": inst.name,
+        "n": inst.n,
+        "p": inst.p,
+        "objective": summary["objective"],
+        "proven_optimal": result.proven_optimal,
+        "gap": summary["gap"],
+        "best_bound": summary["best_bound"],
+        "seconds": summary["seconds"],
+        "read_seconds": round(read_s, 3),
+        "method": result.method,
+    }
 
 
 def mclp_record(

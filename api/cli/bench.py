@@ -129,14 +129,23 @@ def bench_dispatch(
 
 @bench_app.command("pmedian")
 def bench_pmedian(
-    files: list[Path] = typer.Argument(..., help="OR-Library pmedN.txt files"),
+    files: list[Path] = typer.Argument(None, help="OR-Library pmedN.txt files"),
+    generate: list[str] = typer.Option(
+        [],
+        "--generate",
+        help="N,P[,SEED]: also a Beasley-style random instance (n vertices, n^2/50 edges, "
+        "costs 1-100, shortest paths; seed 0 by default). Repeatable.",
+    ),
     time_limit: float = typer.Option(60.0, "--time-limit", help="seconds per instance"),
 ) -> None:
-    """OR-Library p-median files through the exact p-median solver (objective = total
-    distance; gap and best bound are printed, non-zero gap means not proven optimal)."""
+    """OR-Library p-median files (then generated instances) through the exact p-median
+    solver (objective = total distance; gap and best bound are printed, non-zero gap means
+    not proven optimal)."""
     from benchmarks.planning import pmedian_records
 
-    _emit_all(pmedian_records(files, time_limit_s=time_limit))
+    if not files and not generate:
+        fail("give OR-Library pmedN.txt files or --generate N,P[,SEED]")
+    _emit_all(pmedian_records(files or [], generate=generate, time_limit_s=time_limit))
 
 
 @bench_app.command("mclp")

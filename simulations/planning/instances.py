@@ -4,6 +4,8 @@
   ``u v cost`` (1-based). Distances are shortest paths over the edges. The files repeat some
   ``(u, v)`` pairs and the **last occurrence wins** (that is how the published optima were
   computed: with the minimum of the duplicates pmed1 would give 5718, not 5819).
+* Beasley-style random p-median instances (:func:`beasley_pmedian_text`): the construction
+  read off pmed1-20, so larger ones (pmed21-40 sizes) can be generated and measured.
 * Swain's 55-node covering set (``x y demand`` rows after a count line, optionally with a
   leading id column), Euclidean distances.
 """
@@ -92,6 +94,45 @@ def parse_orlib_pmedian(text: str, name: str = "pmedian") -> PMedianInstance:
 def read_orlib_pmedian(path: str | Path) -> PMedianInstance:
     path = Path(path)
     return parse_orlib_pmedian(path.read_text(), name=path.stem)
+
+
+def beasley_pmedian_text(n: int, p: int, seed: int = 0, *, edges: int | None = None) -> str:
+    """A random p-median instance in the OR-Library format, built the way pmed1-20 were.
+
+    Those files start with the cycle ``1-2-...-n-1`` (so the graph is connected), then
+    ``edges - n`` more edges between uniformly drawn distinct vertices (a pair may repeat:
+    the last line wins, as in the originals), every cost a uniform integer in 1..100, and
+    ``edges = n^2 / 50`` (pmed1: 100 / 200, pmed16: 400 / 3200; pmed21-40 follow suit).
+    The same ``(n, p, seed)`` always gives the same text (numpy's PCG64 stream)."""
+    if n < 3:
+        raise ValueError(f"n must be >= 3, got {n}")
+    if not 1 <= p <= n:
+        raise ValueError(f"p must be in 1..n = {n}, got {p}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    m = max(n, round(n * n / 50)) if edges is None else edges
+    if m < n:
+        raise ValueError(f"edges must be >= n = {n} (the connecting cycle), got {m}")
+    rng = np.random.default_rng(seed)
+    u = np.empty(m, dtype=np.int64)
+    v = np.empty(m, dtype=np.int64)
+    u[:n] = np.arange(1, n + 1)
+    v[:n] = np.roll(u[:n], -1)
+    extra = m - n
+    u[n:] = rng.integers(1, n + 1, size=extra)
+    shift = rng.integers(1, n, size=extra)  # a different vertex, uniformly
+    v[n:] = (u[n:] - 1 + shift) % n + 1
+    cost = rng.integers(1, 101, size=m)
+    lines = [f" {n} {m} {p} "]
+    lines += [
+        f" {a} {b} {c} " for a, b, c in zip(u.tolist(), v.tolist(), cost.tolist(), strict=True)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def beasley_pmedian(n: int, p: int, seed: int = 0) -> PMedianInstance:
+    """:func:`beasley_pmedian_text` parsed like an OR-Library file, named ``beasley-n-p-sSEED``."""
+    return parse_orlib_pmedian(beasley_pmedian_text(n, p, seed), name=f"beasley-{n}-{p}-s{seed}")
 
 
 def parse_points(text: str, name: str = "points") -> PointInstance:

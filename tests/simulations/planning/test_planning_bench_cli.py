@@ -49,3 +49,52 @@ def test_bench_errors_exit_2() -> None:
     )
     assert bad.exit_code == 2
     assert "radius must be" in bad.output
+
+
+def test_bench_pmedian_generate_prints_seeded_records() -> None:
+    """--generate N,P[,SEED] adds one proven record per spec after the files, named by its
+    size and seed; the same spec gives the same objective."""
+    result = runner.invoke(
+        app,
+        [
+            "bench", "pmedian", str(DATA / "orlib_pmed" / "pmed1.txt"),
+            "--generate", "60,4,7", "--generate", "60,4,7", "--generate", "50,5",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    assert [r["instance"] for r in lines] == [
+        "pmed1",
+        "beasley-60-4-s7",
+        "beasley-60-4-s7",
+        "beasley-50-5-s0",
+    ]
+    assert [(r["n"], r["p"], r.get("seed")) for r in lines[1:]] == [
+        (60, 4, 7),
+        (60, 4, 7),
+        (50, 5, 0),
+    ]
+    assert lines[1]["objective"] == lines[2]["objective"]
+    assert all(r["proven_optimal"] and r["gap"] == 0.0 for r in lines)
+
+
+def test_bench_pmedian_bad_generate_spec_exits_2() -> None:
+    """A malformed --generate spec is refused before anything is solved or printed; no
+    file and no spec is an error too."""
+    for spec, reason in [
+        ("500", "expected N,P or N,P,SEED"),
+        ("500,x", "N, P and SEED must be integers"),
+        ("500,600", "P must be in 1..N"),
+        ("2,1", "N must be >= 3"),
+        ("50,5,-1", "SEED must be >= 0"),
+    ]:
+        bad = runner.invoke(
+            app,
+            ["bench", "pmedian", str(DATA / "orlib_pmed" / "pmed1.txt"), "--generate", spec],
+        )
+        assert bad.exit_code == 2, spec
+        assert f"--generate {spec!r}: {reason}" in bad.output
+        assert "{" not in bad.stdout
+    empty = runner.invoke(app, ["bench", "pmedian"])
+    assert empty.exit_code == 2
+    assert "give OR-Library pmedN.txt files or --generate" in empty.output

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from simulations.planning.instances import (
+    beasley_pmedian,
+    beasley_pmedian_text,
     county_seat_instance,
     parse_orlib_pmedian,
     parse_points,
@@ -102,3 +104,44 @@ def test_county_seat_instance_is_seeded() -> None:
     assert (a.demand >= 0).all()
     with pytest.raises(ValueError, match="n_sites"):
         county_seat_instance(0)
+
+
+def test_beasley_generator_is_reproducible_by_seed() -> None:
+    """The same (n, p, seed) gives the same file text; another seed gives another graph."""
+    first = beasley_pmedian_text(60, 6, seed=3)
+    assert beasley_pmedian_text(60, 6, seed=3) == first
+    assert beasley_pmedian_text(60, 6, seed=4) != first
+    inst = beasley_pmedian(60, 6, seed=3)
+    np.testing.assert_array_equal(inst.dist, parse_orlib_pmedian(first).dist)
+    assert (inst.name, inst.n, inst.p) == ("beasley-60-6-s3", 60, 6)
+
+
+def test_beasley_generator_follows_the_orlib_construction() -> None:
+    """Header n, n^2/50 edges, p; the cycle 1-2-...-n-1 first; then distinct-endpoint edges;
+    every cost an integer in 1..100 (what pmed1-20 show)."""
+    tokens = [int(t) for t in beasley_pmedian_text(100, 5, seed=0).split()]
+    n, m, p = tokens[:3]
+    assert (n, m, p) == (100, 200, 5)
+    edges = np.asarray(tokens[3:]).reshape(m, 3)
+    np.testing.assert_array_equal(edges[:n, 0], np.arange(1, n + 1))
+    np.testing.assert_array_equal(edges[:n, 1], np.r_[np.arange(2, n + 1), 1])
+    assert (edges[:, 0] != edges[:, 1]).all()
+    assert ((edges[:, :2] >= 1) & (edges[:, :2] <= n)).all()
+    assert edges[:, 2].min() >= 1
+    assert edges[:, 2].max() <= 100
+    assert len(np.unique(edges[n:, 0])) > n // 2  # the extra edges spread over the vertices
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((2, 1, 0), "n must be >= 3"),
+        ((10, 0, 0), "p must be in 1..n = 10"),
+        ((10, 11, 0), "p must be in 1..n = 10"),
+        ((10, 2, -1), "seed must be >= 0"),
+    ],
+)
+def test_beasley_generator_bad_arguments(args: tuple[int, int, int], match: str) -> None:
+    """Bad sizes or seeds raise ValueError naming the argument and the reason."""
+    with pytest.raises(ValueError, match=match):
+        beasley_pmedian_text(*args)

@@ -32,11 +32,20 @@ import heapq
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from enum import IntEnum
 
 import numpy as np
 
-from dispatch.vans import OpenRequest, VanMatchingProblem, match_vans, match_vans_naive
+from dispatch.vans import (
+    MatchParams,
+    OpenRequest,
+    VanMatchingProblem,
+    VanState,
+    match_vans,
+    match_vans_naive,
+)
+from simulations.after_job import SiteLegs, next_from_site_minutes
 from simulations.demand import Breakdowns, draw_breakdowns, replication_streams
 from simulations.replacement_model import ReplacementModel
 from simulations.results import Escalation, RunRecord, RunResult, summarise_run
@@ -63,7 +72,10 @@ class EventKind(IntEnum):
     SHIFT_START = 3
     """nearest-idle: stations opening at this hour (payload: hour); repeats daily."""
     ESCALATE = 4
-    """nearest-idle: a queued request's escalation time (payload: request)."""
+    """nearest-idle, and batch-optimal on events: a queued request's escalation time (payload:
+    request)."""
+    VAN_FREE = 5
+    """batch-optimal on events: a van left its site and may take a job (payload: van)."""
 
 
 def simulate(
@@ -107,6 +119,25 @@ class Simulation:
         self.event_count = 0
         self.dispatch_batches = 0
         self.match_seconds = 0.0
+        spec = scenario.dispatch
+        self.match_params = MatchParams(
+            objective=spec.objective, promise_minutes=scenario.promise.arrival_minutes
+        )
+        self.on_events = spec.policy == "batch-optimal" and spec.trigger == "arrival"
+        """Batch on each event that can change a decision (production), not on a clock."""
+        self.next_from_site = spec.policy == "batch-optimal" and spec.after_job == "next-from-site"
+        self.site_point = np.full(len(self.fleet.vans), -1, dtype=np.int64)
+        """next-from-site: per van, the demand point it left empty (-1: home or towing)."""
+        self.site_legs: SiteLegs | None = None
+        if self.next_from_site:
+            stations = scenario.network.station_by_id
+            ll = np.array(
+                [
+                    (stations[sid].location.lat, stations[sid].location.lon)
+                    for sid in tables.station_ids
+                ]
+            ).reshape(-1, 2)
+            self.site_legs = SiteLegs.measure(tables, ll[:, 0], ll[:, 1])
 
     @property
     def nearest_idle(self) -> bool:
@@ -125,13 +156,15 @@ class Simulation:
             reqs.escalate(request, Escalation.NO_CAPABLE_VAN)
             return
         open_request = reqs.open_request(request)
-        if self.nearest_idle:
-            if self._dispatch_nearest(request, open_request, now):
-                return
+        if self.nearest_idle and self._dispatch_nearest(request, open_request, now):
+            return
+        if self.nearest_idle or self.on_events:
             self.schedule_event(
                 now + self.scenario.dispatch.escalate_after_minutes, EventKind.ESCALATE, request
             )
         self.waiting[request] = open_request
+        if self.on_events:
+            self.dispatch_batch(now)
 
     def dispatch_van(self, request: int, van: int, arc: int, now: float, eta: float) -> None:
         """Send ``van`` (over ``arc``) to ``request``: plan the trip, book the van, schedule
@@ -159,6 +192,10 @@ class Simulation:
         reqs.van[request] = van
         if self.nearest_idle:
             self.schedule_event(trip.home_at, EventKind.VAN_HOME, van)
+        elif self.on_events:
+            self.schedule_event(trip.leaves_site_at, EventKind.VAN_FREE, van)
+        if self.next_from_site:
+            self.site_point[van] = -1 if trip.tows else reqs.point(request)
 
     def escalate_overdue(self, now: float) -> None:
         limit = self.scenario.dispatch.escalate_after_minutes
@@ -190,6 +227,9 @@ class Simulation:
             if len(arcs):
                 arc_row_parts.append(np.full(len(arcs), len(batch), dtype=np.int64))
                 arc_parts.append(arcs)
+            if self.match_params.objective == "promise":
+                waited = now - float(reqs.reported_at[request])
+                open_request = replace(open_request, waited_minutes=max(waited, 0.0))
             batch.append(open_request)
             batch_request.append(request)
         if not arc_parts:
@@ -202,11 +242,17 @@ class Simulation:
             for j in vans_in_batch.tolist()
         ]
         km = fleet.arc_km[arc]
+        arc_minutes = fleet.arc_minutes[arc]
+        if self.next_from_site:
+            row_point = np.array([reqs.point(r) for r in batch_request], dtype=np.int64)
+            arc_minutes = self._from_site(
+                arc, arc_row, arc_column, vans_in_batch, states, row_point, now
+            )
         started = time.perf_counter()
         problem = VanMatchingProblem.from_arrays(
-            batch, states, arc_row, arc_column, km, km, fleet.arc_minutes[arc]
+            batch, states, arc_row, arc_column, km, km, arc_minutes
         )
-        matching = match_vans(problem)
+        matching = match_vans(problem, params=self.match_params)
         self.match_seconds += time.perf_counter() - started
         self.dispatch_batches += 1
         arc_of = {
@@ -220,6 +266,39 @@ class Simulation:
             request = batch_request[row]
             del self.waiting[request]
             self.dispatch_van(request, van, arc_of[(row, column_of[van])], now, a.eta_minutes)
+
+    def _from_site(
+        self,
+        arc: np.ndarray,
+        arc_row: np.ndarray,
+        arc_column: np.ndarray,
+        vans_in_batch: np.ndarray,
+        states: list[VanState],
+        row_point: np.ndarray,
+        now: float,
+    ) -> np.ndarray:
+        """next-from-site: the arcs' drive minutes for vans driving home empty (their state
+        becomes free now, the drive the better of via home and from the site; see
+        :mod:`simulations.after_job`). Changes ``states`` in place."""
+        fleet, schedule = self.fleet, self.schedule
+        assert self.site_legs is not None
+        minutes = fleet.arc_minutes[arc].copy()
+        for column, j in enumerate(vans_in_batch.tolist()):
+            site = int(self.site_point[j])
+            home_at = float(schedule.home_at[j])
+            if site < 0 or home_at <= now:
+                continue
+            mine = np.nonzero(arc_column == column)[0]
+            targets = row_point[arc_row[mine]]
+            minutes[mine] = next_from_site_minutes(
+                now=now,
+                home_at=home_at,
+                left_site_at=float(schedule.leaves_site_at[j]),
+                home_leg_minutes=fleet.arc_minutes[arc[mine]],
+                site_leg_minutes=self.site_legs.minutes(site, targets),
+            )
+            states[column] = fleet.at_home[j]
+        return minutes
 
     # -- nearest idle ------------------------------------------------------------------------
     def _dispatch_nearest(self, request: int, open_request: OpenRequest, now: float) -> bool:
@@ -285,7 +364,13 @@ class Simulation:
                 return
 
     def shift_start(self, hour: int, now: float) -> None:
-        """nearest-idle: the vans of stations opening now look for waiting requests."""
+        """Stations open: under nearest-idle their vans look for waiting requests; batch-optimal
+        on events runs a batch."""
+        if self.on_events:
+            if self.waiting:
+                self.dispatch_batch(now)
+            self.schedule_event(now + 1440.0, EventKind.SHIFT_START, hour)
+            return
         opening = np.nonzero(self.fleet.shift_open_hour == hour)[0]
         for van in opening.tolist():
             self.van_free(van, now)
@@ -301,7 +386,7 @@ class Simulation:
         dispatch = self.scenario.dispatch
         next_day = 1440.0 if on_day is not None else math.inf
         end = self.end_minute
-        batching = dispatch.policy == "batch-optimal"
+        batching = dispatch.policy == "batch-optimal" and not self.on_events
         batch_step = dispatch.batch_minutes
         replacement_step = self.scenario.replacement.batch_minutes
         reported = self.breakdowns.t
@@ -310,7 +395,7 @@ class Simulation:
         next_batch = math.inf
         next_replacement_batch = math.inf
         inf = math.inf
-        if not batching:
+        if not batching or self.on_events:
             opening_hours = sorted({int(h) for h in self.fleet.shift_open_hour if h > 0})
             for hour in opening_hours:
                 self.schedule_event(hour * 60.0, EventKind.SHIFT_START, hour)
@@ -338,6 +423,9 @@ class Simulation:
                 _, kind, _, payload = heapq.heappop(events)
                 if kind == EventKind.VAN_HOME:
                     self.van_free(payload, now)
+                elif kind == EventKind.VAN_FREE:
+                    if waiting and self.schedule.leaves_site_at[payload] <= now:
+                        self.dispatch_batch(now)
                 elif kind == EventKind.FOLLOWUP_TOW:
                     self.requests.reported_at[payload] = now
                     self.arrive(payload, now)

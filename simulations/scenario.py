@@ -14,13 +14,15 @@ The file format (every key optional unless marked; defaults in brackets) is docu
     base = "china-national"
     vans_per_station = 2         # optional: every station's van list cycled to this count
 
-    [demand]   breakdowns_per_day, dispersion, hourly_profile, points, provinces,
+    [demand]   breakdowns_per_day, dispersion, hourly_profile, points (county_seats,
+               prefecture_seats, stations, roads), road_spacing_km, urban_share, provinces,
                vehicle_mix, cargo_share, [[demand.points]] (lat, lon, weight)
     [repairs]  catalogue = "default" | path, [[repairs.faults]] (fault-catalogue entries),
                diagnosis_minutes, tow_hookup_minutes
     [travel]   provider = "auto" | "road" | "great-circle", circuity, speeds = {profile = km/h}
     [dispatch] policy = "batch-optimal" | "nearest-idle", batch_minutes,
-               escalate_after_minutes, respect_shifts
+               escalate_after_minutes, respect_shifts, trigger = "interval" | "arrival",
+               objective = "eta" | "promise", after_job = "return-home" | "next-from-site"
     [promise]  arrival_minutes, report_minutes
     [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late
     [sweep]    key = [values...] (cartesian product; keys in SWEEP_KEYS)
@@ -83,8 +85,15 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 """The shipped scenarios (``national``, ``shandong``, ``mmc_check``)."""
 
 POLICIES = ("batch-optimal", "nearest-idle")
+TRIGGERS = ("interval", "arrival")
+"""When batch-optimal matches: every ``batch_minutes`` while requests wait (``interval``), or
+as production does, at each event that can change a decision (``arrival``)."""
+OBJECTIVES = ("eta", "promise")
+"""``dispatch.MatchParams.objective``: weighted ETA, or the count within the promise first."""
+AFTER_JOB = ("return-home", "next-from-site")
+"""Where a van's next job starts from while it drives home empty after a job."""
 PROVIDERS = ("auto", "road", "great-circle")
-POINT_SETS = ("county_seats", "prefecture_seats", "stations")
+POINT_SETS = ("county_seats", "prefecture_seats", "stations", "roads")
 """Generated demand points; ``[[demand.points]]`` gives them explicitly instead."""
 
 DEFAULT_VEHICLE_MIX: dict[str, float] = {
@@ -125,6 +134,11 @@ class DemandSpec:
     """Variance / mean of daily counts (1 = Poisson); a gamma-Poisson daily multiplier."""
     hourly_profile: tuple[float, ...] = field(default_factory=hourly_breakdown_profile)
     points: str = "county_seats"
+    road_spacing_km: float = 20.0
+    """``points = "roads"``: one demand point per cell of this size with road in it."""
+    urban_share: float = 0.3
+    """``points = "roads"``: the share of breakdowns at county seats (towns), the rest on roads
+    (ASSUMPTION; no public split exists)."""
     explicit_points: tuple[DemandPoint, ...] = ()
     provinces: frozenset[str] = frozenset()
     """Restrict generated points to these province adcodes (empty = all)."""
@@ -167,6 +181,9 @@ class DispatchSpec:
     escalate_after_minutes: float = 240.0
     """A request still without a van after this long goes to a partner service (escalated)."""
     respect_shifts: bool = True
+    trigger: str = "interval"
+    objective: str = "eta"
+    after_job: str = "return-home"
 
 
 @dataclass(frozen=True)
@@ -235,7 +252,12 @@ class Scenario:
             return replace(self, network=cycle_vans(self.network, x))
         if key == "breakdowns_per_day":
             return replace(self, demand=replace(self.demand, breakdowns_per_day=x))
-        if key in ("batch_minutes", "escalate_after_minutes", "policy"):
+        if key == "points":
+            return replace(self, demand=replace(self.demand, points=x, explicit_points=()))
+        if key in (
+            "batch_minutes", "escalate_after_minutes", "policy", "trigger", "objective",
+            "after_job",
+        ):  # fmt: skip
             return replace(self, dispatch=replace(self.dispatch, **{key: x}))
         if key == "promise_minutes":
             return replace(self, promise=replace(self.promise, arrival_minutes=x))
@@ -300,6 +322,8 @@ DEMAND_KEYS: Schema = {
     ),
     "points": either(one_of(POINT_SETS), entries(DEMAND_POINT_KEYS, non_empty=True),
                      default="county_seats"),
+    "road_spacing_km": number(20.0, ge=2, le=200),
+    "urban_share": number(0.3, ge=0, le=1),
     "provinces": list_of(string(), (), check=_mainland_adcodes),
     "vehicle_mix": mapping(VehicleClass, number(ge=0), DEFAULT_VEHICLE_MIX, check=not_all_zero),
     "cargo_share": mapping(VehicleClass, number(ge=0, le=1), DEFAULT_CARGO_SHARE),
@@ -321,6 +345,9 @@ DISPATCH_KEYS: Schema = {
     "batch_minutes": number(5.0, gt=0),
     "escalate_after_minutes": number(240.0, gt=0),
     "respect_shifts": boolean(True),
+    "trigger": one_of(TRIGGERS, "interval"),
+    "objective": one_of(OBJECTIVES, "eta"),
+    "after_job": one_of(AFTER_JOB, "return-home"),
 }
 PROMISE_KEYS: Schema = {
     "arrival_minutes": number(120.0, gt=0),
@@ -341,6 +368,10 @@ SWEEP_FIELDS: Schema = {
     "threshold_hours": number(gt=0),
     "service_radius_km": number(gt=0),
     "escalate_after_minutes": number(gt=0),
+    "points": one_of(POINT_SETS),
+    "trigger": one_of(TRIGGERS),
+    "objective": one_of(OBJECTIVES),
+    "after_job": one_of(AFTER_JOB),
 }
 """What each sweep key's values must be; :meth:`Scenario.with_override` applies them."""
 SWEEP_KEYS = tuple(SWEEP_FIELDS)
@@ -483,6 +514,8 @@ def _demand(values: Mapping[str, Any], doc: TomlDocument) -> DemandSpec:
         dispersion=values["dispersion"],
         hourly_profile=profile,
         points="explicit" if isinstance(points, list) else points,
+        road_spacing_km=values["road_spacing_km"],
+        urban_share=values["urban_share"],
         explicit_points=tuple(explicit),
         provinces=frozenset(values["provinces"]),
         vehicle_mix=tuple(values["vehicle_mix"].items()),

@@ -22,7 +22,7 @@ def dispatch_once(
     assigned, booked, and why the others were not."""
     from api.db.engine import make_engine, session_factory
     from api.db.migrate import current_revision, head_revision
-    from api.dispatching.cycle import run_cycle
+    from api.dispatching.cycle import match_params, run_cycle
     from api.dispatching.travel import travel_provider
     from api.settings import get_settings
 
@@ -41,6 +41,7 @@ def dispatch_once(
             provider_name=name,
             respect_shifts=settings.respect_shifts,
             actor="cli",
+            match_params=match_params(settings),
             record=True,
         )
         engine.dispose()

@@ -42,7 +42,9 @@ from api.db.engine import transaction
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, write_decisions
 from api.events import add_event
+from api.settings import Settings
 from dispatch import (
+    MatchParams,
     OpenRequest,
     ReplacementMatching,
     ReplacementRequest,
@@ -136,14 +138,21 @@ def load_snapshot(
     return Snapshot(now, requests, vans, rep_requests, trucks)
 
 
+def match_params(settings: Settings) -> MatchParams:
+    """The van matching's parameters from the settings (objective and promise)."""
+    return MatchParams(
+        objective=settings.dispatch_objective, promise_minutes=settings.promise_minutes
+    )
+
+
 def solve(
-    snapshot: Snapshot, provider: TravelTimeProvider
+    snapshot: Snapshot, provider: TravelTimeProvider, match_params: MatchParams | None = None
 ) -> tuple[VanMatching | None, ReplacementMatching | None]:
-    """The pure part: no database."""
+    """The pure part: no database. ``match_params`` chooses the van matching's objective."""
     van_matching = None
     if snapshot.requests:
         problem = build_van_matching_problem(snapshot.requests, snapshot.vans, provider)
-        van_matching = match_vans(problem, provider=provider)
+        van_matching = match_vans(problem, provider=provider, params=match_params)
     rep = None
     if snapshot.replacement_requests:
         rproblem = build_replacement_problem(
@@ -161,6 +170,7 @@ def run_cycle(
     respect_shifts: bool = True,
     actor: str = "dispatch",
     record: bool = False,
+    match_params: MatchParams | None = None,
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
     ``dispatch_cycle`` event even when nothing was decided (manual runs)."""
@@ -178,7 +188,7 @@ def run_cycle(
             snapshot = load_snapshot(db_session=db, now=now, respect_shifts=respect_shifts)
         result.open_requests = len(snapshot.requests)
         result.free_vans = sum(1 for v in snapshot.vans if v.on_shift)
-        van_matching, replacements = solve(snapshot, provider)
+        van_matching, replacements = solve(snapshot, provider, match_params)
         with transaction(factory) as db:
             write_decisions(
                 db_session=db,

@@ -10,7 +10,7 @@ import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.dispatching.cycle import CycleResult, run_cycle
+from api.dispatching.cycle import CycleResult, match_params, run_cycle
 from api.dispatching.travel import travel_provider
 from api.settings import Settings
 
@@ -39,6 +39,7 @@ class DispatchLoop:
             provider_name=name,
             respect_shifts=self.settings.respect_shifts,
             actor=actor,
+            match_params=match_params(self.settings),
             record=record,
         )
         self.cycles += 1

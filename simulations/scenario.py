@@ -37,6 +37,7 @@ paths inside a scenario are relative to the scenario file.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -115,6 +116,9 @@ DEFAULT_CARGO_SHARE: dict[str, float] = {
 
 SWEEP_ALIASES = {"vans": "vans_per_station", "rate": "breakdowns_per_day"}
 
+FLAT_MONTHS = (1.0,) * 12
+FLAT_WEEKDAYS = (1.0,) * 7
+
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "resolve_scenario"]
 
 
@@ -140,6 +144,12 @@ class DemandSpec:
     """``points = "roads"``: the share of breakdowns at county seats (towns), the rest on roads
     (ASSUMPTION; no public split exists)."""
     explicit_points: tuple[DemandPoint, ...] = ()
+    month_factors: tuple[float, ...] = (1.0,) * 12
+    """January first; normalised to mean 1 (:mod:`simulations.seasons`)."""
+    weekday_factors: tuple[float, ...] = (1.0,) * 7
+    """Monday first; normalised to mean 1."""
+    start_date: dt.date = dt.date(2026, 1, 1)
+    """The calendar date of simulated day 0 (for the seasonal factors)."""
     provinces: frozenset[str] = frozenset()
     """Restrict generated points to these province adcodes (empty = all)."""
     vehicle_mix: tuple[tuple[VehicleClass, float], ...] = tuple(
@@ -307,6 +317,14 @@ def _mainland_adcodes(adcodes: tuple[str, ...]) -> str | None:
     return f'must list mainland province adcodes (e.g. "370000"), got {bad[0]!r}' if bad else None
 
 
+def _iso_date(text: str) -> str | None:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return f"must be a date like 2026-01-01, got {text!r}"
+    return None
+
+
 DEMAND_POINT_KEYS: Schema = {
     "lat": number(ge=-90, le=90),
     "lon": number(ge=-180, le=180),
@@ -323,6 +341,9 @@ DEMAND_KEYS: Schema = {
     "points": either(one_of(POINT_SETS), entries(DEMAND_POINT_KEYS, non_empty=True),
                      default="county_seats"),
     "road_spacing_km": number(20.0, ge=2, le=200),
+    "month_factors": list_of(number(ge=0), FLAT_MONTHS, length=12, check=not_all_zero),
+    "weekday_factors": list_of(number(ge=0), FLAT_WEEKDAYS, length=7, check=not_all_zero),
+    "start_date": string("2026-01-01", check=_iso_date),
     "urban_share": number(0.3, ge=0, le=1),
     "provinces": list_of(string(), (), check=_mainland_adcodes),
     "vehicle_mix": mapping(VehicleClass, number(ge=0), DEFAULT_VEHICLE_MIX, check=not_all_zero),
@@ -515,6 +536,9 @@ def _demand(values: Mapping[str, Any], doc: TomlDocument) -> DemandSpec:
         hourly_profile=profile,
         points="explicit" if isinstance(points, list) else points,
         road_spacing_km=values["road_spacing_km"],
+        month_factors=tuple(float(v) for v in values["month_factors"]),
+        weekday_factors=tuple(float(v) for v in values["weekday_factors"]),
+        start_date=dt.date.fromisoformat(values["start_date"]),
         urban_share=values["urban_share"],
         explicit_points=tuple(explicit),
         provinces=frozenset(values["provinces"]),

@@ -3,6 +3,8 @@ job starts, road demand points, and their scenario keys."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from simulations.demand import draw_breakdowns, replication_streams
 from simulations.demand_roads import road_demand_rows
 from simulations.engine import EventKind, Simulation, simulate
 from simulations.scenario import ScenarioError, load_scenario
+from simulations.seasons import daily_season_factors
 from simulations.tables import build_tables
 
 
@@ -227,3 +230,53 @@ def test_sweep_keys_points_and_after_job(small_toml: Path) -> None:
     assert variants[3].demand.points == "prefecture_seats"
     with pytest.raises(ScenarioError, match="sweep after_job='home' must be one of"):
         s.with_override("after_job", "home")
+
+
+# -- seasons ---------------------------------------------------------------------------------
+
+
+def test_season_factors_follow_the_calendar() -> None:
+    """Day 0 = Thursday 2026-01-01: January's factor (2 before normalising, mean 13/12) times
+    Thursday's; 2026-02-01 is a Sunday in February."""
+    months = (2.0,) + (1.0,) * 11
+    weekdays = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.3)
+    f = daily_season_factors(dt.date(2026, 1, 1), 40, months, weekdays)
+    m_mean, w_mean = 13 / 12, 6.3 / 7
+    assert f[0] == pytest.approx(2.0 / m_mean * 1.0 / w_mean)
+    assert f[3] == pytest.approx(2.0 / m_mean * 0.3 / w_mean)  # Sunday 4 January
+    assert f[31] == pytest.approx(1.0 / m_mean * 0.3 / w_mean)  # Sunday 1 February
+
+
+def test_seasons_shape_daily_counts_with_common_random_numbers(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A winter peak (January x3) puts about three times the other months' daily breakdowns in
+    January; flat factors draw exactly today's stream."""
+    flat = load_scenario(write_scenario(("horizon_days = 20", "horizon_days = 364")))
+    peak_path = write_scenario(
+        ("horizon_days = 20", "horizon_days = 364"),
+        (
+            "dispersion = 2.3",
+            "dispersion = 1\nmonth_factors = [3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+        ),
+        name="peak.toml",
+    )
+    peak = load_scenario(peak_path)
+    tables = build_tables(flat)
+    counts = draw_breakdowns(peak, tables, replication_streams(1, 0)).daily_counts
+    january, rest = counts[:31].mean(), counts[60:].mean()
+    assert january / rest == pytest.approx(3.0, rel=0.15)
+    explicit_flat = replace(flat, demand=replace(flat.demand, month_factors=(1.0,) * 12))
+    a = draw_breakdowns(flat, tables, replication_streams(1, 0))
+    b = draw_breakdowns(explicit_flat, tables, replication_streams(1, 0))
+    assert np.array_equal(a.t, b.t)
+
+
+def test_negative_season_factor_names_key_and_line(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A negative factor is refused with the key, its index and the line."""
+    path = write_scenario(
+        ("dispersion = 2.3", "dispersion = 2.3\nweekday_factors = [1, 1, 1, 1, 1, 1, -1]")
+    )
+    line = _line_of(path, "weekday_factors")
+    with pytest.raises(
+        ScenarioError, match=rf"line {line}: demand.weekday_factors\[6\] must be >= 0, got -1"
+    ):
+        load_scenario(path)

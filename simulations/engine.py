@@ -46,10 +46,11 @@ from dispatch.vans import (
     match_vans_naive,
 )
 from simulations.after_job import SiteLegs, next_from_site_minutes
+from simulations.crews import Crews
 from simulations.demand import Breakdowns, draw_breakdowns, replication_streams
 from simulations.replacement_model import ReplacementModel
 from simulations.results import Escalation, RunRecord, RunResult, summarise_run
-from simulations.scenario import Scenario
+from simulations.scenario import CrewSpec, Scenario
 from simulations.tables import TravelTables
 from simulations.van_model import (
     RescueRequests,
@@ -106,6 +107,10 @@ class Simulation:
         self.breakdowns = breakdowns
         self.end_minute = scenario.total_minutes
         self.fleet = VanFleet.build(scenario, tables)
+        self.crews: Crews | None = None
+        if scenario.crews != CrewSpec():
+            self.crews = Crews(scenario.crews, self.fleet)
+            self.fleet = self.crews.fleet_with_crews(self.fleet)
         self.requests = RescueRequests(breakdowns, tables)
         self.schedule = VanSchedule(
             len(self.fleet.vans), scenario.warmup_days * 1440.0, self.end_minute
@@ -142,6 +147,12 @@ class Simulation:
     @property
     def nearest_idle(self) -> bool:
         return self.scenario.dispatch.policy == "nearest-idle"
+
+    def idle_state(self, van: int, now: float) -> VanState:
+        """The van idle at home, as the dispatch core sees it (with its crew's turnout)."""
+        if self.crews is not None:
+            return self.crews.idle_state(van, now)
+        return self.fleet.at_home[van]
 
     def schedule_event(self, minute: float, kind: EventKind, payload: int) -> None:
         self._sequence += 1
@@ -239,6 +250,8 @@ class Simulation:
         vans_in_batch, arc_column = np.unique(fleet.arc_van[arc], return_inverse=True)
         states = [
             fleet.state_when_free(j, float(schedule.home_at[j]) - now)
+            if schedule.home_at[j] > now
+            else self.idle_state(j, now)
             for j in vans_in_batch.tolist()
         ]
         km = fleet.arc_km[arc]
@@ -297,7 +310,7 @@ class Simulation:
                 home_leg_minutes=fleet.arc_minutes[arc[mine]],
                 site_leg_minutes=self.site_legs.minutes(site, targets),
             )
-            states[column] = fleet.at_home[j]
+            states[column] = VanState(fleet.vans[j], fleet.at_home[j].home)  # leaves at once
         return minutes
 
     # -- nearest idle ------------------------------------------------------------------------
@@ -317,7 +330,7 @@ class Simulation:
         arc_vans = fleet.arc_van[arcs]
         km = fleet.arc_km[arcs]
         problem = VanMatchingProblem.from_arrays(
-            [open_request], [fleet.at_home[j] for j in arc_vans.tolist()],
+            [open_request], [self.idle_state(j, now) for j in arc_vans.tolist()],
             np.zeros(len(arcs), dtype=np.int64), np.arange(len(arcs)), km, km,
             fleet.arc_minutes[arcs],
         )  # fmt: skip
@@ -354,7 +367,13 @@ class Simulation:
             )
             km = fleet.arc_km[arc : arc + 1]
             problem = VanMatchingProblem.from_arrays(
-                [waited], [fleet.at_home[van]], [0], [0], km, km, fleet.arc_minutes[arc : arc + 1]
+                [waited],
+                [self.idle_state(van, now)],
+                [0],
+                [0],
+                km,
+                km,
+                fleet.arc_minutes[arc : arc + 1],
             )
             matching = match_vans_naive(problem)
             self.dispatch_batches += 1

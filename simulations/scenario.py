@@ -24,6 +24,8 @@ The file format (every key optional unless marked; defaults in brackets) is docu
                escalate_after_minutes, respect_shifts, trigger = "interval" | "arrival",
                objective = "eta" | "promise", after_job = "return-home" | "next-from-site"
     [promise]  arrival_minutes, report_minutes
+    [crews]    turnout_minutes, hours_per_day, first_shift_hour, night_on_call,
+               on_call_turnout_minutes
     [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late
     [sweep]    key = [values...] (cartesian product; keys in SWEEP_KEYS)
 
@@ -197,6 +199,18 @@ class DispatchSpec:
 
 
 @dataclass(frozen=True)
+class CrewSpec:
+    """``[crews]``: see :mod:`simulations.crews`."""
+
+    turnout_minutes: float = 0.0
+    hours_per_day: float = 24.0
+    """Crew hours a day at stations open 24 h, from ``first_shift_hour``."""
+    first_shift_hour: float = 6.0
+    night_on_call: bool = False
+    on_call_turnout_minutes: float = 30.0
+
+
+@dataclass(frozen=True)
 class PromiseSpec:
     arrival_minutes: float = 120.0
     report_minutes: tuple[float, ...] = (60.0, 90.0, 120.0, 180.0)
@@ -226,6 +240,7 @@ class Scenario:
     travel: TravelSpec = field(default_factory=TravelSpec)
     dispatch: DispatchSpec = field(default_factory=DispatchSpec)
     promise: PromiseSpec = field(default_factory=PromiseSpec)
+    crews: CrewSpec = field(default_factory=CrewSpec)
     replacement: ReplacementSpec = field(default_factory=ReplacementSpec)
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     source: str = "<scenario>"
@@ -370,6 +385,13 @@ DISPATCH_KEYS: Schema = {
     "objective": one_of(OBJECTIVES, "eta"),
     "after_job": one_of(AFTER_JOB, "return-home"),
 }
+CREW_KEYS: Schema = {
+    "turnout_minutes": number(0.0, ge=0),
+    "hours_per_day": number(24.0, gt=0, le=24),
+    "first_shift_hour": number(6.0, ge=0, le=23),
+    "night_on_call": boolean(False),
+    "on_call_turnout_minutes": number(30.0, ge=0),
+}
 PROMISE_KEYS: Schema = {
     "arrival_minutes": number(120.0, gt=0),
     "report_minutes": list_of(number(gt=0), (60.0, 90.0, 120.0, 180.0)),
@@ -411,6 +433,7 @@ SCENARIO_KEYS: Schema = {
     "travel": table(TRAVEL_KEYS),
     "dispatch": table(DISPATCH_KEYS),
     "promise": table(PROMISE_KEYS),
+    "crews": table(CREW_KEYS),
     "replacement": table(REPLACEMENT_KEYS),
     # each value is checked against SWEEP_FIELDS at load time (loading code below)
     "sweep": mapping((*SWEEP_KEYS, *SWEEP_ALIASES), list_of(anything(), non_empty=True), {}),
@@ -504,6 +527,7 @@ def scenario_from_document(doc: TomlDocument) -> Scenario:
             report_minutes=tuple(sorted({*promise["report_minutes"], promise["arrival_minutes"]})),
         ),
         replacement=ReplacementSpec(**values["replacement"]),
+        crews=_crews(values["crews"], doc),
         sweep=tuple((SWEEP_ALIASES.get(k, k), v) for k, v in values["sweep"].items()),
         source=doc.source,
     )
@@ -545,6 +569,17 @@ def _demand(values: Mapping[str, Any], doc: TomlDocument) -> DemandSpec:
         vehicle_mix=tuple(values["vehicle_mix"].items()),
         cargo_share=tuple(values["cargo_share"].items()),
     )
+
+
+def _crews(values: Mapping[str, Any], doc: TomlDocument) -> CrewSpec:
+    hours = values["hours_per_day"]
+    if hours < 24 and values["first_shift_hour"] + hours > 24:
+        raise doc.error(
+            ("crews", "hours_per_day"),
+            f"first_shift_hour + hours_per_day must be <= 24, got "
+            f"{values['first_shift_hour']:g} + {values['hours_per_day']:g}",
+        )
+    return CrewSpec(**values)
 
 
 def _demand_point(raw: Mapping[str, Any], doc: TomlDocument, at: KeyPath) -> DemandPoint:

@@ -280,3 +280,67 @@ def test_negative_season_factor_names_key_and_line(write_scenario) -> None:  # t
         ScenarioError, match=rf"line {line}: demand.weekday_factors\[6\] must be >= 0, got -1"
     ):
         load_scenario(path)
+
+
+# -- crews -----------------------------------------------------------------------------------
+
+
+def _crews_toml(write_scenario, crews: str, name: str) -> Path:  # type: ignore[no-untyped-def]
+    return write_scenario(
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 5"),
+        ("[travel]", f'[dispatch]\ntrigger = "arrival"\n\n[crews]\n{crews}\n\n[travel]'),
+        name=name,
+    )
+
+
+def test_turnout_delays_every_departure_from_the_station(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """With a 10-minute turnout and vans to spare, first calls assigned the minute they are
+    reported reach the site exactly 10 minutes later than without."""
+    plain = _run(_crews_toml(write_scenario, "turnout_minutes = 0", "plain.toml"))
+    slow = _run(_crews_toml(write_scenario, "turnout_minutes = 10", "slow.toml"))
+    n = plain.requests.breakdown_count
+    both = ~np.isnan(plain.requests.on_site_at[:n]) & ~np.isnan(slow.requests.on_site_at[:n])
+    idle = both & (plain.requests.assigned_at[:n] == plain.requests.reported_at[:n])
+    assert idle.sum() > 30
+    same_start = idle & (slow.requests.assigned_at[:n] == plain.requests.assigned_at[:n])
+    delta = slow.requests.on_site_at[:n][same_start] - plain.requests.on_site_at[:n][same_start]
+    assert same_start.sum() > 20
+    # the same van, 10 minutes later (another van may win a few where a van on its way home
+    # now beats a station van's turnout)
+    assert np.isclose(delta, 10.0).mean() > 0.9
+
+
+def test_day_crews_leave_aaa_vans_unavailable_at_night(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """AAA stations with 16 crew hours from 6: no van is assigned between 22 h and 6 h; with
+    night on-call they are, and those night assignments carry the 30-minute on-call turnout."""
+    day = _run(_crews_toml(write_scenario, "hours_per_day = 16", "day.toml"))
+    n = day.requests.breakdown_count
+    at = day.requests.assigned_at[:n]
+    hour = np.mod(at[~np.isnan(at)], 1440.0) / 60.0
+    assert len(hour) > 30
+    assert not ((hour >= 22) | (hour < 6)).any()
+    on_call = _run(
+        _crews_toml(
+            write_scenario,
+            "hours_per_day = 16\nnight_on_call = true\non_call_turnout_minutes = 30",
+            "on_call.toml",
+        )
+    )
+    reqs = on_call.requests
+    at = reqs.assigned_at[:n]
+    night = ~np.isnan(at) & ((np.mod(at, 1440.0) >= 22 * 60) | (np.mod(at, 1440.0) < 6 * 60))
+    assert night.sum() > 3
+    # the ETA includes the turnout: at least 30 minutes from assignment to site
+    assert ((reqs.on_site_at[:n][night] - at[night]) >= 30.0).all()
+
+
+def test_crew_hours_must_fit_the_day(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A crew window past midnight is refused with the key and line."""
+    path = _crews_toml(write_scenario, "first_shift_hour = 10\nhours_per_day = 16", "late.toml")
+    line = _line_of(path, "hours_per_day = 16")
+    with pytest.raises(
+        ScenarioError,
+        match=rf"line {line}: crews.hours_per_day: first_shift_hour \+ hours_per_day "
+        r"must be <= 24, got 10 \+ 16$",
+    ):
+        load_scenario(path)

@@ -48,6 +48,7 @@ from dispatch.vans import (
 from simulations.after_job import SiteLegs, next_from_site_minutes
 from simulations.crews import Crews
 from simulations.demand import Breakdowns, draw_breakdowns, replication_streams
+from simulations.move_up import MoveUpModel, build_move_up_model, plan_move_ups
 from simulations.replacement_model import ReplacementModel
 from simulations.results import Escalation, RunRecord, RunResult, summarise_run
 from simulations.scenario import CrewSpec, Scenario
@@ -77,6 +78,8 @@ class EventKind(IntEnum):
     request)."""
     VAN_FREE = 5
     """batch-optimal on events: a van left its site and may take a job (payload: van)."""
+    MOVE_UP = 6
+    """batch-optimal with move-up: check the coverage and move idle vans (payload: 0)."""
 
 
 def simulate(
@@ -133,6 +136,13 @@ class Simulation:
         self.next_from_site = spec.policy == "batch-optimal" and spec.after_job == "next-from-site"
         self.site_point = np.full(len(self.fleet.vans), -1, dtype=np.int64)
         """next-from-site: per van, the demand point it left empty (-1: home or towing)."""
+        self.tables = tables
+        self.move_up: MoveUpModel | None = None
+        self.relocated = np.full(len(self.fleet.vans), -1, dtype=np.int64)
+        """move-up: per van, the station it was moved to (-1: at its own station or busy)."""
+        if spec.policy == "batch-optimal" and spec.move_up:
+            self.move_up = build_move_up_model(scenario, tables)
+        self.tow_kmh = scenario.travel.profile("towing").speed_kmh
         self.site_legs: SiteLegs | None = None
         if self.next_from_site:
             stations = scenario.network.station_by_id
@@ -177,16 +187,29 @@ class Simulation:
         if self.on_events:
             self.dispatch_batch(now)
 
-    def dispatch_van(self, request: int, van: int, arc: int, now: float, eta: float) -> None:
-        """Send ``van`` (over ``arc``) to ``request``: plan the trip, book the van, schedule
-        what follows from it."""
+    def dispatch_van(
+        self,
+        request: int,
+        van: int,
+        arc: int,
+        now: float,
+        eta: float,
+        *,
+        drive_minutes: float | None = None,
+        tow_minutes: float | None = None,
+    ) -> None:
+        """Send ``van`` (over fleet ``arc``, or with the given drive and tow minutes between
+        the site and home) to ``request``: plan the trip, book the van, schedule what follows
+        from it."""
         fleet, reqs = self.fleet, self.requests
         trip: VanTrip = plan_van_trip(
             reqs, fleet, self.scenario.repairs, self.scenario.replacement.threshold_hours,
             request=request, van=van, now=now, eta_minutes=eta,
-            drive_minutes=float(fleet.arc_minutes[arc]),
-            tow_minutes=float(fleet.arc_tow_minutes[arc]),
+            drive_minutes=float(fleet.arc_minutes[arc]) if drive_minutes is None else drive_minutes,
+            tow_minutes=float(fleet.arc_tow_minutes[arc]) if tow_minutes is None else tow_minutes,
         )  # fmt: skip
+        if self.move_up is not None:
+            self.relocated[van] = -1  # after this job it drives to its own home
         breakdown = reqs.breakdown_of(request)
         if trip.tows:
             reqs.towed[breakdown] = True
@@ -234,6 +257,8 @@ class Simulation:
                 & fleet.can_handle[reqs.capability_key(request), vans]
                 & fleet.on_shift(vans, now)
             )
+            if self.move_up is not None:
+                free &= self.relocated[vans] < 0  # moved away: dispatched from there
             arcs = np.nonzero(free)[0] + start
             if len(arcs):
                 arc_row_parts.append(np.full(len(arcs), len(batch), dtype=np.int64))
@@ -243,23 +268,34 @@ class Simulation:
                 open_request = replace(open_request, waited_minutes=max(waited, 0.0))
             batch.append(open_request)
             batch_request.append(request)
-        if not arc_parts:
+        arc = np.concatenate(arc_parts) if arc_parts else np.zeros(0, dtype=np.int64)
+        arc_row = np.concatenate(arc_row_parts) if arc_parts else np.zeros(0, dtype=np.int64)
+        arc_van = fleet.arc_van[arc]
+        km = fleet.arc_km[arc]
+        arc_minutes = fleet.arc_minutes[arc]
+        drive_minutes = arc_minutes
+        tow_minutes = fleet.arc_tow_minutes[arc]
+        if self.move_up is not None and (self.relocated >= 0).any():
+            extra = self._relocated_arcs(batch_request, now)
+            arc_row = np.concatenate([arc_row, extra[0]])
+            arc_van = np.concatenate([arc_van, extra[1]])
+            km = np.concatenate([km, extra[2]])
+            arc_minutes = np.concatenate([arc_minutes, extra[3]])
+            drive_minutes = np.concatenate([drive_minutes, extra[4]])
+            tow_minutes = np.concatenate([tow_minutes, extra[5]])
+        if not len(arc_row):
             return
-        arc = np.concatenate(arc_parts)
-        arc_row = np.concatenate(arc_row_parts)
-        vans_in_batch, arc_column = np.unique(fleet.arc_van[arc], return_inverse=True)
+        vans_in_batch, arc_column = np.unique(arc_van, return_inverse=True)
         states = [
             fleet.state_when_free(j, float(schedule.home_at[j]) - now)
             if schedule.home_at[j] > now
             else self.idle_state(j, now)
             for j in vans_in_batch.tolist()
         ]
-        km = fleet.arc_km[arc]
-        arc_minutes = fleet.arc_minutes[arc]
         if self.next_from_site:
             row_point = np.array([reqs.point(r) for r in batch_request], dtype=np.int64)
             arc_minutes = self._from_site(
-                arc, arc_row, arc_column, vans_in_batch, states, row_point, now
+                arc_minutes, arc_row, arc_column, vans_in_batch, states, row_point, now
             )
         started = time.perf_counter()
         problem = VanMatchingProblem.from_arrays(
@@ -269,7 +305,7 @@ class Simulation:
         self.match_seconds += time.perf_counter() - started
         self.dispatch_batches += 1
         arc_of = {
-            (int(r), int(c)): int(a) for r, c, a in zip(arc_row, arc_column, arc, strict=True)
+            (int(r), int(c)): k for k, (r, c) in enumerate(zip(arc_row, arc_column, strict=True))
         }
         row_of = {r.id: k for k, r in enumerate(batch)}
         column_of = {int(j): k for k, j in enumerate(vans_in_batch.tolist())}
@@ -278,11 +314,116 @@ class Simulation:
             van = fleet.index_of[a.van_id]
             request = batch_request[row]
             del self.waiting[request]
-            self.dispatch_van(request, van, arc_of[(row, column_of[van])], now, a.eta_minutes)
+            k = arc_of[(row, column_of[van])]
+            self.dispatch_van(
+                request, van, -1, now, a.eta_minutes,
+                drive_minutes=float(drive_minutes[k]), tow_minutes=float(tow_minutes[k]),
+            )  # fmt: skip
+
+    # -- move-up -----------------------------------------------------------------------------
+    def move_up_check(self, now: float) -> None:
+        """Send moved vans home whose hole has closed, then, if the expected coverage dropped,
+        move idle vans into the holes (:func:`simulations.move_up.plan_move_ups`), within the
+        moves-per-hour and distance limits."""
+        mu, fleet, schedule = self.move_up, self.fleet, self.schedule
+        assert mu is not None
+        self.schedule_event(now + mu.check_minutes, EventKind.MOVE_UP, 0)
+        n_st = len(self.tables.station_ids)
+        on = fleet.on_shift(np.arange(len(fleet.vans)), now)
+        idle = on & (schedule.home_at <= now)
+        based = np.bincount(fleet.station_index[on], minlength=n_st)
+        own_idle = np.bincount(fleet.station_index[idle & (self.relocated < 0)], minlength=n_st)
+        for j in np.nonzero(idle & (self.relocated >= 0))[0].tolist():
+            b = int(self.relocated[j])
+            if own_idle[b] >= based[b] and mu.moves_allowed(now) > 0:
+                self._move(j, int(fleet.station_index[j]), now)
+                self.relocated[j] = -1
+                idle[j] = False
+        allowed = mu.moves_allowed(now)
+        if allowed <= 0:
+            return
+        where = np.where(self.relocated >= 0, self.relocated, fleet.station_index)
+        counts = np.bincount(where[idle], minlength=n_st)
+        q = float(np.clip(1.0 - idle.sum() / max(int(on.sum()), 1), 0.05, 0.95))
+        if not mu.should_check(counts, based, q):
+            return
+        moves = plan_move_ups(
+            covers=mu.covers, demand=mu.demand, idle=counts, based=based,
+            station_km=mu.station_km, busy_probability=q, max_moves=allowed,
+            max_move_km=mu.max_move_km, min_gain=mu.min_gain,
+            movable=np.bincount(fleet.station_index[idle & (self.relocated < 0)], minlength=n_st),
+        )  # fmt: skip
+        for m in moves:
+            at_home = idle & (self.relocated < 0) & (fleet.station_index == m.from_station)
+            j = int(np.nonzero(at_home)[0][0])
+            idle[j] = False
+            self._move(j, m.to_station, now)
+            self.relocated[j] = m.to_station
+
+    def _move(self, van: int, to_station: int, now: float) -> None:
+        """The van drives from where it is idle to ``to_station``, busy on the way."""
+        mu = self.move_up
+        assert mu is not None
+        at = self.relocated[van] if self.relocated[van] >= 0 else self.fleet.station_index[van]
+        km = float(mu.station_km[at, to_station])
+        arrive = now + float(mu.station_minutes[at, to_station])
+        self.schedule.book(van, VanTrip(arrive, arrive, arrive, False, False, None), now)
+        self.site_point[van] = -1
+        if self.on_events:
+            self.schedule_event(arrive, EventKind.VAN_FREE, van)
+        mu.record_move(now, km)
+
+    def _relocated_arcs(
+        self, batch_request: list[int], now: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """move-up: arcs (row, van, km, minutes to the site, drive and tow minutes from the site
+        home) of the
+        free vans moved to another station, from that station (travel tables; radius measured
+        from there). The drive home after the job goes via that station (an upper bound)."""
+        fleet, tables, schedule = self.fleet, self.tables, self.schedule
+        assert self.move_up is not None
+        moved = np.nonzero(self.relocated >= 0)[0]
+        moved = moved[(schedule.leaves_site_at[moved] <= now) & fleet.on_shift(moved, now)]
+        rows: list[int] = []
+        vans: list[int] = []
+        km: list[float] = []
+        minutes: list[float] = []
+        drive_home: list[float] = []
+        tow_home: list[float] = []
+        for row, request in enumerate(batch_request):
+            point = self.requests.point(request)
+            key = self.requests.capability_key(request)
+            start, stop = int(tables.arc_ptr[point]), int(tables.arc_ptr[point + 1])
+            stations = tables.arc_station[start:stop]
+            for j in moved.tolist():
+                if not fleet.can_handle[key, j]:
+                    continue
+                hit = np.nonzero(stations == self.relocated[j])[0]
+                if not len(hit):
+                    continue
+                a = start + int(hit[0])
+                if tables.arc_km[a] > fleet.vans[j].service_radius_km:
+                    continue
+                back = self.move_up.station_minutes[self.relocated[j], fleet.station_index[j]]
+                back_km = self.move_up.station_km[self.relocated[j], fleet.station_index[j]]
+                rows.append(row)
+                vans.append(j)
+                km.append(float(tables.arc_km[a]))
+                minutes.append(float(tables.arc_minutes[a]))
+                drive_home.append(float(tables.arc_minutes[a] + back))
+                tow_home.append(float(tables.arc_tow_minutes[a] + back_km / self.tow_kmh * 60.0))
+        return (
+            np.array(rows, dtype=np.int64),
+            np.array(vans, dtype=np.int64),
+            np.array(km),
+            np.array(minutes),
+            np.array(drive_home),
+            np.array(tow_home),
+        )
 
     def _from_site(
         self,
-        arc: np.ndarray,
+        base_minutes: np.ndarray,
         arc_row: np.ndarray,
         arc_column: np.ndarray,
         vans_in_batch: np.ndarray,
@@ -295,7 +436,7 @@ class Simulation:
         :mod:`simulations.after_job`). Changes ``states`` in place."""
         fleet, schedule = self.fleet, self.schedule
         assert self.site_legs is not None
-        minutes = fleet.arc_minutes[arc].copy()
+        minutes = base_minutes.copy()
         for column, j in enumerate(vans_in_batch.tolist()):
             site = int(self.site_point[j])
             home_at = float(schedule.home_at[j])
@@ -307,7 +448,7 @@ class Simulation:
                 now=now,
                 home_at=home_at,
                 left_site_at=float(schedule.leaves_site_at[j]),
-                home_leg_minutes=fleet.arc_minutes[arc[mine]],
+                home_leg_minutes=base_minutes[mine],
                 site_leg_minutes=self.site_legs.minutes(site, targets),
             )
             states[column] = VanState(fleet.vans[j], fleet.at_home[j].home)  # leaves at once
@@ -414,6 +555,8 @@ class Simulation:
         next_batch = math.inf
         next_replacement_batch = math.inf
         inf = math.inf
+        if self.move_up is not None:
+            self.schedule_event(self.move_up.check_minutes, EventKind.MOVE_UP, 0)
         if not batching or self.on_events:
             opening_hours = sorted({int(h) for h in self.fleet.shift_open_hour if h > 0})
             for hour in opening_hours:
@@ -442,6 +585,8 @@ class Simulation:
                 _, kind, _, payload = heapq.heappop(events)
                 if kind == EventKind.VAN_HOME:
                     self.van_free(payload, now)
+                elif kind == EventKind.MOVE_UP:
+                    self.move_up_check(now)
                 elif kind == EventKind.VAN_FREE:
                     if waiting and self.schedule.leaves_site_at[payload] <= now:
                         self.dispatch_batch(now)
@@ -498,4 +643,6 @@ class Simulation:
             dispatch_batches=self.dispatch_batches,
             match_seconds=self.match_seconds,
             replacement_batches=self.replacements.batches,
+            move_up_at=np.array(self.move_up.move_times if self.move_up else [], dtype=float),
+            move_up_km=np.array(self.move_up.move_km if self.move_up else [], dtype=float),
         )

@@ -22,8 +22,10 @@ The file format (every key optional unless marked; defaults in brackets) is docu
     [travel]   provider = "auto" | "road" | "great-circle", circuity, speeds = {profile = km/h}
     [dispatch] policy = "batch-optimal" | "nearest-idle", batch_minutes,
                escalate_after_minutes, respect_shifts, trigger = "interval" | "arrival",
-               objective = "eta" | "promise", after_job = "return-home" | "next-from-site"
+               objective = "eta" | "promise", after_job = "return-home" | "next-from-site",
+               move_up
     [promise]  arrival_minutes, report_minutes
+    [move_up]  max_moves_per_hour, max_move_km, check_minutes, min_gain
     [crews]    turnout_minutes, hours_per_day, first_shift_hour, night_on_call,
                on_call_turnout_minutes
     [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late
@@ -196,6 +198,18 @@ class DispatchSpec:
     trigger: str = "interval"
     objective: str = "eta"
     after_job: str = "return-home"
+    move_up: bool = False
+
+
+@dataclass(frozen=True)
+class MoveUpSpec:
+    """``[move_up]``: limits of the repositioning (:mod:`simulations.move_up`)."""
+
+    max_moves_per_hour: int = 4
+    max_move_km: float = 100.0
+    check_minutes: float = 15.0
+    min_gain: float = 0.0005
+    """Share of the demand a move (and a coverage drop) must be worth."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +255,7 @@ class Scenario:
     dispatch: DispatchSpec = field(default_factory=DispatchSpec)
     promise: PromiseSpec = field(default_factory=PromiseSpec)
     crews: CrewSpec = field(default_factory=CrewSpec)
+    move_up: MoveUpSpec = field(default_factory=MoveUpSpec)
     replacement: ReplacementSpec = field(default_factory=ReplacementSpec)
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     source: str = "<scenario>"
@@ -281,7 +296,7 @@ class Scenario:
             return replace(self, demand=replace(self.demand, points=x, explicit_points=()))
         if key in (
             "batch_minutes", "escalate_after_minutes", "policy", "trigger", "objective",
-            "after_job",
+            "after_job", "move_up",
         ):  # fmt: skip
             return replace(self, dispatch=replace(self.dispatch, **{key: x}))
         if key == "promise_minutes":
@@ -384,6 +399,13 @@ DISPATCH_KEYS: Schema = {
     "trigger": one_of(TRIGGERS, "interval"),
     "objective": one_of(OBJECTIVES, "eta"),
     "after_job": one_of(AFTER_JOB, "return-home"),
+    "move_up": boolean(False),
+}
+MOVE_UP_KEYS: Schema = {
+    "max_moves_per_hour": integer(4, ge=1),
+    "max_move_km": number(100.0, gt=0),
+    "check_minutes": number(15.0, gt=0),
+    "min_gain": number(0.0005, ge=0, le=1),
 }
 CREW_KEYS: Schema = {
     "turnout_minutes": number(0.0, ge=0),
@@ -415,6 +437,7 @@ SWEEP_FIELDS: Schema = {
     "trigger": one_of(TRIGGERS),
     "objective": one_of(OBJECTIVES),
     "after_job": one_of(AFTER_JOB),
+    "move_up": boolean(),
 }
 """What each sweep key's values must be; :meth:`Scenario.with_override` applies them."""
 SWEEP_KEYS = tuple(SWEEP_FIELDS)
@@ -434,6 +457,7 @@ SCENARIO_KEYS: Schema = {
     "dispatch": table(DISPATCH_KEYS),
     "promise": table(PROMISE_KEYS),
     "crews": table(CREW_KEYS),
+    "move_up": table(MOVE_UP_KEYS),
     "replacement": table(REPLACEMENT_KEYS),
     # each value is checked against SWEEP_FIELDS at load time (loading code below)
     "sweep": mapping((*SWEEP_KEYS, *SWEEP_ALIASES), list_of(anything(), non_empty=True), {}),
@@ -528,6 +552,7 @@ def scenario_from_document(doc: TomlDocument) -> Scenario:
         ),
         replacement=ReplacementSpec(**values["replacement"]),
         crews=_crews(values["crews"], doc),
+        move_up=MoveUpSpec(**values["move_up"]),
         sweep=tuple((SWEEP_ALIASES.get(k, k), v) for k, v in values["sweep"].items()),
         source=doc.source,
     )

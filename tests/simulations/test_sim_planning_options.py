@@ -344,3 +344,47 @@ def test_crew_hours_must_fit_the_day(write_scenario) -> None:  # type: ignore[no
         r"must be <= 24, got 10 \+ 16$",
     ):
         load_scenario(path)
+
+
+# -- move-up in the run ----------------------------------------------------------------------
+
+
+def test_move_up_in_the_run_stays_within_its_limits(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Loaded region, move-up on (at most 2 moves an hour, 120 km each): vans do move, never
+    more than 2 in any hour, none farther than 120 km; the KPIs count the measured moves and
+    their km; accounting still closes."""
+    path = write_scenario(
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 60"),
+        (
+            "[travel]",
+            '[dispatch]\ntrigger = "arrival"\nmove_up = true\n\n'
+            "[move_up]\nmax_moves_per_hour = 2\nmax_move_km = 120\nmin_gain = 0.001\n\n[travel]",
+        ),
+    )
+    sim = _run(path)
+    mu = sim.move_up
+    assert mu is not None
+    times = np.array(mu.move_times)
+    assert len(times) > 5
+    assert max(((times > t - 60.0) & (times <= t)).sum() for t in times) <= 2
+    assert max(mu.move_km) <= 120.0
+    s = load_scenario(path)
+    k = simulate(s, build_tables(s), 0).kpis
+    assert k["move_ups"] == float((times >= s.warmup_days * 1440.0).sum())
+    assert k["move_up_km"] > 0
+    assert k["breakdowns"] == k["served"] + k["escalated"] + k["unserved"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("max_moves_per_hour = 0", "move_up.max_moves_per_hour must be >= 1, got 0"),
+        ("max_move_km = -5", "move_up.max_move_km must be > 0, got -5"),
+        ("check_minutes = 0", "move_up.check_minutes must be > 0, got 0"),
+    ],
+)
+def test_bad_move_up_limits_name_key_and_line(write_scenario, line: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = write_scenario(("[travel]", f"[move_up]\n{line}\n\n[travel]"))
+    at = _line_of(path, line)
+    with pytest.raises(ScenarioError, match=rf"line {at}: {message}$"):
+        load_scenario(path)

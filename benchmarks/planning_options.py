@@ -21,6 +21,8 @@ from simulations.scenario import Scenario
 from simulations.tables import build_tables
 
 KPIS = ("share_within_promise", "arrival_p90_min", "arrival_mean_min", "escalated")
+EXTRA_KPIS = ("move_ups", "move_up_km")
+"""Reported when a variant has them."""
 
 OPTION_SETS: dict[str, tuple[tuple[str, Any], ...]] = {
     "today: 5-min clock, ETA objective": (),
@@ -30,6 +32,11 @@ OPTION_SETS: dict[str, tuple[tuple[str, Any], ...]] = {
         ("trigger", "arrival"),
         ("objective", "promise"),
         ("after_job", "next-from-site"),
+    ),
+    "production + move-up": (
+        ("trigger", "arrival"),
+        ("objective", "promise"),
+        ("move_up", True),
     ),
     "production, roads demand": (
         ("trigger", "arrival"),
@@ -74,8 +81,8 @@ def compare_options(
             "run_seconds": round(sum(r.perf["wall_seconds"] for r in results) / replications, 2),
             "runs": [{k: r.kpis[k] for k in KPIS} for r in results],
         }
-        for kpi in KPIS:
-            e = t_interval([k[kpi] for k in runs[name]])
+        for kpi in KPIS + tuple(k for k in EXTRA_KPIS if k in results[0].kpis):
+            e = t_interval([r.kpis[kpi] for r in results])
             record[kpi] = (e.mean, e.half_width)
         out.append(record)
     base = runs.get(reference)

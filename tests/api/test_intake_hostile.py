@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
+from api import state
 from api.app import create_app
 from api.db import models as m
 from api.db.engine import session_factory, transaction
@@ -136,7 +137,7 @@ def test_hostile_bodies_never_fail_valid_ones(seeded: Engine, db_url: str) -> No
     try:
         check()
     finally:
-        app.state.intake_writer.stop()
+        state.get_intake_writer(app).stop()
 
 
 # -- the findings, one by one ----------------------------------------------------------------

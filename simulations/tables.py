@@ -133,6 +133,9 @@ def _road_rows(
         spacing_km=spec.road_spacing_km,
     )  # fmt: skip
     seats = _county_seat_rows()
+    if spec.provinces:  # before the shares are applied, so they hold within the region
+        roads = [r for r in roads if r[3] in spec.provinces]
+        seats = [r for r in seats if r[3] in spec.provinces]
     out = []
     for share, part in ((1.0 - spec.urban_share, roads), (spec.urban_share, seats)):
         total = sum(r[2] for r in part)

@@ -16,7 +16,7 @@ from simulations.demand_roads import road_demand_rows
 from simulations.engine import EventKind, Simulation, simulate
 from simulations.scenario import ScenarioError, load_scenario
 from simulations.seasons import daily_season_factors
-from simulations.tables import build_tables
+from simulations.tables import build_tables, demand_points
 
 
 def _line_of(path: Path, text: str) -> int:
@@ -388,3 +388,17 @@ def test_bad_move_up_limits_name_key_and_line(write_scenario, line: str, message
     at = _line_of(path, line)
     with pytest.raises(ScenarioError, match=rf"line {at}: {message}$"):
         load_scenario(path)
+
+
+def test_road_points_of_a_province_carry_the_urban_share(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Shandong on roads (30-km cells): every point in the province, the county seats carry
+    exactly ``urban_share`` (0.25) of the weight and the road points the rest."""
+    path = write_scenario(
+        ('points = "county_seats"', 'points = "roads"\nroad_spacing_km = 30\nurban_share = 0.25')
+    )
+    points = demand_points(load_scenario(path))
+    assert set(points.province) == {"370000"}
+    on_road = np.array([name.startswith("road near ") for name in points.name])
+    assert on_road.sum() > 50
+    assert points.weight[~on_road].sum() == pytest.approx(0.25)
+    assert points.weight[on_road].sum() == pytest.approx(0.75)

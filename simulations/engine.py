@@ -377,9 +377,9 @@ class Simulation:
         self, batch_request: list[int], now: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """move-up: arcs (row, van, km, minutes to the site, drive and tow minutes from the site
-        home) of the
-        free vans moved to another station, from that station (travel tables; radius measured
-        from there). The drive home after the job goes via that station (an upper bound)."""
+        home) of the free vans moved to another station, from that station (travel tables;
+        radius measured from there). The way home after the job goes via that station (an
+        upper bound)."""
         fleet, tables, schedule = self.fleet, self.tables, self.schedule
         assert self.move_up is not None
         moved = np.nonzero(self.relocated >= 0)[0]

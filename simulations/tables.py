@@ -75,7 +75,7 @@ def demand_points(
             assert u.lon is not None
             rows.append((u.lat, u.lon, pop.get(u.adcode, median), u.province_adcode, u.name))
     elif spec.points == "county_seats":
-        rows = _county_seat_rows()
+        rows = county_seat_rows()
     else:  # stations: each station's seat, weighted by its prefecture's population share
         per_pref: dict[str, int] = defaultdict(int)
         for s in scenario.network.stations:
@@ -97,7 +97,7 @@ def demand_points(
     )
 
 
-def _county_seat_rows() -> list[tuple[float, float, float, str, str]]:
+def county_seat_rows() -> list[tuple[float, float, float, str, str]]:
     """County seats, each with its prefecture's population proxy shared among its counties."""
     pop = prefecture_population()
     median = float(np.median(list(pop.values())))
@@ -132,7 +132,7 @@ def _road_rows(
         graph.lat, graph.lon, graph.edge_u, graph.edge_v, graph.edge_km,
         spacing_km=spec.road_spacing_km,
     )  # fmt: skip
-    seats = _county_seat_rows()
+    seats = county_seat_rows()
     if spec.provinces:  # before the shares are applied, so they hold within the region
         roads = [r for r in roads if r[3] in spec.provinces]
         seats = [r for r in seats if r[3] in spec.provinces]

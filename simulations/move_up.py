@@ -39,7 +39,8 @@ class MoveUp:
 
 def expected_coverage(covers: np.ndarray, demand: np.ndarray, idle: np.ndarray, q: float) -> float:
     """``sum_i demand_i (1 - q ** k_i)`` with ``k_i`` = idle vans whose station covers point i
-    (``covers``: stations x points bool)."""
+    (``covers``: stations x points, bool or 0/1 floats; pass floats when calling often: numpy
+    converts a bool matrix on every product)."""
     k = idle.astype(float) @ covers
     return float(demand @ (1.0 - q**k))
 
@@ -143,6 +144,8 @@ class MoveUpModel:
         min_gain: float,
     ) -> None:
         self.covers = covers
+        self.covers_f = covers.astype(float)
+        """``covers`` as 0/1 floats for the frequent coverage products."""
         self.demand = demand
         self.station_km = station_km
         self.station_minutes = station_minutes
@@ -166,8 +169,8 @@ class MoveUpModel:
         at least ``min_gain`` of the demand below that of every van idle at its base."""
         if (idle_counts >= based).all():
             return False
-        full = expected_coverage(self.covers, self.demand, based, q)
-        now = expected_coverage(self.covers, self.demand, idle_counts, q)
+        full = expected_coverage(self.covers_f, self.demand, based, q)
+        now = expected_coverage(self.covers_f, self.demand, idle_counts, q)
         return full - now >= self.min_gain * float(self.demand.sum())
 
     def record_move(self, now: float, km: float) -> None:

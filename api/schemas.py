@@ -583,3 +583,27 @@ class ValidationErrorRead(BaseModel):
 
     detail: str = Field(examples=["location.lat: Input should be less than or equal to 90"])
     errors: list[FieldErrorRead]
+
+
+class MoveUpSuggestionRead(BaseModel):
+    van_id: str
+    from_station_id: str
+    to_station_id: str
+    km: float = Field(description="Estimated road km of the move")
+    expected_coverage_gain: float = Field(
+        description="Expected share of demand reached within the promise gained by this move"
+    )
+
+
+class MoveUpsRead(BaseModel):
+    """Suggestions only: a dispatcher confirms and moves the van."""
+
+    busy_share: float = Field(description="Share of on-shift vans busy now")
+    expected_coverage: float = Field(
+        description="Expected share of demand reached within the promise now (MEXCLP)"
+    )
+    expected_coverage_all_idle: float = Field(
+        description="The same with every on-shift van idle at its own station"
+    )
+    expected_coverage_after: float = Field(description="The same after the suggested moves")
+    suggestions: list[MoveUpSuggestionRead]

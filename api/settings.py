@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         description="Travel times for dispatch: the road graph (falls back to great-circle "
         "if it cannot be loaded) or great-circle estimates",
     )
+    dispatch_objective: Literal["eta", "promise"] = Field(
+        default="eta",
+        description="Van matching objective after the served weight: the priority-weighted ETA "
+        "(eta), or first the number reached within promise_minutes, then the ETA (promise)",
+    )
     respect_shifts: bool = Field(
         default=True, description="Vans are on shift only while their station is open"
     )

@@ -69,6 +69,7 @@ def simulate_benchmark(
         "scenario": s.name,
         "policy": s.dispatch.policy,
         "days": s.horizon_days + s.warmup_days,
+        "horizon_days": s.horizon_days,
         "breakdowns": int(res.perf["breakdowns_simulated"]),
         "vans": len(s.network.vans),
         "provider": tables.provider_name,
@@ -82,10 +83,14 @@ def simulate_benchmark(
         "dispatch_batches": int(res.perf["dispatch_batches"]),
         "match_seconds": round(res.perf["match_seconds"], 3),
         "share_within_promise": round(res.kpis["share_within_promise"], 4),
+        "demand_points": len(tables.points),
         "goal_seconds": GOAL_SECONDS,
         "goal_met": res.perf["wall_seconds"] <= GOAL_SECONDS,
         "cpu_count": os.cpu_count(),
     }
+    if "move_ups" in res.kpis:
+        out["move_ups"] = int(res.kpis["move_ups"])
+        out["move_up_km"] = round(res.kpis["move_up_km"], 1)
     if baseline:
         base = replace(s, dispatch=replace(s.dispatch, policy="nearest-idle"))
         b = simulate(base, tables, 0)
@@ -94,6 +99,32 @@ def simulate_benchmark(
         out["baseline_events_per_second"] = round(b.perf["events_per_second"], 1)
         out["ratio_to_baseline"] = round(res.perf["wall_seconds"] / b.perf["wall_seconds"], 3)
         out["baseline_share_within_promise"] = round(b.kpis["share_within_promise"], 4)
+    return out
+
+
+def beside_default(
+    record: dict[str, Any],
+    *,
+    default: str = "national",
+    road_graph: RoadGraphSource = RoadGraphSource(),
+) -> dict[str, Any]:
+    """``record`` with the default scenario's run time and table build time for the same days,
+    measured in the same process (``default_*`` keys, and the ratios), so a scenario with road
+    demand points or move-up shows what they cost."""
+    s, tables, tables_seconds = prepare(
+        default, days=record["horizon_days"], seed=None, sweep=False, road_graph=road_graph
+    )
+    base = simulate_benchmark(s, tables, tables_seconds, baseline=False)
+    out = dict(record)
+    out["default_scenario"] = default
+    out["default_seconds"] = base["seconds"]
+    out["default_tables_seconds"] = base["tables_seconds"]
+    out["default_demand_points"] = base["demand_points"]
+    out["default_share_within_promise"] = base["share_within_promise"]
+    out["ratio_to_default"] = round(record["seconds"] / base["seconds"], 3)
+    out["tables_ratio_to_default"] = round(
+        record["tables_seconds"] / max(base["tables_seconds"], 1e-9), 3
+    )
     return out
 
 

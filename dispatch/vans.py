@@ -10,6 +10,11 @@ Model (see docs/dispatch.md):
   minimise the sum of priority x (ETA + soft penalties); the soft penalties are a preference for
   a tractor's designated station and, when reassignment is allowed, for keeping vans where they
   are already going;
+- ``MatchParams(objective="promise")`` puts the customer's number between the two: after the
+  served weight, maximise the number of requests reached within the promise (``waited_minutes +
+  ETA <= promise_minutes``), then the weighted ETA. The default ``"eta"`` objective can give a
+  van to a far request that is already lost while a near one slips past its promise; the
+  simulation measured that (docs/simulations.md, "Batch triggers and the promise objective");
 - solved exactly by :func:`dispatch.assignment.solve_assignment` (OR-Tools min-cost flow) on
   integer costs (minutes scaled to 1/100, coarser if the problem is too large to fit int64).
 
@@ -44,6 +49,8 @@ from routing.provider import (
 log = logging.getLogger(__name__)
 
 VAN_PROFILE = "rescue_van"
+MATCH_OBJECTIVES = ("eta", "promise")
+"""The matching objectives :class:`MatchParams` accepts."""
 
 
 class UnassignedReason(StrEnum):
@@ -139,8 +146,20 @@ class MatchParams:
     """Cost units per minute (1/100 min); lowered automatically if int64 would overflow."""
     priority_resolution: int = 100
     """Priorities are rounded to 1/priority_resolution."""
+    objective: str = "eta"
+    """``"eta"`` (served weight, then weighted ETA) or ``"promise"`` (served weight, then the
+    count reached within ``promise_minutes``, then weighted ETA)."""
+    promise_minutes: float = 120.0
+    """The promised arrival, from the report (``waited_minutes`` + ETA); ``"promise"`` only."""
 
     def __post_init__(self) -> None:
+        if self.objective not in MATCH_OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {', '.join(MATCH_OBJECTIVES)}, got {self.objective!r}"
+            )
+        p = self.promise_minutes
+        if not isinstance(p, int | float) or not math.isfinite(p) or p <= 0:
+            raise ValueError(f"promise_minutes must be a finite number > 0, got {p!r}")
         for name in ("designated_penalty_minutes", "reassignment_penalty_minutes"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
@@ -716,6 +735,11 @@ def match_vans(
     if allow_reassignment:
         pinned_rows = sorted(_pinned_requests(problem))
         keep_weights[pinned_rows] = np.rint(weights[pinned_rows] * params.keep_pinned_factor)
+    late = np.zeros(len(sel), dtype=bool)
+    if params.objective == "promise" and len(sel):
+        waited = np.array([r.waited_minutes for r in reqs], dtype=float)
+        late = waited[rows] + prep.eta[sel] > params.promise_minutes
+    late_rows = len(np.unique(rows[late])) if late.any() else 0
 
     resolution = params.time_resolution
     limit = max_safe_cost(len(reqs), len(problem.vans))
@@ -725,9 +749,15 @@ def match_vans(
         cost_f = weights[rows] * np.rint(minutes * resolution)
         row_max = np.zeros(len(reqs))
         np.maximum.at(row_max, rows, cost_f)
-        if top_weight * (float(row_max.sum()) + 1.0) <= 0.5 * limit:
+        # The promise tier costs ``big`` per late arrival (more than every ETA of the batch
+        # together); serving one more unit of weight costs more than all arcs together.
+        tier = (late_rows + 1) * (float(row_max.sum()) + 1.0)
+        if top_weight * tier <= 0.5 * limit:
             arc_cost = cost_f.astype(np.int64)
             big = int(row_max.astype(np.int64).sum()) + 1
+            if late_rows:
+                arc_cost += np.where(late, big, 0)
+                big += late_rows * big
             unassigned_cost = keep_weights * big
             break
         if resolution == 1:

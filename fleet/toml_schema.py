@@ -154,9 +154,9 @@ def integer(default: Any = REQUIRED, *, ge: float | None = None, le: float | Non
     return Field("integer", default, ge=ge, le=le)
 
 
-def string(default: Any = REQUIRED) -> Field:
-    """A non-empty string."""
-    return Field("string", default)
+def string(default: Any = REQUIRED, *, check: Check | None = None) -> Field:
+    """A non-empty string (``check`` returns the reason it is wrong, or None)."""
+    return Field("string", default, check=check)
 
 
 def one_of(choices: type[Enum] | Collection[str], default: Any = REQUIRED) -> Field:

@@ -5,8 +5,9 @@ process (``numpy.random.SeedSequence(seed, spawn_key=(replication,)).spawn(...)`
 the same scenario with more or fewer vans see the very same breakdowns (common random numbers)
 and a replication gives the same numbers whether it runs alone, in a process pool or on Ray.
 
-- Daily counts: Poisson(rate x G_d), G_d ~ Gamma(k, 1/k) with k = rate / (dispersion - 1), so
-  variance / mean of daily counts = ``dispersion`` (1 = a plain Poisson process).
+- Daily counts: Poisson(rate x S_d x G_d), G_d ~ Gamma(k, 1/k) with k = rate / (dispersion - 1),
+  so variance / mean of daily counts = ``dispersion`` (1 = a plain Poisson process); S_d the
+  day's month x weekday factor (:mod:`simulations.seasons`, 1 by default).
 - Time of day: hour by the (real) hourly profile, uniform within the hour.
 - Place: a demand point by population weight; vehicle class by the mix; fault by the catalogue's
   shares; on-site fix ~ Bernoulli(p_on_site_fix) with on-site / workshop hours from the fault's
@@ -26,7 +27,8 @@ import numpy as np
 from dispatch.replacement import CargoKind
 from dispatch.triage import DIAGNOSIS_SIGMA, estimate_repair
 from fleet.model import VehicleClass
-from simulations.scenario import Scenario
+from simulations.scenario import FLAT_MONTHS, FLAT_WEEKDAYS, Scenario
+from simulations.seasons import daily_season_factors
 from simulations.tables import TravelTables
 
 STREAMS = (
@@ -116,6 +118,10 @@ def draw_breakdowns(
         mult = streams["daily_multiplier"].gamma(k, 1.0 / k, size=days)
     else:
         mult = np.ones(days)
+    if spec.month_factors != FLAT_MONTHS or spec.weekday_factors != FLAT_WEEKDAYS:
+        mult = mult * daily_season_factors(
+            spec.start_date, days, spec.month_factors, spec.weekday_factors
+        )
     counts = streams["daily_count"].poisson(rate * mult)
     n = int(counts.sum())
     profile = np.asarray(spec.hourly_profile, dtype=float)

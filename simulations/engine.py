@@ -36,11 +36,21 @@ from enum import IntEnum
 
 import numpy as np
 
-from dispatch.vans import OpenRequest, VanMatchingProblem, match_vans, match_vans_naive
+from dispatch.vans import (
+    MatchParams,
+    OpenRequest,
+    VanMatchingProblem,
+    VanState,
+    match_vans,
+    match_vans_naive,
+)
+from simulations.after_job import SiteLegs, next_from_site_minutes
+from simulations.crews import Crews
 from simulations.demand import Breakdowns, draw_breakdowns, replication_streams
+from simulations.move_up import MoveUpModel, build_move_up_model, plan_move_ups
 from simulations.replacement_model import BookingDecisions, ReplacementModel
 from simulations.results import Escalation, RunRecord, RunResult, summarise_run
-from simulations.scenario import Scenario
+from simulations.scenario import CrewSpec, Scenario
 from simulations.tables import TravelTables
 from simulations.van_model import (
     RescueRequests,
@@ -63,9 +73,14 @@ class EventKind(IntEnum):
     SHIFT_START = 3
     """nearest-idle: stations opening at this hour (payload: hour); repeats daily."""
     ESCALATE = 4
-    """nearest-idle: a queued request's escalation time (payload: request)."""
+    """nearest-idle, and batch-optimal on events: a queued request's escalation time (payload:
+    request)."""
     RELEASE = 5
     """A diagnosis found an intake booking unneeded (payload: breakdown)."""
+    VAN_FREE = 6
+    """batch-optimal on events: a van left its site and may take a job (payload: van)."""
+    MOVE_UP = 7
+    """batch-optimal with move-up: check the coverage and move idle vans (payload: 0)."""
 
 
 def simulate(
@@ -96,6 +111,10 @@ class Simulation:
         self.breakdowns = breakdowns
         self.end_minute = scenario.total_minutes
         self.fleet = VanFleet.build(scenario, tables)
+        self.crews: Crews | None = None
+        if scenario.crews != CrewSpec():
+            self.crews = Crews(scenario.crews, self.fleet)
+            self.fleet = self.crews.fleet_with_crews(self.fleet)
         self.requests = RescueRequests(breakdowns, tables)
         self.schedule = VanSchedule(
             len(self.fleet.vans), scenario.warmup_days * 1440.0, self.end_minute
@@ -113,10 +132,42 @@ class Simulation:
         self.event_count = 0
         self.dispatch_batches = 0
         self.match_seconds = 0.0
+        spec = scenario.dispatch
+        self.match_params = MatchParams(
+            objective=spec.objective, promise_minutes=scenario.promise.arrival_minutes
+        )
+        self.on_events = spec.policy == "batch-optimal" and spec.trigger == "arrival"
+        """Batch on each event that can change a decision (production), not on a clock."""
+        self.next_from_site = spec.policy == "batch-optimal" and spec.after_job == "next-from-site"
+        self.site_point = np.full(len(self.fleet.vans), -1, dtype=np.int64)
+        """next-from-site: per van, the demand point it left empty (-1: home or towing)."""
+        self.tables = tables
+        self.move_up: MoveUpModel | None = None
+        self.relocated = np.full(len(self.fleet.vans), -1, dtype=np.int64)
+        """move-up: per van, the station it was moved to (-1: at its own station or busy)."""
+        if spec.policy == "batch-optimal" and spec.move_up:
+            self.move_up = build_move_up_model(scenario, tables)
+        self.tow_kmh = scenario.travel.profile("towing").speed_kmh
+        self.site_legs: SiteLegs | None = None
+        if self.next_from_site:
+            stations = scenario.network.station_by_id
+            ll = np.array(
+                [
+                    (stations[sid].location.lat, stations[sid].location.lon)
+                    for sid in tables.station_ids
+                ]
+            ).reshape(-1, 2)
+            self.site_legs = SiteLegs.measure(tables, ll[:, 0], ll[:, 1])
 
     @property
     def nearest_idle(self) -> bool:
         return self.scenario.dispatch.policy == "nearest-idle"
+
+    def idle_state(self, van: int, now: float) -> VanState:
+        """The van idle at home, as the dispatch core sees it (with its crew's turnout)."""
+        if self.crews is not None:
+            return self.crews.idle_state(van, now)
+        return self.fleet.at_home[van]
 
     def schedule_event(self, minute: float, kind: EventKind, payload: int) -> None:
         self._sequence += 1
@@ -133,23 +184,38 @@ class Simulation:
             reqs.escalate(request, Escalation.NO_CAPABLE_VAN)
             return
         open_request = reqs.open_request(request)
-        if self.nearest_idle:
-            if self._dispatch_nearest(request, open_request, now):
-                return
+        if self.nearest_idle and self._dispatch_nearest(request, open_request, now):
+            return
+        if self.nearest_idle or self.on_events:
             self.schedule_event(
                 now + self.scenario.dispatch.escalate_after_minutes, EventKind.ESCALATE, request
             )
         self.waiting[request] = open_request
+        if self.on_events:
+            self.dispatch_batch(now)
 
-    def dispatch_van(self, request: int, van: int, arc: int, now: float, eta: float) -> None:
-        """Send ``van`` (over ``arc``) to ``request``: plan the trip, book the van, schedule
-        what follows from it."""
+    def dispatch_van(
+        self,
+        request: int,
+        van: int,
+        arc: int,
+        now: float,
+        eta: float,
+        *,
+        drive_minutes: float | None = None,
+        tow_minutes: float | None = None,
+    ) -> None:
+        """Send ``van`` (over fleet ``arc``, or with the given drive and tow minutes between
+        the site and home) to ``request``: plan the trip, book the van, schedule what follows
+        from it."""
         fleet, reqs = self.fleet, self.requests
         trip: VanTrip = plan_van_trip(
             reqs, fleet, self.scenario.repairs, request=request, van=van, now=now, eta_minutes=eta,
-            drive_minutes=float(fleet.arc_minutes[arc]),
-            tow_minutes=float(fleet.arc_tow_minutes[arc]),
+            drive_minutes=float(fleet.arc_minutes[arc]) if drive_minutes is None else drive_minutes,
+            tow_minutes=float(fleet.arc_tow_minutes[arc]) if tow_minutes is None else tow_minutes,
         )  # fmt: skip
+        if self.move_up is not None:
+            self.relocated[van] = -1  # after this job it drives to its own home
         breakdown = reqs.breakdown_of(request)
         if trip.tows:
             reqs.towed[breakdown] = True
@@ -166,6 +232,10 @@ class Simulation:
         reqs.van[request] = van
         if self.nearest_idle:
             self.schedule_event(trip.home_at, EventKind.VAN_HOME, van)
+        elif self.on_events:
+            self.schedule_event(trip.leaves_site_at, EventKind.VAN_FREE, van)
+        if self.next_from_site:
+            self.site_point[van] = -1 if trip.tows else reqs.point(request)
 
     def decide_at_diagnosis(self, breakdown: int, diagnosed_at: float) -> None:
         """The booking policy's second look, at ``diagnosed_at``: ask for a truck, or release
@@ -201,7 +271,8 @@ class Simulation:
         arc_start = fleet.point_arc_start[points]
         arc_count = fleet.point_arc_start[points + 1] - arc_start
         total = int(arc_count.sum())
-        if not total:
+        moved_any = self.move_up is not None and bool((self.relocated >= 0).any())
+        if not total and not moved_any:
             return
         # every waiting request's arc range, concatenated in waiting order
         row_of_arc = np.repeat(np.arange(len(waiting_requests)), arc_count)
@@ -213,9 +284,22 @@ class Simulation:
             & fleet.can_handle[reqs.capability_key_array[waiting_requests][row_of_arc], vans]
             & fleet.on_shift(vans, now)
         )
-        if not free.any():
+        if self.move_up is not None:
+            free &= self.relocated[vans] < 0  # moved away: dispatched from there
+        if not free.any() and not moved_any:
             return
         arc, arc_row, vans = arc[free], row_of_arc[free], vans[free]
+        km = fleet.arc_km[arc]
+        arc_minutes = fleet.arc_minutes[arc]
+        # move-up: the moved vans' arcs from their new station (drive and tow home in [4], [5])
+        extra = self._relocated_arcs(waiting_requests.tolist(), now) if moved_any else None
+        if extra is not None:
+            arc_row = np.concatenate([arc_row, extra[0]])
+            vans = np.concatenate([vans, extra[1]])
+            km = np.concatenate([km, extra[2]])
+            arc_minutes = np.concatenate([arc_minutes, extra[3]])
+        if not len(arc_row):
+            return
         # the batch's vans in index order and each arc's column (np.unique, without a sort)
         in_batch = self._van_mark
         in_batch[vans] = True
@@ -225,23 +309,190 @@ class Simulation:
         column[vans_in_batch] = np.arange(len(vans_in_batch))
         arc_column = column[vans]
         home_at = schedule.home_at
-        states = [fleet.state_when_free(j, float(home_at[j]) - now) for j in vans_in_batch.tolist()]
-        km = fleet.arc_km[arc]
+        if self.crews is None:
+            states = [
+                fleet.state_when_free(j, float(home_at[j]) - now) for j in vans_in_batch.tolist()
+            ]
+        else:  # idle vans with their crew's turnout
+            states = [
+                fleet.state_when_free(j, float(home_at[j]) - now)
+                if home_at[j] > now
+                else self.idle_state(j, now)
+                for j in vans_in_batch.tolist()
+            ]
+        if self.next_from_site:
+            arc_minutes = self._from_site(
+                arc_minutes, arc_row, arc_column, vans_in_batch, states, points, now
+            )
+        batch = list(self.waiting.values())
+        if self.match_params.objective == "promise":
+            reported = reqs.reported_at
+            batch = [
+                reqs.open_request(r, waited_minutes=max(now - float(reported[r]), 0.0))
+                for r in waiting_requests.tolist()
+            ]
         started = time.perf_counter()
         problem = VanMatchingProblem.from_arrays(
-            list(self.waiting.values()), states, arc_row, arc_column, km, km,
-            fleet.arc_minutes[arc],
-        )  # fmt: skip
-        matching = match_vans(problem)
+            batch, states, arc_row, arc_column, km, km, arc_minutes
+        )
+        matching = match_vans(problem, params=self.match_params)
         self.match_seconds += time.perf_counter() - started
         self.dispatch_batches += 1
+        extra_of: dict[tuple[int, int], int] = {}
+        row_of: dict[int, int] = {}
+        if extra is not None:
+            extra_of = {
+                (int(r), int(j)): k for k, (r, j) in enumerate(zip(extra[0], extra[1], strict=True))
+            }
+            row_of = {int(r): k for k, r in enumerate(waiting_requests.tolist())}
         for a in matching.assignments:
             request = int(a.request_id)  # the request index (RescueRequests.open_request)
             van = fleet.index_of[a.van_id]
             del self.waiting[request]
-            self.dispatch_van(
-                request, van, fleet.arc_of(reqs.point(request), van), now, a.eta_minutes
+            if extra is not None and self.relocated[van] >= 0:  # moved: from its new station
+                k = extra_of[(row_of[request], van)]
+                self.dispatch_van(
+                    request, van, -1, now, a.eta_minutes,
+                    drive_minutes=float(extra[4][k]), tow_minutes=float(extra[5][k]),
+                )  # fmt: skip
+            else:
+                self.dispatch_van(
+                    request, van, fleet.arc_of(reqs.point(request), van), now, a.eta_minutes
+                )
+
+    # -- move-up -----------------------------------------------------------------------------
+    def move_up_check(self, now: float) -> None:
+        """Send moved vans home whose hole has closed, then, if the expected coverage dropped,
+        move idle vans into the holes (:func:`simulations.move_up.plan_move_ups`), within the
+        moves-per-hour and distance limits."""
+        mu, fleet, schedule = self.move_up, self.fleet, self.schedule
+        assert mu is not None
+        self.schedule_event(now + mu.check_minutes, EventKind.MOVE_UP, 0)
+        n_st = len(self.tables.station_ids)
+        on = fleet.on_shift(np.arange(len(fleet.vans)), now)
+        idle = on & (schedule.home_at <= now)
+        based = np.bincount(fleet.station_index[on], minlength=n_st)
+        own_idle = np.bincount(fleet.station_index[idle & (self.relocated < 0)], minlength=n_st)
+        for j in np.nonzero(idle & (self.relocated >= 0))[0].tolist():
+            b = int(self.relocated[j])
+            if own_idle[b] >= based[b] and mu.moves_allowed(now) > 0:
+                self._move(j, int(fleet.station_index[j]), now)
+                self.relocated[j] = -1
+                idle[j] = False
+        allowed = mu.moves_allowed(now)
+        if allowed <= 0:
+            return
+        where = np.where(self.relocated >= 0, self.relocated, fleet.station_index)
+        counts = np.bincount(where[idle], minlength=n_st)
+        q = float(np.clip(1.0 - idle.sum() / max(int(on.sum()), 1), 0.05, 0.95))
+        if not mu.should_check(counts, based, q):
+            return
+        moves = plan_move_ups(
+            covers=mu.covers, demand=mu.demand, idle=counts, based=based,
+            station_km=mu.station_km, busy_probability=q, max_moves=allowed,
+            max_move_km=mu.max_move_km, min_gain=mu.min_gain,
+            movable=np.bincount(fleet.station_index[idle & (self.relocated < 0)], minlength=n_st),
+        )  # fmt: skip
+        for m in moves:
+            at_home = idle & (self.relocated < 0) & (fleet.station_index == m.from_station)
+            j = int(np.nonzero(at_home)[0][0])
+            idle[j] = False
+            self._move(j, m.to_station, now)
+            self.relocated[j] = m.to_station
+
+    def _move(self, van: int, to_station: int, now: float) -> None:
+        """The van drives from where it is idle to ``to_station``, busy on the way."""
+        mu = self.move_up
+        assert mu is not None
+        at = self.relocated[van] if self.relocated[van] >= 0 else self.fleet.station_index[van]
+        km = float(mu.station_km[at, to_station])
+        arrive = now + float(mu.station_minutes[at, to_station])
+        self.schedule.book(van, VanTrip(arrive, arrive, arrive, False, False, None), now)
+        self.site_point[van] = -1
+        if self.on_events:
+            self.schedule_event(arrive, EventKind.VAN_FREE, van)
+        mu.record_move(now, km)
+
+    def _relocated_arcs(
+        self, batch_request: list[int], now: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """move-up: arcs (row, van, km, minutes to the site, drive and tow minutes from the site
+        home) of the free vans moved to another station, from that station (travel tables;
+        radius measured from there). The way home after the job goes via that station (an
+        upper bound)."""
+        fleet, tables, schedule = self.fleet, self.tables, self.schedule
+        assert self.move_up is not None
+        moved = np.nonzero(self.relocated >= 0)[0]
+        moved = moved[(schedule.leaves_site_at[moved] <= now) & fleet.on_shift(moved, now)]
+        rows: list[int] = []
+        vans: list[int] = []
+        km: list[float] = []
+        minutes: list[float] = []
+        drive_home: list[float] = []
+        tow_home: list[float] = []
+        for row, request in enumerate(batch_request):
+            point = self.requests.point(request)
+            key = self.requests.capability_key(request)
+            start, stop = int(tables.arc_ptr[point]), int(tables.arc_ptr[point + 1])
+            stations = tables.arc_station[start:stop]
+            for j in moved.tolist():
+                if not fleet.can_handle[key, j]:
+                    continue
+                hit = np.nonzero(stations == self.relocated[j])[0]
+                if not len(hit):
+                    continue
+                a = start + int(hit[0])
+                if tables.arc_km[a] > fleet.vans[j].service_radius_km:
+                    continue
+                back = self.move_up.station_minutes[self.relocated[j], fleet.station_index[j]]
+                back_km = self.move_up.station_km[self.relocated[j], fleet.station_index[j]]
+                rows.append(row)
+                vans.append(j)
+                km.append(float(tables.arc_km[a]))
+                minutes.append(float(tables.arc_minutes[a]))
+                drive_home.append(float(tables.arc_minutes[a] + back))
+                tow_home.append(float(tables.arc_tow_minutes[a] + back_km / self.tow_kmh * 60.0))
+        return (
+            np.array(rows, dtype=np.int64),
+            np.array(vans, dtype=np.int64),
+            np.array(km),
+            np.array(minutes),
+            np.array(drive_home),
+            np.array(tow_home),
+        )
+
+    def _from_site(
+        self,
+        base_minutes: np.ndarray,
+        arc_row: np.ndarray,
+        arc_column: np.ndarray,
+        vans_in_batch: np.ndarray,
+        states: list[VanState],
+        row_point: np.ndarray,
+        now: float,
+    ) -> np.ndarray:
+        """next-from-site: the arcs' drive minutes for vans driving home empty (their state
+        becomes free now, the drive the better of via home and from the site; see
+        :mod:`simulations.after_job`). Changes ``states`` in place."""
+        fleet, schedule = self.fleet, self.schedule
+        assert self.site_legs is not None
+        minutes = base_minutes.copy()
+        for column, j in enumerate(vans_in_batch.tolist()):
+            site = int(self.site_point[j])
+            home_at = float(schedule.home_at[j])
+            if site < 0 or home_at <= now:
+                continue
+            mine = np.nonzero(arc_column == column)[0]
+            targets = row_point[arc_row[mine]]
+            minutes[mine] = next_from_site_minutes(
+                now=now,
+                home_at=home_at,
+                left_site_at=float(schedule.leaves_site_at[j]),
+                home_leg_minutes=base_minutes[mine],
+                site_leg_minutes=self.site_legs.minutes(site, targets),
             )
+            states[column] = VanState(fleet.vans[j], fleet.at_home[j].home)  # leaves at once
+        return minutes
 
     # -- nearest idle ------------------------------------------------------------------------
     def _dispatch_nearest(self, request: int, open_request: OpenRequest, now: float) -> bool:
@@ -260,7 +511,7 @@ class Simulation:
         arc_vans = fleet.arc_van[arcs]
         km = fleet.arc_km[arcs]
         problem = VanMatchingProblem.from_arrays(
-            [open_request], [fleet.at_home[j] for j in arc_vans.tolist()],
+            [open_request], [self.idle_state(j, now) for j in arc_vans.tolist()],
             np.zeros(len(arcs), dtype=np.int64), np.arange(len(arcs)), km, km,
             fleet.arc_minutes[arcs],
         )  # fmt: skip
@@ -297,7 +548,13 @@ class Simulation:
             )
             km = fleet.arc_km[arc : arc + 1]
             problem = VanMatchingProblem.from_arrays(
-                [waited], [fleet.at_home[van]], [0], [0], km, km, fleet.arc_minutes[arc : arc + 1]
+                [waited],
+                [self.idle_state(van, now)],
+                [0],
+                [0],
+                km,
+                km,
+                fleet.arc_minutes[arc : arc + 1],
             )
             matching = match_vans_naive(problem)
             self.dispatch_batches += 1
@@ -307,7 +564,13 @@ class Simulation:
                 return
 
     def shift_start(self, hour: int, now: float) -> None:
-        """nearest-idle: the vans of stations opening now look for waiting requests."""
+        """Stations open: under nearest-idle their vans look for waiting requests; batch-optimal
+        on events runs a batch."""
+        if self.on_events:
+            if self.waiting:
+                self.dispatch_batch(now)
+            self.schedule_event(now + 1440.0, EventKind.SHIFT_START, hour)
+            return
         opening = np.nonzero(self.fleet.shift_open_hour == hour)[0]
         for van in opening.tolist():
             self.van_free(van, now)
@@ -323,7 +586,7 @@ class Simulation:
         dispatch = self.scenario.dispatch
         next_day = 1440.0 if on_day is not None else math.inf
         end = self.end_minute
-        batching = dispatch.policy == "batch-optimal"
+        batching = dispatch.policy == "batch-optimal" and not self.on_events
         batch_step = dispatch.batch_minutes
         replacement_step = self.scenario.replacement.batch_minutes
         reported = self.breakdowns.t
@@ -332,7 +595,9 @@ class Simulation:
         next_batch = math.inf
         next_replacement_batch = math.inf
         inf = math.inf
-        if not batching:
+        if self.move_up is not None:
+            self.schedule_event(self.move_up.check_minutes, EventKind.MOVE_UP, 0)
+        if not batching or self.on_events:
             opening_hours = sorted({int(h) for h in self.fleet.shift_open_hour if h > 0})
             for hour in opening_hours:
                 self.schedule_event(hour * 60.0, EventKind.SHIFT_START, hour)
@@ -360,6 +625,11 @@ class Simulation:
                 _, kind, _, payload = heapq.heappop(events)
                 if kind == EventKind.VAN_HOME:
                     self.van_free(payload, now)
+                elif kind == EventKind.MOVE_UP:
+                    self.move_up_check(now)
+                elif kind == EventKind.VAN_FREE:
+                    if waiting and self.schedule.leaves_site_at[payload] <= now:
+                        self.dispatch_batch(now)
                 elif kind == EventKind.FOLLOWUP_TOW:
                     self.requests.reported_at[payload] = now
                     self.arrive(payload, now)
@@ -417,4 +687,6 @@ class Simulation:
             dispatch_batches=self.dispatch_batches,
             match_seconds=self.match_seconds,
             replacement_batches=self.replacements.batches,
+            move_up_at=np.array(self.move_up.move_times if self.move_up else [], dtype=float),
+            move_up_km=np.array(self.move_up.move_km if self.move_up else [], dtype=float),
         )

@@ -127,8 +127,8 @@ def plan_bases(
             raise ValueError(f"{name} must be > 0, got {v!r}")
     net = scenario.network
     stations = net.stations
-    points = demand_points(scenario)
     provider = make_provider(scenario, road_graph)
+    points = demand_points(scenario, provider=provider, road_graph=road_graph)
     van_radius = max(v.service_radius_km for v in net.vans)
     st_ll = np.array([(s.location.lat, s.location.lon) for s in stations], dtype=float)
     pairs = provider.within(st_ll, points.latlon, van_radius, scenario.travel.profile("rescue_van"))

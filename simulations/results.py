@@ -99,6 +99,10 @@ class RunRecord:
     dispatch_batches: int
     match_seconds: float
     replacement_batches: int
+    # move-up (empty without it)
+    move_up_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """When each move started (returns home included)."""
+    move_up_km: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -174,6 +178,9 @@ def summarise_run(
         "escalated_timeout": float((esc == Escalation.TIMEOUT).sum()),
         "unserved": float((unserved & in_window).sum()),
     }
+    if scenario.dispatch.move_up:  # only then: runs without it keep their pinned KPI set
+        kpis["move_ups"] = float((record.move_up_at >= warm).sum())
+        kpis["move_up_km"] = float(record.move_up_km[record.move_up_at >= warm].sum())
     for name, arr in (("dispatch_delay", delay), ("travel", travel), ("arrival", arrival)):
         kpis[f"{name}_mean_min"] = _m(arr)
         for q in (50, 90, 95):

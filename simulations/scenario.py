@@ -14,14 +14,20 @@ The file format (every key optional unless marked; defaults in brackets) is docu
     base = "china-national"
     vans_per_station = 2         # optional: every station's van list cycled to this count
 
-    [demand]   breakdowns_per_day, dispersion, hourly_profile, points, provinces,
+    [demand]   breakdowns_per_day, dispersion, hourly_profile, points (county_seats,
+               prefecture_seats, stations, roads), road_spacing_km, urban_share, provinces,
                vehicle_mix, cargo_share, [[demand.points]] (lat, lon, weight)
     [repairs]  catalogue = "default" | path, [[repairs.faults]] (fault-catalogue entries),
                diagnosis_minutes, tow_hookup_minutes
     [travel]   provider = "auto" | "road" | "great-circle", circuity, speeds = {profile = km/h}
     [dispatch] policy = "batch-optimal" | "nearest-idle", batch_minutes,
-               escalate_after_minutes, respect_shifts
+               escalate_after_minutes, respect_shifts, trigger = "interval" | "arrival",
+               objective = "eta" | "promise", after_job = "return-home" | "next-from-site",
+               move_up
     [promise]  arrival_minutes, report_minutes
+    [move_up]  max_moves_per_hour, max_move_km, check_minutes, min_gain
+    [crews]    turnout_minutes, hours_per_day, first_shift_hour, night_on_call,
+               on_call_turnout_minutes
     [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late, policy,
                downtime_cost_per_hour
     [sweep]    key = [values...] (cartesian product; keys in SWEEP_KEYS)
@@ -36,6 +42,7 @@ paths inside a scenario are relative to the scenario file.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -86,8 +93,15 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 """The shipped scenarios (``national``, ``shandong``, ``mmc_check``)."""
 
 POLICIES = ("batch-optimal", "nearest-idle")
+TRIGGERS = ("interval", "arrival")
+"""When batch-optimal matches: every ``batch_minutes`` while requests wait (``interval``), or
+as production does, at each event that can change a decision (``arrival``)."""
+OBJECTIVES = ("eta", "promise")
+"""``dispatch.MatchParams.objective``: weighted ETA, or the count within the promise first."""
+AFTER_JOB = ("return-home", "next-from-site")
+"""Where a van's next job starts from while it drives home empty after a job."""
 PROVIDERS = ("auto", "road", "great-circle")
-POINT_SETS = ("county_seats", "prefecture_seats", "stations")
+POINT_SETS = ("county_seats", "prefecture_seats", "stations", "roads")
 """Generated demand points; ``[[demand.points]]`` gives them explicitly instead."""
 
 DEFAULT_VEHICLE_MIX: dict[str, float] = {
@@ -109,6 +123,9 @@ DEFAULT_CARGO_SHARE: dict[str, float] = {
 
 SWEEP_ALIASES = {"vans": "vans_per_station", "rate": "breakdowns_per_day"}
 
+FLAT_MONTHS = (1.0,) * 12
+FLAT_WEEKDAYS = (1.0,) * 7
+
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "resolve_scenario"]
 
 
@@ -128,7 +145,18 @@ class DemandSpec:
     """Variance / mean of daily counts (1 = Poisson); a gamma-Poisson daily multiplier."""
     hourly_profile: tuple[float, ...] = field(default_factory=hourly_breakdown_profile)
     points: str = "county_seats"
+    road_spacing_km: float = 20.0
+    """``points = "roads"``: one demand point per cell of this size with road in it."""
+    urban_share: float = 0.3
+    """``points = "roads"``: the share of breakdowns at county seats (towns), the rest on roads
+    (ASSUMPTION; no public split exists)."""
     explicit_points: tuple[DemandPoint, ...] = ()
+    month_factors: tuple[float, ...] = (1.0,) * 12
+    """January first; normalised to mean 1 (:mod:`simulations.seasons`)."""
+    weekday_factors: tuple[float, ...] = (1.0,) * 7
+    """Monday first; normalised to mean 1."""
+    start_date: dt.date = dt.date(2026, 1, 1)
+    """The calendar date of simulated day 0 (for the seasonal factors)."""
     provinces: frozenset[str] = frozenset()
     """Restrict generated points to these province adcodes (empty = all)."""
     vehicle_mix: tuple[tuple[VehicleClass, float], ...] = tuple(
@@ -170,6 +198,33 @@ class DispatchSpec:
     escalate_after_minutes: float = 240.0
     """A request still without a van after this long goes to a partner service (escalated)."""
     respect_shifts: bool = True
+    trigger: str = "interval"
+    objective: str = "eta"
+    after_job: str = "return-home"
+    move_up: bool = False
+
+
+@dataclass(frozen=True)
+class MoveUpSpec:
+    """``[move_up]``: limits of the repositioning (:mod:`simulations.move_up`)."""
+
+    max_moves_per_hour: int = 4
+    max_move_km: float = 100.0
+    check_minutes: float = 15.0
+    min_gain: float = 0.0005
+    """Share of the demand a move (and a coverage drop) must be worth."""
+
+
+@dataclass(frozen=True)
+class CrewSpec:
+    """``[crews]``: see :mod:`simulations.crews`."""
+
+    turnout_minutes: float = 0.0
+    hours_per_day: float = 24.0
+    """Crew hours a day at stations open 24 h, from ``first_shift_hour``."""
+    first_shift_hour: float = 6.0
+    night_on_call: bool = False
+    on_call_turnout_minutes: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -230,6 +285,8 @@ class Scenario:
     travel: TravelSpec = field(default_factory=TravelSpec)
     dispatch: DispatchSpec = field(default_factory=DispatchSpec)
     promise: PromiseSpec = field(default_factory=PromiseSpec)
+    crews: CrewSpec = field(default_factory=CrewSpec)
+    move_up: MoveUpSpec = field(default_factory=MoveUpSpec)
     replacement: ReplacementSpec = field(default_factory=ReplacementSpec)
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     source: str = "<scenario>"
@@ -266,7 +323,12 @@ class Scenario:
             return replace(self, network=cycle_vans(self.network, x))
         if key == "breakdowns_per_day":
             return replace(self, demand=replace(self.demand, breakdowns_per_day=x))
-        if key in ("batch_minutes", "escalate_after_minutes", "policy"):
+        if key == "points":
+            return replace(self, demand=replace(self.demand, points=x, explicit_points=()))
+        if key in (
+            "batch_minutes", "escalate_after_minutes", "policy", "trigger", "objective",
+            "after_job", "move_up",
+        ):  # fmt: skip
             return replace(self, dispatch=replace(self.dispatch, **{key: x}))
         if key == "promise_minutes":
             return replace(self, promise=replace(self.promise, arrival_minutes=x))
@@ -318,6 +380,14 @@ def _mainland_adcodes(adcodes: tuple[str, ...]) -> str | None:
     return f'must list mainland province adcodes (e.g. "370000"), got {bad[0]!r}' if bad else None
 
 
+def _iso_date(text: str) -> str | None:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return f"must be a date like 2026-01-01, got {text!r}"
+    return None
+
+
 DEMAND_POINT_KEYS: Schema = {
     "lat": number(ge=-90, le=90),
     "lon": number(ge=-180, le=180),
@@ -333,6 +403,11 @@ DEMAND_KEYS: Schema = {
     ),
     "points": either(one_of(POINT_SETS), entries(DEMAND_POINT_KEYS, non_empty=True),
                      default="county_seats"),
+    "road_spacing_km": number(20.0, ge=2, le=200),
+    "month_factors": list_of(number(ge=0), FLAT_MONTHS, length=12, check=not_all_zero),
+    "weekday_factors": list_of(number(ge=0), FLAT_WEEKDAYS, length=7, check=not_all_zero),
+    "start_date": string("2026-01-01", check=_iso_date),
+    "urban_share": number(0.3, ge=0, le=1),
     "provinces": list_of(string(), (), check=_mainland_adcodes),
     "vehicle_mix": mapping(VehicleClass, number(ge=0), DEFAULT_VEHICLE_MIX, check=not_all_zero),
     "cargo_share": mapping(VehicleClass, number(ge=0, le=1), DEFAULT_CARGO_SHARE),
@@ -354,6 +429,23 @@ DISPATCH_KEYS: Schema = {
     "batch_minutes": number(5.0, gt=0),
     "escalate_after_minutes": number(240.0, gt=0),
     "respect_shifts": boolean(True),
+    "trigger": one_of(TRIGGERS, "interval"),
+    "objective": one_of(OBJECTIVES, "eta"),
+    "after_job": one_of(AFTER_JOB, "return-home"),
+    "move_up": boolean(False),
+}
+MOVE_UP_KEYS: Schema = {
+    "max_moves_per_hour": integer(4, ge=1),
+    "max_move_km": number(100.0, gt=0),
+    "check_minutes": number(15.0, gt=0),
+    "min_gain": number(0.0005, ge=0, le=1),
+}
+CREW_KEYS: Schema = {
+    "turnout_minutes": number(0.0, ge=0),
+    "hours_per_day": number(24.0, gt=0, le=24),
+    "first_shift_hour": number(6.0, ge=0, le=23),
+    "night_on_call": boolean(False),
+    "on_call_turnout_minutes": number(30.0, ge=0),
 }
 PROMISE_KEYS: Schema = {
     "arrival_minutes": number(120.0, gt=0),
@@ -378,6 +470,11 @@ SWEEP_FIELDS: Schema = {
     "service_radius_km": number(gt=0),
     "escalate_after_minutes": number(gt=0),
     "replacement_policy": custom(parse_replacement_policy, expects="a booking policy"),
+    "points": one_of(POINT_SETS),
+    "trigger": one_of(TRIGGERS),
+    "objective": one_of(OBJECTIVES),
+    "after_job": one_of(AFTER_JOB),
+    "move_up": boolean(),
 }
 """What each sweep key's values must be; :meth:`Scenario.with_override` applies them."""
 SWEEP_KEYS = tuple(SWEEP_FIELDS)
@@ -399,6 +496,8 @@ SCENARIO_KEYS: Schema = {
     "travel": table(TRAVEL_KEYS),
     "dispatch": table(DISPATCH_KEYS),
     "promise": table(PROMISE_KEYS),
+    "crews": table(CREW_KEYS),
+    "move_up": table(MOVE_UP_KEYS),
     "replacement": table(REPLACEMENT_KEYS),
     # each value is checked against SWEEP_FIELDS at load time (loading code below)
     "sweep": mapping((*SWEEP_KEYS, *SWEEP_ALIASES), list_of(anything(), non_empty=True), {}),
@@ -492,6 +591,8 @@ def scenario_from_document(doc: TomlDocument) -> Scenario:
             report_minutes=tuple(sorted({*promise["report_minutes"], promise["arrival_minutes"]})),
         ),
         replacement=ReplacementSpec(**values["replacement"]),
+        crews=_crews(values["crews"], doc),
+        move_up=MoveUpSpec(**values["move_up"]),
         sweep=tuple((SWEEP_ALIASES.get(k, k), v) for k, v in values["sweep"].items()),
         source=doc.source,
     )
@@ -523,11 +624,27 @@ def _demand(values: Mapping[str, Any], doc: TomlDocument) -> DemandSpec:
         dispersion=values["dispersion"],
         hourly_profile=profile,
         points="explicit" if isinstance(points, list) else points,
+        road_spacing_km=values["road_spacing_km"],
+        month_factors=tuple(float(v) for v in values["month_factors"]),
+        weekday_factors=tuple(float(v) for v in values["weekday_factors"]),
+        start_date=dt.date.fromisoformat(values["start_date"]),
+        urban_share=values["urban_share"],
         explicit_points=tuple(explicit),
         provinces=frozenset(values["provinces"]),
         vehicle_mix=tuple(values["vehicle_mix"].items()),
         cargo_share=tuple(values["cargo_share"].items()),
     )
+
+
+def _crews(values: Mapping[str, Any], doc: TomlDocument) -> CrewSpec:
+    hours = values["hours_per_day"]
+    if hours < 24 and values["first_shift_hour"] + hours > 24:
+        raise doc.error(
+            ("crews", "hours_per_day"),
+            f"first_shift_hour + hours_per_day must be <= 24, got "
+            f"{values['first_shift_hour']:g} + {values['hours_per_day']:g}",
+        )
+    return CrewSpec(**values)
 
 
 def _demand_point(raw: Mapping[str, Any], doc: TomlDocument, at: KeyPath) -> DemandPoint:

@@ -1,7 +1,8 @@
 """Demand points and the travel tables a run indexes instead of routing per event.
 
 Breakdowns happen at a finite set of demand points (county seats, prefecture seats, the
-stations themselves, or explicit points), weighted by the population proxy. Once per scenario
+stations themselves, points along the road graph (:mod:`simulations.demand_roads`), or explicit
+points), weighted by the population proxy. Once per scenario
 (network stations x demand points x the partners' depots) the provider computes:
 
 - station -> demand point pairs within the largest service radius of the station's vans
@@ -43,6 +44,7 @@ import numpy as np
 from fleet.geography import county_seats, prefecture_population, prefecture_seats
 from routing.provider import GreatCircleProvider, TravelTimeProvider
 from routing.road import RoadGraphProvider, RoadGraphSource
+from simulations.demand_roads import road_demand_rows
 from simulations.scenario import Scenario, ScenarioError
 
 log = logging.getLogger(__name__)
@@ -65,13 +67,21 @@ class DemandPoints:
         return np.column_stack([self.lat, self.lon])
 
 
-def demand_points(scenario: Scenario) -> DemandPoints:
-    """The scenario's demand points with population weights (see :class:`DemandSpec`)."""
+def demand_points(
+    scenario: Scenario,
+    *,
+    provider: TravelTimeProvider | None = None,
+    road_graph: RoadGraphSource = RoadGraphSource(),
+) -> DemandPoints:
+    """The scenario's demand points with population weights (see :class:`DemandSpec`); road
+    points (``points = "roads"``) come from ``provider``'s road graph, else ``road_graph``."""
     spec = scenario.demand
     pop = prefecture_population()
     median = float(np.median(list(pop.values())))
     rows: list[tuple[float, float, float, str, str]] = []
-    if spec.points == "explicit":
+    if spec.points == "roads":
+        rows = _road_rows(scenario, provider, road_graph)
+    elif spec.points == "explicit":
         rows = [(p.lat, p.lon, p.weight, p.province_adcode, p.name) for p in spec.explicit_points]
     elif spec.points == "prefecture_seats":
         for u in prefecture_seats():
@@ -79,17 +89,9 @@ def demand_points(scenario: Scenario) -> DemandPoints:
             assert u.lon is not None
             rows.append((u.lat, u.lon, pop.get(u.adcode, median), u.province_adcode, u.name))
     elif spec.points == "county_seats":
-        counties = county_seats()
-        per_pref: dict[str, int] = defaultdict(int)
-        for c in counties:
-            per_pref[c.prefecture_adcode] += 1
-        for c in counties:
-            assert c.lat is not None
-            assert c.lon is not None
-            w = pop.get(c.prefecture_adcode, median) / per_pref[c.prefecture_adcode]
-            rows.append((c.lat, c.lon, w, c.province_adcode, c.name))
+        rows = county_seat_rows()
     else:  # stations: each station's seat, weighted by its prefecture's population share
-        per_pref = defaultdict(int)
+        per_pref: dict[str, int] = defaultdict(int)
         for s in scenario.network.stations:
             per_pref[s.prefecture_adcode] += 1
         for s in scenario.network.stations:
@@ -107,6 +109,53 @@ def demand_points(scenario: Scenario) -> DemandPoints:
         province=tuple(r[3] for r in rows),
         name=tuple(r[4] for r in rows),
     )
+
+
+def county_seat_rows() -> list[tuple[float, float, float, str, str]]:
+    """County seats, each with its prefecture's population proxy shared among its counties."""
+    pop = prefecture_population()
+    median = float(np.median(list(pop.values())))
+    counties = county_seats()
+    per_pref: dict[str, int] = defaultdict(int)
+    for c in counties:
+        per_pref[c.prefecture_adcode] += 1
+    rows = []
+    for c in counties:
+        assert c.lat is not None
+        assert c.lon is not None
+        w = pop.get(c.prefecture_adcode, median) / per_pref[c.prefecture_adcode]
+        rows.append((c.lat, c.lon, w, c.province_adcode, c.name))
+    return rows
+
+
+def _road_rows(
+    scenario: Scenario, provider: TravelTimeProvider | None, road_graph: RoadGraphSource
+) -> list[tuple[float, float, float, str, str]]:
+    """``points = "roads"``: road points (:mod:`simulations.demand_roads`) carrying
+    ``1 - urban_share`` of the weight, county seats the rest."""
+    spec = scenario.demand
+    graph = getattr(provider, "graph", None)
+    if graph is None:
+        try:
+            graph = road_graph.load().graph
+        except (ImportError, ValueError, OSError) as exc:
+            raise ScenarioError(
+                f'{scenario.source}: demand.points = "roads" needs the road graph: {exc}'
+            ) from None
+    roads = road_demand_rows(
+        graph.lat, graph.lon, graph.edge_u, graph.edge_v, graph.edge_km,
+        spacing_km=spec.road_spacing_km,
+    )  # fmt: skip
+    seats = county_seat_rows()
+    if spec.provinces:  # before the shares are applied, so they hold within the region
+        roads = [r for r in roads if r[3] in spec.provinces]
+        seats = [r for r in seats if r[3] in spec.provinces]
+    out = []
+    for share, part in ((1.0 - spec.urban_share, roads), (spec.urban_share, seats)):
+        total = sum(r[2] for r in part)
+        if share > 0 and total > 0:
+            out += [(a, o, w * share / total, prov, name) for a, o, w, prov, name in part]
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,8 +244,15 @@ class _Geometry:
     profiles: dict[str, Any]
 
     @classmethod
-    def of(cls, scenario: Scenario) -> _Geometry:
-        points = demand_points(scenario)
+    def of(
+        cls,
+        scenario: Scenario,
+        provider: TravelTimeProvider | None = None,
+        road_graph: RoadGraphSource = RoadGraphSource(),
+    ) -> _Geometry:
+        """The geometry of ``scenario``; road demand points come from ``provider``'s road
+        graph, else ``road_graph`` (:func:`demand_points`)."""
+        points = demand_points(scenario, provider=provider, road_graph=road_graph)
         net = scenario.network
         st_ll = np.array([(s.location.lat, s.location.lon) for s in net.stations], dtype=float)
         radius = np.zeros(len(net.stations))
@@ -245,11 +301,18 @@ class _Geometry:
         return h.hexdigest()
 
 
-def tables_key(scenario: Scenario, provider: TravelTimeProvider) -> str | None:
+def tables_key(
+    scenario: Scenario,
+    provider: TravelTimeProvider,
+    *,
+    road_graph: RoadGraphSource = RoadGraphSource(),
+) -> str | None:
     """The disk-cache key of the scenario's tables on ``provider`` (``None``: not cached on
     disk)."""
     engine = provider_identity(provider)
-    return None if engine is None else _Geometry.of(scenario).digest(engine)
+    if engine is None:
+        return None
+    return _Geometry.of(scenario, provider, road_graph).digest(engine)
 
 
 _ARRAY_FIELDS = (
@@ -335,7 +398,7 @@ def build_tables(
     else the scenario's engine on ``road_graph``. Reused within the process; with
     ``cache_dir`` also read from and written to disk there (see the module doc)."""
     provider = provider or make_provider(scenario, road_graph)
-    geometry = _Geometry.of(scenario)
+    geometry = _Geometry.of(scenario, provider, road_graph)
     engine = provider_identity(provider)
     # in process an unknown engine is told apart by its object identity
     key = geometry.digest(engine if engine is not None else f"object-{id(provider)}")

@@ -239,9 +239,21 @@ def bench_simulate(
     ),
     sweep_ray: bool = typer.Option(False, "--sweep-ray", help="Benchmark the Ray sweep instead"),
     replications: int = typer.Option(8, "--replications", help="--sweep-ray: runs"),
+    beside_default: bool = typer.Option(
+        False,
+        "--beside-default",
+        help="Also time the default national scenario (run and table build) for the same days",
+    ),
 ) -> None:
     """Time one simulated year (events/s), or a replication sweep on Ray vs one process."""
-    from benchmarks.simulate import prepare, simulate_benchmark, sweep_benchmark
+    from benchmarks.simulate import (
+        beside_default as with_default,
+    )
+    from benchmarks.simulate import (
+        prepare,
+        simulate_benchmark,
+        sweep_benchmark,
+    )
 
     try:
         settings = command_settings()
@@ -264,6 +276,8 @@ def bench_simulate(
             )
         else:
             record = simulate_benchmark(s, tables, tables_seconds, baseline=baseline)
+            if beside_default:
+                record = with_default(record, road_graph=road_graph)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(json.dumps(record))

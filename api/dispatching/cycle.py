@@ -106,6 +106,10 @@ class CyclePolicy:
     replan_redirect_km: float = 25.0
     soon_free_minutes: float = 60.0
     eta_grace_minutes: float = 10.0
+    objective: str = "eta"
+    """The van matching's objective (``RESCUE_DISPATCH_OBJECTIVE``: ``eta`` or ``promise``)."""
+    promise_minutes: float = 120.0
+    """The promise the ``promise`` objective counts against (``RESCUE_PROMISE_MINUTES``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CyclePolicy:
@@ -117,10 +121,16 @@ class CyclePolicy:
             replan_redirect_km=settings.replan_redirect_km,
             soon_free_minutes=settings.soon_free_minutes,
             eta_grace_minutes=settings.eta_grace_minutes,
+            objective=settings.dispatch_objective,
+            promise_minutes=settings.promise_minutes,
         )
 
     def match_params(self) -> MatchParams:
-        return MatchParams(reassignment_penalty_minutes=self.replan_gain_minutes)
+        return MatchParams(
+            reassignment_penalty_minutes=self.replan_gain_minutes,
+            objective=self.objective,
+            promise_minutes=self.promise_minutes,
+        )
 
 
 @dataclass(frozen=True)
@@ -268,17 +278,24 @@ def _rescue_side(
     return jobs, providers
 
 
+def match_params(settings: Settings) -> MatchParams:
+    """The van matching's parameters from the settings (objective, promise, re-planning
+    gain); the cycle takes them from its :class:`CyclePolicy`."""
+    return CyclePolicy.from_settings(settings).match_params()
+
+
 def solve(
-    snapshot: Snapshot, provider: TravelTimeProvider
+    snapshot: Snapshot, provider: TravelTimeProvider, match_params: MatchParams | None = None
 ) -> tuple[VanMatching | None, ReplacementMatching | None]:
-    """The pure part: no database."""
+    """The pure part: no database. ``match_params`` (default: the snapshot's, from the cycle's
+    policy) chooses the van matching's objective."""
     van_matching = None
     if snapshot.requests:
         problem = build_van_matching_problem(snapshot.requests, snapshot.vans, provider)
         van_matching = match_vans(
             problem,
             allow_reassignment=bool(snapshot.current_van),
-            params=snapshot.match_params,
+            params=match_params or snapshot.match_params,
             provider=provider,
         )
     rep = None
@@ -330,11 +347,12 @@ def run_cycle(
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
     ``dispatch_cycle`` event even when nothing was decided (manual runs). ``policy`` (default:
-    the settings' defaults) turns re-planning and soon-free vans on; the write also flags the
-    jobs that became late. ``now`` replaces the clock (replays and tests). A region's cycle
-    passes its ``locks``, its ``provinces`` (snapshot filter) and ``select`` (which of the
-    snapshot it decides, :mod:`api.dispatching.regions`); ``region`` names it in the event.
-    ``offers`` sets the partner offer and crew acknowledgement policy."""
+    the settings' defaults) turns re-planning and soon-free vans on and sets the matching
+    objective; the write also flags the jobs that became late. ``now`` replaces the clock
+    (replays and tests). A region's cycle passes its ``locks``, its ``provinces`` (snapshot
+    filter) and ``select`` (which of the snapshot it decides, :mod:`api.dispatching.regions`);
+    ``region`` names it in the event. ``offers`` sets the partner offer and crew
+    acknowledgement policy."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts)
     offer_policy = offers or OfferPolicy()
     engine = factory.kw["bind"]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from api import state
-from api.deps import Dispatcher, actor_of
+from api.clock import utcnow
+from api.deps import Dispatcher, SessionDep, SettingsDep, actor_of
+from api.dispatching.move_ups import suggest_move_ups
+from api.dispatching.travel import travel_provider
 from api.responses import E401, E403
-from api.schemas import DispatchRunRead
+from api.schemas import DispatchRunRead, MoveUpsRead
 
 router = APIRouter(prefix="/v1", tags=["dispatch"])
 
@@ -25,3 +31,34 @@ def run_dispatch(request: Request, staff: Dispatcher) -> DispatchRunRead:
     (another process or the background loop), `ran` is false and nothing changes."""
     result = state.get_dispatch_loop(request.app).run_once(actor=actor_of(staff), record=True)
     return result.as_read()
+
+
+@router.get(
+    "/dispatch/move-ups",
+    response_model=MoveUpsRead,
+    summary="Suggest moving idle vans into coverage holes",
+    responses={**E401, **E403},
+)
+def get_move_ups(
+    db: SessionDep,
+    settings: SettingsDep,
+    _staff: Dispatcher,
+    max_moves: Annotated[int, Query(ge=1, le=50, description="At most this many moves")] = 4,
+    max_move_km: Annotated[
+        float, Query(gt=0, le=1000, description="Road km a van may move at most")
+    ] = 100.0,
+) -> MoveUpsRead:
+    """When busy vans leave holes in the coverage within the promise, which idle vans should
+    move to which stations to maximise the expected coverage (MEXCLP-style, as the
+    simulation's move-up). Suggestions only: nothing changes until a dispatcher moves a van."""
+    provider, _name = travel_provider(settings)
+    plan = suggest_move_ups(
+        db_session=db,
+        provider=provider,
+        now=utcnow(),
+        promise_minutes=settings.promise_minutes,
+        respect_shifts=settings.respect_shifts,
+        max_moves=max_moves,
+        max_move_km=max_move_km,
+    )
+    return MoveUpsRead.model_validate(asdict(plan))

@@ -4,6 +4,7 @@ from stale snapshots, manual overrides and cancellations at once; PostgreSQL and
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import threading
@@ -17,13 +18,22 @@ from api.cli import app as cli
 from api.clock import utcnow
 from api.db import models as m
 from api.db.engine import make_engine, session_factory, transaction
-from api.dispatching.cycle import cycle_leadership, load_snapshot, run_cycle, solve
+from api.dispatching.cycle import (
+    Snapshot,
+    cycle_leadership,
+    load_snapshot,
+    match_params,
+    run_cycle,
+    solve,
+)
 from api.dispatching.decisions import CycleResult, write_decisions
 from api.exceptions import Conflict
 from api.requests import service as svc
 from api.requests.intake import create_request
 from api.schemas import RequestCreate
-from dispatch import RequestStatus, build_van_matching_problem, match_vans
+from api.settings import Settings
+from dispatch import OpenRequest, RequestStatus, VanState, build_van_matching_problem, match_vans
+from fleet.model import GeoPoint, RescueVan, VanCapability, VehicleClass
 from routing import GreatCircleProvider
 from tests.api.conftest import request_body
 
@@ -286,3 +296,34 @@ def test_rescue_dispatch_cli_prints_decisions(seeded: Engine, db_url: str) -> No
     assert second["ran"] is True and second["open_requests"] == out.output.count("  waiting  ")
     bad = CliRunner().invoke(cli, ["dispatch", "--db", "mysql+nope://x/y"])
     assert bad.exit_code == 2 and "error:" in bad.output
+
+
+def test_promise_objective_is_a_setting_the_cycle_uses() -> None:
+    """``RESCUE_DISPATCH_OBJECTIVE=promise``: the cycle's pure solve gives the near van to the
+    request that has waited 100 of its 120 minutes (the ETA objective would send the far one
+    and make it late); a bad value names the setting."""
+
+    def at_km(km: float) -> GeoPoint:
+        return GeoPoint(36.0, 117.0 + km / 90.0)  # ~90 km per degree of longitude at 36 N
+
+    vans = tuple(
+        VanState(RescueVan(f"V{x}", f"S{x}", VanCapability.HEAVY_SERVICE), at_km(x))
+        for x in (0, 45)
+    )
+    requests = (
+        OpenRequest("waited", at_km(20), VehicleClass.TRACTOR, waited_minutes=100.0),
+        OpenRequest("new", at_km(-5), VehicleClass.TRACTOR),
+    )
+    snapshot = Snapshot(dt.datetime(2026, 11, 29, tzinfo=dt.UTC), requests, vans, (), ())
+    provider = GreatCircleProvider(1.2)
+
+    def chosen(objective: str) -> dict[str, str]:
+        params = match_params(Settings(dispatch_objective=objective, promise_minutes=120))
+        matching, _ = solve(snapshot, provider, params)
+        assert matching is not None
+        return {a.request_id: a.van_id for a in matching.assignments}
+
+    assert chosen("eta") == {"waited": "V45", "new": "V0"}
+    assert chosen("promise") == {"waited": "V0", "new": "V45"}
+    with pytest.raises(ValueError, match="dispatch_objective"):
+        Settings(dispatch_objective="cheapest")  # type: ignore[arg-type]

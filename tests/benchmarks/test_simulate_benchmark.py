@@ -9,13 +9,17 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from benchmarks.simulate import prepare, simulate_benchmark
+from benchmarks.simulate import beside_default, prepare, simulate_benchmark
 
 SIMULATE_KEYS = {
     "benchmark", "scenario", "policy", "days", "breakdowns", "vans", "provider",
     "tables_seconds", "seconds", "events", "events_per_second", "breakdowns_per_second",
     "dispatch_batches", "match_seconds", "share_within_promise", "goal_seconds", "goal_met",
-    "cpu_count",
+    "cpu_count", "horizon_days", "demand_points",
+}  # fmt: skip
+DEFAULT_KEYS = {
+    "default_scenario", "default_seconds", "default_tables_seconds", "default_demand_points",
+    "default_share_within_promise", "ratio_to_default", "tables_ratio_to_default",
 }  # fmt: skip
 BASELINE_KEYS = {
     "baseline", "baseline_seconds", "baseline_events_per_second", "ratio_to_baseline",
@@ -59,3 +63,17 @@ def test_cli_prints_the_record() -> None:
     )
     assert res.exit_code == 0, res.output
     assert set(json.loads(res.stdout)) == SIMULATE_KEYS
+
+
+def test_beside_the_default_scenario() -> None:
+    """``--beside-default``: the default scenario's run and table build for the same measured
+    days, in the same process, with the ratios (here mmc_check beside shandong)."""
+    s, tables, tables_seconds = prepare("mmc_check", days=3, seed=1, sweep=False)
+    record = simulate_benchmark(s, tables, tables_seconds, baseline=False)
+    out = beside_default(record, default="shandong")
+    assert set(out) == SIMULATE_KEYS | DEFAULT_KEYS
+    assert out["default_scenario"] == "shandong"
+    assert out["default_demand_points"] > out["demand_points"] == 1
+    assert out["ratio_to_default"] == pytest.approx(
+        record["seconds"] / out["default_seconds"], rel=0.01, abs=0.002
+    )

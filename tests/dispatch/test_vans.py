@@ -177,6 +177,77 @@ def test_optimum_never_worse_than_naive(p: VanMatchingProblem) -> None:
         assert penalised(p, opt, params) <= penalised(p, naive, params) + 1e-6
 
 
+def brute_force_promise(p: VanMatchingProblem, params: MatchParams) -> tuple[float, int, float]:
+    """Best (served weight, count within the promise, weighted penalised ETA) over every
+    assignment, lexicographically."""
+    arcs = feasible_arcs(p)
+    best_key: tuple[float, int, float] = (0.0, 0, -0.0)
+    for choice in itertools.product(*[[-1, *range(len(p.vans))] for _ in p.requests]):
+        used = [v for v in choice if v >= 0]
+        if len(used) != len(set(used)) or any(
+            v >= 0 and (r, v) not in arcs for r, v in enumerate(choice)
+        ):
+            continue
+        weight = cost = 0.0
+        within = 0
+        for r, v in enumerate(choice):
+            if v < 0:
+                continue
+            a = arcs[(r, v)]
+            rq = p.requests[r]
+            eta = p.vans[v].free_in_minutes + p.arc_travel_minutes[a]
+            within += int(rq.waited_minutes + eta <= params.promise_minutes)
+            if rq.designated_station_id and rq.designated_station_id != p.vans[v].van.station_id:
+                eta += params.designated_penalty_minutes
+            weight += rq.priority
+            cost += rq.priority * eta
+        best_key = max(best_key, (weight, within, -cost))
+    return best_key[0], best_key[1], -best_key[2]
+
+
+@settings(max_examples=120, deadline=None)
+@given(instances(), st.sampled_from([30.0, 90.0, 150.0]))
+def test_promise_objective_equals_brute_force(p: VanMatchingProblem, promise: float) -> None:
+    """With ``objective="promise"``: served weight first, then the number reached within the
+    promise, then the weighted ETA, each equal to brute force over every assignment."""
+    params = MatchParams(objective="promise", promise_minutes=promise)
+    m = match_vans(p, params=params)
+    weight, within, cost = brute_force_promise(p, params)
+    waited = {r.id: r.waited_minutes for r in p.requests}
+    assert m.served_weight() == pytest.approx(weight)
+    assert sum(waited[a.request_id] + a.eta_minutes <= promise for a in m.assignments) == within
+    assert penalised(p, m, params) == pytest.approx(cost, abs=1e-6)
+
+
+def test_promise_objective_saves_the_request_about_to_be_late() -> None:
+    """R0 has waited 100 min of a 120-min promise. The ETA objective gives it the far van (40
+    min of ETA in all, R0 at 130 min: late); the promise objective gives it the near one (75 min
+    in all, both within the promise)."""
+    p = problem(
+        [req(0, waited_minutes=100.0), req(1)],
+        [van(0), van(1)],
+        [(0, 0, 10, 15), (0, 1, 20, 30), (1, 0, 8, 10), (1, 1, 50, 60)],
+    )
+    by_eta = {a.request_id: a.van_id for a in match_vans(p).assignments}
+    by_promise = match_vans(p, params=MatchParams(objective="promise", promise_minutes=120))
+    assert by_eta == {"R0": "V1", "R1": "V0"}
+    assert {a.request_id: a.van_id for a in by_promise.assignments} == {"R0": "V0", "R1": "V1"}
+    assert by_promise.total_eta() == 75.0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"objective": "fastest"}, "objective must be one of eta, promise, got 'fastest'"),
+        ({"promise_minutes": 0}, "promise_minutes must be a finite number > 0, got 0"),
+    ],
+)
+def test_bad_objective_params_raise(data: dict[str, object], message: str) -> None:
+    """Bad objective settings name the parameter and the reason."""
+    with pytest.raises(ValueError, match=message):
+        MatchParams.from_mapping(data)
+
+
 # -- behaviour -------------------------------------------------------------------------------
 
 

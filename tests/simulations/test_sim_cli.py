@@ -161,3 +161,21 @@ def test_simulate_ranks_replacement_policies_by_total_cost(
     headers = [section.index(f"<th>{k}. {label}</th>") for k, label in enumerate(ranked, 1)]
     assert headers == sorted(headers)
     assert "Unneeded trips (repair within the threshold)" in section
+
+
+def test_plan_runs_on_road_demand(write_scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """rescue plan on ``points = "roads"`` (Shandong's road points, 30-km cells, plus the
+    county seats): the same recommendation and simulation, over the road demand points."""
+    path = write_scenario(
+        ('points = "county_seats"', 'points = "roads"\nroad_spacing_km = 30'), name="roads.toml"
+    )
+    out = tmp_path / "plan.json"
+    result = runner.invoke(
+        app,
+        ["plan", str(path), "--vans", "2", "--sim-days", "3", "--time-limit", "10",
+         "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text("utf-8"))
+    assert len(data["bases"]) == 2
+    assert 0 <= data["simulated"]["share_within_promise"] <= 1

@@ -25,7 +25,7 @@ def _line_of(path: Path, needle: str) -> int:
     raise AssertionError(needle)
 
 
-@pytest.mark.parametrize("name", ["national", "shandong", "mmc_check"])
+@pytest.mark.parametrize("name", ["national", "national_planning", "shandong", "mmc_check"])
 def test_shipped_scenarios_load(name: str) -> None:
     """Every shipped scenario validates; national is the built-in network at ~560/day."""
     s = resolve_scenario(name)
@@ -35,6 +35,12 @@ def test_shipped_scenarios_load(name: str) -> None:
         assert s.demand.breakdowns_per_day * s.horizon_days >= 200_000
         assert s.demand.hourly_profile == hourly_breakdown_profile()
         assert s.dispatch.policy == "batch-optimal"
+    if name == "national_planning":
+        assert (s.demand.points, s.dispatch.trigger, s.dispatch.objective) == (
+            "roads", "arrival", "promise",
+        )  # fmt: skip
+        assert (s.dispatch.after_job, s.dispatch.move_up) == ("next-from-site", True)
+        assert s.crews.night_on_call and s.move_up.max_moves_per_hour == 4
     if name == "mmc_check":
         assert len(s.network.vans) == 3
         assert s.dispatch.policy == "nearest-idle"

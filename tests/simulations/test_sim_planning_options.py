@@ -1,0 +1,404 @@
+"""Planning options: production-like batch triggers, the promise objective, where a van's next
+job starts, road demand points, and their scenario keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulations.after_job import SiteLegs, great_circle_km, next_from_site_minutes
+from simulations.demand import draw_breakdowns, replication_streams
+from simulations.demand_roads import road_demand_rows
+from simulations.engine import EventKind, Simulation, simulate
+from simulations.scenario import ScenarioError, load_scenario
+from simulations.seasons import daily_season_factors
+from simulations.tables import build_tables, demand_points
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text("utf-8").splitlines(), 1) if text in line)
+
+
+def _run(path: Path, replication: int = 0) -> Simulation:
+    s = load_scenario(path)
+    tables = build_tables(s)
+    sim = Simulation(s, tables, draw_breakdowns(s, tables, replication_streams(s.seed, 0)))
+    sim.run()
+    return sim
+
+
+# -- triggers --------------------------------------------------------------------------------
+
+
+def test_arrival_trigger_dispatches_at_once_interval_on_the_clock(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """With a van to spare everywhere (3 per station, 24 h, 5 breakdowns a day), the
+    production trigger assigns every first call the minute it is reported; the 5-minute clock
+    assigns at the next multiple of 5 minutes, never later."""
+
+    def spare(trigger: str) -> Path:
+        return write_scenario(
+            ("warmup_days = 1", "warmup_days = 1\nvans_per_station = 3"),
+            ("[travel]", f'[dispatch]\nrespect_shifts = false\ntrigger = "{trigger}"\n\n[travel]'),
+            ("breakdowns_per_day = 30", "breakdowns_per_day = 5"),
+            name=f"{trigger}.toml",
+        )
+
+    interval, arrival = spare("interval"), spare("arrival")
+    on_clock, on_events = _run(interval), _run(arrival)
+    n = on_events.requests.breakdown_count
+    for sim in (on_clock, on_events):
+        served = ~np.isnan(sim.requests.assigned_at[:n])
+        assert served.sum() > 30
+    reported = on_events.requests.reported_at[:n]
+    served = ~np.isnan(on_events.requests.assigned_at[:n])
+    assert np.array_equal(on_events.requests.assigned_at[:n][served], reported[served])
+    at = on_clock.requests.assigned_at[:n]
+    served = ~np.isnan(at)
+    delay = at[served] - on_clock.requests.reported_at[:n][served]
+    assert np.all((delay > 0) & (delay <= 5.0))
+    assert np.allclose(np.mod(at[served], 5.0), 0.0) | np.allclose(np.mod(at[served], 5.0), 5.0)
+
+
+def test_arrival_trigger_waits_for_a_free_van_not_the_clock(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Under load (60 a day, one van per station), every assignment happens at an event that
+    can change the decision: a report, a van leaving a site, or a station opening (ZB at 6 h);
+    some requests do wait."""
+    path = write_scenario(
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 60"),
+        ("[travel]", '[dispatch]\ntrigger = "arrival"\n\n[travel]'),
+    )
+    s = load_scenario(path)
+    tables = build_tables(s)
+    van_free_at: list[float] = []
+
+    class Recording(Simulation):
+        def schedule_event(self, minute: float, kind: EventKind, payload: int) -> None:
+            if kind == EventKind.VAN_FREE:
+                van_free_at.append(minute)
+            super().schedule_event(minute, kind, payload)
+
+    sim = Recording(s, tables, draw_breakdowns(s, tables, replication_streams(s.seed, 0)))
+    sim.run()
+    reqs = sim.requests
+    done = ~np.isnan(reqs.assigned_at)
+    assigned = reqs.assigned_at[done]
+    opening = np.arange(0, s.total_minutes, 1440.0) + 6 * 60.0
+    moments = np.concatenate([reqs.reported_at[~np.isnan(reqs.reported_at)], van_free_at, opening])
+    assert np.isin(assigned, moments).all()
+    assert (assigned > reqs.reported_at[done]).sum() > 10
+
+
+def test_promise_objective_runs_and_accounts(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """The promise objective on events serves the same breakdowns' accounting (served +
+    escalated + unserved = breakdowns) and reports the share within the promise."""
+    path = write_scenario(
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 60"),
+        ("[travel]", '[dispatch]\ntrigger = "arrival"\nobjective = "promise"\n\n[travel]'),
+    )
+    s = load_scenario(path)
+    k = simulate(s, build_tables(s), 0).kpis
+    assert k["breakdowns"] == k["served"] + k["escalated"] + k["unserved"]
+    assert 0 < k["share_within_promise"] <= 1
+
+
+# -- after_job -------------------------------------------------------------------------------
+
+
+def test_next_from_site_takes_the_better_of_two_upper_bounds() -> None:
+    """10 minutes after leaving a site with 50 to drive home: a breakdown 30 min from home is
+    best reached via home (50 + 30 = 80 vs 10 + 90 = 100); one 20 min from the site by turning
+    round (10 + 20 = 30 vs 50 + 60 = 110)."""
+    out = next_from_site_minutes(
+        now=110.0,
+        home_at=160.0,
+        left_site_at=100.0,
+        home_leg_minutes=np.array([30.0, 60.0]),
+        site_leg_minutes=np.array([90.0, 20.0]),
+    )
+    assert out.tolist() == [80.0, 30.0]
+
+
+def test_site_legs_measure_the_networks_minutes_per_km(small_toml: Path) -> None:
+    """On great-circle travel (circuity 1.2, vans at the default 80 km/h... or the profile's
+    speed) the measured factor is circuity x 60 / speed, and a leg is km x that factor."""
+    s = load_scenario(small_toml)
+    tables = build_tables(s)
+    ll = np.array([(st.location.lat, st.location.lon) for st in s.network.stations])
+    legs = SiteLegs.measure(tables, ll[:, 0], ll[:, 1])
+    speed = s.travel.profile("rescue_van").speed_kmh
+    assert legs.minutes_per_great_circle_km == pytest.approx(1.2 * 60.0 / speed, rel=1e-3)
+    pts = tables.points
+    km = great_circle_km(pts.lat[:1], pts.lon[:1], pts.lat[1:2], pts.lon[1:2])[0]
+    assert legs.minutes(0, np.array([1]))[0] == pytest.approx(km * 1.2 * 60.0 / speed, rel=1e-3)
+
+
+def test_next_from_site_reaches_no_later_on_average(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Same breakdowns, loaded fleet: letting vans take the next job on their way home lowers
+    the mean arrival (the drive is never longer than via home for the same van)."""
+    base = [
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 60"),
+        ("[travel]", '[dispatch]\ntrigger = "arrival"\nafter_job = "{}"\n\n[travel]'),
+    ]
+    home = write_scenario(base[0], (base[1][0], base[1][1].format("return-home")), name="h.toml")
+    site = write_scenario(base[0], (base[1][0], base[1][1].format("next-from-site")), name="s.toml")
+    s_home, s_site = load_scenario(home), load_scenario(site)
+    tables = build_tables(s_home)
+    k_home = simulate(s_home, tables, 0).kpis
+    k_site = simulate(s_site, tables, 0).kpis
+    assert k_home["breakdowns"] == k_site["breakdowns"]
+    assert k_site["arrival_mean_min"] < k_home["arrival_mean_min"]
+
+
+# -- road demand points ----------------------------------------------------------------------
+
+
+def test_road_points_bin_segments_by_length_times_traffic() -> None:
+    """Three segments in Jinan's prefecture: two (1 km and 3 km) in one 20-km cell, one (2 km)
+    20 km east. Two points; each lies on a segment's midpoint (the heavier one's in the shared
+    cell); the weights are km x the same population proxy, so 4 km weigh twice 2 km."""
+    lat = np.array([36.65, 36.65, 36.65, 36.65, 36.65, 36.65])
+    lon = np.array([117.10, 117.11, 117.12, 117.15, 117.35, 117.37])
+    rows = road_demand_rows(
+        lat, lon, np.array([0, 2, 4]), np.array([1, 3, 5]), np.array([1.0, 3.0, 2.0]),
+        spacing_km=20.0,
+    )  # fmt: skip
+    assert len(rows) == 2
+    by_lon = sorted(rows, key=lambda r: r[1])
+    assert by_lon[0][1] == pytest.approx(117.135)  # the heavier segment's midpoint
+    assert by_lon[1][1] == pytest.approx(117.36)
+    assert by_lon[0][2] / by_lon[1][2] == pytest.approx(2.0)
+    assert {r[3] for r in rows} == {"370000"}
+
+
+def test_road_spacing_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="road_spacing_km must be > 0, got 0"):
+        road_demand_rows(np.zeros(2), np.zeros(2), np.array([0]), np.array([1]), np.ones(1),
+                         spacing_km=0)  # fmt: skip
+
+
+# -- scenario keys ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "after_job",
+            '"teleport"',
+            "dispatch.after_job must be one of return-home, next-from-site",
+        ),
+        ("trigger", '"sometimes"', "dispatch.trigger must be one of interval, arrival"),
+        ("objective", '"cheapest"', "dispatch.objective must be one of eta, promise"),
+    ],
+)
+def test_bad_dispatch_option_names_key_and_line(
+    write_scenario, key: str, value: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    """One line: the file, the line, the key and the allowed values."""
+    path = write_scenario(("[travel]", f"[dispatch]\n{key} = {value}\n\n[travel]"))
+    line = _line_of(path, f"{key} = {value}")
+    with pytest.raises(ScenarioError, match=rf"line {line}: {message}"):
+        load_scenario(path)
+
+
+def test_bad_road_demand_keys(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Road spacing and urban share are range-checked with the key and line."""
+    path = write_scenario(("dispersion = 2.3", "dispersion = 2.3\nurban_share = 1.5"))
+    line = _line_of(path, "urban_share = 1.5")
+    with pytest.raises(
+        ScenarioError, match=rf"line {line}: demand.urban_share must be in \[0, 1\], got 1.5$"
+    ):
+        load_scenario(path)
+
+
+def test_sweep_keys_points_and_after_job(small_toml: Path) -> None:
+    """``points`` and ``after_job`` sweep like the other keys, with labels."""
+    s = load_scenario(small_toml)
+    variants = s.variants((("after_job", ("return-home", "next-from-site")),
+                           ("points", ("county_seats", "prefecture_seats"))))  # fmt: skip
+    assert [v.label for v in variants] == [
+        "after_job=return-home, points=county_seats",
+        "after_job=return-home, points=prefecture_seats",
+        "after_job=next-from-site, points=county_seats",
+        "after_job=next-from-site, points=prefecture_seats",
+    ]
+    assert variants[3].dispatch.after_job == "next-from-site"
+    assert variants[3].demand.points == "prefecture_seats"
+    with pytest.raises(ScenarioError, match="sweep after_job='home' must be one of"):
+        s.with_override("after_job", "home")
+
+
+# -- seasons ---------------------------------------------------------------------------------
+
+
+def test_season_factors_follow_the_calendar() -> None:
+    """Day 0 = Thursday 2026-01-01: January's factor (2 before normalising, mean 13/12) times
+    Thursday's; 2026-02-01 is a Sunday in February."""
+    months = (2.0,) + (1.0,) * 11
+    weekdays = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.3)
+    f = daily_season_factors(dt.date(2026, 1, 1), 40, months, weekdays)
+    m_mean, w_mean = 13 / 12, 6.3 / 7
+    assert f[0] == pytest.approx(2.0 / m_mean * 1.0 / w_mean)
+    assert f[3] == pytest.approx(2.0 / m_mean * 0.3 / w_mean)  # Sunday 4 January
+    assert f[31] == pytest.approx(1.0 / m_mean * 0.3 / w_mean)  # Sunday 1 February
+
+
+def test_seasons_shape_daily_counts_with_common_random_numbers(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A winter peak (January x3) puts about three times the other months' daily breakdowns in
+    January; flat factors draw exactly today's stream."""
+    flat = load_scenario(write_scenario(("horizon_days = 20", "horizon_days = 364")))
+    peak_path = write_scenario(
+        ("horizon_days = 20", "horizon_days = 364"),
+        (
+            "dispersion = 2.3",
+            "dispersion = 1\nmonth_factors = [3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+        ),
+        name="peak.toml",
+    )
+    peak = load_scenario(peak_path)
+    tables = build_tables(flat)
+    counts = draw_breakdowns(peak, tables, replication_streams(1, 0)).daily_counts
+    january, rest = counts[:31].mean(), counts[60:].mean()
+    assert january / rest == pytest.approx(3.0, rel=0.15)
+    explicit_flat = replace(flat, demand=replace(flat.demand, month_factors=(1.0,) * 12))
+    a = draw_breakdowns(flat, tables, replication_streams(1, 0))
+    b = draw_breakdowns(explicit_flat, tables, replication_streams(1, 0))
+    assert np.array_equal(a.t, b.t)
+
+
+def test_negative_season_factor_names_key_and_line(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A negative factor is refused with the key, its index and the line."""
+    path = write_scenario(
+        ("dispersion = 2.3", "dispersion = 2.3\nweekday_factors = [1, 1, 1, 1, 1, 1, -1]")
+    )
+    line = _line_of(path, "weekday_factors")
+    with pytest.raises(
+        ScenarioError, match=rf"line {line}: demand.weekday_factors\[6\] must be >= 0, got -1"
+    ):
+        load_scenario(path)
+
+
+# -- crews -----------------------------------------------------------------------------------
+
+
+def _crews_toml(write_scenario, crews: str, name: str) -> Path:  # type: ignore[no-untyped-def]
+    return write_scenario(
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 5"),
+        ("[travel]", f'[dispatch]\ntrigger = "arrival"\n\n[crews]\n{crews}\n\n[travel]'),
+        name=name,
+    )
+
+
+def test_turnout_delays_every_departure_from_the_station(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """With a 10-minute turnout and vans to spare, first calls assigned the minute they are
+    reported reach the site exactly 10 minutes later than without."""
+    plain = _run(_crews_toml(write_scenario, "turnout_minutes = 0", "plain.toml"))
+    slow = _run(_crews_toml(write_scenario, "turnout_minutes = 10", "slow.toml"))
+    n = plain.requests.breakdown_count
+    both = ~np.isnan(plain.requests.on_site_at[:n]) & ~np.isnan(slow.requests.on_site_at[:n])
+    idle = both & (plain.requests.assigned_at[:n] == plain.requests.reported_at[:n])
+    assert idle.sum() > 30
+    same_start = idle & (slow.requests.assigned_at[:n] == plain.requests.assigned_at[:n])
+    delta = slow.requests.on_site_at[:n][same_start] - plain.requests.on_site_at[:n][same_start]
+    assert same_start.sum() > 20
+    # the same van, 10 minutes later (another van may win a few where a van on its way home
+    # now beats a station van's turnout)
+    assert np.isclose(delta, 10.0).mean() > 0.9
+
+
+def test_day_crews_leave_aaa_vans_unavailable_at_night(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """AAA stations with 16 crew hours from 6: no van is assigned between 22 h and 6 h; with
+    night on-call they are, and those night assignments carry the 30-minute on-call turnout."""
+    day = _run(_crews_toml(write_scenario, "hours_per_day = 16", "day.toml"))
+    n = day.requests.breakdown_count
+    at = day.requests.assigned_at[:n]
+    hour = np.mod(at[~np.isnan(at)], 1440.0) / 60.0
+    assert len(hour) > 30
+    assert not ((hour >= 22) | (hour < 6)).any()
+    on_call = _run(
+        _crews_toml(
+            write_scenario,
+            "hours_per_day = 16\nnight_on_call = true\non_call_turnout_minutes = 30",
+            "on_call.toml",
+        )
+    )
+    reqs = on_call.requests
+    at = reqs.assigned_at[:n]
+    night = ~np.isnan(at) & ((np.mod(at, 1440.0) >= 22 * 60) | (np.mod(at, 1440.0) < 6 * 60))
+    assert night.sum() > 3
+    # the ETA includes the turnout: at least 30 minutes from assignment to site
+    assert ((reqs.on_site_at[:n][night] - at[night]) >= 30.0).all()
+
+
+def test_crew_hours_must_fit_the_day(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A crew window past midnight is refused with the key and line."""
+    path = _crews_toml(write_scenario, "first_shift_hour = 10\nhours_per_day = 16", "late.toml")
+    line = _line_of(path, "hours_per_day = 16")
+    with pytest.raises(
+        ScenarioError,
+        match=rf"line {line}: crews.hours_per_day: first_shift_hour \+ hours_per_day "
+        r"must be <= 24, got 10 \+ 16$",
+    ):
+        load_scenario(path)
+
+
+# -- move-up in the run ----------------------------------------------------------------------
+
+
+def test_move_up_in_the_run_stays_within_its_limits(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Loaded region, move-up on (at most 2 moves an hour, 120 km each): vans do move, never
+    more than 2 in any hour, none farther than 120 km; the KPIs count the measured moves and
+    their km; accounting still closes."""
+    path = write_scenario(
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 60"),
+        (
+            "[travel]",
+            '[dispatch]\ntrigger = "arrival"\nmove_up = true\n\n'
+            "[move_up]\nmax_moves_per_hour = 2\nmax_move_km = 120\nmin_gain = 0.001\n\n[travel]",
+        ),
+    )
+    sim = _run(path)
+    mu = sim.move_up
+    assert mu is not None
+    times = np.array(mu.move_times)
+    assert len(times) > 5
+    assert max(((times > t - 60.0) & (times <= t)).sum() for t in times) <= 2
+    assert max(mu.move_km) <= 120.0
+    s = load_scenario(path)
+    k = simulate(s, build_tables(s), 0).kpis
+    assert k["move_ups"] == float((times >= s.warmup_days * 1440.0).sum())
+    assert k["move_up_km"] > 0
+    assert k["breakdowns"] == k["served"] + k["escalated"] + k["unserved"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("max_moves_per_hour = 0", "move_up.max_moves_per_hour must be >= 1, got 0"),
+        ("max_move_km = -5", "move_up.max_move_km must be > 0, got -5"),
+        ("check_minutes = 0", "move_up.check_minutes must be > 0, got 0"),
+    ],
+)
+def test_bad_move_up_limits_name_key_and_line(write_scenario, line: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = write_scenario(("[travel]", f"[move_up]\n{line}\n\n[travel]"))
+    at = _line_of(path, line)
+    with pytest.raises(ScenarioError, match=rf"line {at}: {message}$"):
+        load_scenario(path)
+
+
+def test_road_points_of_a_province_carry_the_urban_share(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Shandong on roads (30-km cells): every point in the province, the county seats carry
+    exactly ``urban_share`` (0.25) of the weight and the road points the rest."""
+    path = write_scenario(
+        ('points = "county_seats"', 'points = "roads"\nroad_spacing_km = 30\nurban_share = 0.25')
+    )
+    points = demand_points(load_scenario(path))
+    assert set(points.province) == {"370000"}
+    on_road = np.array([name.startswith("road near ") for name in points.name])
+    assert on_road.sum() > 50
+    assert points.weight[~on_road].sum() == pytest.approx(0.25)
+    assert points.weight[on_road].sum() == pytest.approx(0.75)

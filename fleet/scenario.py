@@ -72,7 +72,6 @@ line naming the file line, the entry and the key, e.g.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +126,6 @@ __all__ = [
     "network_from_mapping",
     "network_from_values",
     "resolve_network",
-    "with_vans",
 ]
 
 BUILTIN_NETWORKS: dict[str, Callable[[], Network]] = {
@@ -410,8 +408,3 @@ def _truck(raw: Mapping[str, Any], doc: TomlDocument, at: KeyPath) -> Replacemen
         depot=point,
         depot_adcode=raw["adcode"] or nearest_prefecture(point.lat, point.lon).adcode,
     )
-
-
-def with_vans(network: Network, vans: tuple[RescueVan, ...]) -> Network:
-    """The same network with another fleet of vans (for planning sweeps)."""
-    return dc_replace(network, vans=vans)

@@ -24,10 +24,6 @@ def chord_to_km(chord: np.ndarray) -> np.ndarray:
     return result
 
 
-def km_to_chord(km: float) -> float:
-    return float(2 * np.sin(min(km / EARTH_RADIUS, np.pi) / 2))
-
-
 @dataclass(frozen=True, slots=True)
 class SnapResult:
     """Where each point joins the graph.

@@ -153,6 +153,12 @@ function urgency(r) {
     + (left === null ? 0 : 5000 - left);
 }
 
+function vanOrPartner(r) {
+  if (r.van) return `${r.van.id} (${stationName(r.van.station_id)})`;
+  if (r.partner) return r.partner.status === "accepted" ? `partner ${r.partner.partner_name}` : "looking for a partner";
+  return r.status === "received" ? "no van" : "–";
+}
+
 function replacementState(r) {
   if (r.replacement) return `${r.replacement.partner_name || r.replacement.partner_id} ${r.replacement.truck_type}`;
   if (r.status === "awaiting_replacement") return "waiting for a truck";
@@ -355,7 +361,7 @@ function drawQueue() {
       [placeName(r.location.lat, r.location.lon)],
       [fmtMinutes(r.waited_minutes)],
       [left === null ? "–" : left < 0 ? `over by ${fmtMinutes(-left)}` : fmtMinutes(left), left !== null && left < 0 ? "overdue" : ""],
-      [r.van ? `${r.van.id} (${stationName(r.van.station_id)})` : r.status === "received" ? "no van" : "–"],
+      [vanOrPartner(r)],
       [r.late_by_minutes ? `${fmtMinutes(eta)} (late ${fmtMinutes(r.late_by_minutes)})` : fmtMinutes(eta)],
       [replacementState(r)],
     ];
@@ -406,7 +412,7 @@ function drawDetail(r) {
   fact(grid, "Place", `${placeName(r.location.lat, r.location.lon)} (${r.location.lat.toFixed(3)}, ${r.location.lon.toFixed(3)})`);
   fact(grid, "Van", r.van
     ? `${r.van.id} from ${stationName(r.van.station_id)}, ETA ${fmtMinutes(etaMinutes(r))}${r.van.travel_km !== null ? `, ${r.van.travel_km} km` : ""} (${r.van.source}${r.van.reason ? ": " + r.van.reason : ""})`
-    : "none");
+    : r.partner ? vanOrPartner(r) + (r.partner.eta_at ? `, ETA ${fmtTime(r.partner.eta_at)}` : "") : "none");
   if (r.cargo) {
     fact(grid, "Cargo", `${r.cargo.weight_t} t ${r.cargo.kind} to ${placeName(r.cargo.destination.lat, r.cargo.destination.lon)}`);
     fact(grid, "Deadline", r.cargo.deadline ? fmtTime(r.cargo.deadline) : "none");

@@ -47,6 +47,7 @@ def live_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
 def signed_in(browser: Any, base: str, token: str, errors: list[str]) -> Any:
     """A 1280x800 page signed in to the console, collecting console errors."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(60_000)  # a loaded CI machine: waits are for events, not timing
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(base + "/console/")

@@ -240,29 +240,17 @@ def stored_estimate(row: m.RescueRequest) -> RepairEstimate:
     """The estimate a stored request carries: the catalogue's for its fault and class, with
     the request's own threshold, contract, risk and figures."""
     base = triage(row.fault_code, row.vehicle_class, row.replacement_threshold_hours)
+
+    def stored(value: float | None, catalogue: float) -> float:
+        return catalogue if value is None else value
+
     return replace(
         base,
-        expected_hours=(
-            row.estimated_repair_hours
-            if row.estimated_repair_hours is not None
-            else base.expected_hours
-        ),
-        p90_hours=(
-            row.estimated_repair_p90_hours
-            if row.estimated_repair_p90_hours is not None
-            else base.p90_hours
-        ),
+        expected_hours=stored(row.estimated_repair_hours, base.expected_hours),
+        p90_hours=stored(row.estimated_repair_p90_hours, base.p90_hours),
         needs_replacement=row.needs_replacement,
-        p_exceeds_threshold=(
-            row.p_exceeds_threshold
-            if row.p_exceeds_threshold is not None
-            else base.p_exceeds_threshold
-        ),
-        booking_probability=(
-            row.booking_probability
-            if row.booking_probability is not None
-            else base.booking_probability
-        ),
+        p_exceeds_threshold=stored(row.p_exceeds_threshold, base.p_exceeds_threshold),
+        booking_probability=stored(row.booking_probability, base.booking_probability),
         contract_id=row.contract_id or base.contract_id,
         source=row.estimate_source or "catalogue",
     )

@@ -89,6 +89,8 @@ class Field:
     expects: str = ""
     """What a custom value is, for messages ("a distribution table")."""
     check: Check | None = None
+    open_keys: bool = False
+    """A map that takes any key (the loader checks them in context)."""
 
     def describe(self) -> str:
         """The expected value in words, for "must be ..." messages."""
@@ -193,14 +195,17 @@ def entries(schema: Mapping[str, Field], *, non_empty: bool = False) -> Field:
 
 
 def mapping(
-    keys: type[Enum] | Collection[str],
+    keys: type[Enum] | Collection[str] | None,
     value: Field,
     default: Any = REQUIRED,
     *,
     check: Check | None = None,
 ) -> Field:
     """A table whose keys come from a fixed set and whose values all satisfy ``value``
-    (``vehicle_mix = {tractor = 0.6}``); returned as a dict of the keys given."""
+    (``vehicle_mix = {tractor = 0.6}``); returned as a dict of the keys given. ``keys=None``
+    takes any key (ids the loader checks in context, such as contract ids)."""
+    if keys is None:
+        return Field("map", default, item=value, check=check, open_keys=True)
     if isinstance(keys, type) and issubclass(keys, Enum):
         return Field("map", default, choices=tuple(str(m.value) for m in keys), enum=keys,
                      item=value, check=check)  # fmt: skip
@@ -371,7 +376,7 @@ class TomlDocument:
     def _map(self, value: Any, spec: Field, at: KeyPath) -> Any:
         if not isinstance(value, Mapping):
             raise self.error(at, f"must be a table, got {value!r}")
-        unknown = sorted(set(value) - set(spec.choices))
+        unknown = [] if spec.open_keys else sorted(set(value) - set(spec.choices))
         if unknown:
             raise self._key_error(
                 (*at, unknown[0]), "unknown key", f"; allowed here: {', '.join(spec.choices)}"

@@ -15,6 +15,8 @@ and a replication gives the same numbers whether it runs alone, in a process poo
 - The technician's figure at the diagnosis: the true repair hours times exp(sigma z), z standard
   normal, sigma ``dispatch.triage.DIAGNOSIS_SIGMA`` (the spread the triage assumes), drawn for
   every breakdown from its own stream so that the booking policy changes no other draw.
+- Service contract (only with ``demand.contract_mix``): by the mix's shares, from its own
+  stream, so that changing the mix or a contract's terms changes no other draw.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ STREAMS = (
     "repair_hours",
     "cargo",
     "destination",
-    "diagnosis",  # last: adding a stream at the end leaves the others' draws unchanged
+    "diagnosis",
+    "contract",  # last: adding a stream at the end leaves the others' draws unchanged
 )
 VEHICLE_CLASSES = tuple(VehicleClass)
 CARGO_KINDS = tuple(CargoKind)
@@ -88,6 +91,8 @@ class Breakdowns:
     cargo_t: np.ndarray
     destination: np.ndarray
     daily_counts: np.ndarray
+    contract: np.ndarray | None = None
+    """Index into ``scenario.demand.contract_mix``; ``None`` when the scenario has no mix."""
 
     def __len__(self) -> int:
         return len(self.t)
@@ -188,6 +193,12 @@ def draw_breakdowns(
     destination = streams["destination"].choice(
         len(tables.dest_weight), size=n, p=tables.dest_weight
     )
+    contract = None
+    if spec.contract_mix:
+        contract_p = np.array([share for _, share in spec.contract_mix], dtype=float)
+        contract = streams["contract"].choice(
+            len(contract_p), size=n, p=contract_p / contract_p.sum()
+        )
     return Breakdowns(
         t=t,
         point=point.astype(np.int64),
@@ -204,4 +215,5 @@ def draw_breakdowns(
         cargo_t=cargo_t,
         destination=destination.astype(np.int64),
         daily_counts=np.bincount((t // 1440).astype(np.int64), minlength=days),
+        contract=None if contract is None else contract.astype(np.int64),
     )

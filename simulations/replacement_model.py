@@ -62,14 +62,16 @@ class BookingDecisions:
     before the run, and the threshold counts repair hours, not hours since the breakdown).
 
     The decisions are the API's: ``ReplacementPolicy.books_at_intake`` on the catalogue
-    estimate (``estimate_repair``, once per fault) or, for the oracle, on the true hours;
-    ``books_after_diagnosis`` on the technician's figure (the true hours for the oracles) with
-    the risk of ``apply_diagnosis`` (lognormal around the figure, ``DIAGNOSIS_SIGMA``,
-    vectorised here: ``diagnosis_risk``)."""
+    estimate (``estimate_repair``, once per fault and contract) or, for the oracle, on the true
+    hours; ``books_after_diagnosis`` on the technician's figure (the true hours for the oracles)
+    with the risk of ``apply_diagnosis`` (lognormal around the figure, ``DIAGNOSIS_SIGMA``,
+    vectorised here: ``diagnosis_risk``). With ``demand.contract_mix`` each breakdown's
+    contract gives its threshold and booking probability; without, every breakdown has the
+    scenario's ``replacement.threshold_hours`` and the standard contract's probability."""
 
     policy: str
     needed: np.ndarray
-    """Cargo on board and true repair hours above the threshold."""
+    """Cargo on board and true repair hours above the breakdown's threshold."""
     at_intake: np.ndarray
     """A truck is asked for when the breakdown is reported."""
     after_diagnosis: np.ndarray
@@ -78,7 +80,6 @@ class BookingDecisions:
     @classmethod
     def compute(cls, scenario: Scenario, breakdowns: Breakdowns) -> BookingDecisions:
         spec = scenario.replacement
-        threshold = spec.threshold_hours
         truth = breakdowns.repair_hours
         cargo = breakdowns.has_cargo
         n = len(breakdowns)
@@ -86,22 +87,40 @@ class BookingDecisions:
         policy = ReplacementPolicy.parse(
             PolicyKind.ORACLE.value if oracle_at_diagnosis else spec.policy
         )
-        context = TriageContext(
-            catalogue=scenario.repairs.catalogue, threshold_hours=threshold, policy=policy
-        )
         catalogue = scenario.repairs.catalogue
-        # the catalogue's estimate depends on the fault alone (no station, tow leg or load here)
-        estimates = [estimate_repair(f, "tractor", context) for f in catalogue.faults]
-        booking_probability = policy.booking_probability_for(context.contract)
+        # one triage context per contract of the mix (each with its own threshold and booking
+        # probability); without a mix one: the scenario's threshold, the standard contract
+        mix = scenario.demand.contract_mix
+        if mix and breakdowns.contract is not None:
+            by_id = scenario.network.registry.contract_by_id
+            contexts = [
+                TriageContext(catalogue=catalogue, contract=by_id[cid], policy=policy)
+                for cid, _ in mix
+            ]
+            terms = breakdowns.contract
+        else:
+            contexts = [
+                TriageContext(
+                    catalogue=catalogue, threshold_hours=spec.threshold_hours, policy=policy
+                )
+            ]
+            terms = np.zeros(n, dtype=np.int64)
+        threshold_of = [c.effective_threshold_hours for c in contexts]
+        probability_of = [policy.booking_probability_for(c.contract) for c in contexts]
+        threshold = np.array(threshold_of, dtype=float)[terms]
+        # the catalogue's estimate depends on the fault and the contract alone (no station,
+        # tow leg or load here)
+        estimates = [[estimate_repair(f, "tractor", c) for f in catalogue.faults] for c in contexts]
         at_intake = np.zeros(n, dtype=bool)
         if not oracle_at_diagnosis:
             for k in np.nonzero(cargo)[0].tolist():
-                est = estimates[int(breakdowns.fault[k])]
+                c = int(terms[k])
+                est = estimates[c][int(breakdowns.fault[k])]
                 at_intake[k] = policy.books_at_intake(
                     p_exceeds_threshold=est.p_exceeds_threshold,
                     expected_hours=est.expected_hours,
-                    threshold_hours=threshold,
-                    booking_probability=booking_probability,
+                    threshold_hours=threshold_of[c],
+                    booking_probability=probability_of[c],
                     actual_hours=float(truth[k]),
                 )
         knows_truth = policy.kind is PolicyKind.ORACLE
@@ -109,19 +128,20 @@ class BookingDecisions:
         risk = diagnosis_risk(figure, threshold)
         after = np.zeros(n, dtype=bool)
         for k in np.nonzero(cargo)[0].tolist():
+            c = int(terms[k])
             after[k] = policy.books_after_diagnosis(
                 p_exceeds_threshold=float(risk[k]),
                 hours_since_breakdown=float(figure[k]),
-                threshold_hours=threshold,
-                booking_probability=booking_probability,
+                threshold_hours=threshold_of[c],
+                booking_probability=probability_of[c],
             )
         return cls(spec.policy, cargo & (truth > threshold), at_intake, after)
 
 
-def diagnosis_risk(figure_hours: np.ndarray, threshold_hours: float) -> np.ndarray:
+def diagnosis_risk(figure_hours: np.ndarray, threshold_hours: float | np.ndarray) -> np.ndarray:
     """``apply_diagnosis``'s ``p_exceeds_threshold`` (no hours elapsed) for many figures: the
     remaining time is lognormal with the figure as median and sigma ``DIAGNOSIS_SIGMA``; a figure
-    of 0 means repaired (risk 0)."""
+    of 0 means repaired (risk 0). ``threshold_hours``: one for all, or one per figure."""
     figure = np.asarray(figure_hours, dtype=float)
     with np.errstate(divide="ignore"):
         z = np.log(threshold_hours / figure) / DIAGNOSIS_SIGMA

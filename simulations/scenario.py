@@ -16,7 +16,8 @@ The file format (every key optional unless marked; defaults in brackets) is docu
 
     [demand]   breakdowns_per_day, dispersion, hourly_profile, points (county_seats,
                prefecture_seats, stations, roads), road_spacing_km, urban_share, provinces,
-               vehicle_mix, cargo_share, [[demand.points]] (lat, lon, weight)
+               vehicle_mix, cargo_share, contract_mix = {contract id = share},
+               [[demand.points]] (lat, lon, weight)
     [repairs]  catalogue = "default" | path, [[repairs.faults]] (fault-catalogue entries),
                diagnosis_minutes, tow_hookup_minutes
     [travel]   provider = "auto" | "road" | "great-circle", circuity, speeds = {profile = km/h}
@@ -165,6 +166,10 @@ class DemandSpec:
     cargo_share: tuple[tuple[VehicleClass, float], ...] = tuple(
         (VehicleClass(k), v) for k, v in DEFAULT_CARGO_SHARE.items()
     )
+    contract_mix: tuple[tuple[str, float], ...] = ()
+    """Breakdowns by service contract (ids of the network's contracts), shares normalised;
+    empty = every breakdown under the scenario's ``[replacement]`` threshold and the standard
+    booking probability (the behaviour before contracts reached the simulation)."""
 
 
 @dataclass(frozen=True)
@@ -411,6 +416,8 @@ DEMAND_KEYS: Schema = {
     "provinces": list_of(string(), (), check=_mainland_adcodes),
     "vehicle_mix": mapping(VehicleClass, number(ge=0), DEFAULT_VEHICLE_MIX, check=not_all_zero),
     "cargo_share": mapping(VehicleClass, number(ge=0, le=1), DEFAULT_CARGO_SHARE),
+    # keys are contract ids, checked against the network's contracts once it is built
+    "contract_mix": mapping(None, number(ge=0), {}, check=not_all_zero),
 }  # fmt: skip
 REPAIRS_KEYS: Schema = {
     "catalogue": either(one_of(("default",)), file_path(), default="default"),
@@ -569,6 +576,7 @@ def scenario_from_document(doc: TomlDocument) -> Scenario:
         raise doc.error((), "the network has no vans")
     if values["vans_per_station"] is not None:
         network = cycle_vans(network, values["vans_per_station"])
+    demand = replace(demand, contract_mix=_contract_mix(values["demand"], doc, network))
 
     travel, promise = values["travel"], values["promise"]
     scenario = Scenario(
@@ -634,6 +642,21 @@ def _demand(values: Mapping[str, Any], doc: TomlDocument) -> DemandSpec:
         vehicle_mix=tuple(values["vehicle_mix"].items()),
         cargo_share=tuple(values["cargo_share"].items()),
     )
+
+
+def _contract_mix(
+    values: Mapping[str, Any], doc: TomlDocument, network: Network
+) -> tuple[tuple[str, float], ...]:
+    """``demand.contract_mix`` against the network's contracts (``[[contracts]]`` of the
+    file and its base): every key must be a contract id."""
+    known = network.registry.contract_by_id
+    for key in values["contract_mix"]:
+        if key not in known:
+            raise doc.error(
+                ("demand", "contract_mix", key),
+                f"no contract with id {key!r}; contracts: {', '.join(sorted(known))}",
+            )
+    return tuple((str(k), float(v)) for k, v in values["contract_mix"].items())
 
 
 def _crews(values: Mapping[str, Any], doc: TomlDocument) -> CrewSpec:

@@ -9,7 +9,8 @@ A request joins the queue (:meth:`ReplacementModel.request`); every
 ``replacement.batch_minutes`` the waiting requests go to the production matcher
 (:func:`dispatch.match_replacements`) with arcs indexed from the travel tables
 (:meth:`ReplacementModel.match`). Candidates come from the one fit rule
-(:class:`dispatch.replacement.TruckFit`) and the partners' provinces. A booked truck is busy
+(:class:`dispatch.replacement.TruckFit`) and the partners' provinces; of identical trucks only
+the soonest free are offered (:meth:`ReplacementModel._soonest_twins`). A booked truck is busy
 until it is back at its depot; a request that no truck can ever serve (no fitting truck, no
 partner in the province, unreachable) fails at once, one whose trucks are all booked waits
 for the next batch. A release (:meth:`ReplacementModel.release`) drops a waiting request, or
@@ -167,6 +168,19 @@ class ReplacementModel:
         self.truck_fit = TruckFit.of(self.trucks)
         self.truck_partner = [net.partner_by_id[t.partner_id] for t in self.trucks]
         self.truck_index = {t.id: k for k, t in enumerate(self.trucks)}
+        twin_key: dict[tuple[str, int, str, float], int] = {}
+        self.truck_twins = np.array(
+            [
+                twin_key.setdefault(
+                    (t.partner_id, int(self.truck_depot[k]), t.truck_type.value, t.capacity_t),
+                    len(twin_key),
+                )
+                for k, t in enumerate(self.trucks)
+            ],
+            dtype=np.int64,
+        ).reshape(-1)
+        """Per truck: its group of identical trucks (partner, depot, type, capacity)."""
+        self._has_twins = len(twin_key) < len(self.trucks)
         tabled = self.truck_depot >= 0
         self.serves_province = {
             province: np.array([p.serves(province) for p in self.truck_partner], dtype=bool)
@@ -194,7 +208,25 @@ class ReplacementModel:
         """When a booked truck leaves for the cargo (it may finish another job first)."""
         self._truck_of = np.full(n, -1, dtype=np.int64)
         self._last_booking_of_truck = np.full(len(self.trucks), -1, dtype=np.int64)
+        self.truck_back_at = np.full(n, np.nan)
+        """When the booked truck is back at its depot, free for the next job (pool sizing:
+        each booking holds its truck from ``drive_out_at`` to here)."""
         self.batches = 0
+
+    @property
+    def pickup_at(self) -> np.ndarray:
+        """Per breakdown: when the booked truck reaches the cargo (``nan``: never booked)."""
+        return self._pickup_at
+
+    @property
+    def drive_out_at(self) -> np.ndarray:
+        """Per breakdown: when the booked truck leaves for the cargo."""
+        return self._drive_out_at
+
+    @property
+    def truck_of(self) -> np.ndarray:
+        """Per breakdown: the index (in ``trucks``) of the booked truck, -1 when none."""
+        return self._truck_of
 
     def request(self, breakdown: int, now: float) -> None:
         """The cargo of ``breakdown`` needs a truck; deadline = reported + direct loaded drive
@@ -222,14 +254,16 @@ class ReplacementModel:
         arc_truck_parts: list[np.ndarray] = []
         fitting: list[int] = []
         serving: list[int] = []
+        soonest = self._soonest_twins(now, len(self.waiting)) if self._has_twins else None
         for breakdown, deadline in self.waiting.items():
             point, dest = int(b.point[breakdown]), int(b.destination[breakdown])
             kind = CARGO_KINDS[int(b.cargo_kind[breakdown])]
             fits = self.truck_fit.fitting(kind, float(b.cargo_t[breakdown]))
             province = t.points.province[point]
-            candidates = np.nonzero(fits & self.serves_province[province])[0]
+            serves = fits & self.serves_province[province]
+            candidates = np.nonzero(serves if soonest is None else serves & soonest)[0]
             fitting.append(int(fits.sum()))
-            serving.append(len(candidates))
+            serving.append(int(serves.sum()))
             arc_request_parts.append(np.full(len(candidates), len(requests), dtype=np.int64))
             arc_truck_parts.append(candidates)
             loaded_minutes = float(t.loaded_minutes[point, dest])
@@ -278,6 +312,7 @@ class ReplacementModel:
             delivered = now + booking.delivery_eta_minutes
             self._drive_out_at[breakdown] = max(now, float(self.truck_free_at[k]))
             self.truck_free_at[k] = delivered + float(t.back_minutes[dest, self.truck_depot[k]])
+            self.truck_back_at[breakdown] = self.truck_free_at[k]
             self.booked_at[breakdown] = now
             self.delivered_at[breakdown] = delivered
             self.cost_cny[breakdown] = booking.cost_cny
@@ -293,6 +328,24 @@ class ReplacementModel:
                 breakdown = int(unmatched.request_id)
                 self.failed[breakdown] = True
                 del self.waiting[breakdown]
+
+    def _soonest_twins(self, now: float, requests: int) -> np.ndarray:
+        """Per truck: it is among the ``requests`` soonest free of its identical trucks.
+
+        Identical trucks (same partner, depot, type and capacity) cost the same for every
+        request, and the matcher's cost has no term for a truck's wait, so it would book a busy
+        one as readily as an idle twin. Offering only the soonest free of each group (as many
+        as there are requests) loses nothing (swapping a later twin for an unused sooner one
+        never costs more nor arrives later) and books the idle truck, as the API does, which
+        offers only available trucks. Networks without identical trucks are not affected."""
+        free = np.maximum(self.truck_free_at, now)
+        order = np.lexsort((np.arange(len(free)), free, self.truck_twins))
+        group = self.truck_twins[order]
+        first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+        keep = np.zeros(len(free), dtype=bool)
+        keep[order] = rank < requests
+        return keep
 
     def release(self, breakdown: int, now: float) -> None:
         """The diagnosis says the cargo needs no truck: drop the request if it still waits;
@@ -318,5 +371,6 @@ class ReplacementModel:
         self.delivered_at[breakdown] = np.nan
         self.cargo_delay_minutes[breakdown] = np.nan
         self.lateness_minutes[breakdown] = 0.0
+        self.truck_back_at[breakdown] = now + out_minutes
         if self._last_booking_of_truck[k] == breakdown:
             self.truck_free_at[k] = now + out_minutes

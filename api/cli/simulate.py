@@ -205,7 +205,9 @@ def simulate(
 @app.command()
 def plan(
     scenario: str = typer.Argument(..., help="Scenario TOML file or shipped name"),
-    objective: str = typer.Option("coverage", "--objective", help="coverage | p-median | min-vans"),
+    objective: str = typer.Option(
+        "coverage", "--objective", help="coverage | p-median | min-vans | trucks"
+    ),
     bases: int = typer.Option(
         None, "--bases", "--vans", help="Number of van bases p (coverage, p-median)"
     ),
@@ -219,19 +221,46 @@ def plan(
     ),
     backup: bool = typer.Option(False, "--backup", help="coverage: also value double cover"),
     time_limit: float = typer.Option(60.0, "--time-limit", help="Solver seconds"),
-    sim_days: float = typer.Option(14.0, "--sim-days", help="Days of the check simulation"),
+    sim_days: float = typer.Option(
+        None,
+        "--sim-days",
+        help="Days of the check simulation (default 14; trucks: the scenario's horizon)",
+    ),
+    target_share: float = typer.Option(
+        0.95,
+        "--target-share",
+        help="trucks: share of replacement requests with a truck at the cargo within "
+        "--within-hours",
+    ),
+    within_hours: float = typer.Option(
+        4.0, "--within-hours", help="trucks: hours from the request to the truck at the cargo"
+    ),
+    replications: int = typer.Option(
+        None, "--replications", "-r", help="trucks: replications (default: the scenario's)"
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write the plan as JSON"),
     report: Path = typer.Option(
         None, "--report", help="Write an HTML report comparing the plan with today's network"
     ),
 ) -> None:
-    """Recommend van bases and van counts, then simulate the recommendation beside today's
-    network on the same breakdowns."""
+    """Recommend van bases and van counts (or, --objective trucks, replacement trucks per
+    province and type), then simulate the recommendation beside today's network on the same
+    breakdowns."""
     from rich.console import Console
 
     from simulations.plan import plan_bases
 
     console = Console()
+    known = ("coverage", "p-median", "min-vans", "trucks")
+    if objective not in known:
+        fail(f"--objective must be one of {', '.join(known)}, got {objective!r}")
+    if objective == "trucks":
+        _plan_trucks(
+            console, scenario, target_share=target_share, within_hours=within_hours,
+            sim_days=sim_days, replications=replications, json_out=json_out, report=report,
+        )  # fmt: skip
+        return
+    sim_days = 14.0 if sim_days is None else sim_days
     try:
         s = _load(scenario, None, None)
         with console.status("solving the location model ..."):
@@ -288,6 +317,99 @@ def plan(
         }
         try:
             json_out.write_text(json.dumps(payload, ensure_ascii=False, indent=1), "utf-8")
+        except OSError as exc:
+            fail(f"--json {json_out}: {exc.strerror}")
+        console.print(f"wrote {json_out}")
+
+
+def _plan_trucks(
+    console: Any,
+    scenario: str,
+    *,
+    target_share: float,
+    within_hours: float,
+    sim_days: float | None,
+    replications: int | None,
+    json_out: Path | None,
+    report: Path | None,
+) -> None:
+    """``rescue plan --objective trucks``: pool sizes per province and truck type, checked by
+    simulation (:mod:`simulations.truck_pool`)."""
+    from rich.table import Table
+
+    from simulations.truck_pool import check_options, plan_trucks
+
+    try:
+        check_options(target_share, within_hours)
+        if report is not None:
+            raise ValueError("--report is not available for --objective trucks; use --json")
+        s = _load(scenario, None, None)
+        settings = command_settings()
+        days = s.horizon_days if sim_days is None else sim_days
+        reps = s.replications if replications is None else replications
+        with console.status(
+            f"sizing the truck pools: {days:g} days x {reps} replication(s), "
+            "unlimited pool, today's pool and the recommendation ..."
+        ):
+            tp = plan_trucks(
+                s, target_share=target_share, within_hours=within_hours, days=sim_days,
+                replications=replications, road_graph=settings.road_graph_source(),
+                cache_dir=settings.tables_cache_dir,
+            )  # fmt: skip
+    except (ValueError, ImportError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    console.print(tp.describe())
+    names = {c.province: c.name for c in tp.checks}
+    pools = Table(title="Replacement trucks per province and type (M/M/c on the measured demand)")
+    for col in ("province", "type", "today", "M/M/c", "plan", "req/day", "hold h", "load",
+                "no wait", "model"):  # fmt: skip
+        pools.add_column(col, justify="left" if col in ("province", "type") else "right")
+    for c in tp.cells:
+        if not c.requests and not c.today:
+            continue
+        pools.add_row(
+            names.get(c.province, c.province),
+            c.truck_type.value,
+            f"{c.today}",
+            f"{c.erlang_trucks}",
+            f"{c.recommended}",
+            f"{c.requests_per_day:.2f}",
+            f"{c.mean_hold_hours:.1f}",
+            f"{c.offered_load:.2f}",
+            f"{c.ceiling_share:.1%}" + (" *" if c.travel_limited else ""),
+            f"{c.model_share:.1%}",
+        )  # fmt: skip
+    console.print(pools)
+    console.print(
+        "M/M/c = the model's count, plan = after the simulated check; no wait = share within "
+        "the time with an unlimited pool; model = the M/M/c share with the plan's trucks"
+    )
+    check = Table(
+        title=f"Simulated check, same breakdowns: share of replacement requests with a truck at "
+        f"the cargo within {tp.within_hours:g} h"
+    )
+    for col in ("province", "requests", "today", "recommended", "target", "met"):
+        check.add_column(col, justify="left" if col == "province" else "right")
+    for pc in tp.checks:
+        check.add_row(
+            pc.name,
+            f"{pc.requests}",
+            f"{pc.today_share:.1%} ({pc.today_trucks} trucks)",
+            f"{pc.plan_share:.1%} ({pc.plan_trucks} trucks)",
+            f"{pc.target:.1%}",
+            "yes" if pc.met else "NO",
+        )
+    console.print(check)
+    if any(c.travel_limited for c in tp.cells):
+        console.print(
+            "* travel-limited: even an unlimited pool at today's depots misses the target; "
+            "sized to come within 0.5 points of that ceiling"
+        )
+    if json_out is not None:
+        try:
+            json_out.write_text(json.dumps(tp.to_dict(), ensure_ascii=False, indent=1), "utf-8")
         except OSError as exc:
             fail(f"--json {json_out}: {exc.strerror}")
         console.print(f"wrote {json_out}")

@@ -134,6 +134,51 @@ def test_plan_bad_objective(small_toml: Path) -> None:
     assert "objective must be one of coverage, p-median, min-vans" in result.output
 
 
+def test_plan_trucks_prints_pools_and_the_simulated_check(tmp_path: Path) -> None:
+    """rescue plan --objective trucks: the pools per type with the M/M/c count, the simulated
+    check beside today's pool, and the same figures in the JSON."""
+    from tests.simulations.test_truck_pool import POOL
+
+    scenario, out = tmp_path / "pool.toml", tmp_path / "trucks.json"
+    scenario.write_text(POOL, "utf-8")
+    result = runner.invoke(
+        app,
+        ["plan", str(scenario), "--objective", "trucks", "--target-share", "0.9",
+         "--within-hours", "4", "--sim-days", "10", "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "so that 90% of replacement requests have a truck at the cargo within 4 h" in (
+        " ".join(result.output.split())
+    )
+    assert "Simulated check, same breakdowns" in " ".join(result.output.split())
+    data = json.loads(out.read_text("utf-8"))
+    assert data["objective"] == "trucks" and data["days"] == 10.0
+    assert data["target_share"] == 0.9 and data["within_hours"] == 4.0
+    (province,) = data["provinces"]
+    assert province["today_trucks"] == data["trucks_today"] == 2
+    assert province["plan_trucks"] == data["trucks_recommended"]
+    assert province["plan_share"] >= 0.9 and data["met"] is True
+    tractor = next(p for p in data["pools"] if p["truck_type"] == "tractor")
+    assert tractor["recommended"] >= tractor["erlang_trucks"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--target-share", "1.5", "error: --target-share must be in (0, 1], got 1.5"),
+        ("--target-share", "0", "error: --target-share must be in (0, 1], got 0.0"),
+        ("--within-hours", "0", "error: --within-hours must be > 0, got 0.0"),
+        ("--within-hours", "-3", "error: --within-hours must be > 0, got -3.0"),
+    ],
+)
+def test_plan_trucks_bad_options(small_toml: Path, option: str, value: str, message: str) -> None:
+    """A share outside (0, 1] or hours <= 0 is one line naming the option, exit 2, before
+    anything is loaded or simulated."""
+    result = runner.invoke(app, ["plan", str(small_toml), "--objective", "trucks", option, value])
+    assert result.exit_code == 2
+    assert result.output.strip() == message
+
+
 def test_simulate_ranks_replacement_policies_by_total_cost(
     small_toml: Path, tmp_path: Path
 ) -> None:

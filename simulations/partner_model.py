@@ -128,6 +128,8 @@ class _PartnerLegs(GreatCircleProvider):
     def __init__(self, circuity: float, profile: TravelProfile) -> None:
         super().__init__(circuity)
         self.profile = profile
+        self._legs: dict[tuple[object, object], Leg] = {}
+        """(base, point) -> leg: the few bases and points recur in every offer."""
 
     def leg(
         self,
@@ -135,7 +137,12 @@ class _PartnerLegs(GreatCircleProvider):
         destination: object,
         profile: str | TravelProfile = DEFAULT_PROFILE,
     ) -> Leg:
-        return super().leg(origin, destination, self.profile)  # type: ignore[arg-type]
+        key = (origin, destination)
+        leg = self._legs.get(key)
+        if leg is None:
+            leg = super().leg(origin, destination, self.profile)  # type: ignore[arg-type]
+            self._legs[key] = leg
+        return leg
 
 
 @dataclass(frozen=True)
@@ -190,8 +197,9 @@ class RescueOffers:
         """Request -> providers that declined it or let an offer lapse."""
         self.in_flight: dict[int, tuple[int, int, RescueCandidate, bool]] = {}
         """Request -> (provider, offer log row, candidate, the answer is the expiry)."""
-        self.waiting: dict[int, float] = {}
-        """Requests waiting for a provider's free slot (oldest first) -> when they started."""
+        self.waiting: dict[int, frozenset[int]] = {}
+        """Requests waiting for a provider's free slot (oldest first) -> the providers that
+        could take them (cover, capability, not refused)."""
         self.log = OfferLog()
         self.provider = np.full(2 * n, -1, dtype=np.int64)
         self.first_offer_at = np.full(2 * n, np.nan)
@@ -241,8 +249,9 @@ class RescueOffers:
         job = self._job(request)
         ranked = self._ranked(job)
         if not ranked:
-            if self._ranked(job, ignore_capacity=True):
-                self.waiting[request] = now  # all full: wait for a slot
+            could = self._ranked(job, ignore_capacity=True)
+            if could:  # all full: wait for a slot of one of them
+                self.waiting[request] = frozenset(self.index_of[c.provider_id] for c in could)
             else:
                 self.no_provider[request] = True
             return
@@ -269,7 +278,7 @@ class RescueOffers:
             self.refused.setdefault(request, set()).add(k)
             self.active[k] -= 1
             self.offer(request, now)
-            self.retry_waiting(now)
+            self.retry_waiting(k, now)
             return
         self.log.outcome[row] = OfferOutcome.ACCEPTED
         provider = self.providers[k]
@@ -308,12 +317,15 @@ class RescueOffers:
     def free(self, k: int, now: float) -> None:
         """A provider's job ended: its slot is free; waiting jobs are offered again."""
         self.active[k] -= 1
-        self.retry_waiting(now)
+        self.retry_waiting(k, now)
 
-    def retry_waiting(self, now: float) -> None:
-        """Offer the jobs waiting for a slot again, oldest first."""
-        for request in list(self.waiting):
-            if request in self.waiting:
+    def retry_waiting(self, k: int, now: float) -> None:
+        """Provider ``k`` has a free slot: offer it the jobs waiting for one of its slots,
+        oldest first, while it has one (nothing else changed for the other waiting jobs)."""
+        for request, could in list(self.waiting.items()):
+            if self.active[k] >= self.providers[k].capacity_jobs:
+                return
+            if k in could and request in self.waiting:
                 self.offer(request, now)
 
 

@@ -774,7 +774,7 @@ def _partner_offers(
     for i, raw in enumerate(values["partner_providers"]):
         at = ("partner_providers", i)
         if raw["id"] in seen:
-            raise doc.error((*at, "id"), f"duplicate partner provider id {raw['id']!r}")
+            raise doc.error((*at, "id"), f"must be unique, got {raw['id']!r} twice")
         seen.add(raw["id"])
         try:
             providers.append(
@@ -800,9 +800,11 @@ def _partner_offers(
     for i, raw in enumerate(offers["partners"]):
         where: KeyPath = ("partner_offers", "partners", i)
         if raw["id"] not in network.partner_by_id:
-            raise doc.error((*where, "id"), f"is not a partner of the network: {raw['id']!r}")
+            raise doc.error(
+                (*where, "id"), f"must name a partner of the network, got {raw['id']!r}"
+            )
         if any(pid == raw["id"] for pid, _ in partner_terms):
-            raise doc.error((*where, "id"), f"names partner {raw['id']!r} twice")
+            raise doc.error((*where, "id"), f"must be unique, got {raw['id']!r} twice")
         partner_terms.append(
             (raw["id"], OfferTerms(raw["acceptance_probability"], raw["response_delay_minutes"]))
         )

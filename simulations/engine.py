@@ -134,7 +134,7 @@ class Simulation:
         self.schedule = VanSchedule(
             len(self.fleet.vans), scenario.warmup_days * 1440.0, self.end_minute
         )
-        draws = offer_draws or OfferDraws(scenario.seed, 0)
+        draws = offer_draws or OfferDraws(scenario.seed, 0)  # simulate() passes its replication
         self.replacements = ReplacementModel(
             scenario, tables, breakdowns, draws,
             schedule_answer=lambda at, b: self.schedule_event(at, EventKind.TRUCK_ANSWER, b),
@@ -737,7 +737,7 @@ class Simulation:
             cargo_delay_minutes=repl.cargo_delay_minutes.copy(),
             replacement_released_at=repl.released_at.copy(),
             replacement_needed=self.booking.needed.copy(),
-            replacement_pending=np.array(sorted(repl.waiting), dtype=np.int64),
+            replacement_pending=np.array(sorted({*repl.waiting, *repl.in_flight}), dtype=np.int64),
             van_busy_minutes=self.schedule.busy_minutes.copy(),
             van_covers_demand=self.fleet.covers_any_demand(),
             van_station=self.fleet.station_index.copy(),

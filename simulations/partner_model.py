@@ -306,13 +306,13 @@ class RescueOffers:
         n = len(b)
         if request >= n:
             return repairs.tow_hookup_minutes, None, True
-        if b.fixed_on_site[request]:
+        diagnosis, hookup = repairs.diagnosis_minutes, repairs.tow_hookup_minutes
+        tows = not b.fixed_on_site[request]
+        if not tows:
             work = float(b.on_site_hours[request]) * 60.0
-            return work, min(repairs.diagnosis_minutes, work), False
-        hookup = repairs.tow_hookup_minutes
-        if b.needs_tow[request]:
-            return hookup, 0.0, True
-        return repairs.diagnosis_minutes + hookup, repairs.diagnosis_minutes, True
+        else:
+            work = hookup if b.needs_tow[request] else diagnosis + hookup
+        return work, min(diagnosis, work), tows
 
     def free(self, k: int, now: float) -> None:
         """A provider's job ended: its slot is free; waiting jobs are offered again."""

@@ -88,7 +88,8 @@ class RunRecord:
     cargo_delay_minutes: np.ndarray
     """Delivered - (reported + direct loaded drive from the breakdown)."""
     replacement_pending: np.ndarray
-    """Breakdowns still waiting for a truck when the horizon ended (sorted)."""
+    """Breakdowns still waiting for a truck (or for a company's answer) when the horizon ended
+    (sorted)."""
     replacement_released_at: np.ndarray
     """When the diagnosis released an intake booking (a waiting request or a truck on its way);
     ``nan`` otherwise."""

@@ -5,6 +5,7 @@ common random numbers across acceptance probabilities; the scenario keys and the
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import tomllib
 from functools import cache
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from api.cli import app
 from simulations.demand import draw_breakdowns, replication_streams
 from simulations.engine import Simulation, simulate
 from simulations.partner_model import OfferDraws, OfferOutcome
@@ -380,3 +383,22 @@ def test_the_shipped_partner_scenario_loads() -> None:
     assert len(s.offers.providers) == 8
     assert s.offers.truck_terms == OfferTerms(0.9, 20.0)
     assert all(t == OfferTerms(0.9, t.response_delay_minutes) for t in s.offers.provider_terms)
+
+
+def test_cli_sweeps_acceptance_and_prints_offers(tmp_path: Path) -> None:
+    """``rescue simulate --sweep partner_acceptance=0.7,1.0``: the terminal shows the partner
+    offers table, the JSON carries the offer KPIs per variant (declines only at 0.7)."""
+    path = tmp_path / "partners.toml"
+    path.write_text(SMALL + PROVIDERS, "utf-8")
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(
+        app,
+        ["simulate", str(path), "--days", "5", "-r", "1", "--backend", "serial", "--quiet",
+         "--sweep", "partner_acceptance=0.7,1.0", "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Partner offers" in result.output and "Rescue offers declined" in result.output
+    variants = {v["variant"]: v["kpis"] for v in json.loads(out.read_text("utf-8"))["variants"]}
+    assert variants["partner_acceptance=0.7"]["rescue_offer_declines"]["mean"] > 0
+    assert variants["partner_acceptance=1.0"]["rescue_offer_declines"]["mean"] == 0
+    assert variants["partner_acceptance=1.0"]["partner_rescue_cost_cny"]["mean"] > 0

@@ -20,7 +20,9 @@ Free vans: at home and on shift (``fleet.is_on_shift``, the API's rule too), or 
 empty (``free_in`` = minutes to home; the next trip starts from home: a conservative
 simplification). A van on site is busy. A request that no capable van covers at all is
 escalated at once; one still waiting after ``escalate_after_minutes`` is escalated then (a
-partner service). The run's output is a :class:`~simulations.results.RunRecord`.
+partner service): with partner rescue providers in the scenario it is offered to them
+(:mod:`simulations.partner_model`). The run's output is a
+:class:`~simulations.results.RunRecord`.
 
 The simulation does not walk requests through ``dispatch.lifecycle``: a trip's whole timeline
 is known at dispatch, so there are no status changes to validate; the API owns the lifecycle.
@@ -48,6 +50,7 @@ from simulations.after_job import SiteLegs, next_from_site_minutes
 from simulations.crews import Crews
 from simulations.demand import Breakdowns, draw_breakdowns, replication_streams
 from simulations.move_up import MoveUpModel, build_move_up_model, plan_move_ups
+from simulations.partner_model import OfferDraws, PartnerArrival, RescueOffers
 from simulations.replacement_model import BookingDecisions, ReplacementModel
 from simulations.results import Escalation, RunRecord, RunResult, summarise_run
 from simulations.scenario import CrewSpec, Scenario
@@ -81,6 +84,12 @@ class EventKind(IntEnum):
     """batch-optimal on events: a van left its site and may take a job (payload: van)."""
     MOVE_UP = 7
     """batch-optimal with move-up: check the coverage and move idle vans (payload: 0)."""
+    RESCUE_ANSWER = 8
+    """A partner rescue provider's answer to an offer, or its expiry (payload: request)."""
+    PROVIDER_FREE = 9
+    """A partner rescue provider's job ended: a slot is free (payload: provider)."""
+    TRUCK_ANSWER = 10
+    """A partner company's answer to a truck offer, or its expiry (payload: breakdown)."""
 
 
 def simulate(
@@ -95,7 +104,7 @@ def simulate(
     started = time.perf_counter()
     streams = replication_streams(scenario.seed, replication)
     breakdowns = draw_breakdowns(scenario, tables, streams)
-    sim = Simulation(scenario, tables, breakdowns)
+    sim = Simulation(scenario, tables, breakdowns, OfferDraws(scenario.seed, replication))
     sim.run(on_day)
     return summarise_run(
         scenario, tables, breakdowns, sim.record(), replication=replication,
@@ -106,7 +115,13 @@ def simulate(
 class Simulation:
     """One run: the models, the queue of requests waiting for a van, and the event loop."""
 
-    def __init__(self, scenario: Scenario, tables: TravelTables, breakdowns: Breakdowns) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        tables: TravelTables,
+        breakdowns: Breakdowns,
+        offer_draws: OfferDraws | None = None,
+    ) -> None:
         self.scenario = scenario
         self.breakdowns = breakdowns
         self.end_minute = scenario.total_minutes
@@ -119,7 +134,20 @@ class Simulation:
         self.schedule = VanSchedule(
             len(self.fleet.vans), scenario.warmup_days * 1440.0, self.end_minute
         )
-        self.replacements = ReplacementModel(scenario, tables, breakdowns)
+        draws = offer_draws or OfferDraws(scenario.seed, 0)  # simulate() passes its replication
+        self.replacements = ReplacementModel(
+            scenario, tables, breakdowns, draws,
+            schedule_answer=lambda at, b: self.schedule_event(at, EventKind.TRUCK_ANSWER, b),
+        )  # fmt: skip
+        self.partner_rescue: RescueOffers | None = None
+        """Partner rescue providers (None without any: escalations end there, as before)."""
+        if scenario.offers.providers:
+            self.partner_rescue = RescueOffers(
+                scenario, tables, breakdowns, draws,
+                schedule_answer=lambda at, r: self.schedule_event(at, EventKind.RESCUE_ANSWER, r),
+                schedule_free=lambda at, k: self.schedule_event(at, EventKind.PROVIDER_FREE, k),
+                on_accepted=self.partner_accepted,
+            )  # fmt: skip
         self.booking = BookingDecisions.compute(scenario, breakdowns)
         self.waiting: dict[int, OpenRequest] = {}
         """Requests waiting for a van, oldest first."""
@@ -181,7 +209,7 @@ class Simulation:
         if request < reqs.breakdown_count and self.booking.at_intake[request]:
             self.schedule_event(now, EventKind.REPLACEMENT, request)
         if not self.fleet.covers_point[reqs.capability_key(request), reqs.point(request)]:
-            reqs.escalate(request, Escalation.NO_CAPABLE_VAN)
+            self.escalate(request, Escalation.NO_CAPABLE_VAN, now)
             return
         open_request = reqs.open_request(request)
         if self.nearest_idle and self._dispatch_nearest(request, open_request, now):
@@ -247,12 +275,28 @@ class Simulation:
         elif booking.after_diagnosis[breakdown]:
             self.schedule_event(diagnosed_at, EventKind.REPLACEMENT, breakdown)
 
+    def escalate(self, request: int, reason: Escalation, now: float) -> None:
+        """No own van: the request goes to a partner service (offered to the partner rescue
+        providers, when the scenario has them)."""
+        self.requests.escalate(request, reason)
+        if self.partner_rescue is not None:
+            self.partner_rescue.offer(request, now)
+
+    def partner_accepted(self, request: int, arrival: PartnerArrival) -> None:
+        """A partner rescue provider took ``request``: its arrival is the request's help on
+        site; a first call is diagnosed there (the booking policy's second look)."""
+        reqs = self.requests
+        reqs.assigned_at[request] = arrival.accepted_at
+        reqs.on_site_at[request] = arrival.on_site_at
+        if arrival.diagnosed_at is not None:
+            self.decide_at_diagnosis(reqs.breakdown_of(request), arrival.diagnosed_at)
+
     def escalate_overdue(self, now: float) -> None:
         limit = self.scenario.dispatch.escalate_after_minutes
         reported = self.requests.reported_at
         for request in [r for r in self.waiting if now - reported[r] > limit]:
             del self.waiting[request]
-            self.requests.escalate(request, Escalation.TIMEOUT)
+            self.escalate(request, Escalation.TIMEOUT, now)
 
     # -- batch-optimal -----------------------------------------------------------------------
     def dispatch_batch(self, now: float) -> None:
@@ -644,11 +688,25 @@ class Simulation:
                 elif kind == EventKind.ESCALATE:
                     if payload in waiting:
                         del waiting[payload]
-                        self.requests.escalate(payload, Escalation.TIMEOUT)
+                        self.escalate(payload, Escalation.TIMEOUT, now)
                 elif kind == EventKind.SHIFT_START:
                     self.shift_start(payload, now)
                 elif kind == EventKind.RELEASE:
                     self.replacements.release(payload, now)
+                elif kind == EventKind.RESCUE_ANSWER:
+                    assert self.partner_rescue is not None
+                    self.partner_rescue.answer(payload, now)
+                elif kind == EventKind.PROVIDER_FREE:
+                    assert self.partner_rescue is not None
+                    self.partner_rescue.free(payload, now)
+                elif kind == EventKind.TRUCK_ANSWER:
+                    self.replacements.answer(payload, now)
+                    if cargo_waiting and (
+                        next_replacement_batch < now or next_replacement_batch == inf
+                    ):
+                        next_replacement_batch = (
+                            math.ceil(now / replacement_step) * replacement_step
+                        )
             elif t_batch == now:
                 self.dispatch_batch(now)
                 next_batch = now + batch_step
@@ -679,7 +737,7 @@ class Simulation:
             cargo_delay_minutes=repl.cargo_delay_minutes.copy(),
             replacement_released_at=repl.released_at.copy(),
             replacement_needed=self.booking.needed.copy(),
-            replacement_pending=np.array(sorted(repl.waiting), dtype=np.int64),
+            replacement_pending=np.array(sorted({*repl.waiting, *repl.in_flight}), dtype=np.int64),
             van_busy_minutes=self.schedule.busy_minutes.copy(),
             van_covers_demand=self.fleet.covers_any_demand(),
             van_station=self.fleet.station_index.copy(),
@@ -689,4 +747,37 @@ class Simulation:
             replacement_batches=self.replacements.batches,
             move_up_at=np.array(self.move_up.move_times if self.move_up else [], dtype=float),
             move_up_km=np.array(self.move_up.move_km if self.move_up else [], dtype=float),
+            **self._partner_record(),
         )
+
+    def _partner_record(self) -> dict[str, np.ndarray]:
+        """The partner fields of the record (offer logs; per request what a provider did)."""
+        repl = self.replacements
+        truck_log = repl.offers.log.arrays()
+        out = {
+            "truck_offer_breakdown": truck_log[0],
+            "truck_offer_partner": truck_log[1],
+            "truck_offer_at": truck_log[2],
+            "truck_offer_outcome": truck_log[3],
+            "truck_first_offer_at": repl.offers.first_offer_at.copy(),
+            "truck_accepted_offer_at": repl.offers.accepted_offer_at.copy(),
+        }
+        rescue = self.partner_rescue
+        if rescue is None:
+            return out
+        log = rescue.log.arrays()
+        out.update(
+            partner_provider=rescue.provider.copy(),
+            partner_first_offer_at=rescue.first_offer_at.copy(),
+            partner_accepted_at=rescue.accepted_at.copy(),
+            partner_accepted_offer_at=rescue.accepted_offer_at.copy(),
+            partner_job_end_at=rescue.job_end_at.copy(),
+            partner_cost_cny=rescue.cost_cny.copy(),
+            partner_no_provider=rescue.no_provider.copy(),
+            provider_peak_jobs=rescue.peak_active.copy(),
+            rescue_offer_request=log[0],
+            rescue_offer_provider=log[1],
+            rescue_offer_at=log[2],
+            rescue_offer_outcome=log[3],
+        )
+        return out

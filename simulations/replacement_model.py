@@ -16,17 +16,26 @@ partner in the province, unreachable) fails at once, one whose trucks are all bo
 for the next batch. A release (:meth:`ReplacementModel.release`) drops a waiting request, or
 turns back a booked truck that has not reached the cargo yet: the partner is paid the call-out
 and the empty km driven out and back.
+
+Each truck the matching chooses is offered to its partner company
+(:class:`simulations.partner_model.TruckOffers`, ``[partner_offers]``): by default the
+company accepts at once and the truck is booked in the batch, as before offers existed. With a
+response delay the truck is held until the answer (:meth:`ReplacementModel.answer`); an
+acceptance books it from then (it leaves when accepted, or when free if later), a decline or an
+expiry puts the request back in the queue, never again to be matched with that company's trucks.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtr
 
 from dispatch.replacement import (
+    ReplacementBooking,
     ReplacementMatchingProblem,
     ReplacementParams,
     ReplacementRequest,
@@ -44,6 +53,7 @@ from dispatch.triage import (
 )
 from fleet.model import GeoPoint
 from simulations.demand import CARGO_KINDS, Breakdowns
+from simulations.partner_model import OfferDraws, OfferOutcome, TruckOffers
 from simulations.scenario import ORACLE_AT_DIAGNOSIS, Scenario
 from simulations.tables import TravelTables
 
@@ -153,7 +163,15 @@ class ReplacementModel:
     """Partner trucks and the replacement requests of one run, with their outcome per
     breakdown (``nan`` / 0 / False when it never happened)."""
 
-    def __init__(self, scenario: Scenario, tables: TravelTables, breakdowns: Breakdowns) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        tables: TravelTables,
+        breakdowns: Breakdowns,
+        draws: OfferDraws | None = None,
+        *,
+        schedule_answer: Callable[[float, int], None] | None = None,
+    ) -> None:
         self.scenario = scenario
         self.tables = tables
         self.breakdowns = breakdowns
@@ -212,6 +230,16 @@ class ReplacementModel:
         """When the booked truck is back at its depot, free for the next job (pool sizing:
         each booking holds its truck from ``drive_out_at`` to here)."""
         self.batches = 0
+        partner_ids = [p.id for p in net.partners]
+        self.offers = TruckOffers(scenario, partner_ids, n, draws or OfferDraws(scenario.seed, 0))
+        self.truck_partner_index = np.array(
+            [self.offers.partner_index[t.partner_id] for t in self.trucks], dtype=np.int64
+        )
+        self.truck_on_offer = np.zeros(len(self.trucks), dtype=bool)
+        """Trucks held by an offer waiting for its answer."""
+        self.in_flight: dict[int, tuple[int, ReplacementBooking, float, int, bool]] = {}
+        """Breakdown -> (truck, booking, offered at, offer log row, the answer is the expiry)."""
+        self.schedule_answer = schedule_answer
 
     @property
     def pickup_at(self) -> np.ndarray:
@@ -255,13 +283,20 @@ class ReplacementModel:
         fitting: list[int] = []
         serving: list[int] = []
         soonest = self._soonest_twins(now, len(self.waiting)) if self._has_twins else None
+        offers = self.offers
         for breakdown, deadline in self.waiting.items():
             point, dest = int(b.point[breakdown]), int(b.destination[breakdown])
             kind = CARGO_KINDS[int(b.cargo_kind[breakdown])]
             fits = self.truck_fit.fitting(kind, float(b.cargo_t[breakdown]))
             province = t.points.province[point]
             serves = fits & self.serves_province[province]
-            candidates = np.nonzero(serves if soonest is None else serves & soonest)[0]
+            refused = offers.refused.get(breakdown)
+            if refused:  # never again a truck of a company that refused this cargo
+                serves &= ~np.isin(self.truck_partner_index, list(refused))
+            offered = serves & ~self.truck_on_offer
+            candidates = np.nonzero(offered if soonest is None else offered & soonest)[0]
+            if not len(candidates) and serves.any():
+                continue  # its trucks are all held by offers: wait for the next batch
             fitting.append(int(fits.sum()))
             serving.append(int(serves.sum()))
             arc_request_parts.append(np.full(len(candidates), len(requests), dtype=np.int64))
@@ -281,6 +316,8 @@ class ReplacementModel:
                 )
             )
             breakdown_ids.append(breakdown)
+        if not requests:
+            return
         arc_request = np.concatenate(arc_request_parts)
         arc_truck = np.concatenate(arc_truck_parts)
         trucks_used, arc_local_truck = np.unique(arc_truck, return_inverse=True)
@@ -306,23 +343,7 @@ class ReplacementModel:
             matching = match_replacements(problem, params)
         self.batches += 1
         for booking in matching.bookings:
-            breakdown = int(booking.request_id)
-            k = self.truck_index[booking.truck_id]
-            dest = int(b.destination[breakdown])
-            delivered = now + booking.delivery_eta_minutes
-            self._drive_out_at[breakdown] = max(now, float(self.truck_free_at[k]))
-            self.truck_free_at[k] = delivered + float(t.back_minutes[dest, self.truck_depot[k]])
-            self.truck_back_at[breakdown] = self.truck_free_at[k]
-            self.booked_at[breakdown] = now
-            self.delivered_at[breakdown] = delivered
-            self.cost_cny[breakdown] = booking.cost_cny
-            self.lateness_minutes[breakdown] = booking.lateness_minutes
-            direct = float(t.loaded_minutes[int(b.point[breakdown]), dest])
-            self.cargo_delay_minutes[breakdown] = delivered - (float(b.t[breakdown]) + direct)
-            self._pickup_at[breakdown] = now + booking.pickup_eta_minutes
-            self._truck_of[breakdown] = k
-            self._last_booking_of_truck[k] = breakdown
-            del self.waiting[breakdown]
+            self._offer(booking, now)
         for unmatched in matching.unmatched:
             if unmatched.reason in NEVER_SERVABLE:
                 breakdown = int(unmatched.request_id)
@@ -338,7 +359,8 @@ class ReplacementModel:
         as there are requests) loses nothing (swapping a later twin for an unused sooner one
         never costs more nor arrives later) and books the idle truck, as the API does, which
         offers only available trucks. Networks without identical trucks are not affected."""
-        free = np.maximum(self.truck_free_at, now)
+        # a truck held by an open offer is not free: it ranks after its twins
+        free = np.where(self.truck_on_offer, np.inf, np.maximum(self.truck_free_at, now))
         order = np.lexsort((np.arange(len(free)), free, self.truck_twins))
         group = self.truck_twins[order]
         first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
@@ -347,11 +369,102 @@ class ReplacementModel:
         keep[order] = rank < requests
         return keep
 
+    def _offer(self, booking: ReplacementBooking, now: float) -> None:
+        """Offer the matched truck to its company: an answer due now is taken at once; a later
+        one holds the truck until then (the request leaves the queue meanwhile)."""
+        breakdown = int(booking.request_id)
+        k = self.truck_index[booking.truck_id]
+        offers = self.offers
+        q = int(self.truck_partner_index[k])
+        if math.isnan(offers.first_offer_at[breakdown]):
+            offers.first_offer_at[breakdown] = now
+        row = offers.log.add(breakdown, q, now)
+        if offers.instant:
+            offers.log.outcome[row] = OfferOutcome.ACCEPTED
+            self._book(booking, now, now)
+            del self.waiting[breakdown]
+            return
+        after, expires = offers.answer_after(q)
+        if after > 0:
+            assert self.schedule_answer is not None, "truck offers with a delay need the loop"
+            self.in_flight[breakdown] = (k, booking, now, row, expires)
+            self.truck_on_offer[k] = True
+            del self.waiting[breakdown]
+            self.schedule_answer(now + after, breakdown)
+        elif offers.accepts(breakdown, q):
+            offers.log.outcome[row] = OfferOutcome.ACCEPTED
+            self._book(booking, now, now)
+            del self.waiting[breakdown]
+        else:
+            offers.log.outcome[row] = OfferOutcome.DECLINED
+            offers.refused.setdefault(breakdown, set()).add(q)  # stays queued
+
+    def answer(self, breakdown: int, now: float) -> None:
+        """The company's answer to a truck offer (or its expiry) is due: book the truck, or put
+        the cargo back in the queue without that company."""
+        if breakdown not in self.in_flight:
+            return  # released while the offer was open
+        k, booking, offered_at, row, expires = self.in_flight.pop(breakdown)
+        self.truck_on_offer[k] = False
+        q = int(self.truck_partner_index[k])
+        offers = self.offers
+        if not expires and offers.accepts(breakdown, q):
+            offers.log.outcome[row] = OfferOutcome.ACCEPTED
+            self._book(booking, offered_at, now)
+            return
+        offers.log.outcome[row] = OfferOutcome.EXPIRED if expires else OfferOutcome.DECLINED
+        offers.refused.setdefault(breakdown, set()).add(q)
+        self.waiting[breakdown] = self._deadline(breakdown)
+
+    def _deadline(self, breakdown: int) -> float:
+        b = self.breakdowns
+        point, dest = int(b.point[breakdown]), int(b.destination[breakdown])
+        return (
+            float(b.t[breakdown])
+            + float(self.tables.loaded_minutes[point, dest])
+            + self.scenario.replacement.deadline_slack_hours * 60.0
+        )
+
+    def _book(self, booking: ReplacementBooking, offered_at: float, now: float) -> None:
+        """Book the truck of ``booking`` (matched at ``offered_at``, accepted ``now``): it
+        leaves when accepted, or when free if later; its ETAs move by the wait for the answer."""
+        b, t = self.breakdowns, self.tables
+        breakdown = int(booking.request_id)
+        k = self.truck_index[booking.truck_id]
+        shift = 0.0
+        if now > offered_at:
+            free_at = float(self.truck_free_at[k])
+            shift = max(now, free_at) - max(offered_at, free_at)
+        dest = int(b.destination[breakdown])
+        delivered = offered_at + booking.delivery_eta_minutes + shift
+        self._drive_out_at[breakdown] = max(now, float(self.truck_free_at[k]))
+        self.truck_free_at[k] = delivered + float(t.back_minutes[dest, self.truck_depot[k]])
+        self.truck_back_at[breakdown] = self.truck_free_at[k]
+        self.booked_at[breakdown] = now
+        self.offers.accepted_offer_at[breakdown] = offered_at
+        self.delivered_at[breakdown] = delivered
+        self.cost_cny[breakdown] = booking.cost_cny
+        late = booking.lateness_minutes
+        if shift > 0:  # the matcher's lateness, for the later start
+            late = late + shift if late > 0 else max(0.0, delivered - self._deadline(breakdown))
+        self.lateness_minutes[breakdown] = late
+        direct = float(t.loaded_minutes[int(b.point[breakdown]), dest])
+        self.cargo_delay_minutes[breakdown] = delivered - (float(b.t[breakdown]) + direct)
+        self._pickup_at[breakdown] = offered_at + booking.pickup_eta_minutes + shift
+        self._truck_of[breakdown] = k
+        self._last_booking_of_truck[k] = breakdown
+
     def release(self, breakdown: int, now: float) -> None:
         """The diagnosis says the cargo needs no truck: drop the request if it still waits;
         turn the truck back if it has not reached the cargo (paid: the call-out and the empty km
         out and back; free again once home, unless it was booked for a later job since, which
-        keeps its plan). A truck already at the cargo carries on: the trip happens."""
+        keeps its plan). A truck already at the cargo carries on: the trip happens. An offer
+        still waiting for its answer is withdrawn (nothing is paid)."""
+        if breakdown in self.in_flight:
+            k, *_ = self.in_flight.pop(breakdown)
+            self.truck_on_offer[k] = False
+            self.released_at[breakdown] = now
+            return
         if breakdown in self.waiting:
             del self.waiting[breakdown]
             self.released_at[breakdown] = now

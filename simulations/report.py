@@ -84,6 +84,43 @@ POLICY_KPI_ROWS = (
 )
 """The replacement booking policy's outcome, one row per KPI."""
 
+OFFER_KPI_ROWS = (
+    ("rescue_offers", "Rescue offers made", "{:,.0f}"),
+    ("rescue_offer_declines", "Rescue offers declined", "{:,.0f}"),
+    ("rescue_offer_expiries", "Rescue offers expired", "{:,.0f}"),
+    ("partner_rescue_jobs", "Partner rescue jobs", "{:,.0f}"),
+    ("partner_rescue_no_provider", "Requests no provider would take", "{:,.0f}"),
+    ("partner_rescue_arrival_mean_min", "Partner arrival after the report, mean (min)", "{:.1f}"),
+    ("rescue_decline_delay_mean_min", "Rescue delay added by refusals, mean (min)", "{:.1f}"),
+    ("partner_rescue_cost_cny", "Partner rescue cost (CNY)", "{:,.0f}"),
+    ("truck_offers", "Truck offers made", "{:,.0f}"),
+    ("truck_offer_declines", "Truck offers declined", "{:,.0f}"),
+    ("truck_offer_expiries", "Truck offers expired", "{:,.0f}"),
+    ("truck_decline_delay_mean_min", "Truck delay added by refusals, mean (min)", "{:.1f}"),
+    ("partner_cost_all_cny", "All partner cost: trucks + rescue (CNY)", "{:,.0f}"),
+)
+"""Offers to partners (``simulations.partner_model``): shown when the runs report them."""
+
+
+def offer_section(summaries: Sequence[Summary]) -> str:
+    """The partner offers' table (HTML), or nothing when the runs did not report offers."""
+    if not all("rescue_offers" in s.runs[0].kpis for s in summaries):
+        return ""
+    reps = min(len(s.runs) for s in summaries)
+    parts = [
+        "<section id='offers'><h2>Partner offers</h2>",
+        "<p>Jobs offered to partner rescue providers (requests no own van took) and "
+        "replacement trucks offered to their companies; a refusal (decline, or no answer by "
+        "the partner's promised response time) passes the job to the next partner. "
+        "Partner rescue arrivals count as on site for the promise.</p>",
+    ]
+    columns = [f"{s.label or s.scenario} ({len(s.runs)} rep.)" for s in summaries]
+    _table(parts, f"Offers: {interval_note(reps)}", ["KPI", *columns])
+    for key, name, spec in OFFER_KPI_ROWS:
+        _row(parts, [name, *(fmt_estimate(s, key, spec) for s in summaries)])
+    parts.append("</table></section>")
+    return "".join(parts)
+
 
 def rank_by_total_cost(summaries: Sequence[Summary]) -> list[Summary]:
     """The variants, cheapest total cost (partner + missed promises) first; stable for ties."""
@@ -286,6 +323,7 @@ def html_report(
         label = name if key != "van_utilisation_mean" else name + " (vans serving the demand)"
         _row(parts, [label, *(fmt_estimate(s, key, spec) for s in summaries)])
     parts.append("</table></section>")
+    parts.append(offer_section(summaries))
     if downtime_cost_per_hour is not None:
         parts.append(policy_section(summaries, downtime_cost_per_hour=downtime_cost_per_hour))
     for s in summaries:

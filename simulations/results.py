@@ -18,7 +18,14 @@ Definitions (all over breakdowns reported after the warm-up):
 - missed-promise hours = per needed cargo, the hours past its deadline: the truck's lateness,
   or without a truck the cargo goes on with the repaired vehicle (van on site, or reported if
   no van came, + repair hours + the direct drive); missed-promise cost = those hours x
-  ``replacement.downtime_cost_per_hour``; total cost = partner cost + missed-promise cost.
+  ``replacement.downtime_cost_per_hour``; total cost = partner cost + missed-promise cost;
+- offers (reported when the scenario has partner providers, a ``[partner_offers]`` table or a
+  sweep of partner terms; :mod:`simulations.partner_model`): rescue and truck offers made for
+  measured breakdowns, of which declined and expired; partner rescue jobs (requests a provider
+  took: their arrival counts as on site, for the promise too), their cost and mean arrival
+  after the report; requests no provider could take; the delay added by declines = when the
+  accepted offer was made - the first offer, mean over the jobs a partner took (for trucks
+  the booked cargo); all partner cost = truck partner cost + partner rescue cost.
 """
 
 from __future__ import annotations
@@ -81,7 +88,8 @@ class RunRecord:
     cargo_delay_minutes: np.ndarray
     """Delivered - (reported + direct loaded drive from the breakdown)."""
     replacement_pending: np.ndarray
-    """Breakdowns still waiting for a truck when the horizon ended (sorted)."""
+    """Breakdowns still waiting for a truck (or for a company's answer) when the horizon ended
+    (sorted)."""
     replacement_released_at: np.ndarray
     """When the diagnosis released an intake booking (a waiting request or a truck on its way);
     ``nan`` otherwise."""
@@ -103,6 +111,35 @@ class RunRecord:
     move_up_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """When each move started (returns home included)."""
     move_up_km: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # partner rescue providers, per request (2n; empty without providers)
+    partner_provider: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Index of the provider that took the request (``scenario.offers.providers``), -1: none."""
+    partner_first_offer_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    partner_accepted_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    partner_accepted_offer_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """When the accepted offer was made (minus the first offer: the delay declines added)."""
+    partner_job_end_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """When the provider is back at its base (its slot is free again)."""
+    partner_cost_cny: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    partner_no_provider: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """No provider could take the request (coverage, capability, or all refused it)."""
+    provider_peak_jobs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Per provider: the most slots held at once (offers in flight + jobs not ended)."""
+    # the offer logs, one row per offer in the order made
+    # (outcome: simulations.partner_model.OfferOutcome)
+    rescue_offer_request: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rescue_offer_provider: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rescue_offer_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rescue_offer_outcome: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    truck_offer_breakdown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    truck_offer_partner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Index into ``scenario.network.partners``."""
+    truck_offer_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    truck_offer_outcome: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    truck_first_offer_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Per breakdown: the first truck offer for its cargo (``nan``: none)."""
+    truck_accepted_offer_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Per breakdown: when the truck offer that was accepted was made."""
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -221,6 +258,8 @@ def summarise_run(
         kpis["partner_cost_cny"] / kpis["replacement_trips"] if booked.any() else math.nan
     )
     kpis.update(_policy_kpis(scenario, breakdowns, record, in_window, booked, delivered))
+    if scenario.offers.declared:  # only then: runs without offers keep their pinned KPI set
+        kpis.update(_offer_kpis(breakdowns, record, in_window, booked))
 
     # vans
     # vans whose radius covers at least one demand point (a regional run ignores the rest)
@@ -313,6 +352,51 @@ def _policy_kpis(
         "missed_promise_cost_cny": missed_cost,
         "total_cost_cny": partner_cost + missed_cost,
     }
+
+
+def _offer_kpis(
+    breakdowns: Breakdowns, record: RunRecord, in_window: np.ndarray, booked: np.ndarray
+) -> dict[str, float]:
+    """What asking partners cost (definitions in the module docstring)."""
+    n = len(breakdowns)
+    declined, expired = 1, 2  # simulations.partner_model.OfferOutcome
+    request_in = np.concatenate([in_window, in_window])
+    out: dict[str, float] = {}
+    rows = request_in[record.rescue_offer_request]
+    outcome = record.rescue_offer_outcome[rows]
+    out["rescue_offers"] = float(rows.sum())
+    out["rescue_offer_declines"] = float((outcome == declined).sum())
+    out["rescue_offer_expiries"] = float((outcome == expired).sum())
+    has_partner = len(record.partner_provider) == 2 * n
+    took = (record.partner_provider >= 0) & request_in if has_partner else np.zeros(2 * n, bool)
+    out["partner_rescue_jobs"] = float(took.sum())
+    out["partner_rescue_no_provider"] = float(
+        (record.partner_no_provider & request_in).sum() if has_partner else 0.0
+    )
+    out["partner_rescue_cost_cny"] = (
+        float(record.partner_cost_cny[took].sum()) if took.any() else 0.0
+    )
+    if took.any():
+        reported = record.reported_at[took]
+        out["partner_rescue_arrival_mean_min"] = _m(record.on_site_at[took] - reported)
+        out["rescue_decline_delay_mean_min"] = _m(
+            record.partner_accepted_offer_at[took] - record.partner_first_offer_at[took]
+        )
+    else:
+        out["partner_rescue_arrival_mean_min"] = math.nan
+        out["rescue_decline_delay_mean_min"] = math.nan
+    rows = in_window[record.truck_offer_breakdown]
+    outcome = record.truck_offer_outcome[rows]
+    out["truck_offers"] = float(rows.sum())
+    out["truck_offer_declines"] = float((outcome == declined).sum())
+    out["truck_offer_expiries"] = float((outcome == expired).sum())
+    out["truck_decline_delay_mean_min"] = _m(
+        (record.truck_accepted_offer_at - record.truck_first_offer_at)[booked]
+    )
+    out["partner_cost_all_cny"] = float(record.replacement_cost_cny[booked].sum()) + float(
+        out["partner_rescue_cost_cny"]
+    )
+    return out
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ The file format (every key optional unless marked; defaults in brackets) is docu
     # [[stations]], [[vans]], [[partners]], [[trucks]]; or network_file = "other.toml".
     base = "china-national"
     vans_per_station = 2         # optional: every station's van list cycled to this count
+    service_radius_km = 60       # optional: every van's service radius (km)
 
     [demand]   breakdowns_per_day, dispersion, hourly_profile, points (county_seats,
                prefecture_seats, stations, roads), road_spacing_km, urban_share, provinces,
@@ -31,6 +32,11 @@ The file format (every key optional unless marked; defaults in brackets) is docu
                on_call_turnout_minutes
     [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late, policy,
                downtime_cost_per_hour
+    [[partner_providers]] id, partner_id, name, base_lat, base_lon, capabilities,
+               promised_response_minutes, callout_fee_cny, per_km_cny, capacity_jobs,
+               provinces, radius_km, acceptance_probability, response_delay_minutes
+    [partner_offers] acceptance_probability, response_delay_minutes, cny_per_minute,
+               [[partner_offers.partners]] (id, acceptance_probability, response_delay_minutes)
     [sweep]    key = [values...] (cartesian product; keys in SWEEP_KEYS)
 
 The accepted keys, their types, ranges and defaults are the schemas below
@@ -51,6 +57,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dispatch.partner_rescue import DEFAULT_CNY_PER_MINUTE
 from dispatch.triage import ReplacementPolicy
 from fleet.faults import (
     FAULT_KEYS,
@@ -62,6 +69,9 @@ from fleet.faults import (
 from fleet.geography import hourly_breakdown_profile, mainland_provinces, province_at
 from fleet.model import (
     DEFAULT_REPLACEMENT_THRESHOLD_HOURS,
+    GeoPoint,
+    PartnerRescueProvider,
+    RescueCapability,
     RescueVan,
     VehicleClass,
 )
@@ -276,6 +286,69 @@ class ReplacementSpec:
 
 
 @dataclass(frozen=True)
+class OfferTerms:
+    """How a partner answers offers in the simulation (``acceptance_probability``,
+    ``response_delay_minutes`` of ``[[partner_providers]]`` and ``[partner_offers]``): it
+    answers ``response_delay_minutes`` after the offer and accepts with the probability; an
+    answer due at or after the offer's expiry (the partner's ``promised_response_minutes``)
+    never comes: the offer expires then."""
+
+    acceptance_probability: float = 1.0
+    response_delay_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        p, d = self.acceptance_probability, self.response_delay_minutes
+        if not 0.0 < p <= 1.0:
+            raise ValueError(f"acceptance_probability must be > 0 and <= 1, got {p!r}")
+        if not d >= 0.0:
+            raise ValueError(f"response_delay_minutes must be >= 0, got {d!r}")
+
+
+@dataclass(frozen=True)
+class PartnerOfferSpec:
+    """Partners in the simulation (:mod:`simulations.partner_model`): the partner rescue
+    providers with their offer terms, and the terms of the partner logistics companies that
+    are offered replacement trucks. The defaults (no providers, every truck offer accepted at
+    once) reproduce the runs before offers."""
+
+    providers: tuple[PartnerRescueProvider, ...] = ()
+    provider_terms: tuple[OfferTerms, ...] = ()
+    """Per provider, in the order of ``providers``."""
+    truck_terms: OfferTerms = field(default_factory=OfferTerms)
+    """Every partner logistics company's terms, unless ``partner_terms`` names it."""
+    partner_terms: tuple[tuple[str, OfferTerms], ...] = ()
+    """Per partner company id: its own terms for truck offers."""
+    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE
+    """The rescue ranking's exchange of partner cost for minutes (``dispatch.partner_rescue``)."""
+    declared: bool = False
+    """The scenario mentions partners' offers (providers, ``[partner_offers]`` or a sweep of
+    their terms): the run reports the offer KPIs, even when every offer is accepted at once."""
+
+    def terms_for_partner(self, partner_id: str) -> OfferTerms:
+        for pid, terms in self.partner_terms:
+            if pid == partner_id:
+                return terms
+        return self.truck_terms
+
+    @property
+    def trucks_instant(self) -> bool:
+        """Every truck offer is accepted the moment it is made (the runs before offers)."""
+        plain = OfferTerms()
+        return self.truck_terms == plain and all(t == plain for _, t in self.partner_terms)
+
+    def with_terms(self, **change: float) -> PartnerOfferSpec:
+        """Every partner's terms (providers and truck companies) with ``change`` applied (the
+        sweep keys ``partner_acceptance`` and ``partner_response_delay``)."""
+        return replace(
+            self,
+            provider_terms=tuple(replace(t, **change) for t in self.provider_terms),
+            truck_terms=replace(self.truck_terms, **change),
+            partner_terms=tuple((pid, replace(t, **change)) for pid, t in self.partner_terms),
+            declared=True,
+        )
+
+
+@dataclass(frozen=True)
 class Scenario:
     """An immutable, validated scenario."""
 
@@ -293,6 +366,7 @@ class Scenario:
     crews: CrewSpec = field(default_factory=CrewSpec)
     move_up: MoveUpSpec = field(default_factory=MoveUpSpec)
     replacement: ReplacementSpec = field(default_factory=ReplacementSpec)
+    offers: PartnerOfferSpec = field(default_factory=PartnerOfferSpec)
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     source: str = "<scenario>"
     label: str = ""
@@ -341,6 +415,10 @@ class Scenario:
             return replace(self, replacement=replace(self.replacement, threshold_hours=x))
         if key == "replacement_policy":
             return replace(self, replacement=replace(self.replacement, policy=x))
+        if key == "partner_acceptance":
+            return replace(self, offers=self.offers.with_terms(acceptance_probability=x))
+        if key == "partner_response_delay":
+            return replace(self, offers=self.offers.with_terms(response_delay_minutes=x))
         vans = tuple(replace(v, service_radius_km=x) for v in self.network.vans)
         return replace(self, network=replace(self.network, vans=vans))
 
@@ -482,9 +560,39 @@ SWEEP_FIELDS: Schema = {
     "objective": one_of(OBJECTIVES),
     "after_job": one_of(AFTER_JOB),
     "move_up": boolean(),
+    "partner_acceptance": number(gt=0, le=1),
+    "partner_response_delay": number(ge=0),
 }
 """What each sweep key's values must be; :meth:`Scenario.with_override` applies them."""
 SWEEP_KEYS = tuple(SWEEP_FIELDS)
+OFFER_TERM_KEYS: Schema = {
+    "acceptance_probability": number(1.0, gt=0, le=1),
+    "response_delay_minutes": number(0.0, ge=0),
+}
+"""How a partner answers offers (:class:`OfferTerms`)."""
+PARTNER_PROVIDER_KEYS: Schema = {
+    "id": string(),
+    "partner_id": string(None),
+    "name": string(None),
+    "base_lat": number(ge=-90, le=90),
+    "base_lon": number(ge=-180, le=180),
+    "capabilities": list_of(one_of(RescueCapability), non_empty=True),
+    "promised_response_minutes": number(gt=0),
+    "callout_fee_cny": number(ge=0),
+    "per_km_cny": number(ge=0),
+    "capacity_jobs": integer(ge=1),
+    "provinces": list_of(string(), (), check=_mainland_adcodes),
+    "radius_km": number(0.0, ge=0),
+    **OFFER_TERM_KEYS,
+}
+"""A partner rescue / tow provider (``fleet.PartnerRescueProvider``) and its offer terms."""
+PARTNER_OFFER_KEYS: Schema = {
+    **OFFER_TERM_KEYS,
+    "cny_per_minute": number(DEFAULT_CNY_PER_MINUTE, gt=0),
+    "partners": entries({"id": string(), **OFFER_TERM_KEYS}),
+}
+"""``[partner_offers]``: the replacement trucks' partner companies' terms (all of them, and
+per company in ``[[partner_offers.partners]]``) and the rescue ranking's exchange."""
 _NETWORK_KEYS = {
     *("base", "replace", "stations", "vans", "partners", "trucks"),
     *("default_contract", "contracts", "vehicles"),
@@ -498,6 +606,7 @@ SCENARIO_KEYS: Schema = {
     **{key: NETWORK_KEYS[key] for key in sorted(_NETWORK_KEYS)},
     "network_file": file_path(None),
     "vans_per_station": integer(None, ge=1),
+    "service_radius_km": number(None, gt=0),
     "demand": table(DEMAND_KEYS),
     "repairs": table(REPAIRS_KEYS),
     "travel": table(TRAVEL_KEYS),
@@ -506,6 +615,8 @@ SCENARIO_KEYS: Schema = {
     "crews": table(CREW_KEYS),
     "move_up": table(MOVE_UP_KEYS),
     "replacement": table(REPLACEMENT_KEYS),
+    "partner_providers": entries(PARTNER_PROVIDER_KEYS),
+    "partner_offers": table(PARTNER_OFFER_KEYS),
     # each value is checked against SWEEP_FIELDS at load time (loading code below)
     "sweep": mapping((*SWEEP_KEYS, *SWEEP_ALIASES), list_of(anything(), non_empty=True), {}),
 }
@@ -577,6 +688,10 @@ def scenario_from_document(doc: TomlDocument) -> Scenario:
     if values["vans_per_station"] is not None:
         network = cycle_vans(network, values["vans_per_station"])
     demand = replace(demand, contract_mix=_contract_mix(values["demand"], doc, network))
+    if values["service_radius_km"] is not None:  # every van's radius (a thinner own network)
+        radius = values["service_radius_km"]
+        vans = tuple(replace(v, service_radius_km=radius) for v in network.vans)
+        network = replace(network, vans=vans)
 
     travel, promise = values["travel"], values["promise"]
     scenario = Scenario(
@@ -601,6 +716,7 @@ def scenario_from_document(doc: TomlDocument) -> Scenario:
         replacement=ReplacementSpec(**values["replacement"]),
         crews=_crews(values["crews"], doc),
         move_up=MoveUpSpec(**values["move_up"]),
+        offers=_partner_offers(values, given, network, doc),
         sweep=tuple((SWEEP_ALIASES.get(k, k), v) for k, v in values["sweep"].items()),
         source=doc.source,
     )
@@ -668,6 +784,61 @@ def _crews(values: Mapping[str, Any], doc: TomlDocument) -> CrewSpec:
             f"{values['first_shift_hour']:g} + {values['hours_per_day']:g}",
         )
     return CrewSpec(**values)
+
+
+def _partner_offers(
+    values: Mapping[str, Any], given: set[str], network: Network, doc: TomlDocument
+) -> PartnerOfferSpec:
+    """``[[partner_providers]]`` and ``[partner_offers]`` (ids unique; per-company terms name
+    a partner of the network)."""
+    providers: list[PartnerRescueProvider] = []
+    terms: list[OfferTerms] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(values["partner_providers"]):
+        at = ("partner_providers", i)
+        if raw["id"] in seen:
+            raise doc.error((*at, "id"), f"must be unique, got {raw['id']!r} twice")
+        seen.add(raw["id"])
+        try:
+            providers.append(
+                PartnerRescueProvider(
+                    id=raw["id"],
+                    partner_id=raw["partner_id"] or raw["id"],
+                    name=raw["name"] or raw["id"],
+                    base=GeoPoint(raw["base_lat"], raw["base_lon"]),
+                    capabilities=frozenset(raw["capabilities"]),
+                    promised_response_minutes=raw["promised_response_minutes"],
+                    callout_fee_cny=raw["callout_fee_cny"],
+                    per_km_cny=raw["per_km_cny"],
+                    capacity_jobs=raw["capacity_jobs"],
+                    provinces=frozenset(raw["provinces"]),
+                    radius_km=raw["radius_km"],
+                )
+            )
+        except ValueError as exc:
+            raise doc.error(at, str(exc)) from None
+        terms.append(OfferTerms(raw["acceptance_probability"], raw["response_delay_minutes"]))
+    offers = values["partner_offers"]
+    partner_terms: list[tuple[str, OfferTerms]] = []
+    for i, raw in enumerate(offers["partners"]):
+        where: KeyPath = ("partner_offers", "partners", i)
+        if raw["id"] not in network.partner_by_id:
+            raise doc.error(
+                (*where, "id"), f"must name a partner of the network, got {raw['id']!r}"
+            )
+        if any(pid == raw["id"] for pid, _ in partner_terms):
+            raise doc.error((*where, "id"), f"must be unique, got {raw['id']!r} twice")
+        partner_terms.append(
+            (raw["id"], OfferTerms(raw["acceptance_probability"], raw["response_delay_minutes"]))
+        )
+    return PartnerOfferSpec(
+        providers=tuple(providers),
+        provider_terms=tuple(terms),
+        truck_terms=OfferTerms(offers["acceptance_probability"], offers["response_delay_minutes"]),
+        partner_terms=tuple(partner_terms),
+        cny_per_minute=offers["cny_per_minute"],
+        declared=bool(providers) or "partner_offers" in given,
+    )
 
 
 def _demand_point(raw: Mapping[str, Any], doc: TomlDocument, at: KeyPath) -> DemandPoint:

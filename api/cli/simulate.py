@@ -93,6 +93,23 @@ def _policy_table(summaries: list[Any], downtime_cost_per_hour: float) -> Any:
     return table
 
 
+def _offer_table(summaries: list[Any]) -> Any:
+    """Partner offers (declines, expiries, partner cost), when the runs report them."""
+    from rich.table import Table
+
+    from simulations.report import OFFER_KPI_ROWS, fmt_estimate
+
+    if not all("rescue_offers" in s.runs[0].kpis for s in summaries):
+        return None
+    table = Table(title="Partner offers (a refusal passes the job to the next partner)")
+    table.add_column("KPI")
+    for s in summaries:
+        table.add_column(f"{s.label or s.scenario}", justify="right")
+    for key, name, spec in OFFER_KPI_ROWS:
+        table.add_row(name, *(fmt_estimate(s, key, spec) for s in summaries))
+    return table
+
+
 @app.command()
 def simulate(
     scenario: str = typer.Argument(
@@ -162,6 +179,9 @@ def simulate(
         sys.exit(130)
     console.print(_summary_table(summaries, f"{s.name}: {s.horizon_days:g} days"))
     console.print(_policy_table(summaries, s.replacement.downtime_cost_per_hour))
+    offers = _offer_table(summaries)
+    if offers is not None:
+        console.print(offers)
     for sm in summaries:
         pr = sm.by_priority()
         line = ", ".join(f"p{k}: {w / n:.1%}" for k, (n, w) in pr.items() if n)

@@ -12,6 +12,15 @@ in a stated way: ``score = eta_minutes + cost_cny / cny_per_minute``. The exchan
 customer's waiting) is a policy: a provider 20 minutes slower must be more than 200 CNY
 cheaper to be asked first. ETAs are the provider's promised response plus the drive from its
 base at the travel provider's speed.
+
+Inside the van matching (:func:`dispatch.vans.match_vans` with ``partners=``), providers are
+extra columns: :func:`build_partner_columns` lists the (job, provider) pairs with their ETA and
+cost, and the matching prices them in its own units (docs/dispatch.md, "Partner rescue
+columns"): a partner costs ``max(its ETA, the time left to the promise + the largest soft
+penalty among the request's own vans) + cost_cny / cny_per_minute + margin`` minutes, so it
+never beats an own van that keeps the promise, and beats an own van that is late by more than
+the partner's cost in minutes (plus the margin). A provider takes at most its free slots in one
+batch.
 """
 
 from __future__ import annotations
@@ -126,6 +135,71 @@ def rank_rescue_providers(
             )
         )
     out.sort(key=lambda c: (c.score_minutes, c.provider_id))
+    return out
+
+
+@dataclass(frozen=True)
+class PartnerColumns:
+    """Partner rescue providers as extra columns of the van matching: the providers (with
+    their loads) and every feasible (job, provider) pair, timed and priced."""
+
+    providers: tuple[ProviderState, ...]
+    arcs: tuple[RescueCandidate, ...]
+    """One per (job, provider) pair that may be offered (coverage, capability, a free slot,
+    never a provider that refused the job)."""
+    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE
+
+    def free_slots(self) -> dict[str, int]:
+        """Per provider id: how many more jobs it may be given in this batch."""
+        return {
+            s.provider.id: max(s.provider.capacity_jobs - s.active_jobs, 0) for s in self.providers
+        }
+
+
+def build_partner_columns(
+    jobs: Sequence[RescueJob],
+    providers: Sequence[ProviderState],
+    travel: TravelTimeProvider,
+    *,
+    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE,
+) -> PartnerColumns:
+    """The partner columns of a batch: :func:`rank_rescue_providers` for each job."""
+    arcs = tuple(
+        c
+        for job in jobs
+        for c in rank_rescue_providers(job, providers, travel, cny_per_minute=cny_per_minute)
+    )
+    return PartnerColumns(tuple(providers), arcs, cny_per_minute)
+
+
+def more_offers(
+    winners: Sequence[RescueCandidate],
+    jobs: Sequence[RescueJob],
+    providers: Sequence[ProviderState],
+    travel: TravelTimeProvider,
+    *,
+    fanout: int = 1,
+    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE,
+) -> list[RescueCandidate]:
+    """The matching's partner winners, each followed by up to ``fanout - 1`` more providers
+    for the same job (by score, with a slot left after every winner took its own)."""
+    if fanout < 1:
+        raise ValueError(f"fanout must be >= 1, got {fanout!r}")
+    used = {s.provider.id: s.active_jobs for s in providers}
+    for w in winners:
+        used[w.provider_id] = used.get(w.provider_id, 0) + 1
+    job_of = {j.request_id: j for j in jobs}
+    out: list[RescueCandidate] = []
+    for w in winners:
+        out.append(w)
+        job = job_of.get(w.request_id)
+        if fanout == 1 or job is None:
+            continue
+        states = [ProviderState(s.provider, used[s.provider.id]) for s in providers]
+        ranked = rank_rescue_providers(job, states, travel, cny_per_minute=cny_per_minute)
+        for c in [c for c in ranked if c.provider_id != w.provider_id][: fanout - 1]:
+            used[c.provider_id] += 1
+            out.append(c)
     return out
 
 

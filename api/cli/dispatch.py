@@ -137,8 +137,8 @@ def _print_result(result: CycleResult, as_json: bool) -> None:
         at = o.expires_at if o.expires_at.tzinfo else o.expires_at.replace(tzinfo=dt.UTC)
         expires = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         typer.echo(
-            f"  offered  {o.request_id} -> {o.kind} {what} of partner {o.partner_id} "
-            f"(offer {o.offer_id}, {eta}{cost}expires {expires})"
+            f"  offered  {o.request_id} -> {what} of partner {o.partner_id} "
+            f"({o.kind} offer {o.offer_id}, {eta}{cost}expires {expires})"
         )
     for offer_id in result.expired:
         typer.echo(f"  expired  offer {offer_id}: unanswered past its expiry, counts as declined")

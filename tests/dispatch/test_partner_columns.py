@@ -191,8 +191,8 @@ def test_without_providers_the_matching_is_unchanged() -> None:
         reqs = [request(f"R{i}", priority=float(rng.integers(1, 4)),
                         waited_minutes=float(rng.integers(0, 90))) for i in range(n_r)]  # fmt: skip
         vans = [van(f"V{j}") for j in range(n_v)]
-        etas = {(i, j): float(rng.integers(5, 300))
-                for i, j in itertools.product(range(n_r), range(n_v)) if rng.random() < 0.6}  # fmt: skip
+        pairs = itertools.product(range(n_r), range(n_v))
+        etas = {pair: float(rng.integers(5, 300)) for pair in pairs if rng.random() < 0.6}
         p = problem(reqs, vans, etas)
         full = provider("A", capacity=1, active=1)
         for params in (MatchParams(), MatchParams(objective="promise")):

@@ -234,3 +234,47 @@ def test_column_capacity_matches_brute_force() -> None:
 def test_partner_margin_below_one_minute_is_refused() -> None:
     with pytest.raises(ValueError, match="partner_margin_minutes must be a finite number >= 1"):
         MatchParams(partner_margin_minutes=0.5)
+
+
+def test_batch_columns_equal_the_per_job_ranking() -> None:
+    """:func:`build_partner_columns` (arrays, one matrix per provider) lists for every job the
+    same providers in the same order with the same ETA and cost as ranking each job alone
+    (:func:`rank_rescue_providers`, one leg per pair), on random jobs and providers that
+    cover by province or by radius, with refusals and full providers."""
+    from dispatch.partner_rescue import rank_rescue_providers
+
+    rng = np.random.default_rng(11)
+    caps = list(RescueCapability)
+    total = 0
+    for _ in range(10):
+        states = []
+        for k in range(int(rng.integers(1, 6))):
+            base = GeoPoint(36.0 + rng.uniform(-2, 2), 117.0 + rng.uniform(-2, 2))
+            by_province = rng.random() < 0.5
+            p = PartnerRescueProvider(
+                f"P{k}", f"C{k}", f"P{k}", base,
+                frozenset(c for c in caps if rng.random() < 0.6) or frozenset(caps[:1]),
+                float(rng.integers(20, 90)), float(rng.integers(0, 900)),
+                float(rng.integers(0, 15)), 2,
+                frozenset({"370000"}) if by_province else frozenset(),
+                0.0 if by_province else float(rng.integers(50, 300)),
+            )  # fmt: skip
+            states.append(ProviderState(p, int(rng.integers(0, 3))))
+        jobs = [
+            RescueJob(
+                f"R{i}", GeoPoint(36.0 + rng.uniform(-3, 3), 117.0 + rng.uniform(-3, 3)),
+                "370000" if rng.random() < 0.5 else None, caps[int(rng.integers(0, 3))],
+                frozenset({"P0"}) if rng.random() < 0.2 else frozenset(),
+            )
+            for i in range(int(rng.integers(1, 12)))
+        ]  # fmt: skip
+        cols = build_partner_columns(jobs, states, GC)
+        one_by_one = [c for j in jobs for c in rank_rescue_providers(j, states, GC)]
+        assert [(c.request_id, c.provider_id) for c in cols.arcs] == [
+            (c.request_id, c.provider_id) for c in one_by_one
+        ]
+        for got, want in zip(cols.arcs, one_by_one, strict=True):
+            assert got.eta_minutes == pytest.approx(want.eta_minutes, rel=1e-9)
+            assert got.cost_cny == pytest.approx(want.cost_cny, rel=1e-9)
+        total += len(cols.arcs)
+    assert total >= 20  # the instances are not empty (26 arcs)

@@ -78,6 +78,7 @@ class NetworkCounts(BaseModel):
     partners: int
     trucks: int
     requests: int
+    rescue_providers: int = 0
     contracts: int = 0
     registered_vehicles: int = 0
 

@@ -5,7 +5,8 @@
 - :func:`dispatch_benchmark`: a synthetic national batch (:mod:`dispatch.synthetic`):
   candidate generation with road travel times plus the optimal matching, timed over repeats
   (median), against the naive policy (arrival order, nearest free feasible van) on the same
-  batch, in the same run;
+  batch, in the same run; with ``partners`` also the same decision with the national network's
+  partner rescue providers as extra columns (:func:`partner_columns_record`);
 - :func:`replan_benchmark`: one live cycle with re-planning (open requests plus assigned
   jobs whose van has not arrived, pinned to vans on their way) against the cycle without
   re-planning (the open requests and the free vans only) on the same world, in the same run.
@@ -62,11 +63,13 @@ def dispatch_benchmark(
     networkx: bool = True,
     storm: bool = False,
     storm_requests: int = 0,
+    partners: bool = False,
 ) -> dict[str, Any]:
     """The whole van-dispatch decision for ``requests`` synthetic requests and ``vans`` vans on
     the national network (travel on ``road_graph`` or great-circle), against the naive policy
     on the same batch and (road engine, ``networkx``) the networkx candidate baseline. With
-    ``storm`` the record is :func:`benchmarks.storm.run_storm_benchmark`'s instead."""
+    ``storm`` the record is :func:`benchmarks.storm.run_storm_benchmark`'s instead; with
+    ``partners`` it also carries :func:`partner_columns_record` of the same batch."""
     import numpy as np
 
     from benchmarks.storm import keep_station_balls, networkx_candidate_seconds, run_storm_benchmark
@@ -131,6 +134,12 @@ def dispatch_benchmark(
             "decision_over_networkx": round(median_total / nx_seconds, 4),
             "goal_decision_over_networkx": 0.04,
         }
+    extra: dict[str, Any] = {}
+    if partners:
+        extra["partners"] = partner_columns_record(
+            batch, van_states, network, provider, repeats=repeats,
+            without_seconds=median_total, without=optimal,
+        )  # fmt: skip
     return {
         "benchmark": "dispatch",
         "engine": engine,
@@ -164,6 +173,60 @@ def dispatch_benchmark(
             if median_naive_match
             else None
         ),
+        **extra,
+    }
+
+
+def partner_columns_record(
+    batch: Any,
+    van_states: Any,
+    network: Any,
+    provider: Any,
+    *,
+    repeats: int,
+    without_seconds: float,
+    without: Any,
+) -> dict[str, Any]:
+    """The same decision (candidates + matching) with the network's partner rescue providers
+    as extra columns (all free; each request a job needing the capability its tow asks for),
+    timed over ``repeats`` beside ``without_seconds``, the decision without them in the same
+    run: the figure and the ratio, and what moved to partners."""
+    from dispatch.partner_rescue import (
+        ProviderState,
+        RescueJob,
+        build_partner_columns,
+        required_capability,
+    )
+    from dispatch.vans import build_van_matching_problem, match_vans
+    from fleet.province_index import province_at
+
+    states = tuple(ProviderState(p) for p in network.rescue_providers)
+    jobs = [
+        RescueJob(r.id, r.location, province_at(r.location.lat, r.location.lon),
+                  required_capability(needs_tow=r.needs_tow, fault_code=None))
+        for r in batch
+    ]  # fmt: skip
+    totals, column_times = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        problem = build_van_matching_problem(batch, van_states, provider)
+        t1 = time.perf_counter()
+        columns = build_partner_columns(jobs, states, provider)
+        t2 = time.perf_counter()
+        matching = match_vans(problem, provider=provider, partners=columns)
+        totals.append(time.perf_counter() - t0)
+        column_times.append(t2 - t1)
+    median = statistics.median(totals)
+    return {
+        "providers": len(states),
+        "partner_arcs": len(columns.arcs),
+        "median_seconds": round(median, 4),
+        "median_partner_columns_seconds": round(statistics.median(column_times), 4),
+        "without_partners_seconds": round(without_seconds, 4),
+        "ratio_with_over_without": round(median / without_seconds, 2) if without_seconds else None,
+        "served_by_own_vans": matching.served_count(),
+        "served_by_own_vans_without_partners": without.served_count(),
+        "offered_to_partners": len(matching.partner_assignments),
     }
 
 

@@ -7,6 +7,9 @@ most once, over an explicit list of feasible arcs with integer costs. It is a mi
     row r --(cost c, cap 1)--> column j --(cap 1)--> sink
     row r --(cost unassigned_cost[r], cap 1)--> sink        (only when rows may stay unassigned)
 
+A column may take more than one row when ``column_capacity`` says so (a partner rescue
+provider with several free slots is one column of capacity k); by default each takes one.
+
 With ``unassigned_cost=None`` every row must be assigned (the OR-Library instances); otherwise a
 row is left unassigned exactly when that is cheaper overall, which is how callers express a
 lexicographic objective ("serve as many as possible, then the cheapest way") with a big
@@ -73,12 +76,14 @@ def solve_assignment(
     arc_cost: np.ndarray,
     *,
     unassigned_cost: np.ndarray | None = None,
+    column_capacity: np.ndarray | None = None,
 ) -> SparseAssignment:
     """Minimum-cost assignment of rows to distinct columns over the given arcs.
 
     ``arc_cost`` must be integers >= 0. ``unassigned_cost`` (per row, integers >= 0) lets rows
     stay unassigned at that price; without it, a row that cannot be assigned raises
-    :class:`InfeasibleAssignmentError`.
+    :class:`InfeasibleAssignmentError`. ``column_capacity`` (per column, integers >= 0;
+    default 1 each) is how many rows a column may take.
     """
     from ortools.graph.python import min_cost_flow
 
@@ -113,6 +118,16 @@ def solve_assignment(
         penalties = penalties.astype(np.int64, copy=False)
         if n_rows and penalties.min() < 0:
             raise ValueError("unassigned_cost must be >= 0")
+    capacity = np.ones(n_cols, dtype=np.int64)
+    if column_capacity is not None:
+        given = np.asarray(column_capacity)
+        if given.shape != (n_cols,):
+            raise ValueError(f"column_capacity must have one entry per column ({n_cols})")
+        if n_cols and given.dtype.kind not in "iu":
+            raise ValueError(f"column_capacity must be integers, got dtype {given.dtype}")
+        capacity = given.astype(np.int64, copy=False)
+        if n_cols and capacity.min() < 0:
+            raise ValueError("column_capacity must be >= 0")
     empty_rows = np.zeros(n_rows, dtype=np.int64) - 1
     if n_rows == 0:
         return SparseAssignment(empty_rows, empty_rows.copy(), 0, 0)
@@ -133,13 +148,17 @@ def solve_assignment(
     tails = [arc_row, np.arange(n_rows, sink, dtype=np.int64)]
     heads = [n_rows + arc_col, np.full(n_cols, sink, dtype=np.int64)]
     unit_costs = [costs, np.zeros(n_cols, dtype=np.int64)]
+    capacities = [np.ones(m, dtype=np.int64), capacity]
     if unassigned_cost is not None:
         tails.append(np.arange(n_rows, dtype=np.int64))
         heads.append(np.full(n_rows, sink, dtype=np.int64))
         unit_costs.append(penalties)
-    tail = np.concatenate(tails)
+        capacities.append(np.ones(n_rows, dtype=np.int64))
     smcf.add_arcs_with_capacity_and_unit_cost(
-        tail, np.concatenate(heads), np.ones(len(tail), dtype=np.int64), np.concatenate(unit_costs)
+        np.concatenate(tails),
+        np.concatenate(heads),
+        np.concatenate(capacities),
+        np.concatenate(unit_costs),
     )
     arcs = np.arange(m, dtype=np.int64)
     supplies = np.zeros(sink + 1, dtype=np.int64)

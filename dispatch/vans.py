@@ -20,6 +20,18 @@ Model (see docs/dispatch.md):
 
 Vans already en route to a request (``pinned_request_id``) keep it unless the caller passes
 ``allow_reassignment=True``. A van pinned to a request that is not in the batch is busy.
+
+Partner rescue providers can be extra columns (``match_vans(..., partners=...)``, built by
+:func:`dispatch.partner_rescue.build_partner_columns`): a provider column takes up to its free
+slots, and a (request, provider) arc costs, in the same priority-weighted minutes,
+``max(partner ETA, slack + soft) + cost_cny / cny_per_minute + partner_margin_minutes`` where
+``slack`` is the time left to the promise (``promise_minutes - waited_minutes``, >= 0) and
+``soft`` the largest soft penalty among the request's own van arcs. An own van that keeps the
+promise costs at most ``slack + soft``, so it always wins; an own van late by more than the
+partner's cost in minutes (plus the margin) loses to a partner on time; with the ``promise``
+objective a late partner counts as late. A request whose partner column wins gets no van: the
+caller offers it to that provider (:attr:`VanMatching.partner_assignments`). Without
+partners nothing changes.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from dispatch.assignment import max_safe_cost, solve_assignment
+from dispatch.partner_rescue import PartnerColumns, RescueCandidate
 from fleet.model import GeoPoint, RescueVan, VanCapability, VehicleClass
 from routing.provider import (
     BallKeepingProvider,
@@ -60,6 +73,9 @@ class UnassignedReason(StrEnum):
     """Vans cover it, but none can handle the vehicle class (or the tow)."""
     ALL_BUSY = "all_busy"
     """Capable vans cover it, but all are off shift, busy, or taken by higher-priority requests."""
+    PARTNER_PREFERRED = "partner_preferred"
+    """A free capable van covers it, but the optimum gives it to a partner rescue provider (the
+    own vans would be late, or are needed elsewhere): it is offered to that provider."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +166,11 @@ class MatchParams:
     """``"eta"`` (served weight, then weighted ETA) or ``"promise"`` (served weight, then the
     count reached within ``promise_minutes``, then weighted ETA)."""
     promise_minutes: float = 120.0
-    """The promised arrival, from the report (``waited_minutes`` + ETA); ``"promise"`` only."""
+    """The promised arrival, from the report (``waited_minutes`` + ETA): counted by the
+    ``"promise"`` objective, and the floor of partner columns' cost under either objective."""
+    partner_margin_minutes: float = 1.0
+    """Partner columns cost this much more than an own van arriving exactly at the promise
+    (>= 1, so that the cost scale's rounding never ties them)."""
 
     def __post_init__(self) -> None:
         if self.objective not in MATCH_OBJECTIVES:
@@ -160,6 +180,9 @@ class MatchParams:
         p = self.promise_minutes
         if not isinstance(p, int | float) or not math.isfinite(p) or p <= 0:
             raise ValueError(f"promise_minutes must be a finite number > 0, got {p!r}")
+        pm = self.partner_margin_minutes
+        if not isinstance(pm, int | float) or not math.isfinite(pm) or pm < 1:
+            raise ValueError(f"partner_margin_minutes must be a finite number >= 1, got {pm!r}")
         for name in ("designated_penalty_minutes", "reassignment_penalty_minutes"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
@@ -577,6 +600,9 @@ class VanMatching:
     method: str = "optimal"
     explain_seconds: float = 0.0
     """Of ``solve_seconds``, the time spent explaining the unassigned requests."""
+    partner_assignments: tuple[RescueCandidate, ...] = ()
+    """Requests whose partner column won (``match_vans(..., partners=...)``): one provider
+    each, to be offered the job; these requests are also in ``unassigned`` (no own van)."""
 
     def served_count(self) -> int:
         return len(self.assignments)
@@ -714,11 +740,14 @@ def match_vans(
     allow_reassignment: bool = False,
     params: MatchParams | None = None,
     provider: TravelTimeProvider | None = None,
+    partners: PartnerColumns | None = None,
 ) -> VanMatching:
     """The optimal matching of the batch (see the module docstring for the objective).
 
     ``provider`` times the escalation suggestions for unassigned requests (nearest free capable
-    van beyond its radius); without it they are great-circle estimates.
+    van beyond its radius); without it they are great-circle estimates. ``partners`` adds the
+    partner rescue providers as columns (module docstring); requests pinned to a van never
+    go to a partner.
     """
     params = params or MatchParams()
     started = time.perf_counter()
@@ -726,6 +755,7 @@ def match_vans(
     reqs = problem.requests
     sel = np.nonzero(prep.eligible)[0]
     rows = problem.arc_request[sel]
+    cols = problem.arc_van[sel]
     weights = np.array(
         [round(r.priority * params.priority_resolution) for r in reqs], dtype=np.int64
     )
@@ -739,10 +769,23 @@ def match_vans(
     if params.objective == "promise" and len(sel):
         waited = np.array([r.waited_minutes for r in reqs], dtype=float)
         late = waited[rows] + prep.eta[sel] > params.promise_minutes
+    n_cols = len(problem.vans)
+    capacity: np.ndarray | None = None
+    partner_arcs: tuple[RescueCandidate, ...] = ()
+    if partners is not None and partners.arcs:
+        side = _partner_side(problem, prep, sel, params, partners)
+        if side is not None:
+            partner_arcs = side.arcs
+            rows = np.concatenate([rows, side.rows])
+            cols = np.concatenate([cols, n_cols + side.cols])
+            minutes = np.concatenate([minutes, side.minutes])
+            late = np.concatenate([late, side.late])
+            capacity = np.concatenate([np.ones(n_cols, dtype=np.int64), side.slots])
+            n_cols += len(side.slots)
     late_rows = len(np.unique(rows[late])) if late.any() else 0
 
     resolution = params.time_resolution
-    limit = max_safe_cost(len(reqs), len(problem.vans))
+    limit = max_safe_cost(len(reqs), n_cols)
     top_weight = float(keep_weights.max()) if len(reqs) else 0.0
     while True:
         # Bound in floats first (no silent int64 wrap-around), with a margin for rounding.
@@ -770,15 +813,21 @@ def match_vans(
 
     result = solve_assignment(
         len(reqs),
-        len(problem.vans),
+        n_cols,
         rows,
-        problem.arc_van[sel],
+        cols,
         arc_cost,
         unassigned_cost=np.where(prep.free_request, unassigned_cost, 0),
+        column_capacity=capacity,
     )
     chosen: dict[int, int] = dict(prep.fixed)
+    to_partner: dict[int, RescueCandidate] = {}
     for r in np.nonzero(result.row_arc >= 0)[0]:
-        chosen[int(r)] = int(sel[result.row_arc[r]])
+        a = int(result.row_arc[r])
+        if a < len(sel):
+            chosen[int(r)] = int(sel[a])
+        else:
+            to_partner[int(r)] = partner_arcs[a - len(sel)]
     return _finish(
         problem,
         prep,
@@ -789,7 +838,69 @@ def match_vans(
         resolution=resolution,
         started=started,
         method="optimal",
+        to_partner=to_partner,
     )
+
+
+@dataclass(frozen=True)
+class _PartnerSide:
+    """The partner columns' arcs in the matching's terms (rows = request indices, cols =
+    provider indices from 0), their minutes (before the priority weight) and slots."""
+
+    arcs: tuple[RescueCandidate, ...]
+    rows: np.ndarray
+    cols: np.ndarray
+    minutes: np.ndarray
+    late: np.ndarray
+    slots: np.ndarray
+
+
+def _partner_side(
+    problem: VanMatchingProblem,
+    prep: _Prepared,
+    sel: np.ndarray,
+    params: MatchParams,
+    partners: PartnerColumns,
+) -> _PartnerSide | None:
+    """Partner arcs of the requests still to be matched and not pinned to a van, priced
+    ``max(ETA, slack + soft) + cost / cny_per_minute + margin`` (module docstring)."""
+    reqs = problem.requests
+    index_of_request = {r.id: i for i, r in enumerate(reqs)}
+    pinned = _pinned_requests(problem)
+    col_of: dict[str, int] = {}
+    for k, state in enumerate(partners.providers):
+        if state.provider.id in col_of:
+            raise ValueError(f"duplicate partner provider id {state.provider.id!r}")
+        col_of[state.provider.id] = k
+    free = partners.free_slots()
+    arcs = tuple(
+        c
+        for c in partners.arcs
+        if c.request_id in index_of_request
+        and c.provider_id in col_of
+        and free[c.provider_id] > 0
+        and bool(prep.free_request[index_of_request[c.request_id]])
+        and index_of_request[c.request_id] not in pinned
+    )
+    if not arcs:
+        return None
+    rows = np.array([index_of_request[c.request_id] for c in arcs], dtype=np.int64)
+    cols = np.array([col_of[c.provider_id] for c in arcs], dtype=np.int64)
+    eta = np.array([c.eta_minutes for c in arcs], dtype=float)
+    cost_minutes = np.array([c.cost_cny for c in arcs], dtype=float) / partners.cny_per_minute
+    if not (np.isfinite(eta).all() and (eta >= 0).all() and (cost_minutes >= 0).all()):
+        raise ValueError("partner arcs need finite ETAs and costs >= 0")
+    waited = np.array([r.waited_minutes for r in reqs], dtype=float)
+    soft = np.zeros(len(reqs))
+    if len(sel):
+        np.maximum.at(soft, problem.arc_request[sel], prep.penalty_minutes[sel])
+    floor = np.maximum(params.promise_minutes - waited, 0.0) + soft
+    minutes = np.maximum(eta, floor[rows]) + cost_minutes + params.partner_margin_minutes
+    late = np.zeros(len(arcs), dtype=bool)
+    if params.objective == "promise":
+        late = waited[rows] + eta > params.promise_minutes
+    slots = np.array([free[s.provider.id] for s in partners.providers], dtype=np.int64)
+    return _PartnerSide(arcs, rows, cols, minutes, late, slots)
 
 
 def _pinned_requests(problem: VanMatchingProblem) -> set[int]:
@@ -858,7 +969,9 @@ def _finish(
     resolution: int,
     started: float,
     method: str,
+    to_partner: Mapping[int, RescueCandidate] | None = None,
 ) -> VanMatching:
+    to_partner = to_partner or {}
     reqs, vans = problem.requests, problem.vans
     assignments = []
     used = np.zeros(len(vans), dtype=bool)
@@ -880,11 +993,12 @@ def _finish(
         )
     missing = [ri for ri in range(len(reqs)) if ri not in chosen]
     explain_started = time.perf_counter()
-    unassigned = _explain(problem, prep, missing, used, provider)
+    unassigned = _explain(problem, prep, missing, used, provider, to_partner)
     explain_seconds = time.perf_counter() - explain_started
     return VanMatching(
         assignments=tuple(assignments),
         unassigned=tuple(unassigned),
+        partner_assignments=tuple(to_partner[ri] for ri in sorted(to_partner)),
         objective=objective,
         time_resolution=resolution,
         solve_seconds=time.perf_counter() - started,
@@ -899,11 +1013,16 @@ def _explain(
     missing: list[int],
     used: np.ndarray,
     provider: TravelTimeProvider | None,
+    to_partner: Mapping[int, RescueCandidate],
 ) -> list[Unassigned]:
     """Why each missing request got no van, and the escalation: the spare capable van that
-    would arrive first beyond its radius (see :func:`_earliest_spare_vans`)."""
+    would arrive first beyond its radius (see :func:`_earliest_spare_vans`), or the partner
+    provider the matching chose."""
     if not missing:
         return []
+    eligible_in_radius = np.bincount(
+        problem.arc_request, weights=prep.eligible.astype(float), minlength=len(problem.requests)
+    )
     reqs, vans = problem.requests, problem.vans
     in_radius = np.bincount(problem.arc_request, minlength=len(reqs))
     capable_in_radius = np.bincount(
@@ -934,6 +1053,14 @@ def _explain(
             suggestion = "book a partner tow: no free wrecker or flatbed can handle it"
         else:
             suggestion = "call a partner service company, or retry next cycle"
+        partner = to_partner.get(ri)
+        if partner is not None:
+            if reason is UnassignedReason.ALL_BUSY and eligible_in_radius[ri] > 0:
+                reason = UnassignedReason.PARTNER_PREFERRED
+            suggestion = (
+                f"offer to partner provider {partner.provider_id} (ETA about "
+                f"{partner.eta_minutes:.0f} min, {partner.cost_cny:.0f} CNY)"
+            )
         out.append(Unassigned(r.id, reason, suggestion, nearest_id, nearest_eta))
     return out
 

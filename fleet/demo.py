@@ -11,7 +11,10 @@ places them the way such networks are laid out:
 - AA stations at a population-weighted sample of county seats away from the prefecture seat
   (600 by default), open 06-22 h, one heavy service van each;
 - 2-3 partner logistics companies per province with replacement trucks (tractors, box trucks,
-  flatbeds) at the province's prefecture seats.
+  flatbeds) at the province's prefecture seats;
+- two partner rescue providers per province (a heavy tow company covering the province, a
+  mobile service company covering 250 km around its base), read from the synthetic
+  ``fleet/data/partner_rescue_providers.toml`` (:mod:`fleet.providers`).
 
 The same seed always gives the same network.
 
@@ -23,9 +26,11 @@ registry path can be exercised; no real plates or customers are used.
 from __future__ import annotations
 
 import math
+import tomllib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import cache
+from importlib import resources
 
 import numpy as np
 
@@ -48,6 +53,7 @@ from fleet.model import (
     GeoPoint,
     OpeningHours,
     PartnerCompany,
+    PartnerRescueProvider,
     ReplacementTruck,
     RescueVan,
     ServiceStation,
@@ -57,6 +63,8 @@ from fleet.model import (
     VehicleClass,
 )
 from fleet.network import Network
+from fleet.providers import parse_partner_providers
+from fleet.toml_schema import TomlDocument
 
 NATIONAL_NETWORK_NAME = "china-national"
 DEFAULT_SEED = 2026
@@ -171,7 +179,20 @@ def build_national_network(
         trucks=tuple(trucks),
         faults=faults,
         registry=_registry_on(stations, DEFAULT_SEED, DEFAULT_REGISTRY_VEHICLES),
+        rescue_providers=demo_rescue_providers(frozenset(p.id for p in partners)),
     )
+
+
+DEMO_PROVIDERS_FILE = "partner_rescue_providers.toml"
+
+
+def demo_rescue_providers(partner_ids: Collection[str]) -> tuple[PartnerRescueProvider, ...]:
+    """The synthetic partner rescue providers of the national network (62: a tow company and
+    a mobile service company per mainland province), checked like any network file."""
+    text = resources.files("fleet.data").joinpath(DEMO_PROVIDERS_FILE).read_text("utf-8")
+    doc = TomlDocument(DEMO_PROVIDERS_FILE, text, tomllib.loads(text))
+    return parse_partner_providers(doc.data.get("rescue_providers", []), doc,
+                                   partner_ids=partner_ids)  # fmt: skip
 
 
 @cache

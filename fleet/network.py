@@ -1,4 +1,5 @@
-"""A whole after-sales network: stations, vans, partners, trucks and the fault catalogue."""
+"""A whole after-sales network: stations, vans, partners, trucks, partner rescue providers and
+the fault catalogue."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fleet.contracts import VehicleRegistry
 from fleet.faults import FaultCatalogue, load_fault_catalogue
 from fleet.model import (
     PartnerCompany,
+    PartnerRescueProvider,
     ReplacementTruck,
     RescueVan,
     ServiceStation,
@@ -34,6 +36,8 @@ class Network:
     faults: FaultCatalogue = field(default_factory=load_fault_catalogue)
     registry: VehicleRegistry = field(default_factory=VehicleRegistry)
     """Contracts and registered vehicles (default: the standard contract, no vehicles)."""
+    rescue_providers: tuple[PartnerRescueProvider, ...] = ()
+    """Partner rescue / tow providers, each run by one of ``partners`` (offered jobs)."""
 
     def __post_init__(self) -> None:
         _check_unique("station", (s.id for s in self.stations))
@@ -48,6 +52,12 @@ class Network:
         for truck in self.trucks:
             if truck.partner_id not in partner_ids:
                 raise NetworkError(f"truck {truck.id}: partner {truck.partner_id!r} does not exist")
+        _check_unique("rescue provider", (p.id for p in self.rescue_providers))
+        for provider in self.rescue_providers:
+            if provider.partner_id not in partner_ids:
+                raise NetworkError(
+                    f"rescue provider {provider.id}: partner {provider.partner_id!r} does not exist"
+                )
         for vehicle in self.registry.vehicles:
             s = vehicle.designated_station_id
             if s is not None and s not in station_ids:
@@ -75,7 +85,8 @@ class Network:
         return [v for v in self.vans if v.station_id == station_id]
 
     def summary(self) -> dict[str, int]:
-        """Counts a person checks first: stations by grade, vans, partners, trucks."""
+        """Counts a person checks first: stations by grade, vans, partners, trucks, rescue
+        providers."""
         grades = Counter(s.grade.value for s in self.stations)
         return {
             "stations": len(self.stations),
@@ -83,6 +94,7 @@ class Network:
             "vans": len(self.vans),
             "partners": len(self.partners),
             "trucks": len(self.trucks),
+            "rescue_providers": len(self.rescue_providers),
             "fault_types": len(self.faults),
         }
 

@@ -48,6 +48,18 @@ reference: :data:`NETWORK_KEYS`, :data:`STATION_KEYS`, ...)::
 
     default_contract = "standard"      # optional: the contract of unknown plates
 
+    [[rescue_providers]]               # partner rescue / tow providers (fleet/providers.py)
+    id = "R-SD-1"
+    partner = "P-SD-1"                 # a partner of this file or of the base
+    lat = 36.651
+    lon = 117.120
+    provinces = ["370000"]             # and/or radius_km = 100 (great-circle from the base)
+    capabilities = ["heavy_tow", "tyre"]   # heavy_tow | tyre | mobile_mechanic
+    promised_response_minutes = 60
+    callout_fee_cny = 800
+    per_km_cny = 12
+    capacity_jobs = 3
+
     [[contracts]]                      # added to (or replacing, same id) the base's contracts
     id = "premium"
     name = "premium 8 h"               # optional (default: the id)
@@ -103,6 +115,7 @@ from fleet.model import (
     VehicleClass,
 )
 from fleet.network import Network, NetworkError
+from fleet.providers import PROVIDER_KEYS, parse_partner_providers
 from fleet.toml_schema import (
     KeyPath,
     ScenarioError,
@@ -193,6 +206,7 @@ NETWORK_KEYS: Schema = {
     "vans": entries(VAN_KEYS),
     "partners": entries(PARTNER_KEYS),
     "trucks": entries(TRUCK_KEYS),
+    "rescue_providers": entries(PROVIDER_KEYS),
     "default_contract": string(None),
     "contracts": entries(CONTRACT_KEYS),
     "vehicles": entries(VEHICLE_KEYS),
@@ -248,6 +262,13 @@ def network_from_values(values: Mapping[str, Any], doc: TomlDocument) -> Network
         _check_unique_ids(doc, table, [x.id for x in items], len(values[table]))
     _check_refs(doc, "vans", "station", values["vans"], {s.id for s in stations}, "station")
     _check_refs(doc, "trucks", "partner", values["trucks"], {p.id for p in partners}, "partner")
+    base_providers = base.rescue_providers if base is not None and not values["replace"] else ()
+    providers = base_providers + parse_partner_providers(
+        doc.data.get("rescue_providers", []),  # the raw entries: the parser checks them
+        doc,
+        partner_ids={p.id for p in partners},
+        taken_ids={p.id for p in base_providers},
+    )
     registry = _registry(values, doc, base, {s.id for s in stations})
     try:
         return Network(
@@ -258,6 +279,7 @@ def network_from_values(values: Mapping[str, Any], doc: TomlDocument) -> Network
             trucks=tuple(trucks),
             faults=faults,
             registry=registry,
+            rescue_providers=providers,
         )
     except (NetworkError, ValueError) as exc:
         raise ScenarioError(f"{doc.source}: {exc}") from None

@@ -75,6 +75,12 @@ def bench_dispatch(
     assigned: int = typer.Option(
         2000, "--assigned", min=1, help="With --replan: jobs whose van is on its way."
     ),
+    partners: bool = typer.Option(
+        False,
+        "--partners",
+        help="Also time the same decision with the network's partner rescue providers as "
+        "extra columns of the matching (figure and ratio against without, same run).",
+    ),
     regions: int = typer.Option(
         None,
         "--regions",
@@ -121,6 +127,7 @@ def bench_dispatch(
             networkx=networkx,
             storm=storm,
             storm_requests=storm_requests,
+            partners=partners,
         )
     except ValueError as exc:
         fail(str(exc))

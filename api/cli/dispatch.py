@@ -1,8 +1,11 @@
-"""``rescue dispatch``: run one dispatch cycle against the database and print the decisions;
+"""``rescue dispatch``: run one dispatch cycle against the database and print the decisions
+(van assignments, why others wait, partner offers made: truck and rescue, with the partner and
+the expiry; offers that lapsed);
 ``--loop`` runs a dispatch worker (:mod:`api.dispatching.worker`), ``--regions N`` per region."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
@@ -125,7 +128,24 @@ def _print_result(result: CycleResult, as_json: bool) -> None:
         )
     for n in result.unmatched:
         typer.echo(f"  no truck {n.request_id}: {n.reason} - {n.detail}")
+    for o in result.offered:
+        what = f"truck {o.truck_id}" if o.truck_id else f"provider {o.provider_id}"
+        eta = (
+            f"ETA {o.proposed_eta_minutes:.0f} min, " if o.proposed_eta_minutes is not None else ""
+        )
+        cost = f"{o.cost_cny:.0f} CNY, " if o.cost_cny is not None else ""
+        at = o.expires_at if o.expires_at.tzinfo else o.expires_at.replace(tzinfo=dt.UTC)
+        expires = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        typer.echo(
+            f"  offered  {o.request_id} -> {what} of partner {o.partner_id} "
+            f"({o.kind} offer {o.offer_id}, {eta}{cost}expires {expires})"
+        )
+    for offer_id in result.expired:
+        typer.echo(f"  expired  offer {offer_id}: unanswered past its expiry, counts as declined")
     for c in result.conflicts:
         typer.echo(f"  conflict {c}")
-    if not (result.assigned or result.unassigned or result.booked or result.unmatched):
+    if not (
+        result.assigned or result.unassigned or result.booked or result.unmatched
+        or result.offered or result.expired
+    ):  # fmt: skip
         typer.echo("  nothing to decide")

@@ -17,9 +17,13 @@ Phases (so that the solver never holds the database's write lock):
 3. solve: :func:`dispatch.match_vans` on :func:`dispatch.build_van_matching_problem` (with
    ``allow_reassignment`` and the priority-weighted hysteresis of
    ``MatchParams.reassignment_penalty_minutes``), and :func:`dispatch.match_replacements`
-   for requests that need a truck (its choices become offers to the partners); requests no
-   own van covers or can handle escalate at once to partner rescue offers
-   (:func:`dispatch.partner_rescue.choose_rescue_offers`);
+   for requests that need a truck (its choices become offers to the partners). Partner rescue
+   providers are extra columns of the same van matching
+   (:func:`dispatch.partner_rescue.build_partner_columns`, priced with
+   ``RESCUE_OFFER_CNY_PER_MINUTE``; docs/dispatch.md): a request whose partner column wins
+   (no own van covers or can handle it, or the own vans would be late by more than the
+   partner's cost in minutes) is offered to that provider in the same cycle, plus the next
+   best ones up to ``RESCUE_OFFER_FANOUT``;
 4. write (one transaction): lock the chosen requests, then the vans / trucks (always in that
    order, sorted by id: no deadlock with overrides or cancellations, which lock the request
    first), re-check that each is still free (a concurrent override or cancellation may have
@@ -76,13 +80,14 @@ from dispatch import (
     match_vans,
 )
 from dispatch.partner_rescue import (
+    DEFAULT_CNY_PER_MINUTE,
     ProviderState,
     RescueCandidate,
     RescueJob,
-    choose_rescue_offers,
+    build_partner_columns,
+    more_offers,
     required_capability,
 )
-from dispatch.vans import UnassignedReason
 from fleet import GeoPoint, is_on_shift
 from routing import TravelTimeProvider
 
@@ -148,13 +153,6 @@ class Snapshot:
     rescue_jobs: tuple[RescueJob, ...] = ()
     """The open requests as partner rescue jobs (only when there are providers)."""
     rescue_providers: tuple[ProviderState, ...] = ()
-
-
-ESCALATE_TO_PARTNERS = frozenset(
-    {UnassignedReason.NO_VAN_IN_RADIUS, UnassignedReason.NO_CAPABLE_VAN}
-)
-"""A request no own van covers or can handle goes to partner rescue offers in the same cycle
-(all_busy waits: an own van may be free next cycle)."""
 
 
 def cycle_leadership(engine: Engine) -> contextlib.AbstractContextManager[bool]:
@@ -285,18 +283,30 @@ def match_params(settings: Settings) -> MatchParams:
 
 
 def solve(
-    snapshot: Snapshot, provider: TravelTimeProvider, match_params: MatchParams | None = None
+    snapshot: Snapshot,
+    provider: TravelTimeProvider,
+    match_params: MatchParams | None = None,
+    *,
+    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE,
 ) -> tuple[VanMatching | None, ReplacementMatching | None]:
     """The pure part: no database. ``match_params`` (default: the snapshot's, from the cycle's
-    policy) chooses the van matching's objective."""
+    policy) chooses the van matching's objective; the snapshot's partner rescue providers
+    are columns of the van matching, their cost turned into minutes at ``cny_per_minute``."""
     van_matching = None
     if snapshot.requests:
         problem = build_van_matching_problem(snapshot.requests, snapshot.vans, provider)
+        partners = None
+        if snapshot.rescue_providers and snapshot.rescue_jobs:
+            jobs = [j for j in snapshot.rescue_jobs if j.request_id not in snapshot.current_van]
+            partners = build_partner_columns(
+                jobs, snapshot.rescue_providers, provider, cny_per_minute=cny_per_minute
+            )
         van_matching = match_vans(
             problem,
             allow_reassignment=bool(snapshot.current_van),
             params=match_params or snapshot.match_params,
             provider=provider,
+            partners=partners,
         )
     rep = None
     if snapshot.replacement_requests:
@@ -313,19 +323,19 @@ def escalate_to_partners(
     provider: TravelTimeProvider,
     offer_policy: OfferPolicy,
 ) -> list[RescueCandidate]:
-    """The partner rescue offers for requests no own van covers or can handle (pure)."""
-    if van_matching is None or not snapshot.rescue_providers:
+    """The partner rescue offers (pure): each request whose partner column won the van
+    matching, to that provider, and with ``offer_policy.fanout`` > 1 to the next best
+    providers with a slot left."""
+    if van_matching is None or not van_matching.partner_assignments:
         return []
-    stuck = {u.request_id for u in van_matching.unassigned if u.reason in ESCALATE_TO_PARTNERS}
-    jobs = [j for j in snapshot.rescue_jobs if j.request_id in stuck]
-    chosen = choose_rescue_offers(
-        jobs,
+    return more_offers(
+        van_matching.partner_assignments,
+        snapshot.rescue_jobs,
         snapshot.rescue_providers,
         provider,
         fanout=offer_policy.fanout,
         cny_per_minute=offer_policy.cny_per_minute,
     )
-    return [c for j in jobs for c in chosen.get(j.request_id, [])]
 
 
 def run_cycle(
@@ -380,7 +390,9 @@ def run_cycle(
         result.open_requests = len(snapshot.requests) - len(snapshot.current_van)
         result.replanned_jobs = len(snapshot.current_van)
         result.free_vans = sum(1 for v in snapshot.vans if v.on_shift)
-        van_matching, replacements = solve(snapshot, provider)
+        van_matching, replacements = solve(
+            snapshot, provider, cny_per_minute=offer_policy.cny_per_minute
+        )
         rescue_offers = escalate_to_partners(snapshot, van_matching, provider, offer_policy)
         with transaction(factory) as db:
             write_decisions(

@@ -8,7 +8,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
-from api.db.adapters import partner_row, registry_rows, station_row, truck_row, van_row
+from api.db.adapters import (
+    partner_row,
+    registry_rows,
+    rescue_provider_row,
+    station_row,
+    truck_row,
+    van_row,
+)
 from fleet import Network
 
 logger = logging.getLogger(__name__)
@@ -27,6 +34,7 @@ def network_counts(*, db_session: Session) -> dict[str, int]:
         "vans": count(m.Van),
         "partners": count(m.Partner),
         "trucks": count(m.ReplacementTruck),
+        "rescue_providers": count(m.PartnerProvider),
         "requests": count(m.RescueRequest),
         "contracts": count(m.ServiceContractRow),
         "registered_vehicles": count(m.RegisteredVehicleRow),
@@ -55,6 +63,7 @@ def seed_network(
             m.OutboxDelivery,  # notifications about the deleted requests (endpoints stay)
             m.OutboxMessage,
             m.Event,
+            m.PartnerOffer,
             m.VanAssignment,
             m.ReplacementBooking,
             m.RescueRequest,
@@ -62,6 +71,7 @@ def seed_network(
             m.ServiceContractRow,
             m.Van,
             m.ReplacementTruck,
+            m.PartnerProvider,
             m.Partner,
             m.Station,
             m.NetworkMeta,
@@ -74,6 +84,7 @@ def seed_network(
     db_session.add_all(partner_row(p) for p in network.partners)
     db_session.flush()
     db_session.add_all(truck_row(t) for t in network.trucks)
+    db_session.add_all(rescue_provider_row(p) for p in network.rescue_providers)
     contracts, vehicles = registry_rows(network.registry)
     db_session.add_all(contracts)
     db_session.flush()

@@ -20,7 +20,9 @@ def test_seed_national_then_refuse_then_reset(engine: Engine) -> None:
         "stations": len(national.stations), "vans": len(national.vans),
         "partners": len(national.partners), "trucks": len(national.trucks), "requests": 0,
         "contracts": 3, "registered_vehicles": 200,
+        "rescue_providers": len(national.rescue_providers),
     }  # fmt: skip
+    assert len(national.rescue_providers) == 62
     with transaction(factory) as db:
         db.add(m.Event(kind="x"))
     with pytest.raises(NetworkAlreadySeeded, match="use --reset"), transaction(factory) as db:

@@ -451,8 +451,9 @@ class RoadGraphProvider:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(km, minutes) of each pair ``sources[pair_source[k]] -> targets[pair_target[k]]``,
         the numbers ``within`` and ``matrix`` give for it (inf = unreachable), by one search
-        forward from each source node bounded by the farthest of its pairs (see
-        :meth:`_pair_network_km`), instead of growing budgets or a full matrix."""
+        from each source node (or backwards from each target node, when fewer) bounded by the
+        farthest of its pairs (see :meth:`_pair_network_km`), instead of growing budgets or a
+        full matrix."""
         p = get_profile(profile)
         src, dst = as_latlon_array(sources), as_latlon_array(targets)
         ps = np.asarray(pair_source, dtype=np.int64).reshape(-1)
@@ -491,8 +492,8 @@ class RoadGraphProvider:
         """Shortest network km from node ``u[k]`` to node ``v[k]`` (inf when unreachable).
 
         Each unique pair gets an upper bound from the kept balls (:meth:`_ball_bounds`); a
-        search from each source node with the largest bound of its pairs then settles all of
-        them at once, exactly. Pairs without a bound are searched within
+        search from each source node (or target node) with the largest bound of its pairs
+        then settles all of them at once, exactly. Pairs without a bound are searched within
         ``PAIR_GUESS_CIRCUITY`` x their straight-line km + 20 km, then 4x that, then without
         bound (unreachable pairs end there)."""
         g = self.graph
@@ -556,26 +557,30 @@ class RoadGraphProvider:
 
     def _bounded_pairs(self, u: np.ndarray, v: np.ndarray, limit: np.ndarray) -> np.ndarray:
         """Network km of node pairs (u[k], v[k]) when at most ``limit[k]`` (inf otherwise;
-        farther ones may be found too, exactly): a forward search from each unique source
-        node bounded by its largest limit, 16 per scipy call, similar limits together."""
+        farther ones may be found too, exactly): a search from each unique node of the side
+        with fewer (forward from the sources, or backward from the targets on the transposed
+        graph, as ``within`` chooses), bounded by the largest limit of its pairs, 16 per scipy
+        call, similar limits together."""
         g = self.graph
         out = np.full(len(u), np.inf)
-        us, s_of = np.unique(u, return_inverse=True)
-        s_of = s_of.reshape(-1)
-        node_limit = np.zeros(len(us))
-        np.maximum.at(node_limit, s_of, limit)
-        members = np.argsort(s_of, kind="stable")
-        ptr = np.zeros(len(us) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(s_of, minlength=len(us)), out=ptr[1:])
+        forward = len(np.unique(u)) <= len(np.unique(v))
+        here, there = (u, v) if forward else (v, u)
+        centres, c_of = np.unique(here, return_inverse=True)
+        c_of = c_of.reshape(-1)
+        node_limit = np.zeros(len(centres))
+        np.maximum.at(node_limit, c_of, limit)
+        members = np.argsort(c_of, kind="stable")
+        ptr = np.zeros(len(centres) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(c_of, minlength=len(centres)), out=ptr[1:])
         rank = g.search_rank
-        csr = g.search_csr(None, reverse=False)
-        order = np.lexsort((rank[us], node_limit))
-        for start in range(0, len(us), self.chunk_size):
+        csr = g.search_csr(None, reverse=not forward)
+        order = np.lexsort((rank[centres], node_limit))
+        for start in range(0, len(centres), self.chunk_size):
             rows = order[start : start + self.chunk_size]
             lim = float(np.nextafter(node_limit[rows].max(), np.inf))
-            d = dijkstra(csr, directed=True, indices=rank[us[rows]], limit=lim)
+            d = dijkstra(csr, directed=True, indices=rank[centres[rows]], limit=lim)
             e, k = _expand(rows, ptr, members)
-            out[k] = d[e, rank[v[k]]]
+            out[k] = d[e, rank[there[k]]]
         return out
 
     def _pair_minutes(

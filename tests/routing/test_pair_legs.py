@@ -114,6 +114,34 @@ def test_pair_legs_on_a_directed_graph_with_speeds_ignore_the_balls(
     assert not np.array_equal(want_km, want_km.T)  # the test graph has one-way streets
 
 
+def test_pair_legs_with_few_targets_search_backwards_from_them(
+    national: RoadGraphProvider,
+    helsinki: RoadGraphProvider,
+    near_stations: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Many sources and few targets (a small batch against many vans away from home): one
+    search backwards from each target instead of one per source, on the transposed graph for
+    a directed one, with the matrix's km (which searches that way too) bit for bit."""
+    _, _, vans = near_stations
+    engine = CountingRounds(national.graph)
+    targets = vans[:3] + 0.2
+    ps, pt = np.repeat(np.arange(len(vans)), 3), np.tile(np.arange(3), len(vans))
+    km, minutes = engine.pair_legs(vans, targets, ps, pt)
+    want_km, want_min = national.matrix(vans, targets)
+    assert np.array_equal(km, want_km[ps, pt])
+    assert minutes == pytest.approx(want_min[ps, pt], rel=1e-12)
+    g = helsinki.graph
+    nodes = np.random.default_rng(4).choice(g.n_nodes, size=43, replace=False)
+    pts = np.column_stack((g.lat[nodes], g.lon[nodes]))
+    src, dst = pts[:40], pts[40:]
+    ps, pt = np.repeat(np.arange(40), 3), np.tile(np.arange(3), 40)
+    km, _ = helsinki.pair_legs(src, dst, ps, pt)
+    want_km, _ = helsinki.matrix(src, dst)
+    assert np.array_equal(km, want_km[ps, pt])
+    back_km, _ = helsinki.matrix(dst, src)
+    assert not np.array_equal(want_km, back_km.T)  # one-way streets: direction matters
+
+
 def test_pair_legs_reject_bad_pairs(national: RoadGraphProvider) -> None:
     """Mismatched or out-of-range pair indices raise ValueError naming the argument; no
     pairs give empty arrays."""

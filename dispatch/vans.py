@@ -962,13 +962,13 @@ def _earliest_spare_vans(
     eta_out = np.full(len(missing), np.inf)
     if not missing:
         return van_out, eta_out
-    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
+    cap_idx = np.array([_CAP_INDEX[v.van.capability] for v in vans], dtype=np.int64)
     spare = prep.free_van & ~used
     positions = _latlon(v.expected_position for v in vans)
     free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
     locs = _latlon(reqs[ri].location for ri in missing)
     key = np.array(
-        [_KEYS.index((reqs[ri].vehicle_class, reqs[ri].needs_tow)) for ri in missing],
+        [_KEY_INDEX[(reqs[ri].vehicle_class, reqs[ri].needs_tow)] for ri in missing],
         dtype=np.int64,
     )
     groups: dict[bytes, list[int]] = {}

@@ -4,9 +4,10 @@
   that ``dispatch.match_vans`` uses; one record per instance (objective = total cost).
 - :func:`dispatch_benchmark`: a synthetic national batch (:mod:`dispatch.synthetic`):
   candidate generation with road travel times plus the optimal matching, timed over repeats
-  (median), against the naive policy (arrival order, nearest free feasible van) on the same
-  batch, in the same run; with ``partners`` also the same decision with the national network's
-  partner rescue providers as extra columns (:func:`partner_columns_record`);
+  (median wall time, and median process CPU time, steadier on a shared machine), against the
+  naive policy (arrival order, nearest free feasible van) on the same batch, in the same run;
+  with ``partners`` also the same decision with the national network's partner rescue
+  providers as extra columns (:func:`partner_columns_record`);
 - :func:`replan_benchmark`: one live cycle with re-planning (open requests plus assigned
   jobs whose van has not arrived, pinned to vans on their way) against the cycle without
   re-planning (the open requests and the free vans only) on the same world, in the same run.
@@ -103,16 +104,17 @@ def dispatch_benchmark(
     batch = synthetic_requests(requests, rng)
     balls_seconds = keep_station_balls(provider, van_states)
 
-    build_times, match_times, total_times = [], [], []
+    build_times, match_times, total_times, total_cpu = [], [], [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         problem = build_van_matching_problem(batch, van_states, provider)
         t1 = time.perf_counter()
         optimal = match_vans(problem, provider=provider)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         build_times.append(t1 - t0)
         match_times.append(t2 - t1)
         total_times.append(t2 - t0)
+        total_cpu.append(c2 - c0)
     naive_times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -124,14 +126,17 @@ def dispatch_benchmark(
         and optimal.total_weighted_eta() <= naive.total_weighted_eta() + 1e-6
     )
     median_total = statistics.median(total_times)
+    median_cpu = statistics.median(total_cpu)
     median_naive_match = statistics.median(naive_times)
     baseline: dict[str, Any] = {}
     if networkx and isinstance(provider, RoadGraphProvider):
-        nx_seconds, nx_pairs = networkx_candidate_seconds(provider, van_states, batch)
+        nx_seconds, nx_cpu, nx_pairs = networkx_candidate_seconds(provider, van_states, batch)
         baseline = {
             "networkx_candidates_seconds": round(nx_seconds, 3),
+            "networkx_candidates_cpu_seconds": round(nx_cpu, 3),
             "networkx_pairs": nx_pairs,
             "decision_over_networkx": round(median_total / nx_seconds, 4),
+            "decision_over_networkx_cpu": round(median_cpu / nx_cpu, 4),
             "goal_decision_over_networkx": 0.04,
         }
     extra: dict[str, Any] = {}
@@ -151,6 +156,7 @@ def dispatch_benchmark(
         "repeats": repeats,
         "arcs": problem.num_arcs,
         "median_seconds": round(median_total, 4),
+        "median_cpu_seconds": round(median_cpu, 4),
         "median_candidates_seconds": round(statistics.median(build_times), 4),
         "median_assignment_seconds": round(statistics.median(match_times), 4),
         "balls_seconds": round(balls_seconds, 3),

@@ -55,6 +55,7 @@ from routing.provider import (
     BallKeepingProvider,
     GreatCircleProvider,
     Leg,
+    PairLegProvider,
     TravelTimeProvider,
     earliest_arrival,
 )
@@ -491,20 +492,26 @@ def _away_travel(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Travel from the positions of vans away from home, by bounded searches only, exactly.
 
-    One ``within`` from the positions (targets: the breakdowns of their arcs and their homes)
-    with a guessed budget per van finds most pairs and the km to home d(p, h). Road km obey the
-    triangle inequality, so for an arc whose home km is d(h, b) (``bound_km``; for a pinned pair
-    beyond the radius the unclipped home leg), d(p, b) <= d(p, h) + d(h, b): a second search
-    with that budget, only for the vans with pairs still missing, finds the rest exactly. A van
-    whose home was not reached either is searched with 4x the budget, then without a bound (an
-    unsnapped position or another road component: those pairs stay ``inf``). A full ``matrix``
-    from hundreds of positions would cost seconds.
+    An engine that times pairs itself (:class:`routing.provider.PairLegProvider`: the road
+    engine, one search per van bounded through the kept station balls) gets the arcs' pairs.
+    For the others, one ``within`` from the positions (targets: the breakdowns of their arcs
+    and their homes) with a guessed budget per van finds most pairs and the km to home d(p, h).
+    Road km obey the triangle inequality, so for an arc whose home km is d(h, b) (``bound_km``;
+    for a pinned pair beyond the radius the unclipped home leg), d(p, b) <= d(p, h) + d(h, b):
+    a second search with that budget, only for the vans with pairs still missing, finds the
+    rest exactly. A van whose home was not reached either is searched with 4x the budget, then
+    without a bound (an unsnapped position or another road component: those pairs stay
+    ``inf``). A full ``matrix`` from hundreds of positions would cost seconds.
     """
     travel_km, travel_min = travel_km.copy(), travel_min.copy()
     sel = np.nonzero(arc_away)[0]
     vans_away, slot = np.unique(arc_van[sel], return_inverse=True)
     slot = slot.reshape(-1)
     sel_req = arc_req[sel]
+    if isinstance(provider, PairLegProvider):
+        at = _latlon(vs[j].expected_position for j in vans_away)
+        travel_km[sel], travel_min[sel] = provider.pair_legs(at, req_ll, slot, sel_req, VAN_PROFILE)
+        return travel_km, travel_min
     sel_bound = bound_km[sel]
     n_req = len(req_ll)
     pos = _latlon(vs[j].expected_position for j in vans_away)
@@ -1082,13 +1089,13 @@ def _earliest_spare_vans(
     eta_out = np.full(len(missing), np.inf)
     if not missing:
         return van_out, eta_out
-    cap_idx = np.array([_CAPS.index(v.van.capability) for v in vans], dtype=np.int64)
+    cap_idx = np.array([_CAP_INDEX[v.van.capability] for v in vans], dtype=np.int64)
     spare = prep.free_van & ~used
     positions = _latlon(v.expected_position for v in vans)
     free_in = np.array([v.free_in_minutes for v in vans], dtype=float)
     locs = _latlon(reqs[ri].location for ri in missing)
     key = np.array(
-        [_KEYS.index((reqs[ri].vehicle_class, reqs[ri].needs_tow)) for ri in missing],
+        [_KEY_INDEX[(reqs[ri].vehicle_class, reqs[ri].needs_tow)] for ri in missing],
         dtype=np.int64,
     )
     groups: dict[bytes, list[int]] = {}

@@ -144,6 +144,24 @@ class BallKeepingProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class PairLegProvider(Protocol):
+    """An engine that times given (source, target) pairs without a full matrix (see
+    ``RoadGraphProvider.pair_legs``): the pairs' own numbers, exactly as ``matrix`` has them."""
+
+    def pair_legs(
+        self,
+        sources: Points,
+        targets: Points,
+        pair_source: Sequence[int] | np.ndarray,
+        pair_target: Sequence[int] | np.ndarray,
+        profile: str | TravelProfile = DEFAULT_PROFILE,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(km, minutes) of ``sources[pair_source[k]] -> targets[pair_target[k]]``; inf =
+        unreachable."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Arrivals:
     """For each target, the source that reaches it first and when (see

@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from geopy.distance import EARTH_RADIUS
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
@@ -64,6 +65,12 @@ EARLIEST_ARRIVAL_PER_TARGET_MAX = 64
 from each, out to its nearest sources (~1-3 ms each on the national graph, as far-away targets
 sit where roads are sparse); for more, one multi-source search of the whole graph (~40-70 ms)
 costs less and no longer grows with the number of targets."""
+
+PAIR_GUESS_CIRCUITY = 2.0
+"""First budget of :meth:`RoadGraphProvider.pair_legs` for a pair no kept ball bounds: this
+times its straight-line km, plus 20 km (then 4x, then unbounded)."""
+PAIR_BOUND_TABLE_CELLS = 2_000_000
+"""Cells of the (ball centre, target) km table the pair bounds read at a time (16 MB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,16 @@ def _expand(
     starts = np.cumsum(counts) - counts
     offset = np.arange(int(counts.sum())) - np.repeat(starts, counts)
     return entry, members[ptr[groups][entry] + offset]
+
+
+def _pairwise_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
+    """Great-circle km between point k of the first arrays and point k of the second."""
+    la1, lo1, la2, lo2 = (np.radians(x) for x in (lat1, lon1, lat2, lon2))
+    h = np.sin((la2 - la1) / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin((lo2 - lo1) / 2) ** 2
+    result: np.ndarray = 2 * EARTH_RADIUS * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return result
 
 
 class RoadGraphProvider:
@@ -423,6 +440,148 @@ class RoadGraphProvider:
         else:
             minutes = self._network_minutes(km_all - off_km, p) + off_min
         return PairSet(s_all.astype(np.int64), t_all.astype(np.int64), km_all, minutes)
+
+    def pair_legs(
+        self,
+        sources: Points,
+        targets: Points,
+        pair_source: Sequence[int] | np.ndarray,
+        pair_target: Sequence[int] | np.ndarray,
+        profile: str | TravelProfile = DEFAULT_PROFILE,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(km, minutes) of each pair ``sources[pair_source[k]] -> targets[pair_target[k]]``,
+        the numbers ``within`` and ``matrix`` give for it (inf = unreachable), by one search
+        from each source node (or backwards from each target node, when fewer) bounded by the
+        farthest of its pairs (see :meth:`_pair_network_km`), instead of growing budgets or a
+        full matrix."""
+        p = get_profile(profile)
+        src, dst = as_latlon_array(sources), as_latlon_array(targets)
+        ps = np.asarray(pair_source, dtype=np.int64).reshape(-1)
+        pt = np.asarray(pair_target, dtype=np.int64).reshape(-1)
+        if len(ps) != len(pt):
+            raise ValueError(f"pair_target has {len(pt)} entries, pair_source has {len(ps)}")
+        for name, idx, n in (("pair_source", ps, len(src)), ("pair_target", pt, len(dst))):
+            if len(idx) and (idx.min() < 0 or idx.max() >= n):
+                raise ValueError(f"{name} index out of range [0, {n})")
+        km = np.full(len(ps), np.inf)
+        minutes = km.copy()
+        if len(ps) == 0:
+            return km, minutes
+        ss, ts = self.snap(src), self.snap(dst)
+        ok = np.flatnonzero(
+            ss.snapped[ps] & ts.snapped[pt] & (ss.component[ps] == ts.component[pt])
+        )
+        s_idx, t_idx = ps[ok], pt[ok]
+        net = self._pair_network_km(ss.node[s_idx], ts.node[t_idx])
+        off_s, off_t = self._off(ss, p), self._off(ts, p)
+        # the same expressions, in the same order, as within(): the same floats
+        found = np.flatnonzero(np.isfinite(net))
+        s_idx, t_idx, net = s_idx[found], t_idx[found], net[found]
+        km_ok = off_s[s_idx] + net + off_t[t_idx]
+        off_km = off_s[s_idx] + off_t[t_idx]
+        off_min = off_km / p.off_network_speed_kmh * 60.0
+        if self.has_edge_speeds:
+            net_min = self._pair_minutes(ss.node[s_idx], ts.node[t_idx], km_ok - off_km, p)
+        else:
+            net_min = self._network_minutes(km_ok - off_km, p)
+        km[ok[found]] = km_ok
+        minutes[ok[found]] = net_min + off_min
+        return km, minutes
+
+    def _pair_network_km(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Shortest network km from node ``u[k]`` to node ``v[k]`` (inf when unreachable).
+
+        Each unique pair gets an upper bound from the kept balls (:meth:`_ball_bounds`); a
+        search from each source node (or target node) with the largest bound of its pairs
+        then settles all of them at once, exactly. Pairs without a bound are searched within
+        ``PAIR_GUESS_CIRCUITY`` x their straight-line km + 20 km, then 4x that, then without
+        bound (unreachable pairs end there)."""
+        g = self.graph
+        key = u.astype(np.int64) * g.n_nodes + v
+        uniq, inverse = np.unique(key, return_inverse=True)
+        uu, vv = uniq // g.n_nodes, uniq % g.n_nodes
+        bound = self._ball_bounds(uu, vv)
+        certain = np.isfinite(bound)
+        straight = _pairwise_km(g.lat[uu], g.lon[uu], g.lat[vv], g.lon[vv])
+        limit = np.where(
+            certain,
+            bound * (1.0 + 1e-12) + 1e-9,  # float rounding of the two sums
+            PAIR_GUESS_CIRCUITY * straight + 20.0,
+        )
+        result = np.full(len(uniq), np.inf)
+        grown = np.zeros(len(uniq), dtype=bool)
+        pending = np.arange(len(uniq))
+        while len(pending):
+            result[pending] = self._bounded_pairs(uu[pending], vv[pending], limit[pending])
+            pending = pending[np.isinf(result[pending]) & np.isfinite(limit[pending])]
+            limit[pending] = np.where(grown[pending], np.inf, 4.0 * limit[pending])
+            grown[pending] = True
+        out: np.ndarray = result[inverse.reshape(-1)]
+        return out
+
+    def _ball_bounds(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """For each node pair, min over the kept balls holding both ends of km(c -> u) +
+        km(c -> v) through their centre c: an upper bound of km(u -> v) by the triangle
+        inequality on an undirected graph (km(u -> c) = km(c -> u)); inf without one."""
+        bound = np.full(len(u), np.inf)
+        balls = self._balls
+        if balls is None or self.graph.directed or len(u) == 0:
+            return bound
+        ptr, row, ball_km = balls.by_node(self.graph.n_nodes)
+        ut, t_of = np.unique(v, return_inverse=True)
+        t_of = t_of.reshape(-1)
+        # the balls holding each pair's source end: (pair, centre row, km)
+        counts = ptr[u + 1] - ptr[u]
+        pair = np.repeat(np.arange(len(u)), counts)
+        entry = np.arange(len(pair)) + np.repeat(ptr[u] - (np.cumsum(counts) - counts), counts)
+        centre, to_u = row[entry], ball_km[entry]
+        to_v = np.full(len(pair), np.inf)
+        # km(centre -> target) from a dense (centre, target) table, a block of targets at a time
+        step = max(1, PAIR_BOUND_TABLE_CELLS // max(len(balls.source), 1))
+        for lo in range(0, len(ut), step):
+            block = ut[lo : lo + step]
+            table = np.full((len(balls.source), len(block)), np.inf)
+            c = ptr[block + 1] - ptr[block]
+            col = np.repeat(np.arange(len(block)), c)
+            e = np.arange(len(col)) + np.repeat(ptr[block] - (np.cumsum(c) - c), c)
+            table[row[e], col] = ball_km[e]
+            t = t_of[pair] - lo
+            here = np.flatnonzero((t >= 0) & (t < len(block)))
+            to_v[here] = table[centre[here], t[here]]
+        through = to_u + to_v
+        has = np.flatnonzero(counts > 0)
+        if len(has):
+            starts = (np.cumsum(counts) - counts)[has]
+            bound[has] = np.minimum.reduceat(through, starts)
+        return bound
+
+    def _bounded_pairs(self, u: np.ndarray, v: np.ndarray, limit: np.ndarray) -> np.ndarray:
+        """Network km of node pairs (u[k], v[k]) when at most ``limit[k]`` (inf otherwise;
+        farther ones may be found too, exactly): a search from each unique node of the side
+        with fewer (forward from the sources, or backward from the targets on the transposed
+        graph, as ``within`` chooses), bounded by the largest limit of its pairs, 16 per scipy
+        call, similar limits together."""
+        g = self.graph
+        out = np.full(len(u), np.inf)
+        forward = len(np.unique(u)) <= len(np.unique(v))
+        here, there = (u, v) if forward else (v, u)
+        centres, c_of = np.unique(here, return_inverse=True)
+        c_of = c_of.reshape(-1)
+        node_limit = np.zeros(len(centres))
+        np.maximum.at(node_limit, c_of, limit)
+        members = np.argsort(c_of, kind="stable")
+        ptr = np.zeros(len(centres) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(c_of, minlength=len(centres)), out=ptr[1:])
+        rank = g.search_rank
+        csr = g.search_csr(None, reverse=not forward)
+        order = np.lexsort((rank[centres], node_limit))
+        for start in range(0, len(centres), self.chunk_size):
+            rows = order[start : start + self.chunk_size]
+            lim = float(np.nextafter(node_limit[rows].max(), np.inf))
+            d = dijkstra(csr, directed=True, indices=rank[centres[rows]], limit=lim)
+            e, k = _expand(rows, ptr, members)
+            out[k] = d[e, rank[there[k]]]
+        return out
 
     def _pair_minutes(
         self, a: np.ndarray, b: np.ndarray, net_km: np.ndarray, p: TravelProfile

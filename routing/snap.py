@@ -78,7 +78,17 @@ class Snapper:
         if len(latlon) == 0:
             empty_i = np.empty(0, dtype=np.int64)
             return SnapResult(empty_i, np.empty(0), empty_i.copy(), max_snap_km)
-        chord, idx = self._tree.query(unit_vectors(latlon[:, 0], latlon[:, 1]), k=1)
+        # each distinct point is looked up once (vans at home share their station's point)
+        points = np.ascontiguousarray(latlon, dtype=float)
+        distinct, inverse = np.unique(points.view(np.complex128).reshape(-1), return_inverse=True)
+        if len(distinct) < len(points):
+            chord, idx = self._tree.query(unit_vectors(distinct.real, distinct.imag), k=1)
+            chord, idx = (
+                np.asarray(chord)[inverse.reshape(-1)],
+                np.asarray(idx)[inverse.reshape(-1)],
+            )
+        else:
+            chord, idx = self._tree.query(unit_vectors(points[:, 0], points[:, 1]), k=1)
         km = chord_to_km(np.asarray(chord, dtype=float))
         node = self._candidates[np.asarray(idx, dtype=np.int64)]
         ok = km <= max_snap_km

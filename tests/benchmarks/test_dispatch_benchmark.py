@@ -14,7 +14,7 @@ from benchmarks.dispatch import dispatch_benchmark
 
 DISPATCH_KEYS = {
     "benchmark", "engine", "engine_note", "engine_load_seconds", "requests", "vans", "seed",
-    "repeats", "arcs", "median_seconds", "median_candidates_seconds",
+    "repeats", "arcs", "median_seconds", "median_cpu_seconds", "median_candidates_seconds",
     "median_assignment_seconds", "balls_seconds", "goal_seconds", "meets_goal", "optimal", "naive",
     "served_gain", "served_weight_gain", "weighted_eta_ratio_naive_over_optimal",
     "optimal_never_worse", "median_naive_policy_seconds", "time_ratio_optimal_over_naive",

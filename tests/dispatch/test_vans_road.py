@@ -11,6 +11,7 @@ import pytest
 from dispatch.synthetic import synthetic_requests, synthetic_vans
 from dispatch.vans import VAN_PROFILE, VanState, build_van_matching_problem, match_vans
 from fleet.demo import build_national_network
+from fleet.model import GeoPoint
 from routing import RoadGraphProvider, load_road_provider
 
 
@@ -140,3 +141,62 @@ def test_escalation_is_the_earliest_spare_van_by_road(
         assert u.nearest_eta_minutes == pytest.approx(eta[best, index[u.request_id]], rel=1e-12)
         named += 1
     assert named >= 20
+
+
+class WithinOnly:
+    """The road engine without ``pair_legs``: away vans are timed by the plain ``within``
+    searches with growing budgets."""
+
+    def __init__(self, engine: RoadGraphProvider) -> None:
+        self.engine = engine
+        self.name = engine.name
+
+    def leg(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self.engine.leg(*args, **kwargs)
+
+    def matrix(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self.engine.matrix(*args, **kwargs)
+
+    def within(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self.engine.within(*args, **kwargs)
+
+    def keep_balls(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self.engine.keep_balls(*args, **kwargs)
+
+
+def test_away_vans_by_pair_legs_equal_the_plain_search(
+    road: RoadGraphProvider, batch: tuple[list, list[VanState]]
+) -> None:
+    """Vans away from home at random (up to 80 km from their station, one of them pinned to a
+    request beyond its radius) get the same arcs with the same km and minutes from the road
+    engine's pair searches as from the plain within() searches: bit for bit when both search
+    forwards from the vans, to float rounding when one searches backwards."""
+    requests, vans = batch
+    rng = np.random.default_rng(21)
+    away = []
+    for v in vans:
+        r, theta = 80.0 * np.sqrt(rng.random()), rng.random() * 2 * np.pi
+        lat = v.home.lat + r * np.cos(theta) / 111.2
+        lon = v.home.lon + r * np.sin(theta) / (111.2 * np.cos(np.radians(v.home.lat)))
+        away.append(dataclasses.replace(v, position=GeoPoint(lat, lon)))
+    locs = np.array([(q.location.lat, q.location.lon) for q in requests])
+    home_km, _ = road.matrix([(away[0].home.lat, away[0].home.lon)], locs, VAN_PROFILE)
+    far = int(np.argmax(np.where(np.isfinite(home_km[0]), home_km[0], -1)))
+    away[0] = dataclasses.replace(away[0], pinned_request_id=requests[far].id)
+    fast = build_van_matching_problem(requests, away, road)
+    plain = build_van_matching_problem(requests, away, WithinOnly(road))
+    assert fast.num_arcs > 200
+    for field in ("arc_request", "arc_van", "arc_home_km"):
+        assert np.array_equal(getattr(fast, field), getattr(plain, field)), field
+    # 60 breakdowns against 300 positions: pair_legs searches backwards from the breakdowns,
+    # within() forwards (its targets include the homes), so the sums differ in their last bits
+    assert fast.arc_travel_km == pytest.approx(plain.arc_travel_km, rel=1e-12, abs=0)
+    assert fast.arc_travel_minutes == pytest.approx(plain.arc_travel_minutes, rel=1e-12, abs=0)
+    # the 6 vans with the most arcs reach more breakdowns than 6: both search forwards
+    busiest = [away[j] for j in np.argsort(-np.bincount(fast.arc_van), kind="stable")[:6]]
+    forwards = build_van_matching_problem(requests, busiest, road)
+    assert len(np.unique(forwards.arc_request)) > 6
+    plain = build_van_matching_problem(requests, busiest, WithinOnly(road))
+    for field in ("arc_request", "arc_van", "arc_travel_km", "arc_travel_minutes"):
+        assert np.array_equal(getattr(forwards, field), getattr(plain, field)), field
+    assert far in fast.arc_request[fast.arc_van == 0]

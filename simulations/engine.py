@@ -45,6 +45,7 @@ from dispatch.vans import (
     match_vans_naive,
 )
 from simulations.after_job import SiteLegs, next_from_site_minutes
+from simulations.batch_match import match_batch
 from simulations.crews import Crews
 from simulations.demand import Breakdowns, draw_breakdowns, replication_streams
 from simulations.move_up import MoveUpModel, build_move_up_model, plan_move_ups
@@ -132,6 +133,11 @@ class Simulation:
         self.event_count = 0
         self.dispatch_batches = 0
         self.match_seconds = 0.0
+        self._request_priority = np.concatenate([breakdowns.priority, breakdowns.priority])
+        """Per request (first calls, then follow-up tows): its breakdown's priority."""
+        self.array_matching = True
+        """batch-optimal: match through :mod:`simulations.batch_match` (the same assignments as
+        ``match_vans``, without its per-batch objects); ``False``: through ``match_vans``."""
         spec = scenario.dispatch
         self.match_params = MatchParams(
             objective=spec.objective, promise_minutes=scenario.promise.arrival_minutes
@@ -308,6 +314,12 @@ class Simulation:
         column = self._van_column
         column[vans_in_batch] = np.arange(len(vans_in_batch))
         arc_column = column[vans]
+        if self.array_matching:
+            self._match_arrays(
+                waiting_requests, arc, arc_row, arc_column, vans, vans_in_batch, km,
+                arc_minutes, extra, now,
+            )  # fmt: skip
+            return
         home_at = schedule.home_at
         if self.crews is None:
             states = [
@@ -359,6 +371,69 @@ class Simulation:
                 self.dispatch_van(
                     request, van, fleet.arc_of(reqs.point(request), van), now, a.eta_minutes
                 )
+
+    def _match_arrays(
+        self,
+        waiting_requests: np.ndarray,
+        arc: np.ndarray,
+        arc_row: np.ndarray,
+        arc_column: np.ndarray,
+        vans: np.ndarray,
+        vans_in_batch: np.ndarray,
+        km: np.ndarray,
+        arc_minutes: np.ndarray,
+        extra: tuple[np.ndarray, ...] | None,
+        now: float,
+    ) -> None:
+        """The batch through :func:`simulations.batch_match.match_batch` (the assignment
+        ``match_vans`` would return, from the arrays), then dispatch as the general path does:
+        rows in waiting order, fleet arcs by index, moved vans from their new station."""
+        fleet, reqs, schedule = self.fleet, self.requests, self.schedule
+        home_at = schedule.home_at[vans_in_batch]
+        free_in = np.where(home_at > now, home_at - now, 0.0)
+        if self.crews is not None:  # idle vans with their crew's turnout
+            for column in np.flatnonzero(home_at <= now).tolist():
+                j = int(vans_in_batch[column])
+                free_in[column] = self.idle_state(j, now).free_in_minutes
+        if self.next_from_site:
+            points = reqs.point_array[waiting_requests]
+            arc_minutes = self._from_site(
+                arc_minutes, arc_row, arc_column, vans_in_batch, None, points, now
+            )
+            free_in[(self.site_point[vans_in_batch] >= 0) & (home_at > now)] = 0.0
+        waited = np.zeros(len(waiting_requests))
+        if self.match_params.objective == "promise":
+            waited = np.maximum(now - reqs.reported_at[waiting_requests], 0.0)
+        started = time.perf_counter()
+        matched = match_batch(
+            arc_row=arc_row,
+            arc_column=arc_column,
+            arc_km=km,
+            arc_minutes=arc_minutes,
+            row_priority=self._request_priority[waiting_requests],
+            row_waited_minutes=waited,
+            column_free_in_minutes=free_in,
+            column_radius_km=fleet.service_radius_km[vans_in_batch],
+            params=self.match_params,
+        )
+        self.match_seconds += time.perf_counter() - started
+        self.dispatch_batches += 1
+        fleet_arcs = len(arc)
+        eta = matched.arc_eta
+        for row in np.flatnonzero(matched.row_arc >= 0).tolist():
+            a = int(matched.row_arc[row])
+            request = int(waiting_requests[row])
+            van = int(vans[a])
+            del self.waiting[request]
+            if a >= fleet_arcs:  # a moved van, from its new station
+                assert extra is not None
+                k = a - fleet_arcs
+                self.dispatch_van(
+                    request, van, -1, now, float(eta[a]),
+                    drive_minutes=float(extra[4][k]), tow_minutes=float(extra[5][k]),
+                )  # fmt: skip
+            else:
+                self.dispatch_van(request, van, int(arc[a]), now, float(eta[a]))
 
     # -- move-up -----------------------------------------------------------------------------
     def move_up_check(self, now: float) -> None:
@@ -467,13 +542,13 @@ class Simulation:
         arc_row: np.ndarray,
         arc_column: np.ndarray,
         vans_in_batch: np.ndarray,
-        states: list[VanState],
+        states: list[VanState] | None,
         row_point: np.ndarray,
         now: float,
     ) -> np.ndarray:
         """next-from-site: the arcs' drive minutes for vans driving home empty (their state
         becomes free now, the drive the better of via home and from the site; see
-        :mod:`simulations.after_job`). Changes ``states`` in place."""
+        :mod:`simulations.after_job`). Changes ``states`` (when given) in place."""
         fleet, schedule = self.fleet, self.schedule
         assert self.site_legs is not None
         minutes = base_minutes.copy()
@@ -491,7 +566,8 @@ class Simulation:
                 home_leg_minutes=base_minutes[mine],
                 site_leg_minutes=self.site_legs.minutes(site, targets),
             )
-            states[column] = VanState(fleet.vans[j], fleet.at_home[j].home)  # leaves at once
+            if states is not None:
+                states[column] = VanState(fleet.vans[j], fleet.at_home[j].home)  # leaves at once
         return minutes
 
     # -- nearest idle ------------------------------------------------------------------------

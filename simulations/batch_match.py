@@ -19,7 +19,9 @@ fallback) and then:
   costs less than leaving its row unassigned, that assignment is the unique optimum (any other
   puts some row on a dearer arc or unassigned), so the min-cost flow would return it: taken
   without the solver (``method == "argmin"``; one request alone is always this case unless two
-  vans tie, e.g. two vans of one station);
+  vans tie, e.g. two vans of one station). Not when the costs come near int64's limit (over
+  ``2**63 / (8 x nodes**2)``, never in a simulation: minutes x 100 x priority), where OR-Tools
+  may refuse the network instead (``CostOverflowError``, as the general matcher raises);
 - otherwise the same network as ``dispatch.assignment.solve_assignment`` builds (the same
   nodes, arcs in the same order, the same costs) goes to OR-Tools' min-cost flow
   (``"flow"``), so ties are broken as the general matcher breaks them. (Its tie-breaking
@@ -37,10 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-from dispatch.assignment import max_safe_cost
+from dispatch.assignment import CostOverflowError, max_safe_cost
 from dispatch.vans import MatchParams
 
 _NO_ARC = np.iinfo(np.int64).max
+_SOLVER_FREE_BOUND = int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +99,17 @@ def match_batch(
     arc_cost, unassigned_cost = _integer_costs(
         n_rows, n_cols, rows, minutes, weights, late, late_rows, params.time_resolution
     )
-    if n_rows == 1:  # the common batch: one request
+    # OR-Tools may refuse costs near int64's limit (its node potentials would overflow: the
+    # general matcher then raises); far below it, a unique optimum is its only answer
+    nodes = n_rows + n_cols + 2
+    solver_free = int(unassigned_cost.max()) <= _SOLVER_FREE_BOUND // (8 * nodes * nodes)
+    if solver_free and n_rows == 1:  # the common batch: one request
         cheapest_cost = arc_cost.min()
         cheapest = np.flatnonzero(arc_cost == cheapest_cost)
         if len(cheapest) == 1 and cheapest_cost < unassigned_cost[0]:
             row_arc[0] = sel[cheapest[0]]
             return BatchMatch(row_arc, eta, "argmin")
-    else:
+    elif solver_free:
         # each row's cheapest arc: one per row, distinct vans, cheaper than no van -> the
         # unique optimum
         row_min = np.full(n_rows, _NO_ARC, dtype=np.int64)
@@ -170,8 +177,8 @@ def _min_cost_flow(
 ) -> np.ndarray:
     """The arcs with flow in ``dispatch.assignment.solve_assignment``'s network, built the
     same way (nodes, arcs in the same order, same supplies: the solver breaks ties by them)
-    without its input checks, which the costs computed above satisfy. ``ValueError`` if the
-    solver does not report an optimum."""
+    without its input checks, which the costs computed above satisfy; its
+    ``CostOverflowError`` when OR-Tools rejects the cost range."""
     sink = n_rows + n_cols
     flow = min_cost_flow.SimpleMinCostFlow()
     tail = np.concatenate([rows, np.arange(n_rows, sink), np.arange(n_rows)])
@@ -189,8 +196,10 @@ def _min_cost_flow(
     supplies[sink] = -n_rows
     flow.set_nodes_supplies(np.arange(sink + 1, dtype=np.int64), supplies)
     status = flow.solve()
+    if status == flow.BAD_COST_RANGE:  # as solve_assignment says it
+        raise CostOverflowError("min-cost flow rejected the cost range")
     if status != flow.OPTIMAL:  # pragma: no cover - every row may stay unassigned
-        raise ValueError(f"min-cost flow ended with status {status}")
+        raise RuntimeError(f"min-cost flow ended with status {status}")
     return np.flatnonzero(flow.flows(np.arange(len(rows), dtype=np.int64)) > 0)
 
 

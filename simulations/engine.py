@@ -28,6 +28,7 @@ is known at dispatch, so there are no status changes to validate; the API owns t
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import time
@@ -122,8 +123,9 @@ class Simulation:
         )
         self.replacements = ReplacementModel(scenario, tables, breakdowns)
         self.booking = BookingDecisions.compute(scenario, breakdowns)
-        self.waiting: dict[int, OpenRequest] = {}
-        """Requests waiting for a van, oldest first."""
+        self.waiting: dict[int, OpenRequest | None] = {}
+        """Requests waiting for a van, oldest first (as the dispatch core sees them; ``None``
+        with :attr:`array_matching`, whose batch step needs only the index)."""
         self._events: list[tuple[float, int, int, int]] = []
         """Heap of (minute, kind, sequence, payload)."""
         self._sequence = 0
@@ -135,6 +137,13 @@ class Simulation:
         self.match_seconds = 0.0
         self._request_priority = np.concatenate([breakdowns.priority, breakdowns.priority])
         """Per request (first calls, then follow-up tows): its breakdown's priority."""
+        self._all_vans = np.arange(len(self.fleet.vans))
+        self._shift_hours = sorted(
+            {float(h) for h in (*self.fleet.shift_open_hour, *self.fleet.shift_close_hour)}
+        )
+        self._shift_window: tuple[float, float, np.ndarray] = (0.0, 0.0, self._all_vans)
+        """The hours of day [low, high) between two shift hours and every van's shift then
+        (:meth:`_on_shift`; empty at first)."""
         self.array_matching = True
         """batch-optimal: match through :mod:`simulations.batch_match` (the same assignments as
         ``match_vans``, without its per-batch objects); ``False``: through ``match_vans``."""
@@ -175,6 +184,21 @@ class Simulation:
             return self.crews.idle_state(van, now)
         return self.fleet.at_home[van]
 
+    def _on_shift(self, now: float) -> np.ndarray:
+        """Every van's ``fleet.on_shift`` at ``now``. The rule only compares the hour of day
+        with the vans' shift hours, so the answer holds until the hour reaches the next of
+        them: computed once per such interval, not per batch."""
+        hour = now / 60.0 % 24  # as fleet.model.is_on_shift reduces it
+        low, high, on = self._shift_window
+        if not low <= hour < high:
+            on = self.fleet.on_shift(self._all_vans, now)
+            hours = self._shift_hours
+            i = bisect.bisect_right(hours, hour)
+            low = hours[i - 1] if i > 0 else -math.inf
+            high = hours[i] if i < len(hours) else math.inf
+            self._shift_window = (low, high, on)
+        return on
+
     def schedule_event(self, minute: float, kind: EventKind, payload: int) -> None:
         self._sequence += 1
         heapq.heappush(self._events, (minute, kind, self._sequence, payload))
@@ -189,9 +213,13 @@ class Simulation:
         if not self.fleet.covers_point[reqs.capability_key(request), reqs.point(request)]:
             reqs.escalate(request, Escalation.NO_CAPABLE_VAN)
             return
-        open_request = reqs.open_request(request)
-        if self.nearest_idle and self._dispatch_nearest(request, open_request, now):
-            return
+        open_request: OpenRequest | None = None  # the array batch step does without it
+        if self.nearest_idle:
+            open_request = reqs.open_request(request)
+            if self._dispatch_nearest(request, open_request, now):
+                return
+        elif not self.array_matching:
+            open_request = reqs.open_request(request)
         if self.nearest_idle or self.on_events:
             self.schedule_event(
                 now + self.scenario.dispatch.escalate_after_minutes, EventKind.ESCALATE, request
@@ -273,22 +301,32 @@ class Simulation:
             return
         fleet, reqs, schedule = self.fleet, self.requests, self.schedule
         waiting_requests = np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
-        points = reqs.point_array[waiting_requests]
-        arc_start = fleet.point_arc_start[points]
-        arc_count = fleet.point_arc_start[points + 1] - arc_start
-        total = int(arc_count.sum())
         moved_any = self.move_up is not None and bool((self.relocated >= 0).any())
-        if not total and not moved_any:
-            return
-        # every waiting request's arc range, concatenated in waiting order
-        row_of_arc = np.repeat(np.arange(len(waiting_requests)), arc_count)
-        first_of_row = np.cumsum(arc_count) - arc_count
-        arc = np.arange(total, dtype=np.int64) + np.repeat(arc_start - first_of_row, arc_count)
+        if len(waiting_requests) == 1:  # the common batch: one request's arc range
+            request = int(waiting_requests[0])
+            start, stop = fleet.arcs(reqs.point(request))
+            if start == stop and not moved_any:
+                return
+            arc = np.arange(start, stop, dtype=np.int64)
+            row_of_arc = np.zeros(stop - start, dtype=np.int64)
+            key_of_arc: int | np.ndarray = reqs.capability_key(request)
+        else:
+            points = reqs.point_array[waiting_requests]
+            arc_start = fleet.point_arc_start[points]
+            arc_count = fleet.point_arc_start[points + 1] - arc_start
+            total = int(arc_count.sum())
+            if not total and not moved_any:
+                return
+            # every waiting request's arc range, concatenated in waiting order
+            row_of_arc = np.repeat(np.arange(len(waiting_requests)), arc_count)
+            first_of_row = np.cumsum(arc_count) - arc_count
+            arc = np.arange(total, dtype=np.int64) + np.repeat(arc_start - first_of_row, arc_count)
+            key_of_arc = reqs.capability_key_array[waiting_requests][row_of_arc]
         vans = fleet.arc_van[arc]
         free = (
             (schedule.leaves_site_at[vans] <= now)
-            & fleet.can_handle[reqs.capability_key_array[waiting_requests][row_of_arc], vans]
-            & fleet.on_shift(vans, now)
+            & fleet.can_handle[key_of_arc, vans]
+            & self._on_shift(now)[vans]
         )
         if self.move_up is not None:
             free &= self.relocated[vans] < 0  # moved away: dispatched from there
@@ -334,9 +372,15 @@ class Simulation:
             ]
         if self.next_from_site:
             arc_minutes = self._from_site(
-                arc_minutes, arc_row, arc_column, vans_in_batch, states, points, now
+                arc_minutes,
+                arc_row,
+                arc_column,
+                vans_in_batch,
+                states,
+                reqs.point_array[waiting_requests],
+                now,
             )
-        batch = list(self.waiting.values())
+        batch = [o or reqs.open_request(r) for r, o in self.waiting.items()]
         if self.match_params.objective == "promise":
             reported = reqs.reported_at
             batch = [

@@ -89,6 +89,8 @@ def match_batch(
         sel = np.flatnonzero(keep)
         rows, cols, minutes = arc_row[sel], arc_column[sel], eta[sel]
     # match_vans adds the soft penalties (none here: no designated station, no pins)
+    if n_rows == 1 and params.objective == "eta":
+        return _one_request(row_arc, eta, sel, cols, minutes, row_priority, n_cols, params)
     weights = np.rint(row_priority * params.priority_resolution).astype(np.int64)
     late = None
     late_rows = 0
@@ -125,6 +127,49 @@ def match_batch(
             return BatchMatch(row_arc, eta, "argmin")
     chosen = _min_cost_flow(n_rows, n_cols, rows, cols, arc_cost, unassigned_cost)
     row_arc[rows[chosen]] = sel[chosen]
+    return BatchMatch(row_arc, eta, "flow")
+
+
+def _one_request(
+    row_arc: np.ndarray,
+    eta: np.ndarray,
+    sel: np.ndarray,
+    cols: np.ndarray,
+    minutes: np.ndarray,
+    row_priority: np.ndarray,
+    n_cols: int,
+    params: MatchParams,
+) -> BatchMatch:
+    """:func:`match_batch` for the commonest batch, one request under the ``eta`` objective:
+    the same costs as :func:`_integer_costs` with scalars where it has one-row arrays."""
+    weight = np.rint(row_priority * params.priority_resolution).astype(np.int64)
+    w = weight[0]
+    limit = max_safe_cost(1, n_cols)
+    resolution = params.time_resolution
+    while True:
+        cost_f = w * np.rint(minutes * resolution)
+        top = cost_f.max()  # >= 0, as match_vans' row maximum from 0
+        if float(w) * (float(top) + 1.0) <= 0.5 * limit:
+            arc_cost = cost_f.astype(np.int64)
+            unassigned = int(w) * (int(top) + 1)
+            break
+        if resolution == 1:
+            raise ValueError(
+                f"van matching costs overflow int64 even at 1 unit per minute (1 requests, "
+                f"largest ETA {float(minutes.max()):.0f} min); split the batch"
+            )
+        resolution = max(1, resolution // 10)
+    nodes = n_cols + 3
+    if unassigned <= _SOLVER_FREE_BOUND // (8 * nodes * nodes):
+        cheapest_cost = arc_cost.min()
+        cheapest = np.flatnonzero(arc_cost == cheapest_cost)
+        if len(cheapest) == 1 and cheapest_cost < unassigned:
+            row_arc[0] = sel[cheapest[0]]
+            return BatchMatch(row_arc, eta, "argmin")
+    rows = np.zeros(len(cols), dtype=np.int64)
+    unassigned_cost = np.array([unassigned], dtype=np.int64)
+    chosen = _min_cost_flow(1, n_cols, rows, cols, arc_cost, unassigned_cost)
+    row_arc[0] = sel[chosen[0]] if len(chosen) else -1
     return BatchMatch(row_arc, eta, "flow")
 
 

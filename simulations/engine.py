@@ -12,7 +12,9 @@ Three parts, each in its own module:
 
 Dispatch drives the production code: every ``batch_minutes`` the open requests and the free
 vans whose radius covers them go into ``dispatch.VanMatchingProblem.from_arrays`` (arcs by
-indexing the precomputed tables, never a router) and ``dispatch.match_vans``. The
+indexing the precomputed tables, never a router) and ``dispatch.match_vans``, or, by default,
+as arrays into :func:`simulations.batch_match.match_batch`, which returns the same assignment
+without the per-batch objects (``Simulation.array_matching``). The
 ``nearest-idle`` policy dispatches on arrival (``dispatch.match_vans_naive`` on the idle vans)
 and, when a van gets home, gives it the longest-waiting request it can serve (FIFO).
 

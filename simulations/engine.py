@@ -143,7 +143,7 @@ class Simulation:
         self._shift_hours = sorted(
             {float(h) for h in (*self.fleet.shift_open_hour, *self.fleet.shift_close_hour)}
         )
-        self._shift_window: tuple[float, float, np.ndarray] = (0.0, 0.0, self._all_vans)
+        self._shift_window: tuple[float, float, np.ndarray] = (0.0, 0.0, np.zeros(0, dtype=bool))
         """The hours of day [low, high) between two shift hours and every van's shift then
         (:meth:`_on_shift`; empty at first)."""
         self.array_matching = True

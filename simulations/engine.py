@@ -12,7 +12,9 @@ Three parts, each in its own module:
 
 Dispatch drives the production code: every ``batch_minutes`` the open requests and the free
 vans whose radius covers them go into ``dispatch.VanMatchingProblem.from_arrays`` (arcs by
-indexing the precomputed tables, never a router) and ``dispatch.match_vans``. The
+indexing the precomputed tables, never a router) and ``dispatch.match_vans``, or, by default,
+as arrays into :func:`simulations.batch_match.match_batch`, which returns the same assignment
+without the per-batch objects (``Simulation.array_matching``). The
 ``nearest-idle`` policy dispatches on arrival (``dispatch.match_vans_naive`` on the idle vans)
 and, when a van gets home, gives it the longest-waiting request it can serve (FIFO).
 
@@ -30,6 +32,7 @@ is known at dispatch, so there are no status changes to validate; the API owns t
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import time
@@ -47,6 +50,7 @@ from dispatch.vans import (
     match_vans_naive,
 )
 from simulations.after_job import SiteLegs, next_from_site_minutes
+from simulations.batch_match import match_batch
 from simulations.crews import Crews
 from simulations.demand import Breakdowns, draw_breakdowns, replication_streams
 from simulations.move_up import MoveUpModel, build_move_up_model, plan_move_ups
@@ -149,8 +153,9 @@ class Simulation:
                 on_accepted=self.partner_accepted,
             )  # fmt: skip
         self.booking = BookingDecisions.compute(scenario, breakdowns)
-        self.waiting: dict[int, OpenRequest] = {}
-        """Requests waiting for a van, oldest first."""
+        self.waiting: dict[int, OpenRequest | None] = {}
+        """Requests waiting for a van, oldest first (as the dispatch core sees them; ``None``
+        with :attr:`array_matching`, whose batch step needs only the index)."""
         self._events: list[tuple[float, int, int, int]] = []
         """Heap of (minute, kind, sequence, payload)."""
         self._sequence = 0
@@ -160,6 +165,18 @@ class Simulation:
         self.event_count = 0
         self.dispatch_batches = 0
         self.match_seconds = 0.0
+        self._request_priority = np.concatenate([breakdowns.priority, breakdowns.priority])
+        """Per request (first calls, then follow-up tows): its breakdown's priority."""
+        self._all_vans = np.arange(len(self.fleet.vans))
+        self._shift_hours = sorted(
+            {float(h) for h in (*self.fleet.shift_open_hour, *self.fleet.shift_close_hour)}
+        )
+        self._shift_window: tuple[float, float, np.ndarray] = (0.0, 0.0, np.zeros(0, dtype=bool))
+        """The hours of day [low, high) between two shift hours and every van's shift then
+        (:meth:`_on_shift`; empty at first)."""
+        self.array_matching = True
+        """batch-optimal: match through :mod:`simulations.batch_match` (the same assignments as
+        ``match_vans``, without its per-batch objects); ``False``: through ``match_vans``."""
         spec = scenario.dispatch
         self.match_params = MatchParams(
             objective=spec.objective, promise_minutes=scenario.promise.arrival_minutes
@@ -197,6 +214,21 @@ class Simulation:
             return self.crews.idle_state(van, now)
         return self.fleet.at_home[van]
 
+    def _on_shift(self, now: float) -> np.ndarray:
+        """Every van's ``fleet.on_shift`` at ``now``. The rule only compares the hour of day
+        with the vans' shift hours, so the answer holds until the hour reaches the next of
+        them: computed once per such interval, not per batch."""
+        hour = now / 60.0 % 24  # as fleet.model.is_on_shift reduces it
+        low, high, on = self._shift_window
+        if not low <= hour < high:
+            on = self.fleet.on_shift(self._all_vans, now)
+            hours = self._shift_hours
+            i = bisect.bisect_right(hours, hour)
+            low = hours[i - 1] if i > 0 else -math.inf
+            high = hours[i] if i < len(hours) else math.inf
+            self._shift_window = (low, high, on)
+        return on
+
     def schedule_event(self, minute: float, kind: EventKind, payload: int) -> None:
         self._sequence += 1
         heapq.heappush(self._events, (minute, kind, self._sequence, payload))
@@ -211,9 +243,13 @@ class Simulation:
         if not self.fleet.covers_point[reqs.capability_key(request), reqs.point(request)]:
             self.escalate(request, Escalation.NO_CAPABLE_VAN, now)
             return
-        open_request = reqs.open_request(request)
-        if self.nearest_idle and self._dispatch_nearest(request, open_request, now):
-            return
+        open_request: OpenRequest | None = None  # the array batch step does without it
+        if self.nearest_idle:
+            open_request = reqs.open_request(request)
+            if self._dispatch_nearest(request, open_request, now):
+                return
+        elif not self.array_matching:
+            open_request = reqs.open_request(request)
         if self.nearest_idle or self.on_events:
             self.schedule_event(
                 now + self.scenario.dispatch.escalate_after_minutes, EventKind.ESCALATE, request
@@ -311,22 +347,32 @@ class Simulation:
             return
         fleet, reqs, schedule = self.fleet, self.requests, self.schedule
         waiting_requests = np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
-        points = reqs.point_array[waiting_requests]
-        arc_start = fleet.point_arc_start[points]
-        arc_count = fleet.point_arc_start[points + 1] - arc_start
-        total = int(arc_count.sum())
         moved_any = self.move_up is not None and bool((self.relocated >= 0).any())
-        if not total and not moved_any:
-            return
-        # every waiting request's arc range, concatenated in waiting order
-        row_of_arc = np.repeat(np.arange(len(waiting_requests)), arc_count)
-        first_of_row = np.cumsum(arc_count) - arc_count
-        arc = np.arange(total, dtype=np.int64) + np.repeat(arc_start - first_of_row, arc_count)
+        if len(waiting_requests) == 1:  # the common batch: one request's arc range
+            request = int(waiting_requests[0])
+            start, stop = fleet.arcs(reqs.point(request))
+            if start == stop and not moved_any:
+                return
+            arc = np.arange(start, stop, dtype=np.int64)
+            row_of_arc = np.zeros(stop - start, dtype=np.int64)
+            key_of_arc: int | np.ndarray = reqs.capability_key(request)
+        else:
+            points = reqs.point_array[waiting_requests]
+            arc_start = fleet.point_arc_start[points]
+            arc_count = fleet.point_arc_start[points + 1] - arc_start
+            total = int(arc_count.sum())
+            if not total and not moved_any:
+                return
+            # every waiting request's arc range, concatenated in waiting order
+            row_of_arc = np.repeat(np.arange(len(waiting_requests)), arc_count)
+            first_of_row = np.cumsum(arc_count) - arc_count
+            arc = np.arange(total, dtype=np.int64) + np.repeat(arc_start - first_of_row, arc_count)
+            key_of_arc = reqs.capability_key_array[waiting_requests][row_of_arc]
         vans = fleet.arc_van[arc]
         free = (
             (schedule.leaves_site_at[vans] <= now)
-            & fleet.can_handle[reqs.capability_key_array[waiting_requests][row_of_arc], vans]
-            & fleet.on_shift(vans, now)
+            & fleet.can_handle[key_of_arc, vans]
+            & self._on_shift(now)[vans]
         )
         if self.move_up is not None:
             free &= self.relocated[vans] < 0  # moved away: dispatched from there
@@ -352,6 +398,12 @@ class Simulation:
         column = self._van_column
         column[vans_in_batch] = np.arange(len(vans_in_batch))
         arc_column = column[vans]
+        if self.array_matching:
+            self._match_arrays(
+                waiting_requests, arc, arc_row, arc_column, vans, vans_in_batch, km,
+                arc_minutes, extra, now,
+            )  # fmt: skip
+            return
         home_at = schedule.home_at
         if self.crews is None:
             states = [
@@ -366,9 +418,15 @@ class Simulation:
             ]
         if self.next_from_site:
             arc_minutes = self._from_site(
-                arc_minutes, arc_row, arc_column, vans_in_batch, states, points, now
+                arc_minutes,
+                arc_row,
+                arc_column,
+                vans_in_batch,
+                states,
+                reqs.point_array[waiting_requests],
+                now,
             )
-        batch = list(self.waiting.values())
+        batch = [o or reqs.open_request(r) for r, o in self.waiting.items()]
         if self.match_params.objective == "promise":
             reported = reqs.reported_at
             batch = [
@@ -403,6 +461,69 @@ class Simulation:
                 self.dispatch_van(
                     request, van, fleet.arc_of(reqs.point(request), van), now, a.eta_minutes
                 )
+
+    def _match_arrays(
+        self,
+        waiting_requests: np.ndarray,
+        arc: np.ndarray,
+        arc_row: np.ndarray,
+        arc_column: np.ndarray,
+        vans: np.ndarray,
+        vans_in_batch: np.ndarray,
+        km: np.ndarray,
+        arc_minutes: np.ndarray,
+        extra: tuple[np.ndarray, ...] | None,
+        now: float,
+    ) -> None:
+        """The batch through :func:`simulations.batch_match.match_batch` (the assignment
+        ``match_vans`` would return, from the arrays), then dispatch as the general path does:
+        rows in waiting order, fleet arcs by index, moved vans from their new station."""
+        fleet, reqs, schedule = self.fleet, self.requests, self.schedule
+        home_at = schedule.home_at[vans_in_batch]
+        free_in = np.where(home_at > now, home_at - now, 0.0)
+        if self.crews is not None:  # idle vans with their crew's turnout
+            for column in np.flatnonzero(home_at <= now).tolist():
+                j = int(vans_in_batch[column])
+                free_in[column] = self.idle_state(j, now).free_in_minutes
+        if self.next_from_site:
+            points = reqs.point_array[waiting_requests]
+            arc_minutes = self._from_site(
+                arc_minutes, arc_row, arc_column, vans_in_batch, None, points, now
+            )
+            free_in[(self.site_point[vans_in_batch] >= 0) & (home_at > now)] = 0.0
+        waited = np.zeros(len(waiting_requests))
+        if self.match_params.objective == "promise":
+            waited = np.maximum(now - reqs.reported_at[waiting_requests], 0.0)
+        started = time.perf_counter()
+        matched = match_batch(
+            arc_row=arc_row,
+            arc_column=arc_column,
+            arc_km=km,
+            arc_minutes=arc_minutes,
+            row_priority=self._request_priority[waiting_requests],
+            row_waited_minutes=waited,
+            column_free_in_minutes=free_in,
+            column_radius_km=fleet.service_radius_km[vans_in_batch],
+            params=self.match_params,
+        )
+        self.match_seconds += time.perf_counter() - started
+        self.dispatch_batches += 1
+        fleet_arcs = len(arc)
+        eta = matched.arc_eta
+        for row in np.flatnonzero(matched.row_arc >= 0).tolist():
+            a = int(matched.row_arc[row])
+            request = int(waiting_requests[row])
+            van = int(vans[a])
+            del self.waiting[request]
+            if a >= fleet_arcs:  # a moved van, from its new station
+                assert extra is not None
+                k = a - fleet_arcs
+                self.dispatch_van(
+                    request, van, -1, now, float(eta[a]),
+                    drive_minutes=float(extra[4][k]), tow_minutes=float(extra[5][k]),
+                )  # fmt: skip
+            else:
+                self.dispatch_van(request, van, int(arc[a]), now, float(eta[a]))
 
     # -- move-up -----------------------------------------------------------------------------
     def move_up_check(self, now: float) -> None:
@@ -511,13 +632,13 @@ class Simulation:
         arc_row: np.ndarray,
         arc_column: np.ndarray,
         vans_in_batch: np.ndarray,
-        states: list[VanState],
+        states: list[VanState] | None,
         row_point: np.ndarray,
         now: float,
     ) -> np.ndarray:
         """next-from-site: the arcs' drive minutes for vans driving home empty (their state
         becomes free now, the drive the better of via home and from the site; see
-        :mod:`simulations.after_job`). Changes ``states`` in place."""
+        :mod:`simulations.after_job`). Changes ``states`` (when given) in place."""
         fleet, schedule = self.fleet, self.schedule
         assert self.site_legs is not None
         minutes = base_minutes.copy()
@@ -535,7 +656,8 @@ class Simulation:
                 home_leg_minutes=base_minutes[mine],
                 site_leg_minutes=self.site_legs.minutes(site, targets),
             )
-            states[column] = VanState(fleet.vans[j], fleet.at_home[j].home)  # leaves at once
+            if states is not None:
+                states[column] = VanState(fleet.vans[j], fleet.at_home[j].home)  # leaves at once
         return minutes
 
     # -- nearest idle ------------------------------------------------------------------------

@@ -12,9 +12,13 @@ and shipped to each worker once, and the workers stay up for every replication o
 - ``local``: a process pool whose initializer receives the variants and the tables' arrays as
   shared-memory blocks (:class:`SharedTables`: one copy in RAM whatever the start method; the
   workers map it read-only); a task is three integers;
-- ``ray``: one actor per worker (:class:`SimulationWorker`), created with the variants and the
-  tables from Ray's object store (``ray.put`` once; zero-copy numpy on the same node), fed by
+- ``ray``: one actor per worker (:class:`SimulationWorker`), started once per Ray session and
+  kept (:func:`start_ray_workers`), loaded with the variants and the tables from Ray's object
+  store (``ray.put`` once per call; zero-copy numpy on the same node), fed by
   ``ray.util.ActorPool``; a task is three integers.
+
+Every worker keeps its BLAS / OpenMP pools to one thread (:func:`single_threaded_libraries`):
+two workers on two cores with a BLAS thread per core each would be four busy threads.
 
 Ray: ``ray_address`` given (the CLI passes ``RAY_ADDRESS`` from the settings) ->
 ``ray.init(address=...)`` joins that cluster and uses one actor per CPU it offers (the same
@@ -147,9 +151,22 @@ _WORKER_TABLES: list[TravelTables] = []
 _WORKER_BLOCKS: list[shared_memory.SharedMemory] = []
 
 
+def single_threaded_libraries() -> None:
+    """One thread for the BLAS / OpenMP pools of this worker process: the workers are the
+    parallelism. Environment variables are not enough: a forked pool worker inherits the
+    parent's OpenBLAS, which starts a thread per core at its first matrix product (move-up
+    has some), whatever the variables say after the import."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"  # for libraries loaded from now on
+    threadpool_limits(1)  # for those loaded already
+
+
 def _init_worker(
     variants: list[Scenario], layout: list[tuple[TravelTables, dict[str, _SharedArray]]]
 ) -> None:
+    single_threaded_libraries()
     tables, blocks = SharedTables.attach(layout)
     _WORKER_VARIANTS[:] = variants
     _WORKER_TABLES[:] = tables
@@ -161,12 +178,20 @@ def _run_task(variant: int, table_index: int, replication: int) -> RunResult:
 
 
 class SimulationWorker:
-    """A warm Ray worker (an actor): receives the variants and the travel tables once, then
-    runs any number of replications."""
+    """A warm Ray worker (an actor): started once per Ray session (imports paid once, see
+    :func:`start_ray_workers`), it receives the variants and the travel tables once per
+    :func:`run` call (:meth:`load`), then runs any number of replications."""
 
-    def __init__(self, variants: list[Scenario], tables: list[TravelTables]) -> None:
+    def __init__(self) -> None:
+        single_threaded_libraries()
+        self.variants: list[Scenario] = []
+        self.tables: list[TravelTables] = []
+
+    def load(self, variants: list[Scenario], tables: list[TravelTables]) -> int:
+        """This call's variants and tables (from the object store); returns the count."""
         self.variants = variants
         self.tables = tables
+        return len(variants)
 
     def run(self, variant: int, table_index: int, replication: int) -> tuple[int, int, RunResult]:
         """One replication, tagged with its variant and replication (results come back in
@@ -271,14 +296,35 @@ def _run_ray(
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = min(workers or cpus, len(tasks))
-        worker_class = ray.remote(num_cpus=1)(SimulationWorker)
+        actors = start_ray_workers(n)[:n]
         variants_ref, tables_ref = ray.put(variants), ray.put(tables)
-        actors: list[Any] = [worker_class.remote(variants_ref, tables_ref) for _ in range(n)]
+        ray.get([actor.load.remote(variants_ref, tables_ref) for actor in actors])
         pool = ActorPool(actors)
         for vi, r, res in pool.map_unordered(lambda actor, task: actor.run.remote(*task), tasks):
             done(vi, r, res)
-        for actor in actors:
-            ray.kill(actor)
     finally:
         if started_here:
+            _RAY_WORKERS.clear()
             ray.shutdown()
+
+
+_RAY_WORKERS: dict[str, list[Any]] = {}
+"""The warm actors of this process's Ray session, by its job id."""
+
+
+def start_ray_workers(n: int) -> list[Any]:
+    """At least ``n`` :class:`SimulationWorker` actors (one CPU each) of the current Ray
+    session, started and ready (imports done); the same ones for every later :func:`run` call
+    of the session, so a sweep pays the start-up once. Ray must be initialised."""
+    import ray
+
+    session = ray.get_runtime_context().get_job_id()
+    for stale in [k for k in _RAY_WORKERS if k != session]:  # an earlier, shut-down session
+        del _RAY_WORKERS[stale]
+    actors = _RAY_WORKERS.setdefault(session, [])
+    if len(actors) < n:
+        worker_class = ray.remote(num_cpus=1)(SimulationWorker)
+        new: list[Any] = [worker_class.remote() for _ in range(n - len(actors))]
+        ray.get([actor.load.remote([], []) for actor in new])  # ready: started and imported
+        actors.extend(new)
+    return actors

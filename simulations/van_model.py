@@ -228,6 +228,11 @@ class VanFleet:
             for a, (p, v) in enumerate(zip(arc_point.tolist(), self.arc_van.tolist(), strict=True))
         }
 
+    @cached_property
+    def service_radius_km(self) -> np.ndarray:
+        """Per van: its service radius (road km from its station)."""
+        return np.array([v.service_radius_km for v in self.vans], dtype=float).reshape(-1)
+
     def on_shift(self, vans: np.ndarray, now: float) -> np.ndarray:
         """Per van in ``vans``: on duty at simulated minute ``now`` (minute 0 = local
         midnight), by the fleet's shift rule."""

@@ -251,6 +251,16 @@ def bench_simulate(
         "--beside-default",
         help="Also time the default national scenario (run and table build) for the same days",
     ),
+    trigger: str = typer.Option(
+        None,
+        "--trigger",
+        help="Batch trigger: interval | arrival (as production); default the scenario's",
+    ),
+    compare_general: bool = typer.Option(
+        False,
+        "--compare-general",
+        help="Also run the year through dispatch.match_vans (the general matcher) and compare",
+    ),
 ) -> None:
     """Time one simulated year (events/s), or a replication sweep on Ray vs one process."""
     from benchmarks.simulate import (
@@ -272,6 +282,7 @@ def bench_simulate(
             sweep=sweep_ray,
             road_graph=road_graph,
             cache_dir=settings.tables_cache_dir,
+            trigger=trigger,
         )
         if sweep_ray:
             record = sweep_benchmark(
@@ -282,7 +293,9 @@ def bench_simulate(
                 ray_address=settings.ray_address,
             )
         else:
-            record = simulate_benchmark(s, tables, tables_seconds, baseline=baseline)
+            record = simulate_benchmark(
+                s, tables, tables_seconds, baseline=baseline, compare_general=compare_general
+            )
             if beside_default:
                 record = with_default(record, road_graph=road_graph)
     except ValueError as exc:

@@ -15,7 +15,12 @@ SIMULATE_KEYS = {
     "benchmark", "scenario", "policy", "days", "breakdowns", "vans", "provider",
     "tables_seconds", "seconds", "events", "events_per_second", "breakdowns_per_second",
     "dispatch_batches", "match_seconds", "share_within_promise", "goal_seconds", "goal_met",
-    "cpu_count", "horizon_days", "demand_points",
+    "cpu_count", "horizon_days", "demand_points", "trigger", "cpu_seconds",
+    "load_average_before", "load_average_after",
+}  # fmt: skip
+GENERAL_KEYS = {
+    "general_seconds", "general_cpu_seconds", "general_match_seconds", "speedup_vs_general",
+    "cpu_speedup_vs_general", "identical_to_general",
 }  # fmt: skip
 DEFAULT_KEYS = {
     "default_scenario", "default_seconds", "default_tables_seconds", "default_demand_points",
@@ -77,3 +82,27 @@ def test_beside_the_default_scenario() -> None:
     assert out["ratio_to_default"] == pytest.approx(
         record["seconds"] / out["default_seconds"], rel=0.01, abs=0.002
     )
+
+
+def test_trigger_and_the_general_matcher_in_the_same_run() -> None:
+    """``--trigger arrival`` replaces the scenario's trigger; ``--compare-general`` runs the
+    same days through ``match_vans`` too and finds every KPI and count identical."""
+    s, tables, tables_seconds = prepare("shandong", days=2, seed=3, sweep=False, trigger="arrival")
+    record = simulate_benchmark(s, tables, tables_seconds, baseline=False, compare_general=True)
+    assert set(record) == SIMULATE_KEYS | GENERAL_KEYS
+    assert record["trigger"] == "arrival"
+    assert record["dispatch_batches"] > 50
+    assert record["identical_to_general"] is True
+    assert record["speedup_vs_general"] == pytest.approx(
+        record["general_seconds"] / record["seconds"], rel=0.01, abs=0.002
+    )
+    assert len(record["load_average_before"]) == 3
+
+
+def test_cli_bad_trigger_is_one_line() -> None:
+    """``--trigger`` not a known trigger: exit 2, one ``error:`` line naming the option."""
+    res = CliRunner().invoke(
+        app, ["bench", "simulate", "--scenario", "mmc_check", "--trigger", "hourly"]
+    )
+    assert res.exit_code == 2
+    assert res.stderr == "error: --trigger must be one of interval, arrival, got 'hourly'\n"

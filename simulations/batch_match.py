@@ -1,0 +1,251 @@
+"""The simulation's batch step on arrays: the assignment ``dispatch.match_vans`` returns, without
+building the batch's dataclasses.
+
+Why: a simulated national year is 84,000 batches (every 5 minutes) or 220,000 (triggered as
+production triggers its cycle), each a few requests and a few dozen vans. The general matcher's
+fixed cost per batch (validated ``OpenRequest`` / ``VanState`` objects, the
+``VanMatchingProblem``, ``_prepare``, the explanation of unassigned requests that the
+simulation ignores, the OR-Tools model even for one request) was 0.5-1 ms, 60-70% of a run.
+
+:func:`match_batch` takes the batch as the simulation holds it (arcs as row, column, road km and
+drive minutes; per row the priority and minutes waited; per column the minutes until the van is
+free and its radius) and returns, per row, the arc chosen or -1: exactly what ``match_vans``
+returns for ``VanMatchingProblem.from_arrays`` of the same batch with the vans on shift, not
+pinned, no designated station and every arc capable (the simulation filters capability before).
+It computes the same integer costs as ``match_vans`` (the same formula, the same cost-scale
+fallback) and then:
+
+- when every row with an arc has a unique cheapest arc, those arcs use distinct vans and each
+  costs less than leaving its row unassigned, that assignment is the unique optimum (any other
+  puts some row on a dearer arc or unassigned), so the min-cost flow would return it: taken
+  without the solver (``method == "argmin"``; one request alone is always this case unless two
+  vans tie, e.g. two vans of one station). Not when the costs come near int64's limit (over
+  ``2**63 / (8 x nodes**2)``, never in a simulation: minutes x 100 x priority), where OR-Tools
+  may refuse the network instead (``CostOverflowError``, as the general matcher raises);
+- otherwise the same network as ``dispatch.assignment.solve_assignment`` builds (the same
+  nodes, arcs in the same order, the same costs) goes to OR-Tools' min-cost flow
+  (``"flow"``), so ties are broken as the general matcher breaks them. (Its tie-breaking
+  is the cost-scaling algorithm's, not a rule that can be restated: among vans of one station
+  it mostly, not always, takes the highest index.)
+
+``tests/simulations/test_batch_match.py`` compares it with ``match_vans`` on random batches
+full of ties, and whole runs of each dispatch configuration through both paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+from dispatch.assignment import CostOverflowError, max_safe_cost
+from dispatch.vans import MatchParams
+
+_NO_ARC = np.iinfo(np.int64).max
+_SOLVER_FREE_BOUND = int(np.iinfo(np.int64).max)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMatch:
+    """Per row, the chosen arc (index into the arrays given) or -1, and per arc its ETA."""
+
+    row_arc: np.ndarray
+    arc_eta: np.ndarray
+    """Minutes until the van is free + drive minutes (``VanAssignment.eta_minutes``)."""
+    method: str
+    """``"argmin"`` (the unique optimum, no solver), ``"flow"`` (min-cost flow) or ``"empty"``."""
+
+
+def match_batch(
+    *,
+    arc_row: np.ndarray,
+    arc_column: np.ndarray,
+    arc_km: np.ndarray,
+    arc_minutes: np.ndarray,
+    row_priority: np.ndarray,
+    row_waited_minutes: np.ndarray,
+    column_free_in_minutes: np.ndarray,
+    column_radius_km: np.ndarray,
+    params: MatchParams,
+) -> BatchMatch:
+    """The optimal matching of the batch, as ``match_vans`` finds it (module docstring).
+
+    ``arc_km`` is both the radius check and the travel km, as in the simulation; rows are the
+    requests in batch order, columns the vans. Raises ``ValueError`` like ``match_vans`` when
+    the costs cannot fit int64 even at one unit per minute."""
+    n_rows, n_cols = len(row_priority), len(column_free_in_minutes)
+    row_arc = np.full(n_rows, -1, dtype=np.int64)
+    eta = column_free_in_minutes[arc_column] + arc_minutes
+    # VanMatchingProblem.from_arrays drops unreachable arcs and arcs beyond the radius (an
+    # infinite or NaN km fails the comparison)
+    keep = np.isfinite(arc_minutes) & (arc_km <= column_radius_km[arc_column])
+    if not keep.any():
+        return BatchMatch(row_arc, eta, "empty")
+    if keep.all():
+        sel = np.arange(len(keep))
+        rows, cols, minutes = arc_row, arc_column, eta
+    else:
+        sel = np.flatnonzero(keep)
+        rows, cols, minutes = arc_row[sel], arc_column[sel], eta[sel]
+    # match_vans adds the soft penalties (none here: no designated station, no pins)
+    if n_rows == 1 and params.objective == "eta":
+        return _one_request(row_arc, eta, sel, cols, minutes, row_priority, n_cols, params)
+    weights = np.rint(row_priority * params.priority_resolution).astype(np.int64)
+    late = None
+    late_rows = 0
+    if params.objective == "promise":
+        late = row_waited_minutes[rows] + minutes > params.promise_minutes
+        if late.any():
+            late_rows = len(np.unique(rows[late]))
+    arc_cost, unassigned_cost = _integer_costs(
+        n_rows, n_cols, rows, minutes, weights, late, late_rows, params.time_resolution
+    )
+    # OR-Tools may refuse costs near int64's limit (its node potentials would overflow: the
+    # general matcher then raises); far below it, a unique optimum is its only answer
+    nodes = n_rows + n_cols + 2
+    solver_free = int(unassigned_cost.max()) <= _SOLVER_FREE_BOUND // (8 * nodes * nodes)
+    if solver_free and n_rows == 1:  # the common batch: one request
+        cheapest_cost = arc_cost.min()
+        cheapest = np.flatnonzero(arc_cost == cheapest_cost)
+        if len(cheapest) == 1 and cheapest_cost < unassigned_cost[0]:
+            row_arc[0] = sel[cheapest[0]]
+            return BatchMatch(row_arc, eta, "argmin")
+    elif solver_free:
+        # each row's cheapest arc: one per row, distinct vans, cheaper than no van -> the
+        # unique optimum
+        row_min = np.full(n_rows, _NO_ARC, dtype=np.int64)
+        np.minimum.at(row_min, rows, arc_cost)
+        cheapest = np.flatnonzero(arc_cost == row_min[rows])
+        served = row_min < _NO_ARC
+        if (
+            len(cheapest) == int(served.sum())
+            and len(np.unique(cols[cheapest])) == len(cheapest)
+            and bool((row_min[served] < unassigned_cost[served]).all())
+        ):
+            row_arc[rows[cheapest]] = sel[cheapest]
+            return BatchMatch(row_arc, eta, "argmin")
+    chosen = _min_cost_flow(n_rows, n_cols, rows, cols, arc_cost, unassigned_cost)
+    row_arc[rows[chosen]] = sel[chosen]
+    return BatchMatch(row_arc, eta, "flow")
+
+
+def _one_request(
+    row_arc: np.ndarray,
+    eta: np.ndarray,
+    sel: np.ndarray,
+    cols: np.ndarray,
+    minutes: np.ndarray,
+    row_priority: np.ndarray,
+    n_cols: int,
+    params: MatchParams,
+) -> BatchMatch:
+    """:func:`match_batch` for the commonest batch, one request under the ``eta`` objective:
+    the same costs as :func:`_integer_costs` with scalars where it has one-row arrays."""
+    weight = np.rint(row_priority * params.priority_resolution).astype(np.int64)
+    w = weight[0]
+    limit = max_safe_cost(1, n_cols)
+    resolution = params.time_resolution
+    while True:
+        cost_f = w * np.rint(minutes * resolution)
+        top = cost_f.max()  # >= 0, as match_vans' row maximum from 0
+        if float(w) * (float(top) + 1.0) <= 0.5 * limit:
+            arc_cost = cost_f.astype(np.int64)
+            unassigned = int(w) * (int(top) + 1)
+            break
+        if resolution == 1:
+            raise ValueError(
+                f"van matching costs overflow int64 even at 1 unit per minute (1 requests, "
+                f"largest ETA {float(minutes.max()):.0f} min); split the batch"
+            )
+        resolution = max(1, resolution // 10)
+    nodes = n_cols + 3
+    if unassigned <= _SOLVER_FREE_BOUND // (8 * nodes * nodes):
+        cheapest_cost = arc_cost.min()
+        cheapest = np.flatnonzero(arc_cost == cheapest_cost)
+        if len(cheapest) == 1 and cheapest_cost < unassigned:
+            row_arc[0] = sel[cheapest[0]]
+            return BatchMatch(row_arc, eta, "argmin")
+    rows = np.zeros(len(cols), dtype=np.int64)
+    unassigned_cost = np.array([unassigned], dtype=np.int64)
+    chosen = _min_cost_flow(1, n_cols, rows, cols, arc_cost, unassigned_cost)
+    row_arc[0] = sel[chosen[0]] if len(chosen) else -1
+    return BatchMatch(row_arc, eta, "flow")
+
+
+def _integer_costs(
+    n_rows: int,
+    n_cols: int,
+    rows: np.ndarray,
+    minutes: np.ndarray,
+    weights: np.ndarray,
+    late: np.ndarray | None,
+    late_rows: int,
+    resolution: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``match_vans``' integer costs: per arc priority x ETA at ``resolution`` units per minute
+    (coarser if int64 would overflow), plus a tier per late arc (promise objective); per row
+    the cost of leaving it unassigned, above every arc's."""
+    limit = max_safe_cost(n_rows, n_cols)
+    top_weight = float(weights.max())
+    while True:
+        cost_f = weights[rows] * np.rint(minutes * resolution)
+        if n_rows == 1:
+            row_max = cost_f.max(keepdims=True)
+        else:
+            row_max = np.zeros(n_rows)
+            np.maximum.at(row_max, rows, cost_f)
+        tier = (late_rows + 1) * (float(row_max.sum()) + 1.0)
+        if top_weight * tier <= 0.5 * limit:
+            arc_cost = cost_f.astype(np.int64)
+            big = int(row_max.astype(np.int64).sum()) + 1
+            if late_rows:
+                assert late is not None
+                arc_cost += np.where(late, big, 0)
+                big += late_rows * big
+            return arc_cost, weights * big
+        if resolution == 1:
+            raise ValueError(
+                f"van matching costs overflow int64 even at 1 unit per minute ({n_rows} "
+                f"requests, largest ETA {float(minutes.max()):.0f} min); split the batch"
+            )
+        resolution = max(1, resolution // 10)
+
+
+def _min_cost_flow(
+    n_rows: int,
+    n_cols: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    costs: np.ndarray,
+    unassigned_cost: np.ndarray,
+) -> np.ndarray:
+    """The arcs with flow in ``dispatch.assignment.solve_assignment``'s network, built the
+    same way (nodes, arcs in the same order, same supplies: the solver breaks ties by them)
+    without its input checks, which the costs computed above satisfy; its
+    ``CostOverflowError`` when OR-Tools rejects the cost range."""
+    sink = n_rows + n_cols
+    flow = min_cost_flow.SimpleMinCostFlow()
+    tail = np.concatenate([rows, np.arange(n_rows, sink), np.arange(n_rows)])
+    head = np.concatenate(
+        [n_rows + cols, np.full(n_cols, sink, dtype=np.int64), np.full(n_rows, sink, np.int64)]
+    )
+    flow.add_arcs_with_capacity_and_unit_cost(
+        tail,
+        head,
+        np.ones(len(tail), dtype=np.int64),
+        np.concatenate([costs, np.zeros(n_cols, dtype=np.int64), unassigned_cost]),
+    )
+    supplies = np.zeros(sink + 1, dtype=np.int64)
+    supplies[:n_rows] = 1
+    supplies[sink] = -n_rows
+    flow.set_nodes_supplies(np.arange(sink + 1, dtype=np.int64), supplies)
+    status = flow.solve()
+    if status == flow.BAD_COST_RANGE:  # as solve_assignment says it
+        raise CostOverflowError("min-cost flow rejected the cost range")
+    if status != flow.OPTIMAL:  # pragma: no cover - every row may stay unassigned
+        raise RuntimeError(f"min-cost flow ended with status {status}")
+    return np.flatnonzero(flow.flows(np.arange(len(rows), dtype=np.int64)) > 0)
+
+
+__all__ = ["BatchMatch", "match_batch"]

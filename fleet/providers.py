@@ -1,5 +1,6 @@
 """Partner rescue / tow providers from TOML: one parser for network files, the demo network's
-synthetic list and simulation scenarios.
+synthetic list and simulation scenarios (whose network part is a network file's keys; the
+simulation's answer terms are not here but in the scenario's ``[partner_offers]``).
 
 An entry (``[[rescue_providers]]`` in a network file)::
 
@@ -9,7 +10,7 @@ An entry (``[[rescue_providers]]`` in a network file)::
     name = "山东 road rescue (synthetic)"   # optional (default: the id)
     lat = 36.651                         # its base (inside China)
     lon = 117.120
-    provinces = ["370000"]               # coverage: province adcodes, and/or
+    provinces = ["370000"]               # coverage: mainland province adcodes, and/or
     radius_km = 0                        # great-circle km around the base (default 0)
     capabilities = ["heavy_tow", "tyre"] # heavy_tow | tyre | mobile_mechanic, at least one
     promised_response_minutes = 60       # > 0: also the default expiry of its offers
@@ -29,7 +30,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from fleet.geography import province_at
+from fleet.geography import mainland_provinces, province_at
 from fleet.model import GeoPoint, PartnerRescueProvider, RescueCapability
 from fleet.toml_schema import (
     KeyPath,
@@ -44,13 +45,20 @@ from fleet.toml_schema import (
 )
 from fleet.toml_schema import table as sub_table
 
+
+def _mainland_adcodes(adcodes: tuple[str, ...]) -> str | None:
+    known = {p.adcode for p in mainland_provinces()}
+    bad = [a for a in adcodes if a not in known]
+    return f'must list mainland province adcodes (e.g. "370000"), got {bad[0]!r}' if bad else None
+
+
 PROVIDER_KEYS: Schema = {
     "id": string(),
     "partner": string(),
     "name": string(None),
     "lat": number(ge=-90, le=90),
     "lon": number(ge=-180, le=180),
-    "provinces": list_of(string(), ()),
+    "provinces": list_of(string(), (), check=_mainland_adcodes),
     "radius_km": number(0.0, ge=0),
     "capabilities": list_of(one_of(RescueCapability), non_empty=True),
     "promised_response_minutes": number(gt=0),

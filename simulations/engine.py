@@ -22,8 +22,8 @@ Free vans: at home and on shift (``fleet.is_on_shift``, the API's rule too), or 
 empty (``free_in`` = minutes to home; the next trip starts from home: a conservative
 simplification). A van on site is busy. A request that no capable van covers at all is
 escalated at once; one still waiting after ``escalate_after_minutes`` is escalated then (a
-partner service): with partner rescue providers in the scenario it is offered to them
-(:mod:`simulations.partner_model`). The run's output is a
+partner service): with ``[partner_offers] rescue_providers = true`` it is offered to the
+network's partner rescue providers (:mod:`simulations.partner_model`). The run's output is a
 :class:`~simulations.results.RunRecord`.
 
 The simulation does not walk requests through ``dispatch.lifecycle``: a trip's whole timeline
@@ -144,8 +144,9 @@ class Simulation:
             schedule_answer=lambda at, b: self.schedule_event(at, EventKind.TRUCK_ANSWER, b),
         )  # fmt: skip
         self.partner_rescue: RescueOffers | None = None
-        """Partner rescue providers (None without any: escalations end there, as before)."""
-        if scenario.offers.providers:
+        """Partner rescue providers (None unless ``[partner_offers] rescue_providers = true``
+        and the network has some: escalations end there, as before)."""
+        if scenario.partner_rescue_providers:
             self.partner_rescue = RescueOffers(
                 scenario, tables, breakdowns, draws,
                 schedule_answer=lambda at, r: self.schedule_event(at, EventKind.RESCUE_ANSWER, r),

@@ -3,12 +3,15 @@
 Partners are not owned assets: they are asked (issue 11; the API's offers in
 ``api/partners``). Two kinds of partner are offered work here:
 
-- **Partner rescue providers** (``[[partner_providers]]``, :class:`RescueOffers`): a request
+- **Partner rescue providers** (the network's ``[[rescue_providers]]``, offered jobs when the
+  scenario says ``[partner_offers] rescue_providers = true``; :class:`RescueOffers`): a request
   escalated by the van side (no capable van covers it, or none came within
   ``escalate_after_minutes``) is offered at once to the best provider by the production
   ranking (:func:`dispatch.partner_rescue.rank_rescue_providers`: covers the point, has the
   capability, has a free slot, has not refused this job). The provider answers after its
-  ``response_delay_minutes`` and accepts with its ``acceptance_probability``; an answer due at
+  ``response_delay_minutes`` and accepts with its ``acceptance_probability`` (its
+  ``[[partner_offers.providers]]`` entry, else its company's, else ``[partner_offers]``'s); an
+  answer due at
   or after its ``promised_response_minutes`` never comes and the offer expires then (a
   decline). After a decline or an expiry the job is offered to the next best provider, never
   again to one that refused it; when every provider that could take it is full it waits for
@@ -171,8 +174,8 @@ class RescueOffers:
         on_accepted: Callable[[int, PartnerArrival], None],
     ) -> None:
         spec = scenario.offers
-        self.providers: tuple[PartnerRescueProvider, ...] = spec.providers
-        self.terms = spec.provider_terms
+        self.providers: tuple[PartnerRescueProvider, ...] = scenario.partner_rescue_providers
+        self.terms = [spec.terms_for_provider(p) for p in self.providers]
         self.cny_per_minute = spec.cny_per_minute
         self.repairs = scenario.repairs
         self.breakdowns = breakdowns

@@ -19,8 +19,8 @@ Definitions (all over breakdowns reported after the warm-up):
   or without a truck the cargo goes on with the repaired vehicle (van on site, or reported if
   no van came, + repair hours + the direct drive); missed-promise cost = those hours x
   ``replacement.downtime_cost_per_hour``; total cost = partner cost + missed-promise cost;
-- offers (reported when the scenario has partner providers, a ``[partner_offers]`` table or a
-  sweep of partner terms; :mod:`simulations.partner_model`): rescue and truck offers made for
+- offers (reported when the scenario has a ``[partner_offers]`` table or a sweep of partner
+  terms; :mod:`simulations.partner_model`): rescue and truck offers made for
   measured breakdowns, of which declined and expired; partner rescue jobs (requests a provider
   took: their arrival counts as on site, for the promise too), their cost and mean arrival
   after the report; requests no provider could take; the delay added by declines = when the
@@ -113,7 +113,8 @@ class RunRecord:
     move_up_km: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # partner rescue providers, per request (2n; empty without providers)
     partner_provider: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Index of the provider that took the request (``scenario.offers.providers``), -1: none."""
+    """Index of the provider that took the request (``scenario.partner_rescue_providers``),
+    -1: none."""
     partner_first_offer_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
     partner_accepted_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
     partner_accepted_offer_at: np.ndarray = field(default_factory=lambda: np.zeros(0))

@@ -10,7 +10,8 @@ The file format (every key optional unless marked; defaults in brackets) is docu
     replications = 1             # [1]
 
     # The network: exactly the keys of a network file (fleet.scenario): base, replace,
-    # [[stations]], [[vans]], [[partners]], [[trucks]]; or network_file = "other.toml".
+    # [[stations]], [[vans]], [[partners]], [[trucks]], [[rescue_providers]], ...;
+    # or network_file = "other.toml".
     base = "china-national"
     vans_per_station = 2         # optional: every station's van list cycled to this count
     service_radius_km = 60       # optional: every van's service radius (km)
@@ -32,11 +33,10 @@ The file format (every key optional unless marked; defaults in brackets) is docu
                on_call_turnout_minutes
     [replacement] threshold_hours, batch_minutes, deadline_slack_hours, allow_late, policy,
                downtime_cost_per_hour
-    [[partner_providers]] id, partner_id, name, base_lat, base_lon, capabilities,
-               promised_response_minutes, callout_fee_cny, per_km_cny, capacity_jobs,
-               provinces, radius_km, acceptance_probability, response_delay_minutes
-    [partner_offers] acceptance_probability, response_delay_minutes, cny_per_minute,
-               [[partner_offers.partners]] (id, acceptance_probability, response_delay_minutes)
+    [partner_offers] rescue_providers (offer jobs to the network's rescue providers: false),
+               acceptance_probability, response_delay_minutes (every partner's), cny_per_minute,
+               [[partner_offers.partners]] (id, acceptance_probability, response_delay_minutes),
+               [[partner_offers.providers]] (id, acceptance_probability, response_delay_minutes)
     [sweep]    key = [values...] (cartesian product; keys in SWEEP_KEYS)
 
 The accepted keys, their types, ranges and defaults are the schemas below
@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -69,9 +69,7 @@ from fleet.faults import (
 from fleet.geography import hourly_breakdown_profile, mainland_provinces, province_at
 from fleet.model import (
     DEFAULT_REPLACEMENT_THRESHOLD_HOURS,
-    GeoPoint,
     PartnerRescueProvider,
-    RescueCapability,
     RescueVan,
     VehicleClass,
 )
@@ -287,11 +285,11 @@ class ReplacementSpec:
 
 @dataclass(frozen=True)
 class OfferTerms:
-    """How a partner answers offers in the simulation (``acceptance_probability``,
-    ``response_delay_minutes`` of ``[[partner_providers]]`` and ``[partner_offers]``): it
-    answers ``response_delay_minutes`` after the offer and accepts with the probability; an
-    answer due at or after the offer's expiry (the partner's ``promised_response_minutes``)
-    never comes: the offer expires then."""
+    """How a partner answers offers in the simulation (``acceptance_probability`` and
+    ``response_delay_minutes`` of ``[partner_offers]`` and its per-company and per-provider
+    entries): it answers ``response_delay_minutes`` after the offer and accepts with the
+    probability; an answer due at or after the offer's expiry (the partner's
+    ``promised_response_minutes``) never comes: the offer expires then."""
 
     acceptance_probability: float = 1.0
     response_delay_minutes: float = 0.0
@@ -306,44 +304,57 @@ class OfferTerms:
 
 @dataclass(frozen=True)
 class PartnerOfferSpec:
-    """Partners in the simulation (:mod:`simulations.partner_model`): the partner rescue
-    providers with their offer terms, and the terms of the partner logistics companies that
-    are offered replacement trucks. The defaults (no providers, every truck offer accepted at
-    once) reproduce the runs before offers."""
+    """Partners in the simulation (:mod:`simulations.partner_model`), ``[partner_offers]``:
+    whether escalated requests are offered to the network's partner rescue providers, and how
+    every partner answers (the partner logistics companies offered replacement trucks, and the
+    rescue providers). The defaults (no rescue offers, every truck offer accepted at once)
+    reproduce the runs before offers."""
 
-    providers: tuple[PartnerRescueProvider, ...] = ()
-    provider_terms: tuple[OfferTerms, ...] = ()
-    """Per provider, in the order of ``providers``."""
-    truck_terms: OfferTerms = field(default_factory=OfferTerms)
-    """Every partner logistics company's terms, unless ``partner_terms`` names it."""
+    rescue_providers: bool = False
+    """Offer escalated requests to the network's rescue providers (``Network.rescue_providers``:
+    the base network's and the scenario's own ``[[rescue_providers]]``). Off unless asked: the
+    demo network's 62 providers are synthetic, so planning scenarios leave them out, and every
+    figure measured before providers existed stays valid."""
+    default_terms: OfferTerms = field(default_factory=OfferTerms)
+    """Every partner's terms (truck companies and rescue providers) unless overridden."""
     partner_terms: tuple[tuple[str, OfferTerms], ...] = ()
-    """Per partner company id: its own terms for truck offers."""
+    """Per partner company id (``[[partner_offers.partners]]``): its terms, for its trucks and
+    for its rescue providers (a key the entry leaves out is the default's)."""
+    provider_terms: tuple[tuple[str, OfferTerms], ...] = ()
+    """Per rescue provider id (``[[partner_offers.providers]]``): its terms (a key the entry
+    leaves out is its company's)."""
     cny_per_minute: float = DEFAULT_CNY_PER_MINUTE
     """The rescue ranking's exchange of partner cost for minutes (``dispatch.partner_rescue``)."""
     declared: bool = False
-    """The scenario mentions partners' offers (providers, ``[partner_offers]`` or a sweep of
-    their terms): the run reports the offer KPIs, even when every offer is accepted at once."""
+    """The scenario mentions partners' offers (``[partner_offers]`` or a sweep of their
+    terms): the run reports the offer KPIs, even when every offer is accepted at once."""
 
     def terms_for_partner(self, partner_id: str) -> OfferTerms:
         for pid, terms in self.partner_terms:
             if pid == partner_id:
                 return terms
-        return self.truck_terms
+        return self.default_terms
+
+    def terms_for_provider(self, provider: PartnerRescueProvider) -> OfferTerms:
+        for pid, terms in self.provider_terms:
+            if pid == provider.id:
+                return terms
+        return self.terms_for_partner(provider.partner_id)
 
     @property
     def trucks_instant(self) -> bool:
         """Every truck offer is accepted the moment it is made (the runs before offers)."""
         plain = OfferTerms()
-        return self.truck_terms == plain and all(t == plain for _, t in self.partner_terms)
+        return self.default_terms == plain and all(t == plain for _, t in self.partner_terms)
 
     def with_terms(self, **change: float) -> PartnerOfferSpec:
         """Every partner's terms (providers and truck companies) with ``change`` applied (the
         sweep keys ``partner_acceptance`` and ``partner_response_delay``)."""
         return replace(
             self,
-            provider_terms=tuple(replace(t, **change) for t in self.provider_terms),
-            truck_terms=replace(self.truck_terms, **change),
+            default_terms=replace(self.default_terms, **change),
             partner_terms=tuple((pid, replace(t, **change)) for pid, t in self.partner_terms),
+            provider_terms=tuple((pid, replace(t, **change)) for pid, t in self.provider_terms),
             declared=True,
         )
 
@@ -371,6 +382,12 @@ class Scenario:
     source: str = "<scenario>"
     label: str = ""
     """Which sweep variant this is (``vans_per_station=2``), empty for the base."""
+
+    @property
+    def partner_rescue_providers(self) -> tuple[PartnerRescueProvider, ...]:
+        """The providers escalated requests are offered to: the network's when
+        ``[partner_offers] rescue_providers = true``, none otherwise."""
+        return self.network.rescue_providers if self.offers.rescue_providers else ()
 
     @cached_property
     def total_minutes(self) -> float:
@@ -570,31 +587,24 @@ OFFER_TERM_KEYS: Schema = {
     "response_delay_minutes": number(0.0, ge=0),
 }
 """How a partner answers offers (:class:`OfferTerms`)."""
-PARTNER_PROVIDER_KEYS: Schema = {
-    "id": string(),
-    "partner_id": string(None),
-    "name": string(None),
-    "base_lat": number(ge=-90, le=90),
-    "base_lon": number(ge=-180, le=180),
-    "capabilities": list_of(one_of(RescueCapability), non_empty=True),
-    "promised_response_minutes": number(gt=0),
-    "callout_fee_cny": number(ge=0),
-    "per_km_cny": number(ge=0),
-    "capacity_jobs": integer(ge=1),
-    "provinces": list_of(string(), (), check=_mainland_adcodes),
-    "radius_km": number(0.0, ge=0),
-    **OFFER_TERM_KEYS,
+TERM_OVERRIDE_KEYS: Schema = {
+    "acceptance_probability": number(None, gt=0, le=1),
+    "response_delay_minutes": number(None, ge=0),
 }
-"""A partner rescue / tow provider (``fleet.PartnerRescueProvider``) and its offer terms."""
+"""One partner's own terms; a key left out is the next level's (provider -> company -> all)."""
 PARTNER_OFFER_KEYS: Schema = {
+    "rescue_providers": boolean(False),
     **OFFER_TERM_KEYS,
     "cny_per_minute": number(DEFAULT_CNY_PER_MINUTE, gt=0),
-    "partners": entries({"id": string(), **OFFER_TERM_KEYS}),
+    "partners": entries({"id": string(), **TERM_OVERRIDE_KEYS}),
+    "providers": entries({"id": string(), **TERM_OVERRIDE_KEYS}),
 }
-"""``[partner_offers]``: the replacement trucks' partner companies' terms (all of them, and
-per company in ``[[partner_offers.partners]]``) and the rescue ranking's exchange."""
+"""``[partner_offers]``: whether the network's rescue providers are offered jobs, every
+partner's terms (truck companies and rescue providers), per company in
+``[[partner_offers.partners]]`` and per rescue provider in ``[[partner_offers.providers]]``,
+and the rescue ranking's exchange."""
 _NETWORK_KEYS = {
-    *("base", "replace", "stations", "vans", "partners", "trucks"),
+    *("base", "replace", "stations", "vans", "partners", "trucks", "rescue_providers"),
     *("default_contract", "contracts", "vehicles"),
 }
 SCENARIO_KEYS: Schema = {
@@ -615,7 +625,6 @@ SCENARIO_KEYS: Schema = {
     "crews": table(CREW_KEYS),
     "move_up": table(MOVE_UP_KEYS),
     "replacement": table(REPLACEMENT_KEYS),
-    "partner_providers": entries(PARTNER_PROVIDER_KEYS),
     "partner_offers": table(PARTNER_OFFER_KEYS),
     # each value is checked against SWEEP_FIELDS at load time (loading code below)
     "sweep": mapping((*SWEEP_KEYS, *SWEEP_ALIASES), list_of(anything(), non_empty=True), {}),
@@ -789,56 +798,69 @@ def _crews(values: Mapping[str, Any], doc: TomlDocument) -> CrewSpec:
 def _partner_offers(
     values: Mapping[str, Any], given: set[str], network: Network, doc: TomlDocument
 ) -> PartnerOfferSpec:
-    """``[[partner_providers]]`` and ``[partner_offers]`` (ids unique; per-company terms name
-    a partner of the network)."""
-    providers: list[PartnerRescueProvider] = []
-    terms: list[OfferTerms] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(values["partner_providers"]):
-        at = ("partner_providers", i)
-        if raw["id"] in seen:
-            raise doc.error((*at, "id"), f"must be unique, got {raw['id']!r} twice")
-        seen.add(raw["id"])
-        try:
-            providers.append(
-                PartnerRescueProvider(
-                    id=raw["id"],
-                    partner_id=raw["partner_id"] or raw["id"],
-                    name=raw["name"] or raw["id"],
-                    base=GeoPoint(raw["base_lat"], raw["base_lon"]),
-                    capabilities=frozenset(raw["capabilities"]),
-                    promised_response_minutes=raw["promised_response_minutes"],
-                    callout_fee_cny=raw["callout_fee_cny"],
-                    per_km_cny=raw["per_km_cny"],
-                    capacity_jobs=raw["capacity_jobs"],
-                    provinces=frozenset(raw["provinces"]),
-                    radius_km=raw["radius_km"],
-                )
-            )
-        except ValueError as exc:
-            raise doc.error(at, str(exc)) from None
-        terms.append(OfferTerms(raw["acceptance_probability"], raw["response_delay_minutes"]))
+    """``[partner_offers]``: per-company terms name a partner of the network, per-provider
+    terms a rescue provider of it (ids unique); providers declared or given terms without
+    ``rescue_providers = true`` are refused (they would get no offer)."""
     offers = values["partner_offers"]
-    partner_terms: list[tuple[str, OfferTerms]] = []
-    for i, raw in enumerate(offers["partners"]):
-        where: KeyPath = ("partner_offers", "partners", i)
-        if raw["id"] not in network.partner_by_id:
-            raise doc.error(
-                (*where, "id"), f"must name a partner of the network, got {raw['id']!r}"
-            )
-        if any(pid == raw["id"] for pid, _ in partner_terms):
-            raise doc.error((*where, "id"), f"must be unique, got {raw['id']!r} twice")
-        partner_terms.append(
-            (raw["id"], OfferTerms(raw["acceptance_probability"], raw["response_delay_minutes"]))
-        )
-    return PartnerOfferSpec(
-        providers=tuple(providers),
-        provider_terms=tuple(terms),
-        truck_terms=OfferTerms(offers["acceptance_probability"], offers["response_delay_minutes"]),
-        partner_terms=tuple(partner_terms),
-        cny_per_minute=offers["cny_per_minute"],
-        declared=bool(providers) or "partner_offers" in given,
+    default = OfferTerms(offers["acceptance_probability"], offers["response_delay_minutes"])
+    offered = offers["rescue_providers"]
+    not_offered = (
+        "the simulation offers jobs to rescue providers only with [partner_offers] "
+        "rescue_providers = true; set it, or leave this out"
     )
+    if not offered and "rescue_providers" in given:
+        raise doc.error(("rescue_providers", 0), not_offered)
+    if not offered and offers["providers"]:
+        raise doc.error(("partner_offers", "providers", 0), not_offered)
+    if offered and not network.rescue_providers:
+        raise doc.error(
+            ("partner_offers", "rescue_providers"),
+            "must be false on a network without rescue providers (give [[rescue_providers]])",
+        )
+    partner_terms = _term_overrides(
+        offers["partners"], ("partner_offers", "partners"), doc,
+        known=network.partner_by_id, what="a partner", inherit=lambda _: default,
+    )  # fmt: skip
+    by_partner = dict(partner_terms)
+    provider_by_id = {p.id: p for p in network.rescue_providers}
+    provider_terms = _term_overrides(
+        offers["providers"], ("partner_offers", "providers"), doc,
+        known=provider_by_id, what="a rescue provider",
+        inherit=lambda pid: by_partner.get(provider_by_id[pid].partner_id, default),
+    )  # fmt: skip
+    return PartnerOfferSpec(
+        rescue_providers=offered,
+        default_terms=default,
+        partner_terms=partner_terms,
+        provider_terms=provider_terms,
+        cny_per_minute=offers["cny_per_minute"],
+        declared="partner_offers" in given,
+    )
+
+
+def _term_overrides(
+    rows: Sequence[Mapping[str, Any]],
+    at: KeyPath,
+    doc: TomlDocument,
+    *,
+    known: Mapping[str, Any],
+    what: str,
+    inherit: Callable[[str], OfferTerms],
+) -> tuple[tuple[str, OfferTerms], ...]:
+    """Per-id terms of ``[[partner_offers.partners]]`` / ``[[partner_offers.providers]]``: each
+    id known and given once; a key left out is ``inherit(id)``'s."""
+    out: list[tuple[str, OfferTerms]] = []
+    for i, raw in enumerate(rows):
+        where: KeyPath = (*at, i, "id")
+        ident = raw["id"]
+        if ident not in known:
+            raise doc.error(where, f"must name {what} of the network, got {ident!r}")
+        if any(pid == ident for pid, _ in out):
+            raise doc.error(where, f"must be unique, got {ident!r} twice")
+        base = inherit(ident)
+        change = {k: raw[k] for k in TERM_OVERRIDE_KEYS if raw[k] is not None}
+        out.append((ident, replace(base, **change)))
+    return tuple(out)
 
 
 def _demand_point(raw: Mapping[str, Any], doc: TomlDocument, at: KeyPath) -> DemandPoint:

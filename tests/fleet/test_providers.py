@@ -87,6 +87,9 @@ def test_a_network_file_adds_providers_to_the_base_or_replaces_them() -> None:
         (('provinces = ["370000"]\n', ""),
          "net.toml line 3: rescue_providers[0] (id 'R1'): radius_km must be > 0 when no "
          "provinces are given (coverage)"),
+        (('provinces = ["370000"]', 'provinces = ["370000", "37000"]'),
+         "net.toml line 8: rescue_providers[0] (id 'R1'): provinces must list mainland province "
+         "adcodes (e.g. \"370000\"), got '37000'"),
         (("per_km_cny = 12", "per_km_cny = -1"),
          "net.toml line 12: rescue_providers[0] (id 'R1'): per_km_cny must be >= 0, got -1"),
         (("lat = 36.6", "lat = 10.0"),

@@ -34,56 +34,53 @@ from simulations.tables import TravelTables, build_tables
 from tests.simulations.conftest import SMALL
 
 PROVIDERS = """
-[[partner_providers]]
+[[rescue_providers]]
 id = "PR-QD"
-base_lat = 36.07
-base_lon = 120.38
+partner = "P2"
+lat = 36.07
+lon = 120.38
 capabilities = ["heavy_tow", "mobile_mechanic", "tyre"]
 promised_response_minutes = 30
 callout_fee_cny = 800
 per_km_cny = 12
 capacity_jobs = 3
 radius_km = 150
-response_delay_minutes = 10
 
-[[partner_providers]]
+[[rescue_providers]]
 id = "PR-YT"
-base_lat = 37.46
-base_lon = 121.45
+partner = "P2"
+lat = 37.46
+lon = 121.45
 capabilities = ["heavy_tow", "mobile_mechanic", "tyre"]
 promised_response_minutes = 30
 callout_fee_cny = 700
 per_km_cny = 12
 capacity_jobs = 2
 radius_km = 150
-response_delay_minutes = 15
 
-[[partner_providers]]
+[[rescue_providers]]
 id = "PR-WF"
-base_lat = 36.71
-base_lon = 119.16
+partner = "P2"
+lat = 36.71
+lon = 119.16
 capabilities = ["heavy_tow", "mobile_mechanic"]
 promised_response_minutes = 30
 callout_fee_cny = 700
 per_km_cny = 11
 capacity_jobs = 2
 radius_km = 200
-response_delay_minutes = 10
 
-[[partner_providers]]
+[[rescue_providers]]
 id = "PR-LY"
-base_lat = 35.10
-base_lon = 118.36
+partner = "P2"
+lat = 35.10
+lon = 118.36
 capabilities = ["heavy_tow", "mobile_mechanic", "tyre"]
 promised_response_minutes = 45
 callout_fee_cny = 600
 per_km_cny = 10
 capacity_jobs = 2
 provinces = ["370000"]
-response_delay_minutes = 20
-
-[partner_offers]
-response_delay_minutes = 20
 
 [[partners]]
 id = "P2"
@@ -107,10 +104,28 @@ type = "box_truck"
 capacity_t = 15
 lat = 36.200
 lon = 117.087
+
+[partner_offers]
+response_delay_minutes = 20
+rescue_providers = true
+
+[[partner_offers.providers]]
+id = "PR-QD"
+response_delay_minutes = 10
+
+[[partner_offers.providers]]
+id = "PR-YT"
+response_delay_minutes = 15
+
+[[partner_offers.providers]]
+id = "PR-WF"
+response_delay_minutes = 10
 """
 """Four synthetic providers covering the east of Shandong, which the small network's three
-central stations do not reach (those breakdowns are escalated at once), truck offers answered
-after 20 minutes, and a second truck company (a job refused by one goes to the other)."""
+central stations do not reach (those breakdowns are escalated at once), offered jobs
+(``rescue_providers = true``) and answering after 10, 15, 10 and 20 minutes (the last one
+the ``[partner_offers]`` default), truck offers answered after 20 minutes, and a second truck
+company (a job refused by one goes to the other)."""
 
 
 def _scenario(extra: str = PROVIDERS, name: str = "partners.toml") -> Scenario:
@@ -140,62 +155,113 @@ def _run(acceptance: float | None, replication: int = 0) -> tuple[RunRecord, Run
     )
 
 
+def _provider_terms(s: Scenario) -> list[OfferTerms]:
+    return [s.offers.terms_for_provider(p) for p in s.partner_rescue_providers]
+
+
 def test_scenario_keys_build_providers_and_terms() -> None:
-    """``[[partner_providers]]`` become ``fleet.PartnerRescueProvider`` values with their offer
-    terms; ``[partner_offers]`` sets every truck company's terms; the sweep key
+    """``[[rescue_providers]]`` (a network file's keys) become ``fleet.PartnerRescueProvider``
+    values of the network, offered jobs with ``rescue_providers = true``; ``[partner_offers]``
+    sets every partner's terms, ``[[partner_offers.providers]]`` one provider's; the sweep key
     ``partner_acceptance`` changes every partner's probability and keeps the delays."""
     s = _scenario()
-    assert [p.id for p in s.offers.providers] == ["PR-QD", "PR-YT", "PR-WF", "PR-LY"]
-    qd = s.offers.providers[0]
-    assert qd.partner_id == "PR-QD" and qd.capacity_jobs == 3 and qd.radius_km == 150.0
-    assert s.offers.providers[3].provinces == frozenset({"370000"})
-    assert s.offers.provider_terms[1] == OfferTerms(1.0, 15.0)
-    assert s.offers.truck_terms == OfferTerms(1.0, 20.0)
+    assert [p.id for p in s.partner_rescue_providers] == ["PR-QD", "PR-YT", "PR-WF", "PR-LY"]
+    assert s.partner_rescue_providers == s.network.rescue_providers
+    qd = s.partner_rescue_providers[0]
+    assert qd.partner_id == "P2" and qd.capacity_jobs == 3 and qd.radius_km == 150.0
+    assert s.partner_rescue_providers[3].provinces == frozenset({"370000"})
+    assert _provider_terms(s)[1] == OfferTerms(1.0, 15.0)
+    assert _provider_terms(s)[3] == OfferTerms(1.0, 20.0)  # no entry: [partner_offers]'s
+    assert s.offers.default_terms == OfferTerms(1.0, 20.0)
     assert s.offers.declared and not s.offers.trucks_instant
     (v,) = s.variants(parse_sweep_option("partner_acceptance=0.7"))
     assert v.label == "partner_acceptance=0.7"
-    assert [t.acceptance_probability for t in v.offers.provider_terms] == [0.7] * 4
-    assert [t.response_delay_minutes for t in v.offers.provider_terms] == [10, 15, 10, 20]
-    assert v.offers.truck_terms == OfferTerms(0.7, 20.0)
+    assert [t.acceptance_probability for t in _provider_terms(v)] == [0.7] * 4
+    assert [t.response_delay_minutes for t in _provider_terms(v)] == [10, 15, 10, 20]
+    assert v.offers.default_terms == OfferTerms(0.7, 20.0)
     plain = _scenario("")
-    assert plain.offers.providers == () and not plain.offers.declared
+    assert plain.partner_rescue_providers == () and not plain.offers.declared
     assert plain.offers.trucks_instant
+
+
+def test_terms_fall_back_from_provider_to_company_to_all() -> None:
+    """A provider's entry overrides its company's (``[[partner_offers.partners]]``), which
+    overrides ``[partner_offers]``, key by key: a provider entry giving only a delay keeps its
+    company's probability; a company entry applies to its trucks and its providers."""
+    company = (
+        '\n[[partner_offers.partners]]\nid = "P2"\nacceptance_probability = 0.8\n'
+        '\n[[partner_offers.partners]]\nid = "P1"\nresponse_delay_minutes = 5\n'
+        '\n[[partner_offers.providers]]\nid = "PR-LY"\nacceptance_probability = 0.6\n'
+    )
+    s = _scenario(PROVIDERS + company)
+    assert _provider_terms(s) == [
+        OfferTerms(0.8, 10.0), OfferTerms(0.8, 15.0), OfferTerms(0.8, 10.0), OfferTerms(0.6, 20.0)
+    ]  # fmt: skip
+    assert s.offers.terms_for_partner("P2") == OfferTerms(0.8, 20.0)
+    assert s.offers.terms_for_partner("P1") == OfferTerms(1.0, 5.0)
+    (v,) = s.variants(parse_sweep_option("partner_response_delay=3"))
+    assert {t.response_delay_minutes for t in _provider_terms(v)} == {3.0}
+    assert [t.acceptance_probability for t in _provider_terms(v)] == [0.8, 0.8, 0.8, 0.6]
+    assert v.offers.terms_for_partner("P1") == OfferTerms(1.0, 3.0)
 
 
 @pytest.mark.parametrize(
     ("old", "new", "key_line", "message"),
     [
-        ("response_delay_minutes = 10", "acceptance_probability = 0\nresponse_delay_minutes = 10",
+        ('id = "PR-QD"\nresponse_delay_minutes = 10',
+         'id = "PR-QD"\nacceptance_probability = 0\nresponse_delay_minutes = 10',
          "acceptance_probability = 0",
-         r"partner_providers\[0\] \(id 'PR-QD'\): acceptance_probability must be > 0, got 0$"),
-        ("response_delay_minutes = 10", "acceptance_probability = 1.5\nresponse_delay_minutes = 10",
+         r"partner_offers\.providers\[0\] \(id 'PR-QD'\): acceptance_probability must be > 0, "
+         r"got 0$"),
+        ('id = "PR-QD"\nresponse_delay_minutes = 10',
+         'id = "PR-QD"\nacceptance_probability = 1.5\nresponse_delay_minutes = 10',
          "acceptance_probability = 1.5",
-         r"partner_providers\[0\] \(id 'PR-QD'\): acceptance_probability must be <= 1, got 1.5$"),
+         r"partner_offers\.providers\[0\] \(id 'PR-QD'\): acceptance_probability must be <= 1, "
+         r"got 1.5$"),
         ("response_delay_minutes = 15", "response_delay_minutes = -5",
          "response_delay_minutes = -5",
-         r"partner_providers\[1\] \(id 'PR-YT'\): response_delay_minutes must be >= 0, got -5$"),
+         r"partner_offers\.providers\[1\] \(id 'PR-YT'\): response_delay_minutes must be >= 0, "
+         r"got -5$"),
         ("[partner_offers]\nresponse_delay_minutes = 20",
          "[partner_offers]\nresponse_delay_minutes = -1", "response_delay_minutes = -1",
          r"partner_offers\.response_delay_minutes must be >= 0, got -1$"),
         ("[partner_offers]\n", "[partner_offers]\nacceptance_probability = 1.2\n",
          "acceptance_probability = 1.2",
          r"partner_offers\.acceptance_probability must be <= 1, got 1\.2$"),
-        ("[partner_offers]\nresponse_delay_minutes = 20",
-         '[partner_offers]\nresponse_delay_minutes = 20\n[[partner_offers.partners]]\nid = "PX"',
+        ("rescue_providers = true\n",
+         'rescue_providers = true\n[[partner_offers.partners]]\nid = "PX"\n',
          'id = "PX"',
          r"partner_offers\.partners\[0\] \(id 'PX'\): id must name a partner of the network, "
          r"got 'PX'$"),
+        ('id = "PR-WF"\nresponse_delay_minutes = 10', 'id = "PR-XX"\nresponse_delay_minutes = 10',
+         'id = "PR-XX"',
+         r"partner_offers\.providers\[2\] \(id 'PR-XX'\): id must name a rescue provider of the "
+         r"network, got 'PR-XX'$"),
+        ('id = "PR-WF"\nresponse_delay_minutes = 10', 'id = "PR-QD"\nresponse_delay_minutes = 10',
+         None,
+         r"partner_offers\.providers\[2\] \(id 'PR-QD'\): id must be unique, got 'PR-QD' twice$"),
         ("capacity_jobs = 3", "capacity_jobs = 0", "capacity_jobs = 0",
-         r"partner_providers\[0\] \(id 'PR-QD'\): capacity_jobs must be >= 1, got 0$"),
+         r"rescue_providers\[0\] \(id 'PR-QD'\): capacity_jobs must be >= 1, got 0$"),
         ('id = "PR-YT"', 'id = "PR-QD"', None,
-         r"partner_providers\[1\] \(id 'PR-QD'\): id must be unique, got 'PR-QD' twice$"),
+         r"rescue_providers\[1\] \(id 'PR-QD'\): id must be unique, got 'PR-QD' again$"),
+        ('id = "PR-QD"\npartner = "P2"', 'id = "PR-QD"\npartner = "P9"', 'partner = "P9"',
+         r"rescue_providers\[0\] \(id 'PR-QD'\): partner: no partner with id 'P9'$"),
+        ('provinces = ["370000"]\n\n[[partners]]', 'provinces = ["37000"]\n\n[[partners]]',
+         'provinces = ["37000"]',
+         r"rescue_providers\[3\] \(id 'PR-LY'\): provinces must list mainland province "
+         r"adcodes \(e\.g\. \"370000\"\), got '37000'$"),
+        ("rescue_providers = true\n", "", "[[rescue_providers]]",
+         r"rescue_providers\[0\] \(id 'PR-QD'\): the simulation offers jobs to rescue providers "
+         r"only with \[partner_offers\] rescue_providers = true; set it, or leave this out$"),
     ],
 )  # fmt: skip
 def test_bad_partner_keys_name_the_key_and_line(
     tmp_path: Path, old: str, new: str, key_line: str | None, message: str
 ) -> None:
-    """A bad offer term (probability outside (0, 1], negative delay), capacity, unknown
-    partner or duplicate id is refused with the file, the line and the key; nothing runs."""
+    """A bad offer term (probability outside (0, 1], negative delay), capacity, province,
+    unknown partner or provider, duplicate id, or providers declared without
+    ``rescue_providers = true`` is refused with the file, the line and the key; nothing
+    runs."""
     assert old in PROVIDERS
     text = SMALL + PROVIDERS.replace(old, new, 1)
     path = tmp_path / "bad.toml"
@@ -293,7 +359,7 @@ def test_partner_capacity_is_never_exceeded() -> None:
     their offer to their end, never overlap more than ``capacity_jobs``; some providers run
     full and jobs wait for a slot (then they are offered when one frees)."""
     s = _scenario()
-    capacity = np.array([p.capacity_jobs for p in s.offers.providers])
+    capacity = np.array([p.capacity_jobs for p in s.partner_rescue_providers])
     for record in (_run(None)[0], _run(0.7)[0]):
         assert (record.provider_peak_jobs <= capacity).all()
         assert (record.provider_peak_jobs == capacity).any()
@@ -317,9 +383,9 @@ def test_an_offer_past_the_promised_response_expires_and_moves_on() -> None:
     """A provider whose answer would come at or after its promised response never answers:
     each of its offers expires at the promise and the job goes to the next provider."""
     slow = PROVIDERS.replace(
-        "capacity_jobs = 3\nradius_km = 150\nresponse_delay_minutes = 10",
-        "capacity_jobs = 3\nradius_km = 150\nresponse_delay_minutes = 30",
+        'id = "PR-QD"\nresponse_delay_minutes = 10', 'id = "PR-QD"\nresponse_delay_minutes = 30'
     )
+    assert slow != PROVIDERS
     s = _scenario(slow)
     tables = _tables()
     b = draw_breakdowns(s, tables, replication_streams(s.seed, 0))
@@ -375,14 +441,84 @@ def test_defaults_keep_the_runs_before_offers() -> None:
     assert declared.kpis["truck_decline_delay_mean_min"] == 0.0
 
 
+def _split_network(tmp_path: Path, providers: bool) -> Path:
+    """SMALL + PROVIDERS as a network file (``replace``, stations, vans, both truck companies
+    and their trucks and, with ``providers``, the four ``[[rescue_providers]]``) and a
+    scenario holding the rest with ``network_file``; returns the scenario's path
+    (``[partner_offers]`` at its end, without ``rescue_providers``)."""
+    head, rest = SMALL.split("[[stations]]", 1)
+    own, settings = ("[[stations]]" + rest).split("[demand]", 1)
+    rescue, companies = PROVIDERS.split("[[partners]]", 1)
+    companies = "[[partners]]" + companies.split("[partner_offers]", 1)[0]
+    network = "replace = true\n" + own + companies + (rescue if providers else "")
+    name = "with" if providers else "without"
+    (tmp_path / f"net-{name}.toml").write_text(network, "utf-8")
+    scenario = head.replace("replace = true\n", f'network_file = "net-{name}.toml"\n')
+    scenario += "[demand]" + settings + "\n[partner_offers]\nresponse_delay_minutes = 20\n"
+    path = tmp_path / f"{name}.toml"
+    path.write_text(scenario, "utf-8")
+    return path
+
+
+def test_rescue_providers_get_offers_only_when_the_scenario_asks(tmp_path: Path) -> None:
+    """A scenario whose network (here a ``network_file``) has rescue providers offers them
+    nothing without ``[partner_offers] rescue_providers = true``: its run equals, KPI for KPI,
+    the run on the same network without providers, although requests are escalated; with the
+    key the same providers take jobs. Asking for them on a network without any is refused."""
+    with_path, without_path = _split_network(tmp_path, True), _split_network(tmp_path, False)
+    # the files hold what the split says (the network read back has the four providers)
+    assert len(load_scenario(with_path).network.rescue_providers) == 4
+    off = load_scenario(with_path)
+    assert off.partner_rescue_providers == () and not off.offers.rescue_providers
+    tables = build_tables(off)
+    ran = simulate(off, tables, 0)
+    bare = simulate(load_scenario(without_path), tables, 0)
+    assert ran.kpis["rescue_offers"] == 0 == ran.kpis["partner_rescue_jobs"]
+    assert ran.kpis["escalated"] > 0 and ran.kpis["truck_offers"] > 0
+    for key, value in bare.kpis.items():
+        assert ran.kpis[key] == value or (math.isnan(value) and math.isnan(ran.kpis[key])), key
+    with_path.write_text(
+        with_path.read_text("utf-8").replace(
+            "[partner_offers]\n", "[partner_offers]\nrescue_providers = true\n"
+        ),
+        "utf-8",
+    )
+    on = load_scenario(with_path)
+    assert [p.id for p in on.partner_rescue_providers] == ["PR-QD", "PR-YT", "PR-WF", "PR-LY"]
+    asked = simulate(on, tables, 0)
+    assert asked.kpis["rescue_offers"] > 0 and asked.kpis["partner_rescue_jobs"] > 0
+    without_path.write_text(
+        without_path.read_text("utf-8").replace(
+            "[partner_offers]\n", "[partner_offers]\nrescue_providers = true\n"
+        ),
+        "utf-8",
+    )
+    lines = without_path.read_text("utf-8").splitlines()
+    line = lines.index("rescue_providers = true") + 1
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(without_path)
+    assert str(exc.value) == (
+        f"{without_path} line {line}: partner_offers.rescue_providers must be false on a network "
+        "without rescue providers (give [[rescue_providers]])"
+    )
+
+
 def test_the_shipped_partner_scenario_loads() -> None:
     """``shandong_partners`` (synthetic providers) loads: the own vans' radius is cut to 60 km,
-    eight providers, truck offers answered after 20 minutes at 90%."""
+    rescue providers offered jobs: its eight after the national network's 62, truck offers
+    answered after 20 minutes at 90%, every provider accepting 90%."""
     s = resolve_scenario("shandong_partners")
     assert {v.service_radius_km for v in s.network.vans} == {60.0}
-    assert len(s.offers.providers) == 8
-    assert s.offers.truck_terms == OfferTerms(0.9, 20.0)
-    assert all(t == OfferTerms(0.9, t.response_delay_minutes) for t in s.offers.provider_terms)
+    assert s.offers.rescue_providers and len(s.partner_rescue_providers) == 62 + 8
+    assert [p.id for p in s.partner_rescue_providers[-8:]] == [
+        "PR-JINAN-TOW", "PR-QINGDAO", "PR-YANTAI", "PR-WEIFANG", "PR-LINYI", "PR-JINING",
+        "PR-HEZE", "PR-DEZHOU",
+    ]  # fmt: skip
+    assert s.offers.default_terms == OfferTerms(0.9, 20.0)
+    terms = _provider_terms(s)
+    assert all(t == OfferTerms(0.9, t.response_delay_minutes) for t in terms)
+    assert [t.response_delay_minutes for t in terms[-8:]] == [10, 10, 15, 10, 10, 15, 15, 15]
+    assert {t.response_delay_minutes for t in terms[:-8]} == {20.0}
 
 
 def test_cli_sweeps_acceptance_and_prints_offers(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ NODE_STEP_FACTOR = 2.0
 progress). On generated n = 700, p = 10 the tree needs 1,042 nodes with 2.0 and 4,053 with
 1.0 (branching on the last chosen site instead: 18,300 / 3,360 / 1,460 / 950 / 4,300 nodes
 with 0.5 / 1.0 / 1.5 / 2.0 / 3.0): a warm-started node still needs long steps to lift its
-bound past the cutoff within its 25 steps."""
+bound past the cutoff within its 20 steps."""
 
 
 ROOT_FRUITLESS_RESTARTS = 3
@@ -470,14 +470,16 @@ def _branch_and_bound(
     best_cost: float,
     integral: bool,
     deadline: float,
-    max_node_iterations: int = 25,
+    max_node_iterations: int = 20,
 ) -> tuple[bool, np.ndarray, float]:
     """Depth-first branch and bound on the sites with the Lagrangian bound (Beasley 1993).
 
     Meant for the few sites the root penalty tests leave (HiGHS and SCIP need 35-40 s on
     pmed16's 63 sites: the LP is degenerate and every node re-solves it; a node here is at most
-    ``max_node_iterations`` O(n m) steps warm-started from its parent's multipliers: 25
-    proved a generated n = 500, p = 5 instance in 2.6 s, 50 in 4.3 s, 150 in 7.6 s). Each
+    ``max_node_iterations`` O(n m) steps warm-started from its parent's multipliers: with
+    step factor 1, 25 proved a generated n = 500, p = 5 instance in 2.6 s, 50 in 4.3 s, 150
+    in 7.6 s; with factor 2, generated 700,10 needs 15,100 / 15,700 / 19,000 / 21,300 steps
+    with at most 15 / 20 / 25 / 35 a node, and 1,353 / 1,049 / 1,042 / 844 nodes). Each
     node fixes sites open or closed; its penalty tests fix more; a node with ``p`` sites
     open is a solution.
     Branches on the subproblem's free site of least ``rho``, "open" first. Returns whether

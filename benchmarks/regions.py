@@ -10,8 +10,9 @@ says ``ready``, waits for ``go`` and runs dispatch passes
 
 What is timed: the storm is dispatched when the last decision is stored, so a run's time is
 the end of the last pass that decided something, in whichever worker (``*_seconds``). The
-passes after it only confirm that nothing is left, and ``until_idle`` makes every worker
-confirm it for every region: with N workers that is N idle sweeps of the whole network
+passes after it only confirm that nothing is left, and the worker's own ``until_idle`` rule
+(a pass that led every region and decided nothing) made every worker confirm it for every
+region: with N workers that is N idle sweeps of the whole network
 where one worker needs one, and with storm requests no van can take (they stay open and are
 re-examined by each sweep) an idle sweep costs about as much as the dispatching pass. Timing
 to the end of the idle sweeps (``*_idle_seconds``, still reported) charged that artefact to
@@ -194,8 +195,9 @@ def _worker(url: str, regions: int) -> None:
     # The worker's own ``until_idle`` loop ends only after a pass that led every region and
     # decided nothing; two workers looping back to back keep holding a region the other
     # needs, and such a run went on for over ten minutes after its last decision. Here a
-    # worker also stops after QUIET_PASSES passes in a row that decided nothing (what it
-    # skipped was led, idle, by the other one); the assigned counts show nothing is left.
+    # worker also stops after QUIET_PASSES passes in a row that decided nothing (a region it
+    # skipped was led by another worker, which goes on until it is quiet itself); the
+    # assigned counts, equal to the one-worker run's, show that nothing was left.
     started = time.perf_counter()
     quiet = 0
     while True:

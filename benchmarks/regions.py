@@ -114,6 +114,7 @@ def _run_workers(url: str, regions: int, workers: int, travel: str) -> dict[str,
         "assigned": sum(r["assigned"] for r in reports),
         "conflicts": sum(r["conflicts"] for r in reports),
         "cycles": sum(r["cycles"] for r in reports),
+        "border_skipped": sum(r["border_skipped"] for r in reports),
     }
 
 
@@ -167,6 +168,7 @@ def regions_benchmark(
         "regions_assigned": many["assigned"],
         "regions_conflicts": many["conflicts"],
         "regions_cycles": many["cycles"],
+        "regions_border_skipped": many["border_skipped"],
     }
 
 
@@ -180,7 +182,7 @@ def _worker(url: str, regions: int) -> None:
     worker = DispatchWorker(settings, actor="bench")
     print("ready", flush=True)
     sys.stdin.readline()
-    totals: dict[str, float] = {"assigned": 0, "conflicts": 0, "cycles": 0}
+    totals: dict[str, float] = {"assigned": 0, "conflicts": 0, "cycles": 0, "border_skipped": 0}
     dispatched = 0.0  # end of the last pass that decided something, from "go"
 
     def count(results: list[Any]) -> None:
@@ -189,6 +191,7 @@ def _worker(url: str, regions: int) -> None:
             totals["assigned"] += len(r.assigned)
             totals["conflicts"] += len(r.conflicts)
             totals["cycles"] += int(r.ran)
+            totals["border_skipped"] += int(r.region == "border" and not r.ran)
         if any(r.decided or r.conflicts for r in results):
             dispatched = time.perf_counter() - started
 

@@ -41,6 +41,31 @@ def pmedian_records(
         yield {**_pmedian_record(inst, read_s, time_limit_s), "seed": seed}
 
 
+ORLIB_LARGE_SIZES = (
+    (500, 5), (500, 10), (500, 50), (600, 5), (600, 10), (600, 60), (700, 5), (700, 10),
+    (700, 70), (800, 5), (800, 10), (800, 80), (900, 5), (900, 10), (900, 90),
+)  # fmt: skip
+"""(n, p) of OR-Library pmed21-40 with p <= 90 (pmed24, 25, 29, 30 and 34 have p = 100-200);
+``rescue bench pmedian --orlib-sizes`` generates one instance of each (seed 0)."""
+
+
+def pmedian_summary(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """One closing record over p-median records: how many, how many proven optimal, their
+    total solve seconds and the slowest instance."""
+    rows = list(records)
+    if not rows:
+        raise ValueError("no p-median records to summarise")
+    slowest = max(rows, key=lambda r: r["seconds"])
+    return {
+        "summary": "pmedian",
+        "instances": len(rows),
+        "proven_optimal": sum(bool(r["proven_optimal"]) for r in rows),
+        "seconds_total": round(sum(r["seconds"] for r in rows), 3),
+        "slowest": slowest["instance"],
+        "slowest_seconds": slowest["seconds"],
+    }
+
+
 def parse_generate_spec(text: str) -> tuple[int, int, int]:
     """``"N,P"`` or ``"N,P,SEED"`` (seed 0 by default) -> ``(n, p, seed)``, checked: n >= 3,
     1 <= p <= n, seed >= 0. A bad spec is a ``ValueError`` quoting it and saying why."""

@@ -9,7 +9,7 @@ This is the one module of the product allowed to import ``benchmarks`` (pyprojec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,16 +143,37 @@ def bench_pmedian(
         help="N,P[,SEED]: also a Beasley-style random instance (n vertices, n^2/50 edges, "
         "costs 1-100, shortest paths; seed 0 by default). Repeatable.",
     ),
+    orlib_sizes: bool = typer.Option(
+        False,
+        "--orlib-sizes",
+        help="also generate one instance (seed 0) of each pmed21-40 size with p <= 90 "
+        "(15 instances, n = 500-900), after any --generate",
+    ),
+    summary: bool = typer.Option(
+        False,
+        "--summary",
+        help="close with one summary line: instances, proven, total seconds, the slowest",
+    ),
     time_limit: float = typer.Option(60.0, "--time-limit", help="seconds per instance"),
 ) -> None:
     """OR-Library p-median files (then generated instances) through the exact p-median
     solver (objective = total distance; gap and best bound are printed, non-zero gap means
     not proven optimal)."""
-    from benchmarks.planning import pmedian_records
+    from benchmarks.planning import ORLIB_LARGE_SIZES, pmedian_records, pmedian_summary
 
-    if not files and not generate:
-        fail("give OR-Library pmedN.txt files or --generate N,P[,SEED]")
-    _emit_all(pmedian_records(files or [], generate=generate, time_limit_s=time_limit))
+    specs = list(generate) + ([f"{n},{p}" for n, p in ORLIB_LARGE_SIZES] if orlib_sizes else [])
+    if not files and not specs:
+        fail("give OR-Library pmedN.txt files, --generate N,P[,SEED] or --orlib-sizes")
+    records: list[dict[str, Any]] = []
+
+    def kept() -> Iterator[dict[str, Any]]:
+        for record in pmedian_records(files or [], generate=specs, time_limit_s=time_limit):
+            records.append(record)
+            yield record
+
+    _emit_all(kept())
+    if summary:
+        _emit(pmedian_summary(records))
 
 
 @bench_app.command("mclp")

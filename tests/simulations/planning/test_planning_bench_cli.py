@@ -97,4 +97,38 @@ def test_bench_pmedian_bad_generate_spec_exits_2() -> None:
         assert "{" not in bad.stdout
     empty = runner.invoke(app, ["bench", "pmedian"])
     assert empty.exit_code == 2
-    assert "give OR-Library pmedN.txt files or --generate" in empty.output
+    assert "give OR-Library pmedN.txt files, --generate N,P[,SEED] or --orlib-sizes" in empty.output
+
+
+def test_bench_pmedian_summary_names_the_slowest() -> None:
+    """--summary closes the records with one line: the count, how many are proven, the total
+    of their seconds and the slowest instance with its seconds."""
+    result = runner.invoke(
+        app,
+        [
+            "bench", "pmedian", str(DATA / "orlib_pmed" / "pmed1.txt"),
+            "--generate", "50,5", "--generate", "60,4,7", "--summary",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    records, summary = lines[:-1], lines[-1]
+    assert [r["instance"] for r in records] == ["pmed1", "beasley-50-5-s0", "beasley-60-4-s7"]
+    slowest = max(records, key=lambda r: r["seconds"])
+    assert summary == {
+        "summary": "pmedian",
+        "instances": 3,
+        "proven_optimal": 3,
+        "seconds_total": round(sum(r["seconds"] for r in records), 3),
+        "slowest": slowest["instance"],
+        "slowest_seconds": slowest["seconds"],
+    }
+
+
+def test_orlib_sizes_are_pmed21_40_up_to_p_90() -> None:
+    """--orlib-sizes generates the 15 pmed21-40 sizes with p <= 90: n = 500-900 with
+    p = 5, 10 and n/10 each."""
+    from benchmarks.planning import ORLIB_LARGE_SIZES
+
+    expected = tuple((n, p) for n in (500, 600, 700, 800, 900) for p in (5, 10, n // 10))
+    assert expected == ORLIB_LARGE_SIZES

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from simulations.planning._mip import solve_mip
 from simulations.planning.instances import (
+    beasley_pmedian,
     beasley_pmedian_text,
     parse_orlib_pmedian,
     read_orlib_pmedian,
@@ -244,3 +245,16 @@ def test_penalty_tests_keep_every_better_solution() -> None:
         assert set(lagrange.must_open.tolist()) <= set(optimum)
         closed_any |= len(lagrange.candidates) < 14
     assert closed_any
+
+
+@pytest.mark.parametrize(("n", "p", "seed"), [(60, 4, 0), (60, 4, 2), (60, 6, 1)])
+def test_branch_and_bound_path_matches_the_classic_formulation(n: int, p: int, seed: int) -> None:
+    """Full-density Beasley-style graphs (n^2/50 edges) whose root bound leaves a gap, so the
+    Lagrangian branch and bound (with its long node steps) does the proof: its optimum equals
+    the assignment-formulation MIP's."""
+    dist = beasley_pmedian(n, p, seed).dist
+    result = solve_pmedian(dist, p)
+    assert result.method == "lagrangian-bb"
+    assert result.proven_optimal
+    assert result.objective == pytest.approx(_classic_mip_optimum(dist, p), abs=1e-6)
+    assert pmedian_cost(dist, result.sites) == result.objective

@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_caches, settings)
-        await asyncio.to_thread(reference.get)
+        await asyncio.to_thread(lambda: reference.get().warm())
         await asyncio.to_thread(token_secret.get)
         freeze_startup_heap()
         loop.start()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
-from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.candidates import routes as candidates
 from api.db.engine import make_engine, session_factory, transaction
+from api.db.write_lock import write_lock_for
 from api.dispatching import routes as dispatch
 from api.dispatching.loop import DispatchLoop
 from api.errors import BodyGuard, install_error_handlers
@@ -112,7 +110,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_caches, settings)
-        await asyncio.to_thread(reference.get)
+        await asyncio.to_thread(lambda: reference.get().warm())
         await asyncio.to_thread(token_secret.get)
         freeze_startup_heap()
         loop.start()
@@ -135,12 +133,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         openapi_tags=TAGS,
         dependencies=[Depends(refuse_unknown_query_parameters)],
     )
-    # SQLite takes one writer at a time anyway; a thread waiting on this lock wakes as soon
-    # as the writer commits, where SQLite's busy handler polls with growing sleeps (holding a
-    # pooled connection meanwhile). PostgreSQL: no lock.
-    write_lock: contextlib.AbstractContextManager[Any] = (
-        threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
-    )
+    # SQLite takes one writer at a time anyway; a writer waiting on this lock (a thread of
+    # this process, or the dispatch worker process) wakes as soon as the holder commits,
+    # where SQLite's busy handler polls with growing sleeps. PostgreSQL: no lock.
+    write_lock = write_lock_for(engine)
     writer = IntakeWriter(engine, write_lock)
     reference = ReferenceCache(partial(_load_reference, factory))
     outbox = OutboxWorker(factory, settings, write_lock=write_lock)

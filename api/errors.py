@@ -160,9 +160,16 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", ()))
-        declared = headers.get(b"content-length")
-        if declared is None and b"transfer-encoding" not in headers:
+        declared = content_type = None
+        chunked = False
+        for name, value in scope.get("headers", ()):  # as dict(headers): the last one counts
+            if name == b"content-length":
+                declared = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared is None and not chunked:
             await self.app(scope, receive, send)  # no body (GET, DELETE, the live stream)
             return
         try:
@@ -186,8 +193,8 @@ class BodyGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
-        if body and content_type.lower() in JSON_CONTENT_TYPES:
+        media_type = (content_type or b"application/json").split(b";")[0].strip()
+        if body and media_type.lower() in JSON_CONTENT_TYPES:
             problem = json_body_problem(body)
             if problem is not None:
                 await self._reject(send, 400, f"malformed JSON body: {problem}")

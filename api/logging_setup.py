@@ -19,8 +19,8 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import random
 import re
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -41,6 +41,12 @@ REDACTED = "[redacted]"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+def new_request_id() -> str:
+    """32 random hex digits (a request id is a label for logs, not a secret: the process's
+    random generator, seeded from the OS, instead of a system call per request)."""
+    return f"{random.getrandbits(128):032x}"
+
+
 class RequestIdMiddleware:
     """Pure ASGI middleware: sets the request id for the request's logs and echoes it."""
 
@@ -51,8 +57,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers", ())).get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        request_id = given if _VALID_ID.fullmatch(given) else uuid.uuid4().hex
+        given = ""
+        for name, value in scope.get("headers", ()):
+            if name == REQUEST_ID_HEADER:
+                given = value.decode("latin-1")
+        request_id = given if given and _VALID_ID.fullmatch(given) else new_request_id()
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:

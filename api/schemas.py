@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     Strict,
     field_validator,
     model_validator,
@@ -20,6 +21,7 @@ from dispatch.lifecycle import RequestStatus
 from dispatch.replacement import CargoKind, UnmatchedReason
 from dispatch.vans import UnassignedReason
 from fleet import StationGrade, TruckStatus, TruckType, VanCapability, VanStatus, VehicleClass
+from fleet.province_index import province_at
 
 
 class ORMModel(BaseModel):
@@ -164,10 +166,22 @@ class LocationIn(StrictModel):
     lat: StrictFloat = Field(ge=-90, le=90, description="WGS84 latitude", examples=[36.651])
     lon: StrictFloat = Field(ge=-180, le=180, description="WGS84 longitude", examples=[117.12])
 
+    _province_adcode: str | None = PrivateAttr(default=None)
+    _province_known: bool = PrivateAttr(default=False)
+
     @model_validator(mode="after")
     def _in_service_area(self) -> LocationIn:
-        check_in_service_area(self.lat, self.lon)
+        self._province_adcode = check_in_service_area(self.lat, self.lon)
+        self._province_known = True
         return self
+
+    def province_adcode(self) -> str | None:
+        """The province of the point (``fleet.province_index.province_at``), as found by
+        the service-area check (looked up again only for a model built without it)."""
+        if not self._province_known:
+            self._province_adcode = province_at(self.lat, self.lon)
+            self._province_known = True
+        return self._province_adcode
 
 
 class FaultIn(StrictModel):

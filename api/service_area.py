@@ -72,9 +72,19 @@ def default_service_area() -> ServiceArea:
     )
 
 
-def check_in_service_area(lat: float, lon: float) -> None:
+def check_in_service_area(lat: float, lon: float) -> str | None:
     """Raise ``ValueError`` (pydantic turns it into a 422 naming the field) for a point
-    outside the service area."""
+    outside the service area; else the adcode of its province (``None`` for a point outside
+    the outlines that counts through a nearby seat), the same as ``province_at``, so that
+    the intake need not look it up twice."""
     area = default_service_area()
-    if not area.contains(lat, lon):
+    if not (math.isfinite(lat) and math.isfinite(lon)):
         raise ValueError(area.refusal)
+    adcode = province_at(lat, lon)
+    if adcode is not None:
+        if adcode not in area.province_adcodes:
+            raise ValueError(area.refusal)
+        return adcode
+    if area.near_seat_km(lat, lon) > NEAR_SEAT_KM:
+        raise ValueError(area.refusal)
+    return None

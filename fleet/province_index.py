@@ -6,13 +6,15 @@ arithmetic), found through a latitude-band index of the outline edges built once
 over all of the ring's vertices (about 0.3 ms a call). A horizontal ray from the point only
 crosses edges whose latitude span holds the point's latitude, so the index keeps, per band of
 ``BAND_DEG`` degrees of latitude, the edges that reach into the band (about 1 % of the 74 000
-edges for a typical band); a query tests only those, in one vectorised step.
+edges for a typical band); a query tests only those, in one vectorised step. Most of the map
+lies away from any outline: a query in a cell (one band high, ``BAND_DEG`` wide) that no edge
+enters remembers the cell's answer, so later points of that cell cost a dictionary lookup.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -21,6 +23,11 @@ from fleet.geography import province_rings
 
 BAND_DEG = 0.05
 """Height of a latitude band of the index (degrees)."""
+
+MAX_CLEAN_CELLS = 100_000
+"""Remembered clean cells at most (some 15 MB; the memory is emptied when full)."""
+
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class _Band:
     y2: np.ndarray
     dx: np.ndarray  # x2 - x, as the reference computes it per query
     dy: np.ndarray  # y2 - y
+    x_lo: np.ndarray  # min(x, x2): the edge's longitude span, for the clean-cell test
+    x_hi: np.ndarray  # max(x, x2)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,11 @@ class ProvinceIndex:
     bands: tuple[_Band, ...]
     adcodes: tuple[str, ...]  # adcode of each ring
     bboxes: np.ndarray  # (rings, 4): lon_min, lat_min, lon_max, lat_max
+    clean_cells: dict[tuple[int, int], str | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """Answers of the cells (one band high, ``BAND_DEG`` wide) that no edge enters, filled
+    as queries meet them: inside such a cell every point has the same answer."""
 
     def province_at(self, lat: float, lon: float) -> str | None:
         """Adcode of the province containing the point, or ``None`` outside the outlines."""
@@ -47,7 +61,22 @@ class ProvinceIndex:
         k = math.floor((lat - self.lat0) / BAND_DEG)
         if k < 0 or k >= len(self.bands):
             return None
+        cell = (k, math.floor(lon / BAND_DEG))
+        known = self.clean_cells.get(cell, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
+        answer = self._ray_test(self.bands[k], lat, lon)
         band = self.bands[k]
+        west, east = cell[1] * BAND_DEG, (cell[1] + 1) * BAND_DEG
+        # The band holds every edge that reaches into its latitudes, so if none of them
+        # spans into the cell's longitudes either, no outline passes through the cell.
+        if not np.any((band.x_lo <= east) & (band.x_hi >= west)):
+            if len(self.clean_cells) >= MAX_CLEAN_CELLS:
+                self.clean_cells.clear()
+            self.clean_cells[cell] = answer
+        return answer
+
+    def _ray_test(self, band: _Band, lat: float, lon: float) -> str | None:
         if not len(band.ring):
             return None
         y = band.y
@@ -107,7 +136,12 @@ def province_index() -> ProvinceIndex:
     bands = []
     for k in range(n):
         e = edge[bounds[k] : bounds[k + 1]]
-        bands.append(_Band(ring=rid[e], x=x[e], y=y[e], y2=y2[e], dx=x2[e] - x[e], dy=y2[e] - y[e]))
+        bands.append(
+            _Band(
+                ring=rid[e], x=x[e], y=y[e], y2=y2[e], dx=x2[e] - x[e], dy=y2[e] - y[e],
+                x_lo=np.minimum(x[e], x2[e]), x_hi=np.maximum(x[e], x2[e]),
+            )
+        )  # fmt: skip
     bboxes = np.array([r.bbox for r in rings], dtype=float)
     return ProvinceIndex(
         lat0=lat0, bands=tuple(bands), adcodes=tuple(r.adcode for r in rings), bboxes=bboxes

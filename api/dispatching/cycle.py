@@ -60,6 +60,7 @@ from api.db.adapters import (
     van_state_from_rows,
 )
 from api.db.engine import read_only, transaction
+from api.db.write_lock import write_lock_for
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, write_decisions
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
@@ -379,7 +380,10 @@ def run_cycle(
             )
             result.seconds = time.perf_counter() - started
             return result
-        with transaction(factory) as db:
+        # The writes take the database's write lock (SQLite: queued with the intake's group
+        # commits, api/db/write_lock.py); the snapshot and the solve hold no lock.
+        write_lock = write_lock_for(engine)
+        with write_lock, transaction(factory) as db:
             swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor)
         result.expired, result.replanned = swept.expired, swept.replanned
         with transaction(factory) as db:
@@ -394,7 +398,7 @@ def run_cycle(
             snapshot, provider, cny_per_minute=offer_policy.cny_per_minute
         )
         rescue_offers = escalate_to_partners(snapshot, van_matching, provider, offer_policy)
-        with transaction(factory) as db:
+        with write_lock, transaction(factory) as db:
             write_decisions(
                 db_session=db,
                 snapshot=snapshot,

@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import os
-import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 from sqlalchemy import Connection, Engine, text
+
+from api.db.write_lock import lock_file_prefix
 
 NETWORK_LOCK_KEY = 0x52455343  # "RESC"
 
@@ -72,7 +70,7 @@ def hold_locks(engine: Engine, locks: Sequence[CycleLock], *, wait: bool = False
         with engine.connect() as conn, _pg_locks(conn, locks, wait=wait) as got:
             yield got
         return
-    with _file_locks(_lock_dir_prefix(engine), locks, wait=wait) as got:
+    with _file_locks(lock_file_prefix(engine), locks, wait=wait) as got:
         yield got
 
 
@@ -103,14 +101,6 @@ def _pg_locks(conn: Connection, locks: Sequence[CycleLock], *, wait: bool) -> It
             else:
                 conn.execute(text(f"SELECT {fn}(:a, :b)"), {"a": NETWORK_LOCK_KEY, "b": lock.key})
         conn.commit()
-
-
-def _lock_dir_prefix(engine: Engine) -> str:
-    database = engine.url.database
-    if database and database != ":memory:" and not database.startswith("file::memory:"):
-        return str(Path(database).resolve())
-    digest = hashlib.sha1(str(engine.url).encode()).hexdigest()[:12]
-    return str(Path(tempfile.gettempdir()) / f"rescue-{os.getpid()}-{digest}")
 
 
 @contextlib.contextmanager

@@ -42,7 +42,6 @@ from dispatch.triage import (
 from fleet import GeoPoint, ServiceStation, VehicleClass
 from fleet.contracts import DEFAULT_CONTRACT, ServiceContract
 from fleet.faults import load_fault_catalogue
-from fleet.province_index import province_at
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +300,7 @@ def plan_intake(
         "vehicle_model": body.vehicle.model,
         "lat": lat,
         "lon": lon,
-        "province_adcode": province_at(lat, lon),
+        "province_adcode": body.location.province_adcode(),
         "fault_code": estimate.fault_code,
         "fault_description": body.fault.description,
         "cargo_weight_t": cargo.weight_t if cargo else None,
@@ -323,7 +322,8 @@ def plan_intake(
         "estimate_source": "catalogue",
         "tracking_token_hash": hash_token(token),
         "idempotency_key": idempotency_key,
-        "body_sha256": body_digest(body),
+        # Only a request under an Idempotency-Key is ever compared with a retry's body.
+        "body_sha256": body_digest(body) if idempotency_key is not None else None,
     }
     event = {
         "created_at": now,

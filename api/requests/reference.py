@@ -5,19 +5,25 @@ Both change only when a network is seeded, and the intake's hot path must not to
 database, so each app loads them once (at start-up) into an :class:`IntakeReference`; a
 re-seed by another process needs a restart of the server to be seen (``rescue seed``
 refuses over an existing network unless ``--reset``, which is a maintenance step anyway).
-The few nearest capable stations come from a KD-tree on unit-sphere points per vehicle class
-(chord order is great-circle order, so they are the same stations a full great-circle pass
-would give, at a fraction of its cost on the intake's hot path); then
-:func:`dispatch.triage.choose_workshop` decides among them, so the rule stays the pure one.
+The candidate workshops come from a grid per vehicle class: each 0.5-degree cell keeps the
+capable stations that can be the nearest one to some point of the cell (a proven bound, see
+:class:`_WorkshopGrid`), usually a handful, so a query is a lookup and a few scalar
+distances (a KD-tree search per intake cost several times more); then
+:func:`dispatch.triage.choose_workshop` decides among them, so the rule stays the pure one
+and the answer is the one a full great-circle pass over all stations gives. Points beyond
+the grid take the nearest few from a KD-tree on unit-sphere points.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
+from geopy.distance import EARTH_RADIUS
 from scipy.spatial import cKDTree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +33,6 @@ from api.db.adapters import registry_from_rows, station_from_row
 from dispatch.triage import WorkshopChoice, choose_workshop, station_can_repair
 from fleet import GeoPoint, ServiceStation, VehicleClass
 from fleet.contracts import VehicleRegistry
-from routing import haversine_km
 
 NEAREST_WORKSHOP_CANDIDATES = 8
 """Stations handed to ``choose_workshop`` after the vectorised pre-selection (ties and the
@@ -35,8 +40,85 @@ designated station are decided there)."""
 
 
 def great_circle_km(a: GeoPoint, b: GeoPoint) -> float:
-    """Great-circle km (the same formula and radius as :func:`routing.haversine_km`)."""
-    return float(haversine_km(np.array([[a.lat, a.lon]]), np.array([[b.lat, b.lon]]))[0, 0])
+    """Great-circle km (the formula and radius of :func:`routing.haversine_km`, in scalar
+    arithmetic: a numpy call per pair costs more than the sums)."""
+    la1, la2 = math.radians(a.lat), math.radians(b.lat)
+    h = (
+        math.sin((la2 - la1) / 2) ** 2
+        + math.cos(la1)
+        * math.cos(la2)
+        * math.sin((math.radians(b.lon) - math.radians(a.lon)) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS * math.asin(math.sqrt(min(max(h, 0.0), 1.0)))
+
+
+GRID_CELL_DEG = 0.5
+"""Cell size of the workshop grid (degrees of latitude and longitude)."""
+
+GRID_MARGIN_DEG = 2.0
+"""The grid covers the stations' bounding box widened by this; points beyond it (outside
+the service area anyway) take the KD-tree."""
+
+
+@dataclass(frozen=True)
+class _WorkshopGrid:
+    """For each cell of a lat/lon grid, the capable stations that can be the nearest one to
+    some point of the cell: every station within ``d + 2 rho`` of the cell's centre, where
+    ``d`` is the centre's nearest station and ``rho`` the farthest a point of the cell lies
+    from the centre (for a point P in the cell and its nearest station S:
+    dist(P, S) <= dist(P, nearest of the centre) <= rho + d, so dist(centre, S) <= d + 2 rho).
+    A query is then a cell lookup and a few scalar distances instead of a KD-tree search."""
+
+    lat0: float
+    lon0: float
+    rows: int
+    cols: int
+    cells: tuple[tuple[int, ...], ...]
+    """Per cell (row-major), the candidates: positions in the stations' lat/lon rows."""
+
+    def candidates(self, lat: float, lon: float) -> tuple[int, ...] | None:
+        row = math.floor((lat - self.lat0) / GRID_CELL_DEG)
+        col = math.floor((lon - self.lon0) / GRID_CELL_DEG)
+        if 0 <= row < self.rows and 0 <= col < self.cols:
+            return self.cells[row * self.cols + col]
+        return None
+
+
+@lru_cache(maxsize=8)
+def _workshop_grid(latlon_bytes: bytes) -> _WorkshopGrid:
+    """The grid over the stations at ``latlon_bytes`` (their lat/lon rows as float64 bytes;
+    cached, so apps over the same network share it)."""
+    latlon = np.frombuffer(latlon_bytes, dtype=float).reshape(-1, 2)
+    tree = cKDTree(_unit(latlon))
+    lat0 = math.floor((latlon[:, 0].min() - GRID_MARGIN_DEG) / GRID_CELL_DEG) * GRID_CELL_DEG
+    lon0 = math.floor((latlon[:, 1].min() - GRID_MARGIN_DEG) / GRID_CELL_DEG) * GRID_CELL_DEG
+    rows = math.ceil((latlon[:, 0].max() + GRID_MARGIN_DEG - lat0) / GRID_CELL_DEG)
+    cols = math.ceil((latlon[:, 1].max() + GRID_MARGIN_DEG - lon0) / GRID_CELL_DEG)
+    row, col = np.divmod(np.arange(rows * cols), cols)
+    south = lat0 + row * GRID_CELL_DEG
+    west = lon0 + col * GRID_CELL_DEG
+    centre = np.column_stack((south + GRID_CELL_DEG / 2, west + GRID_CELL_DEG / 2))
+    corners = [
+        np.column_stack((south + dlat, west + dlon))
+        for dlat in (0.0, GRID_CELL_DEG)
+        for dlon in (0.0, GRID_CELL_DEG)
+    ]
+    rho = np.max([_pairwise_km(centre, c) for c in corners], axis=0)
+    chord, _ = tree.query(_unit(centre), k=1)
+    d = 2 * EARTH_RADIUS * np.arcsin(np.clip(np.asarray(chord) / 2, 0.0, 1.0))
+    # A kilometre of slack over the bound only adds candidates (float safety).
+    reach = np.minimum((d + 2 * rho + 1.0) / EARTH_RADIUS, math.pi)
+    found = tree.query_ball_point(_unit(centre), r=2 * np.sin(reach / 2))
+    cells = tuple(tuple(sorted(f)) for f in found)
+    return _WorkshopGrid(lat0, lon0, rows, cols, cells)
+
+
+def _pairwise_km(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Great-circle km between row i of ``a`` and row i of ``b``."""
+    la1, lo1, la2, lo2 = (np.radians(v) for v in (a[:, 0], a[:, 1], b[:, 0], b[:, 1]))
+    h = np.sin((la2 - la1) / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin((lo2 - lo1) / 2) ** 2
+    result: np.ndarray = 2 * EARTH_RADIUS * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return result
 
 
 @dataclass(frozen=True)
@@ -51,6 +133,10 @@ class IntakeReference:
     """Per class: the indices of the stations that can repair it and their lat/lon rows."""
     _trees: dict[VehicleClass, cKDTree] = field(init=False, repr=False)
     """Per class: a KD-tree of those stations as unit-sphere points."""
+    _capable_stations: dict[VehicleClass, list[ServiceStation]] = field(init=False, repr=False)
+    """Per class: those stations, in the order of their lat/lon rows."""
+    _grids: dict[VehicleClass, _WorkshopGrid] = field(init=False, repr=False)
+    """Per class: the workshop grid, built on the class's first query (or by :meth:`warm`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "station_by_id", {s.id: s for s in self.stations})
@@ -63,6 +149,22 @@ class IntakeReference:
         object.__setattr__(self, "_capable", capable)
         trees = {c: cKDTree(_unit(rows)) for c, (idx, rows) in capable.items() if len(idx)}
         object.__setattr__(self, "_trees", trees)
+        object.__setattr__(self, "_grids", {})
+        capable_stations = {c: [self.stations[i] for i in idx] for c, (idx, _) in capable.items()}
+        object.__setattr__(self, "_capable_stations", capable_stations)
+
+    def warm(self) -> None:
+        """Build every class's workshop grid now (the app does it at start-up)."""
+        for vehicle_class in self._trees:
+            self._grid(vehicle_class)
+
+    def _grid(self, vehicle_class: VehicleClass) -> _WorkshopGrid:
+        grid = self._grids.get(vehicle_class)
+        if grid is None:  # two threads may both build it: the same grid, the last one kept
+            latlon = self._capable[vehicle_class][1]
+            grid = _workshop_grid(np.ascontiguousarray(latlon, dtype=float).tobytes())
+            self._grids[vehicle_class] = grid
+        return grid
 
     def workshop_for(
         self,
@@ -74,33 +176,27 @@ class IntakeReference:
         """The designated station when it can repair the class, else the nearest capable one
         (great-circle km); ``None`` without capable stations. ``ValueError`` for a designated
         station that does not exist."""
-        idx, latlon = self._capable[vehicle_class]
+        idx = self._capable[vehicle_class][0]
         pool: list[ServiceStation] = []
-        km_to: dict[GeoPoint, float] = {}
         if designated_station_id is not None:
             station = self.station_by_id.get(designated_station_id)
             if station is None:
                 raise ValueError(f"no station {designated_station_id!r}")
             pool.append(station)
         if len(idx):
-            here = np.array([[location.lat, location.lon]])
-            k = min(NEAREST_WORKSHOP_CANDIDATES, len(idx))
-            _, found = self._trees[vehicle_class].query(_unit(here)[0], k=k)
-            pick = np.atleast_1d(found)
-            km = haversine_km(here, latlon[pick])[0]
-            nearest = [self.stations[int(i)] for i in idx[pick]]
-            pool.extend(nearest)
-            if distance_km is great_circle_km:  # reuse the vectorised figures
-                km_to = {s.location: float(d) for s, d in zip(nearest, km, strict=True)}
+            cell = self._grid(vehicle_class).candidates(location.lat, location.lon)
+            if cell is not None:
+                capable = self._capable_stations[vehicle_class]
+                pool.extend([capable[i] for i in cell])
+            else:  # beyond the grid: the nearest few by the KD-tree
+                here = _unit(np.array([[location.lat, location.lon]]))[0]
+                k = min(NEAREST_WORKSHOP_CANDIDATES, len(idx))
+                _, found = self._trees[vehicle_class].query(here, k=k)
+                pool.extend(self.stations[int(i)] for i in idx[np.atleast_1d(found)])
         if not pool:
             return None
-
-        def measured_km(a: GeoPoint, b: GeoPoint) -> float:
-            known = km_to.get(b)
-            return known if known is not None else distance_km(a, b)
-
         return choose_workshop(
-            pool, location, vehicle_class, measured_km, designated_station_id=designated_station_id
+            pool, location, vehicle_class, distance_km, designated_station_id=designated_station_id
         )
 
 

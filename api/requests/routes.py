@@ -62,7 +62,6 @@ router = APIRouter(prefix="/v1", tags=["requests"])
 async def create_request(
     body: RequestCreate,
     request: Request,
-    settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -77,6 +76,7 @@ async def create_request(
     repair estimate with the risk of overrunning the contract threshold; a replacement is
     needed when that risk reaches the contract's booking probability) and returns the
     tracking token **once**."""
+    settings = state.get_settings(request.app)  # not a dependency: the hot path's cost
     if idempotency_key is None and body.vehicle.designated_station_id is None:
         # The hot path: everything is computed on the event loop before any database work,
         # then the intake writer commits it together with the other requests waiting

@@ -189,3 +189,26 @@ def test_reference_workshop_equals_choose_workshop_over_all_stations() -> None:
             net.stations, point, klass, great_circle_km, designated_station_id=station_id
         )
         assert got == want
+
+
+def test_workshop_grid_is_exact_on_cell_edges_and_in_dense_areas() -> None:
+    """The grid's candidates always hold the nearest station: points on and next to cell
+    boundaries (multiples of 0.5 degrees, where a bound that is too tight would show first)
+    and in the densest part of the network (Shandong, Jiangsu) get the full pass's answer."""
+    net = build_national_network()
+    reference = IntakeReference(net.registry, net.stations)
+    points = [
+        GeoPoint(lat + d, lon + d)
+        for lat in np.arange(30.0, 38.5, 0.5)
+        for lon in np.arange(114.0, 122.5, 1.5)
+        for d in (0.0, -1e-9, 0.249999)
+    ]
+    rng = np.random.default_rng(11)
+    points += [
+        GeoPoint(float(rng.uniform(31, 38)), float(rng.uniform(115, 122))) for _ in range(150)
+    ]
+    for i, point in enumerate(points):
+        klass = (VehicleClass.TRACTOR, VehicleClass.CAR)[i % 2]
+        got = reference.workshop_for(point, klass, None)
+        want = choose_workshop(net.stations, point, klass, great_circle_km)
+        assert got == want, point

@@ -396,7 +396,7 @@ class Simulation:
         if not mu.should_check(counts, based, q):
             return
         moves = plan_move_ups(
-            covers=mu.covers, demand=mu.demand, idle=counts, based=based,
+            covers=mu.coverage, demand=mu.demand, idle=counts, based=based,
             station_km=mu.station_km, busy_probability=q, max_moves=allowed,
             max_move_km=mu.max_move_km, min_gain=mu.min_gain,
             movable=np.bincount(fleet.station_index[idle & (self.relocated < 0)], minlength=n_st),

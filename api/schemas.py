@@ -622,3 +622,23 @@ class MoveUpsRead(BaseModel):
     )
     expected_coverage_after: float = Field(description="The same after the suggested moves")
     suggestions: list[MoveUpSuggestionRead]
+
+
+class MoveUpConfirm(StrictModel):
+    """A dispatcher confirms one move-up (usually a suggestion of `GET /v1/dispatch/move-ups`)."""
+
+    van_id: str = Field(min_length=1, max_length=64, examples=["V0001"])
+    to_station_id: str = Field(
+        min_length=1, max_length=64, examples=["S0002"],
+        description="Where the van goes; its own station brings it home",
+    )  # fmt: skip
+
+
+class MoveUpConfirmedRead(BaseModel):
+    van_id: str
+    home_station_id: str = Field(description="The van's own station (unchanged)")
+    from_station_id: str = Field(description="Where the van was (its own or a posted station)")
+    to_station_id: str
+    km: float | None = Field(description="Road km of the move (null: no road between)")
+    lat: float = Field(description="The van's new position (the station's)")
+    lon: float

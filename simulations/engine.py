@@ -16,7 +16,10 @@ indexing the precomputed tables, never a router) and ``dispatch.match_vans``, or
 as arrays into :func:`simulations.batch_match.match_batch`, which returns the same assignment
 without the per-batch objects (``Simulation.array_matching``). The
 ``nearest-idle`` policy dispatches on arrival (``dispatch.match_vans_naive`` on the idle vans)
-and, when a van gets home, gives it the longest-waiting request it can serve (FIFO).
+and, when a van gets home, gives it the longest-waiting request it can serve (FIFO). Both
+policies honour the crews (``simulations.crews``) and ``after_job`` (with ``next-from-site``
+nearest-idle also considers the vans driving home empty, and a van leaving a site empty takes
+the longest-waiting request it can serve), so the baseline is compared on equal terms.
 
 Free vans: at home and on shift (``fleet.is_on_shift``, the API's rule too), or driving home
 empty (``free_in`` = minutes to home; the next trip starts from home: a conservative
@@ -85,7 +88,8 @@ class EventKind(IntEnum):
     RELEASE = 5
     """A diagnosis found an intake booking unneeded (payload: breakdown)."""
     VAN_FREE = 6
-    """batch-optimal on events: a van left its site and may take a job (payload: van)."""
+    """batch-optimal on events, and nearest-idle with next-from-site: a van left its site and
+    may take a job (payload: van)."""
     MOVE_UP = 7
     """batch-optimal with move-up: check the coverage and move idle vans (payload: 0)."""
     RESCUE_ANSWER = 8
@@ -184,7 +188,8 @@ class Simulation:
         )
         self.on_events = spec.policy == "batch-optimal" and spec.trigger == "arrival"
         """Batch on each event that can change a decision (production), not on a clock."""
-        self.next_from_site = spec.policy == "batch-optimal" and spec.after_job == "next-from-site"
+        self.next_from_site = spec.after_job == "next-from-site"
+        """Both policies: a van driving home empty may take the next job from where it is."""
         self.site_point = np.full(len(self.fleet.vans), -1, dtype=np.int64)
         """next-from-site: per van, the demand point it left empty (-1: home or towing)."""
         self.tables = tables
@@ -297,6 +302,9 @@ class Simulation:
         reqs.van[request] = van
         if self.nearest_idle:
             self.schedule_event(trip.home_at, EventKind.VAN_HOME, van)
+            if self.next_from_site and not trip.tows and trip.leaves_site_at < trip.home_at:
+                # it may take the longest-waiting request on its way home
+                self.schedule_event(trip.leaves_site_at, EventKind.VAN_FREE, van)
         elif self.on_events:
             self.schedule_event(trip.leaves_site_at, EventKind.VAN_FREE, van)
         if self.next_from_site:
@@ -554,7 +562,7 @@ class Simulation:
         if not mu.should_check(counts, based, q):
             return
         moves = plan_move_ups(
-            covers=mu.covers, demand=mu.demand, idle=counts, based=based,
+            covers=mu.coverage, demand=mu.demand, idle=counts, based=based,
             station_km=mu.station_km, busy_probability=q, max_moves=allowed,
             max_move_km=mu.max_move_km, min_gain=mu.min_gain,
             movable=np.bincount(fleet.station_index[idle & (self.relocated < 0)], minlength=n_st),
@@ -663,24 +671,37 @@ class Simulation:
 
     # -- nearest idle ------------------------------------------------------------------------
     def _dispatch_nearest(self, request: int, open_request: OpenRequest, now: float) -> bool:
-        """nearest-idle on arrival: the best idle, on-shift capable van (match_vans_naive)."""
-        fleet, reqs = self.fleet, self.requests
+        """nearest-idle on arrival: the best idle, on-shift capable van (match_vans_naive); with
+        ``after_job = "next-from-site"`` also the vans driving home empty, from where they are
+        (as batch-optimal sees them)."""
+        fleet, reqs, schedule = self.fleet, self.requests, self.schedule
         start, stop = fleet.arcs(reqs.point(request))
         vans = fleet.arc_van[start:stop]
-        idle = (
-            (self.schedule.home_at[vans] <= now)
-            & fleet.can_handle[reqs.capability_key(request), vans]
-            & fleet.on_shift(vans, now)
-        )
-        arcs = np.nonzero(idle)[0] + start
+        capable = fleet.can_handle[reqs.capability_key(request), vans] & fleet.on_shift(vans, now)
+        at_home = schedule.home_at[vans] <= now
+        candidate = at_home
+        if self.next_from_site:
+            candidate = at_home | (
+                (schedule.leaves_site_at[vans] <= now) & (self.site_point[vans] >= 0)
+            )
+        arcs = np.nonzero(candidate & capable)[0] + start
         if not len(arcs):
             return False
         arc_vans = fleet.arc_van[arcs]
         km = fleet.arc_km[arcs]
+        minutes = fleet.arc_minutes[arcs]
+        states = [self.idle_state(j, now) for j in arc_vans.tolist()]
+        if self.next_from_site:
+            minutes = minutes.copy()
+            for k, j in enumerate(arc_vans.tolist()):
+                if schedule.home_at[j] > now:
+                    minutes[k : k + 1] = self._on_the_road_minutes(
+                        j, minutes[k : k + 1], np.array([reqs.point(request)]), now
+                    )
+                    states[k] = VanState(fleet.vans[j], fleet.at_home[j].home)  # leaves at once
         problem = VanMatchingProblem.from_arrays(
-            [open_request], [self.idle_state(j, now) for j in arc_vans.tolist()],
-            np.zeros(len(arcs), dtype=np.int64), np.arange(len(arcs)), km, km,
-            fleet.arc_minutes[arcs],
+            [open_request], states, np.zeros(len(arcs), dtype=np.int64), np.arange(len(arcs)),
+            km, km, minutes,
         )  # fmt: skip
         started = time.perf_counter()
         matching = match_vans_naive(problem)
@@ -694,11 +715,33 @@ class Simulation:
         self.dispatch_van(request, van, arc, now, a.eta_minutes)
         return True
 
+    def _on_the_road_minutes(
+        self, van: int, home_leg_minutes: np.ndarray, targets: np.ndarray, now: float
+    ) -> np.ndarray:
+        """next-from-site: a van driving home empty, its minutes to ``targets`` (the better of
+        via home and turning round; :mod:`simulations.after_job`)."""
+        assert self.site_legs is not None
+        return next_from_site_minutes(
+            now=now,
+            home_at=float(self.schedule.home_at[van]),
+            left_site_at=float(self.schedule.leaves_site_at[van]),
+            home_leg_minutes=home_leg_minutes,
+            site_leg_minutes=self.site_legs.minutes(int(self.site_point[van]), targets),
+        )
+
     def van_free(self, van: int, now: float) -> None:
         """nearest-idle: a van idle at home (and on shift) takes the longest-waiting request
-        it can serve."""
-        fleet, reqs = self.fleet, self.requests
-        if not self.waiting or self.schedule.home_at[van] > now:
+        it can serve; with ``after_job = "next-from-site"`` also a van that has just left a
+        site empty, from there."""
+        fleet, reqs, schedule = self.fleet, self.requests, self.schedule
+        if not self.waiting:
+            return
+        on_the_road = schedule.home_at[van] > now
+        if on_the_road and not (
+            self.next_from_site
+            and self.site_point[van] >= 0
+            and schedule.leaves_site_at[van] <= now
+        ):
             return
         if not fleet.on_shift(np.array([van]), now)[0]:
             return
@@ -714,15 +757,14 @@ class Simulation:
                 request, waited_minutes=now - float(reqs.reported_at[request])
             )
             km = fleet.arc_km[arc : arc + 1]
-            problem = VanMatchingProblem.from_arrays(
-                [waited],
-                [self.idle_state(van, now)],
-                [0],
-                [0],
-                km,
-                km,
-                fleet.arc_minutes[arc : arc + 1],
-            )
+            minutes = fleet.arc_minutes[arc : arc + 1]
+            state = self.idle_state(van, now)
+            if on_the_road:
+                minutes = self._on_the_road_minutes(
+                    van, minutes, np.array([reqs.point(request)]), now
+                )
+                state = VanState(fleet.vans[van], fleet.at_home[van].home)  # leaves at once
+            problem = VanMatchingProblem.from_arrays([waited], [state], [0], [0], km, km, minutes)
             matching = match_vans_naive(problem)
             self.dispatch_batches += 1
             if matching.assignments:
@@ -796,7 +838,10 @@ class Simulation:
                     self.move_up_check(now)
                 elif kind == EventKind.VAN_FREE:
                     if waiting and self.schedule.leaves_site_at[payload] <= now:
-                        self.dispatch_batch(now)
+                        if self.nearest_idle:
+                            self.van_free(payload, now)
+                        else:
+                            self.dispatch_batch(now)
                 elif kind == EventKind.FOLLOWUP_TOW:
                     self.requests.reported_at[payload] = now
                     self.arrive(payload, now)

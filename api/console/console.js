@@ -316,6 +316,60 @@ function drawAttention() {
   }
 }
 
+// -- move-up suggestions (GET /v1/dispatch/move-ups; a dispatcher confirms each) --------------
+
+function pct(x) {
+  return `${(100 * x).toFixed(1)}%`;
+}
+
+async function loadMoveUps() {
+  const button = $("load-move-ups");
+  button.disabled = true;
+  try {
+    const res = await api("/v1/dispatch/move-ups");
+    drawMoveUps(res);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function drawMoveUps(res) {
+  const list = $("move-ups");
+  list.textContent = "";
+  $("move-up-count").textContent = `(${res.suggestions.length})`;
+  $("move-up-coverage").textContent = `expected within promise: ${pct(res.expected_coverage)} now, `
+    + `${pct(res.expected_coverage_after)} after the moves, ${pct(res.expected_coverage_all_idle)} `
+    + `with every van home; ${pct(res.busy_share)} of vans busy`;
+  if (!res.suggestions.length) {
+    list.appendChild(htmlEl("li", { class: "muted", "data-empty": "true" }, "No move suggested: no hole worth a move."));
+  }
+  for (const s of res.suggestions) {
+    const li = htmlEl("li", { "data-van": s.van_id, "data-to": s.to_station_id });
+    li.appendChild(htmlEl("span", { class: "what" },
+      `van ${s.van_id}: ${stationName(s.from_station_id)} → ${stationName(s.to_station_id)}`));
+    li.appendChild(htmlEl("span", { class: "why" },
+      `${s.km.toFixed(0)} km, +${(100 * s.expected_coverage_gain).toFixed(2)} pp expected coverage`));
+    const b = htmlEl("button", { type: "button", class: "small", "data-action": "confirm_move_up" }, "Confirm move");
+    b.addEventListener("click", () => confirmMoveUp(s, b).catch((e) => message(e.message, true)));
+    li.appendChild(b);
+    list.appendChild(li);
+  }
+}
+
+async function confirmMoveUp(s, button) {
+  button.disabled = true;
+  try {
+    const res = await api("/v1/dispatch/move-ups/confirm", {
+      method: "POST", body: { van_id: s.van_id, to_station_id: s.to_station_id },
+    });
+    message(`Van ${res.van_id} moved to ${stationName(res.to_station_id)}`
+      + `${res.km === null ? "" : ` (${res.km.toFixed(0)} km)`}.`, "ok");
+    await Promise.all([refresh(), loadMoveUps()]);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // -- queue -----------------------------------------------------------------------------------
 
 const STATUS_GROUPS = {
@@ -707,6 +761,7 @@ async function start() {
 document.addEventListener("DOMContentLoaded", async () => {
   setupPanZoom();
   $("run-dispatch").addEventListener("click", () => runDispatch().catch((e) => message(e.message, true)));
+  $("load-move-ups").addEventListener("click", () => loadMoveUps().catch((e) => message(e.message, true)));
   $("logout").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     if (liveAbort) liveAbort.abort();

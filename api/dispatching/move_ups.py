@@ -10,7 +10,14 @@ decision with crews behind it). The suggestion is the simulation's move-up
   provider, within the station's largest van radius); computed once per process and network;
 - idle vans: free (no active assignment, available or returning) and on shift; a station's
   based vans: those on shift; ``q`` = the share of on-shift vans that are busy (0.05-0.95);
-- station-to-station km: great-circle x the median detour of the coverage pairs.
+- station-to-station km: great-circle x the median detour of the coverage pairs;
+- a van a dispatcher moved (:func:`confirm_move_up`: its position is another station's) is
+  idle at that station, stays based at its own, and is not suggested for a second move.
+
+:func:`confirm_move_up` is the dispatcher's confirmation: the van's position becomes the target
+station (the dispatch cycle times a free van from its position), logged as ``van_moved_up``;
+moving it to its own station brings it home. Its service radius is still measured from its
+home station (the simulation measures it from the station it was moved to).
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from sqlalchemy.orm import Session
 from api.db import models as m
 from api.dispatching import queries as q
 from api.dispatching.cycle import LOCAL_TZ
-from fleet import is_on_shift
+from api.events import add_event
+from api.exceptions import Conflict, NotFound
+from api.requests.queries import active_assignment, queued_assignment
+from fleet import GeoPoint, is_on_shift
 from routing import TravelTimeProvider
 from simulations.after_job import great_circle_km
 from simulations.move_up import expected_coverage, plan_move_ups
@@ -52,6 +62,21 @@ class MoveUpPlan:
     expected_coverage_after: float
     """The same after the suggested moves."""
     suggestions: tuple[MoveUpSuggestion, ...]
+
+
+@dataclass(frozen=True)
+class MoveUpConfirmed:
+    van_id: str
+    home_station_id: str
+    from_station_id: str
+    to_station_id: str
+    km: float | None
+    lat: float
+    lon: float
+
+
+POSTED_WITHIN_KM = 0.5
+"""A free van whose last position is this close to another station is posted there."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,6 +154,7 @@ def suggest_move_ups(
     n = len(stations)
     based = np.zeros(n, dtype=np.int64)
     idle = np.zeros(n, dtype=np.int64)
+    movable = np.zeros(n, dtype=np.int64)
     idle_vans: dict[int, list[str]] = {}
     for v in vans:
         s = stations[index[v.station_id]]
@@ -137,8 +163,11 @@ def suggest_move_ups(
         i = index[v.station_id]
         based[i] += 1
         if v.id in free:
-            idle[i] += 1
-            idle_vans.setdefault(i, []).append(v.id)
+            at = posted_station(stations, v)
+            idle[i if at is None else at] += 1
+            if at is None:
+                movable[i] += 1
+                idle_vans.setdefault(i, []).append(v.id)
     on = int(based.sum())
     busy = 1.0 - float(idle.sum()) / on if on else 0.0
     qb = float(np.clip(busy, 0.05, 0.95))
@@ -147,7 +176,7 @@ def suggest_move_ups(
         moves = plan_move_ups(
             covers=cov.covers, demand=cov.demand, idle=idle, based=based,
             station_km=cov.station_km, busy_probability=qb, max_moves=max_moves,
-            max_move_km=max_move_km, min_gain=min_gain,
+            max_move_km=max_move_km, min_gain=min_gain, movable=movable,
         )  # fmt: skip
     after = idle.copy()
     suggestions = []
@@ -169,4 +198,69 @@ def suggest_move_ups(
         expected_coverage_all_idle=round(expected_coverage(cov.covers, cov.demand, based, qb), 6),
         expected_coverage_after=round(expected_coverage(cov.covers, cov.demand, after, qb), 6),
         suggestions=tuple(suggestions),
+    )
+
+
+def posted_station(stations: list[m.Station], van: m.Van) -> int | None:
+    """The index of the station other than its own where ``van`` was moved to (its last
+    position within :data:`POSTED_WITHIN_KM` of that station), else ``None``."""
+    if van.lat is None or van.lon is None or not stations:
+        return None
+    lat = np.array([s.lat for s in stations], dtype=float)
+    lon = np.array([s.lon for s in stations], dtype=float)
+    km = great_circle_km(np.full(len(stations), van.lat), np.full(len(stations), van.lon), lat, lon)
+    i = int(np.argmin(km))
+    own = [k for k, s in enumerate(stations) if s.id == van.station_id]
+    if km[i] > POSTED_WITHIN_KM or (own and km[own[0]] <= POSTED_WITHIN_KM):
+        return None
+    return i
+
+
+def confirm_move_up(
+    *,
+    db_session: Session,
+    van_id: str,
+    to_station_id: str,
+    actor: str,
+    provider: TravelTimeProvider,
+    now: dt.datetime,
+) -> MoveUpConfirmed:
+    """A dispatcher confirms a move-up: ``van_id`` (free: no job, available or returning)
+    goes to ``to_station_id``; its position becomes that station's, so the next cycle times it
+    from there. Logs ``van_moved_up`` (home, from and to station, road km). Raises
+    :class:`NotFound` for an unknown van or station, :class:`Conflict` for a busy van or a van
+    already there."""
+    van = db_session.get(m.Van, van_id, with_for_update={"key_share": True}, populate_existing=True)
+    if van is None:
+        raise NotFound(f"van {van_id} not found")
+    target = db_session.get(m.Station, to_station_id)
+    if target is None:
+        raise NotFound(f"to_station_id: station {to_station_id} not found")
+    job = active_assignment(db_session, van_id=van_id) or queued_assignment(
+        db_session, van_id=van_id
+    )
+    if job is not None:
+        raise Conflict(f"van {van_id} is assigned to request {job.request_id}; it cannot move")
+    if van.status not in q.FREE_VAN_STATUSES:
+        raise Conflict(f"van {van_id} is {van.status}; only a free van can move")
+    stations = list(db_session.scalars(select(m.Station).order_by(m.Station.id)))
+    at = posted_station(stations, van)
+    from_id = van.station_id if at is None else stations[at].id
+    if from_id == to_station_id:
+        raise Conflict(f"van {van_id} is already at station {to_station_id}")
+    source = db_session.get(m.Station, from_id)
+    assert source is not None
+    leg = provider.leg(
+        GeoPoint(source.lat, source.lon), GeoPoint(target.lat, target.lon), "rescue_van"
+    )
+    km = round(float(leg.km), 1) if leg.reachable else None
+    van.lat, van.lon, van.position_updated_at = target.lat, target.lon, now
+    add_event(
+        db_session, "van_moved_up", van_id=van_id, actor=actor, now=now,
+        home_station_id=van.station_id, from_station_id=from_id, to_station_id=to_station_id,
+        km=km,
+    )  # fmt: skip
+    db_session.flush()
+    return MoveUpConfirmed(
+        van_id, van.station_id, from_id, to_station_id, km, target.lat, target.lon
     )

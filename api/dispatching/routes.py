@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query, Request
 from api import state
 from api.clock import utcnow
 from api.deps import Dispatcher, SessionDep, SettingsDep, actor_of
-from api.dispatching.move_ups import suggest_move_ups
+from api.dispatching.move_ups import confirm_move_up, suggest_move_ups
 from api.dispatching.travel import travel_provider
-from api.responses import E401, E403
-from api.schemas import DispatchRunRead, MoveUpsRead
+from api.responses import E401, E403, STAFF_ERRORS
+from api.schemas import DispatchRunRead, MoveUpConfirm, MoveUpConfirmedRead, MoveUpsRead
 
 router = APIRouter(prefix="/v1", tags=["dispatch"])
 
@@ -62,3 +62,33 @@ def get_move_ups(
         max_move_km=max_move_km,
     )
     return MoveUpsRead.model_validate(asdict(plan))
+
+
+@router.post(
+    "/dispatch/move-ups/confirm",
+    response_model=MoveUpConfirmedRead,
+    summary="Confirm a move-up: move an idle van to another station",
+    responses=STAFF_ERRORS,
+)
+def post_move_up(
+    body: MoveUpConfirm,
+    db: SessionDep,
+    settings: SettingsDep,
+    staff: Dispatcher,
+    request: Request,
+) -> MoveUpConfirmedRead:
+    """The dispatcher's confirmation of a suggested move (or any move of a free van): the
+    van's position becomes the station's, so the dispatch cycle times it from there; event
+    `van_moved_up` on the van. Its own station brings it home. 404 for an unknown van or
+    station, 409 for a van with a job, off shift or in maintenance, or already there."""
+    provider, _name = travel_provider(settings)
+    moved = confirm_move_up(
+        db_session=db,
+        van_id=body.van_id,
+        to_station_id=body.to_station_id,
+        actor=actor_of(staff),
+        provider=provider,
+        now=utcnow(),
+    )
+    state.get_dispatch_loop(request.app).poke()
+    return MoveUpConfirmedRead.model_validate(asdict(moved))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulations.move_up import expected_coverage, plan_move_ups
+from simulations.move_up import Coverage, expected_coverage, plan_move_ups
 
 # stations A (km 0), B (km 50), C (km 100) on a road; points p0, p1 near A and B, p2 near C
 COVERS = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=bool)
@@ -99,3 +99,38 @@ def test_random_instances_respect_limits_and_gain_exactly(seed: int) -> None:
     assert after - before == pytest.approx(sum(m.gain for m in moves), abs=1e-9)
     if (idle == based).all():
         assert moves == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_each_move_is_the_best_single_move_by_brute_force(seed: int) -> None:
+    """The greedy's first move (computed on the sparse coverage, a hole's columns only) is the
+    feasible move whose change of the expected coverage, computed whole, is largest; its gain
+    is that change."""
+    rng = np.random.default_rng(seed)
+    n_s, n_p = 7, 30
+    covers = rng.random((n_s, n_p)) < 0.3
+    demand = rng.random(n_p)
+    based = rng.integers(1, 3, n_s)
+    idle = np.array([rng.integers(0, b + 1) for b in based])
+    km = rng.random((n_s, n_s)) * 150
+    q = 0.35
+    moves = plan_move_ups(
+        covers=Coverage.of(covers), demand=demand, idle=idle, based=based, station_km=km,
+        busy_probability=q, max_moves=1, max_move_km=100.0, min_gain=0.0,
+    )  # fmt: skip
+    base = expected_coverage(covers, demand, idle, q)
+    best = 0.0
+    for a in range(n_s):
+        for b in range(n_s):
+            if a == b or idle[a] < 1 or idle[b] >= based[b] or km[a, b] > 100.0:
+                continue
+            after = idle.copy()
+            after[a] -= 1
+            after[b] += 1
+            best = max(best, expected_coverage(covers, demand, after, q) - base)
+    if best <= 1e-12:
+        assert moves == []
+    else:
+        (m,) = moves
+        assert m.gain == pytest.approx(best, abs=1e-9)

@@ -402,3 +402,140 @@ def test_road_points_of_a_province_carry_the_urban_share(write_scenario) -> None
     assert on_road.sum() > 50
     assert points.weight[~on_road].sum() == pytest.approx(0.25)
     assert points.weight[on_road].sum() == pytest.approx(0.75)
+
+
+# -- the nearest-idle baseline on equal terms ---------------------------------------------------
+
+ONE_VAN = (
+    ("replace = true", "replace = true\nvans_per_station = 1"),
+    ("breakdowns_per_day = 30", "breakdowns_per_day = 40"),
+)
+
+
+def _nearest_sim(write_scenario, after_job: str) -> Simulation:  # type: ignore[no-untyped-def]
+    path = write_scenario(
+        *ONE_VAN,
+        (
+            "[travel]",
+            f'[dispatch]\npolicy = "nearest-idle"\nrespect_shifts = false\n'
+            f'after_job = "{after_job}"\n\n[travel]',
+        ),
+        name=f"nearest-{after_job}.toml",
+    )
+    s = load_scenario(path)
+    tables = build_tables(s)
+    return Simulation(s, tables, draw_breakdowns(s, tables, replication_streams(s.seed, 0)))
+
+
+def _first_call(sim: Simulation) -> tuple[int, int, int]:
+    """Dispatch a first call fixed on site at minute 0; pick a second call at another point
+    the same van can serve; put every other van out of reach (the van, the two requests)."""
+    reqs, fleet = sim.requests, sim.fleet
+    b = sim.breakdowns
+    covered = [
+        r for r in range(reqs.breakdown_count)
+        if fleet.covers_point[reqs.capability_key(r), reqs.point(r)] and not b.needs_tow[r]
+    ]  # fmt: skip
+    first = next(r for r in covered if b.fixed_on_site[r])
+    reqs.reported_at[first] = 0.0
+    sim.arrive(first, 0.0)
+    van = int(reqs.van[first])
+    assert van >= 0
+    second = next(
+        r for r in covered
+        if reqs.point(r) != reqs.point(first)
+        and fleet.can_handle[reqs.capability_key(r), van]
+        and van in fleet.arc_van[slice(*fleet.arcs(reqs.point(r)))].tolist()
+    )  # fmt: skip
+    others = np.arange(len(fleet.vans)) != van
+    sim.schedule.home_at[others] = sim.schedule.leaves_site_at[others] = 1e9
+    return van, first, second
+
+
+def test_nearest_idle_takes_a_van_on_its_way_home_with_next_from_site(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Under nearest-idle with next-from-site, a call reported while the only capable van
+    drives home empty from a site is given to it at once, reaching the site after the better
+    of via home and turning round (hand-computed here); with return-home the call waits."""
+    for after_job in ("next-from-site", "return-home"):
+        sim = _nearest_sim(write_scenario, after_job)
+        van, first, second = _first_call(sim)
+        left, home = float(sim.schedule.leaves_site_at[van]), float(sim.schedule.home_at[van])
+        assert left < home
+        now = left + 0.25 * (home - left)
+        sim.requests.reported_at[second] = now
+        sim.arrive(second, now)
+        if after_job == "return-home":
+            assert second in sim.waiting
+            assert np.isnan(sim.requests.assigned_at[second])
+            continue
+        assert sim.requests.van[second] == van and sim.requests.assigned_at[second] == now
+        arc = sim.fleet.arc_of(sim.requests.point(second), van)
+        assert sim.site_legs is not None
+        via_home = (home - now) + float(sim.fleet.arc_minutes[arc])
+        turn = (now - left) + float(
+            sim.site_legs.minutes(
+                sim.requests.point(first), np.array([sim.requests.point(second)])
+            )[0]
+        )
+        assert sim.requests.on_site_at[second] == pytest.approx(now + min(via_home, turn))
+
+
+def test_nearest_idle_van_leaving_a_site_takes_the_longest_waiting_call(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A call waits while the only capable van is on site; with next-from-site the van takes
+    it the minute it leaves the site (the VAN_FREE event), not when it is home."""
+    sim = _nearest_sim(write_scenario, "next-from-site")
+    van, _first, second = _first_call(sim)
+    left = float(sim.schedule.leaves_site_at[van])
+    sim.requests.reported_at[second] = left - 1.0
+    sim.arrive(second, left - 1.0)
+    assert second in sim.waiting
+    sim.van_free(van, left)
+    assert second not in sim.waiting
+    assert sim.requests.van[second] == van and sim.requests.assigned_at[second] == left
+
+
+def test_nearest_idle_honours_next_from_site_over_a_run(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Same breakdowns, loaded fleet, nearest-idle: next-from-site lowers the mean arrival
+    (before, nearest-idle ignored the key and both runs were identical)."""
+    base = [
+        ("breakdowns_per_day = 30", "breakdowns_per_day = 60"),
+        ("[travel]", '[dispatch]\npolicy = "nearest-idle"\nafter_job = "{}"\n\n[travel]'),
+    ]
+    home = write_scenario(base[0], (base[1][0], base[1][1].format("return-home")), name="h.toml")
+    site = write_scenario(base[0], (base[1][0], base[1][1].format("next-from-site")), name="s.toml")
+    s_home, s_site = load_scenario(home), load_scenario(site)
+    tables = build_tables(s_home)
+    k_home = simulate(s_home, tables, 0).kpis
+    k_site = simulate(s_site, tables, 0).kpis
+    assert k_home["breakdowns"] == k_site["breakdowns"]
+    assert k_site["arrival_mean_min"] < k_home["arrival_mean_min"]
+    assert k_site["breakdowns"] == k_site["served"] + k_site["escalated"] + k_site["unserved"]
+
+
+def test_nearest_idle_honours_crews(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """nearest-idle with crews: a 10-minute turnout puts idle-van arrivals exactly 10 minutes
+    later; AAA day crews (16 h from 6) leave no van to assign between 22 h and 6 h."""
+
+    def crews(text: str, name: str) -> Path:
+        return write_scenario(
+            ("breakdowns_per_day = 30", "breakdowns_per_day = 5"),
+            ("[travel]", f'[dispatch]\npolicy = "nearest-idle"\n\n[crews]\n{text}\n\n[travel]'),
+            name=name,
+        )
+
+    plain = _run(crews("turnout_minutes = 0", "plain.toml"))
+    slow = _run(crews("turnout_minutes = 10", "slow.toml"))
+    n = plain.requests.breakdown_count
+    same = (
+        ~np.isnan(plain.requests.on_site_at[:n])
+        & (plain.requests.assigned_at[:n] == plain.requests.reported_at[:n])
+        & (slow.requests.assigned_at[:n] == plain.requests.assigned_at[:n])
+    )
+    assert same.sum() > 20
+    delta = slow.requests.on_site_at[:n][same] - plain.requests.on_site_at[:n][same]
+    assert np.isclose(delta, 10.0).mean() > 0.9
+    day = _run(crews("hours_per_day = 16", "day.toml"))
+    at = day.requests.assigned_at[:n]
+    hour = np.mod(at[~np.isnan(at)], 1440.0) / 60.0
+    assert len(hour) > 30
+    assert not ((hour >= 22) | (hour < 6)).any()

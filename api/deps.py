@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +39,10 @@ def get_db(
 
 
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A row id (integer primary key)")]
+"""An integer id in a path: out of the columns' range is a 422 naming the parameter, never a
+database overflow (500)."""
 """Committed before the response is sent: a 2xx means the change is stored."""
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 

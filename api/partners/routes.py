@@ -15,7 +15,7 @@ from api import state
 from api.clock import utcnow
 from api.db import models as m
 from api.db.adapters import rescue_provider_row
-from api.deps import Admin, CrewUser, Dispatcher, PartnerUser, SessionDep, actor_of
+from api.deps import Admin, CrewUser, Dispatcher, PartnerUser, RowId, SessionDep, actor_of
 from api.exceptions import Conflict, InvalidInput
 from api.partners import service as svc
 from api.partners.schemas import (
@@ -117,7 +117,7 @@ def partner_offers(
     responses={**E401, **E403, **E404, **E409},
 )
 def accept_offer(
-    offer_id: int, body: OfferAccept, request: Request, db: SessionDep, token: PartnerUser
+    offer_id: RowId, body: OfferAccept, request: Request, db: SessionDep, token: PartnerUser
 ) -> OfferRead:
     """`{"eta_minutes": m}`: the truck is booked (or the rescue job taken) now. 409 when the
     offer is no longer open (expired, withdrawn, answered) or another partner accepted the
@@ -136,7 +136,7 @@ def accept_offer(
     responses={**E401, **E403, **E404, **E409},
 )
 def decline_offer(
-    offer_id: int, body: OfferDecline, request: Request, db: SessionDep, token: PartnerUser
+    offer_id: RowId, body: OfferDecline, request: Request, db: SessionDep, token: PartnerUser
 ) -> OfferRead:
     """`{"reason": "..."}`: the next dispatch cycle offers the job to the next best partner,
     never again to this one."""
@@ -222,7 +222,7 @@ def create_provider(
     summary="The crew acknowledges its van's assignment",
     responses=STAFF_ERRORS,
 )
-def acknowledge(van_id: str, assignment_id: int, db: SessionDep, token: CrewUser) -> AckRead:
+def acknowledge(van_id: str, assignment_id: RowId, db: SessionDep, token: CrewUser) -> AckRead:
     """Only the crew of that van (403 for another van's crew). Unacknowledged past
     `RESCUE_CREW_ACK_TIMEOUT_MINUTES`, the dispatch cycle re-plans the request."""
     svc.check_van_scope(token, van_id)

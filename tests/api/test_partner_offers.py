@@ -320,6 +320,14 @@ def test_bad_answers_and_providers_are_refused_naming_the_field(
         assert r.status_code == 422 and "eta_minutes" in r.text
     r = client.post(f"{url}/decline", json={"reason": ""}, headers=partner)
     assert r.status_code == 422 and "reason" in r.text
+    # ids beyond the integer columns: 422 naming the path parameter, not a database overflow
+    huge = 2**63
+    r = client.post(f"/v1/partner/offers/{huge}/accept", json={"eta_minutes": 30}, headers=partner)
+    assert r.status_code == 422 and "offer_id" in r.text
+    van = client.get("/v1/vans", headers=dispatcher).json()[0]["id"]
+    crew = scoped_token(van_id=van)
+    r = client.post(f"/v1/vans/{van}/assignments/{huge}/ack", headers=crew)
+    assert r.status_code == 422 and "assignment_id" in r.text
     assert client.get("/v1/partner/offers", headers=partner).json()[0]["status"] == "offered"
     admin = staff(Role.ADMIN)
     base = {

@@ -24,12 +24,13 @@ Phases (so that the solver never holds the database's write lock):
    (no own van covers or can handle it, or the own vans would be late by more than the
    partner's cost in minutes) is offered to that provider in the same cycle, plus the next
    best ones up to ``RESCUE_OFFER_FANOUT``;
-4. write (one transaction): lock the chosen requests, then the vans / trucks (always in that
-   order, sorted by id: no deadlock with overrides or cancellations, which lock the request
-   first), re-check that each is still free (a concurrent override or cancellation may have
-   got there first: reported as a conflict, never double-booked), insert assignments,
-   bookings and events, update statuses (:mod:`api.dispatching.decisions`). Any error rolls
-   the whole write back.
+4. write (one transaction, under the database's write lock; the waiting reasons that
+   changed are read before it, :mod:`api.dispatching.reasons`): lock the chosen requests,
+   then the vans / trucks (always in that order, sorted by id: no deadlock with overrides
+   or cancellations, which lock the request first), re-check that each is still free (a
+   concurrent override or cancellation may have got there first: reported as a conflict,
+   never double-booked), insert assignments, bookings and events, update statuses
+   (:mod:`api.dispatching.decisions`). Any error rolls the whole write back.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from api.db.adapters import (
 from api.db.engine import read_only, transaction
 from api.db.write_lock import write_lock_for
 from api.dispatching import queries as q
-from api.dispatching.decisions import CycleResult, write_decisions
+from api.dispatching.decisions import CycleResult, pending_reasons, write_decisions
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
 from api.dispatching.live import flag_late_jobs, plus_minutes
 from api.events import add_event
@@ -398,7 +399,12 @@ def run_cycle(
             snapshot, provider, cny_per_minute=offer_policy.cny_per_minute
         )
         rescue_offers = escalate_to_partners(snapshot, van_matching, provider, offer_policy)
+        with transaction(factory) as db:
+            read_only(db)  # which waiting reasons changed: read before the write lock
+            reasons = pending_reasons(db, van_matching, replacements)
+        waited = time.perf_counter()
         with write_lock, transaction(factory) as db:
+            locked = time.perf_counter()
             write_decisions(
                 db_session=db,
                 snapshot=snapshot,
@@ -408,6 +414,7 @@ def run_cycle(
                 actor=actor,
                 rescue_offers=rescue_offers,
                 policy=offer_policy,
+                reasons=reasons,
             )
             result.at_risk = flag_late_jobs(
                 db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
@@ -433,6 +440,12 @@ def run_cycle(
                     seconds=round(result.seconds, 3),
                     **({"region": region} if region else {}),
                 )
+        # How long the intake's group commit may have waited behind this write (SQLite).
+        logger.debug(
+            "dispatch cycle %s: write lock waited %.3f s, held %.3f s (%d open requests)",
+            result.cycle_id, locked - waited, time.perf_counter() - locked,
+            result.open_requests,
+        )  # fmt: skip
     if result.decided or result.conflicts:
         logger.info(
             "dispatch cycle %s: %d assigned, %d unassigned, %d booked, %d conflicts (%.3f s)",

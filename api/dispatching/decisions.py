@@ -21,7 +21,12 @@ from sqlalchemy.orm import Session
 from api.db import models as m
 from api.dispatching import queries as q
 from api.dispatching.live import busy_minutes_on_site, minutes_between
-from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, record_reasons
+from api.dispatching.reasons import (
+    UNASSIGNED_KIND,
+    UNMATCHED_KIND,
+    insert_reasons,
+    reasons_to_record,
+)
 from api.events import add_event
 from api.partners.service import OfferKind, OfferPolicy, OfferStatus
 from api.schemas import (
@@ -504,6 +509,51 @@ def _escalate(scope: _WriteScope, matching: VanMatching, result: CycleResult) ->
         result.escalated.append(req.id)
 
 
+def _unassigned_reads(van_matching: VanMatching) -> list[UnassignedRead]:
+    return [
+        UnassignedRead(
+            request_id=u.request_id,
+            reason=u.reason,
+            suggestion=u.suggestion,
+            nearest_van_id=u.nearest_van_id,
+            nearest_eta_minutes=(
+                round(u.nearest_eta_minutes, 1) if u.nearest_eta_minutes is not None else None
+            ),
+        )
+        for u in van_matching.unassigned
+    ]
+
+
+def _unmatched_reads(replacements: ReplacementMatching) -> list[UnmatchedRead]:
+    return [
+        UnmatchedRead(request_id=u.request_id, reason=u.reason, detail=u.detail)
+        for u in replacements.unmatched
+    ]
+
+
+PendingReasons = dict[str, dict[str, dict[str, Any]]]
+"""Event kind -> request id -> the reason event's data (:func:`pending_reasons`)."""
+
+
+def pending_reasons(
+    db_session: Session,
+    van_matching: VanMatching | None,
+    replacements: ReplacementMatching | None,
+) -> PendingReasons:
+    """The waiting reasons the write will append (those that changed since the request's last
+    one), read before the write lock is taken (:mod:`api.dispatching.reasons`)."""
+    pending: PendingReasons = {}
+    if van_matching:
+        pending[UNASSIGNED_KIND] = reasons_to_record(
+            db_session, UNASSIGNED_KIND, _unassigned_reads(van_matching)
+        )
+    if replacements:
+        pending[UNMATCHED_KIND] = reasons_to_record(
+            db_session, UNMATCHED_KIND, _unmatched_reads(replacements)
+        )
+    return pending
+
+
 def write_decisions(
     *,
     db_session: Session,
@@ -514,10 +564,14 @@ def write_decisions(
     actor: str = "dispatch",
     rescue_offers: Sequence[RescueCandidate] = (),
     policy: OfferPolicy | None = None,
+    reasons: PendingReasons | None = None,
 ) -> None:
     """Store what the solver decided, re-checking each decision under row locks (requests,
     then vans, then trucks, each in id order): van assignments and re-planned moves, truck
-    offers, rescue offers."""
+    offers, rescue offers, and the waiting reasons that changed (``reasons``, from
+    :func:`pending_reasons` before the write lock; read here when None)."""
+    if reasons is None:
+        reasons = pending_reasons(db_session, van_matching, replacements)
     current = snapshot.current_van
     changed = [
         a for a in (van_matching.assignments if van_matching else ())
@@ -545,19 +599,11 @@ def write_decisions(
         _VanPlan(scope, vans, snapshot, van_matching).write(result)
     if van_matching:
         _escalate(scope, van_matching, result)
-        result.unassigned = [
-            UnassignedRead(
-                request_id=u.request_id,
-                reason=u.reason,
-                suggestion=u.suggestion,
-                nearest_van_id=u.nearest_van_id,
-                nearest_eta_minutes=(
-                    round(u.nearest_eta_minutes, 1) if u.nearest_eta_minutes is not None else None
-                ),
-            )
-            for u in van_matching.unassigned
-        ]
-        record_reasons(db_session, UNASSIGNED_KIND, result.unassigned, scope.now, result.cycle_id)
+        result.unassigned = _unassigned_reads(van_matching)
+        insert_reasons(
+            db_session, UNASSIGNED_KIND, reasons.get(UNASSIGNED_KIND, {}), scope.now,
+            result.cycle_id,
+        )  # fmt: skip
     if bookings:
         promised = {t.partner.id: t.partner.promised_response_minutes for t in snapshot.trucks}
         result.offered = _write_each(
@@ -569,9 +615,9 @@ def write_decisions(
         }
         result.offered += _write_each(rescues, _RescueOffers(scope, promised), result.conflicts)
     if replacements:
-        result.unmatched = [
-            UnmatchedRead(request_id=u.request_id, reason=u.reason, detail=u.detail)
-            for u in replacements.unmatched
-        ]
-        record_reasons(db_session, UNMATCHED_KIND, result.unmatched, scope.now, result.cycle_id)
+        result.unmatched = _unmatched_reads(replacements)
+        insert_reasons(
+            db_session, UNMATCHED_KIND, reasons.get(UNMATCHED_KIND, {}), scope.now,
+            result.cycle_id,
+        )  # fmt: skip
     db_session.flush()

@@ -34,6 +34,7 @@ full of ties, and whole runs of each dispatch configuration through both paths.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,34 +144,55 @@ def _one_request(
     """:func:`match_batch` for the commonest batch, one request under the ``eta`` objective:
     the same costs as :func:`_integer_costs` with scalars where it has one-row arrays."""
     weight = np.rint(row_priority * params.priority_resolution).astype(np.int64)
-    w = weight[0]
+    k, method = one_request_arc(minutes, lambda: cols, weight[0], n_cols, params)
+    row_arc[0] = sel[k] if k >= 0 else -1
+    return BatchMatch(row_arc, eta, method)
+
+
+def one_request_arc(
+    arc_eta: np.ndarray,
+    arc_column: Callable[[], np.ndarray],
+    weight: np.integer,
+    n_cols: int,
+    params: MatchParams,
+) -> tuple[int, str]:
+    """:func:`match_batch`'s decision for one request under the ``eta`` objective: the arc
+    (index into ``arc_eta``, its reachable arcs within the radius; at least one) or -1 (left
+    unassigned), and the method (``"argmin"`` or ``"flow"``). ``weight`` is its integer
+    priority weight, ``n_cols`` the batch's vans; ``arc_column`` gives each arc's column (the
+    van's rank in the batch), asked for only when the solver decides (a tie): its
+    tie-breaking depends on the columns."""
+    arc_cost, unassigned = _one_request_costs(arc_eta, weight, n_cols, params)
+    nodes = n_cols + 3
+    if unassigned <= _SOLVER_FREE_BOUND // (8 * nodes * nodes):
+        cheapest_cost = arc_cost.min()
+        cheapest = np.flatnonzero(arc_cost == cheapest_cost)
+        if len(cheapest) == 1 and cheapest_cost < unassigned:
+            return int(cheapest[0]), "argmin"
+    rows = np.zeros(len(arc_cost), dtype=np.int64)
+    unassigned_cost = np.array([unassigned], dtype=np.int64)
+    chosen = _min_cost_flow(1, n_cols, rows, arc_column(), arc_cost, unassigned_cost)
+    return (int(chosen[0]) if len(chosen) else -1), "flow"
+
+
+def _one_request_costs(
+    minutes: np.ndarray, w: np.integer, n_cols: int, params: MatchParams
+) -> tuple[np.ndarray, int]:
+    """:func:`_integer_costs` for one row: per arc ``w`` x ETA at the time resolution (coarser
+    if int64 would overflow), and the cost of leaving the row unassigned."""
     limit = max_safe_cost(1, n_cols)
     resolution = params.time_resolution
     while True:
         cost_f = w * np.rint(minutes * resolution)
         top = cost_f.max()  # >= 0, as match_vans' row maximum from 0
         if float(w) * (float(top) + 1.0) <= 0.5 * limit:
-            arc_cost = cost_f.astype(np.int64)
-            unassigned = int(w) * (int(top) + 1)
-            break
+            return cost_f.astype(np.int64), int(w) * (int(top) + 1)
         if resolution == 1:
             raise ValueError(
                 f"van matching costs overflow int64 even at 1 unit per minute (1 requests, "
                 f"largest ETA {float(minutes.max()):.0f} min); split the batch"
             )
         resolution = max(1, resolution // 10)
-    nodes = n_cols + 3
-    if unassigned <= _SOLVER_FREE_BOUND // (8 * nodes * nodes):
-        cheapest_cost = arc_cost.min()
-        cheapest = np.flatnonzero(arc_cost == cheapest_cost)
-        if len(cheapest) == 1 and cheapest_cost < unassigned:
-            row_arc[0] = sel[cheapest[0]]
-            return BatchMatch(row_arc, eta, "argmin")
-    rows = np.zeros(len(cols), dtype=np.int64)
-    unassigned_cost = np.array([unassigned], dtype=np.int64)
-    chosen = _min_cost_flow(1, n_cols, rows, cols, arc_cost, unassigned_cost)
-    row_arc[0] = sel[chosen[0]] if len(chosen) else -1
-    return BatchMatch(row_arc, eta, "flow")
 
 
 def _integer_costs(
@@ -248,4 +270,4 @@ def _min_cost_flow(
     return np.flatnonzero(flow.flows(np.arange(len(rows), dtype=np.int64)) > 0)
 
 
-__all__ = ["BatchMatch", "match_batch"]
+__all__ = ["BatchMatch", "match_batch", "one_request_arc"]

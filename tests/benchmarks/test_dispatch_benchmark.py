@@ -99,9 +99,9 @@ def test_replan_record_on_a_small_world() -> None:
     assert record["assigned"] == record["vans_on_their_way"] == 60
     assert record["moved"] + record["released"] <= 60
     assert record["served_new_with_replan"] <= 30 and record["goal_ratio"] == 1.5
-    assert record["ratio_replan_over_plain"] == pytest.approx(
-        record["median_seconds_with_replan"] / record["median_seconds_without_replan"], rel=0.01
-    )
+    replan, plain = record["median_seconds_with_replan"], record["median_seconds_without_replan"]
+    rounding = 0.00005 / replan + 0.00005 / plain + 0.001  # both rounded to 0.1 ms
+    assert record["ratio_replan_over_plain"] == pytest.approx(replan / plain, rel=rounding)
     out = CliRunner().invoke(
         app,
         ["bench", "dispatch", "--replan", "--engine", "great-circle", "--requests", "20",

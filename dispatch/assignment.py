@@ -26,6 +26,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,24 +111,10 @@ def solve_assignment(
         if cost_min < 0:
             raise ValueError(f"arc costs must be >= 0, got {cost_min}")
     if unassigned_cost is not None:
-        penalties = np.asarray(unassigned_cost)
-        if penalties.shape != (n_rows,):
-            raise ValueError(f"unassigned_cost must have one entry per row ({n_rows})")
-        if n_rows and penalties.dtype.kind not in "iu":
-            raise ValueError(f"unassigned_cost must be integers, got dtype {penalties.dtype}")
-        penalties = penalties.astype(np.int64, copy=False)
-        if n_rows and penalties.min() < 0:
-            raise ValueError("unassigned_cost must be >= 0")
+        penalties = _non_negative_integers(unassigned_cost, n_rows, "unassigned_cost", "row")
     capacity = np.ones(n_cols, dtype=np.int64)
     if column_capacity is not None:
-        given = np.asarray(column_capacity)
-        if given.shape != (n_cols,):
-            raise ValueError(f"column_capacity must have one entry per column ({n_cols})")
-        if n_cols and given.dtype.kind not in "iu":
-            raise ValueError(f"column_capacity must be integers, got dtype {given.dtype}")
-        capacity = given.astype(np.int64, copy=False)
-        if n_cols and capacity.min() < 0:
-            raise ValueError("column_capacity must be >= 0")
+        capacity = _non_negative_integers(column_capacity, n_cols, "column_capacity", "column")
     empty_rows = np.zeros(n_rows, dtype=np.int64) - 1
     if n_rows == 0:
         return SparseAssignment(empty_rows, empty_rows.copy(), 0, 0)
@@ -241,3 +228,16 @@ def read_orlib_assignment(path: str | Path) -> AssignmentInstance:
         rows, cols = np.divmod(np.arange(n * n, dtype=np.int64), n)
         costs = body
     return AssignmentInstance(p.stem, n, rows, cols, costs)
+
+
+def _non_negative_integers(values: Any, n: int, name: str, per: str) -> np.ndarray:
+    """``values`` as int64, one entry per ``per``; ``ValueError`` naming ``name`` otherwise."""
+    given = np.asarray(values)
+    if given.shape != (n,):
+        raise ValueError(f"{name} must have one entry per {per} ({n})")
+    if n and given.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integers, got dtype {given.dtype}")
+    out = given.astype(np.int64, copy=False)
+    if n and out.min() < 0:
+        raise ValueError(f"{name} must be >= 0")
+    return out

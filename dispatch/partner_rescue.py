@@ -257,31 +257,38 @@ def _legs_from(
 
 def more_offers(
     winners: Sequence[RescueCandidate],
-    jobs: Sequence[RescueJob],
+    alternatives: Sequence[RescueCandidate],
     providers: Sequence[ProviderState],
-    travel: TravelTimeProvider,
     *,
     fanout: int = 1,
-    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE,
 ) -> list[RescueCandidate]:
     """The matching's partner winners, each followed by up to ``fanout - 1`` more providers
-    for the same job (by score, with a slot left after every winner took its own)."""
+    for the same job: the job's other partner arcs in ``alternatives``
+    (:attr:`dispatch.vans.VanMatching.partner_alternatives`: the candidates of
+    :func:`build_partner_columns`, so never a provider more than 3x the straight line + 20 km
+    away by road nor one that refused the job, ranked by the matching's own price), each
+    with a slot left after every winner took its own."""
     if fanout < 1:
         raise ValueError(f"fanout must be >= 1, got {fanout!r}")
+    capacity = {s.provider.id: s.provider.capacity_jobs for s in providers}
     used = {s.provider.id: s.active_jobs for s in providers}
     for w in winners:
         used[w.provider_id] = used.get(w.provider_id, 0) + 1
-    job_of = {j.request_id: j for j in jobs}
+    others: dict[str, list[RescueCandidate]] = {}
+    for c in alternatives:
+        others.setdefault(c.request_id, []).append(c)
     out: list[RescueCandidate] = []
     for w in winners:
         out.append(w)
-        job = job_of.get(w.request_id)
-        if fanout == 1 or job is None:
-            continue
-        states = [ProviderState(s.provider, used[s.provider.id]) for s in providers]
-        ranked = rank_rescue_providers(job, states, travel, cny_per_minute=cny_per_minute)
-        for c in [c for c in ranked if c.provider_id != w.provider_id][: fanout - 1]:
-            used[c.provider_id] += 1
+        extra = 0
+        for c in others.get(w.request_id, ()):
+            if extra == fanout - 1:
+                break
+            pid = c.provider_id
+            if pid == w.provider_id or pid not in capacity or used[pid] >= capacity[pid]:
+                continue
+            used[pid] += 1
+            extra += 1
             out.append(c)
     return out
 

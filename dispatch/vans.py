@@ -610,6 +610,11 @@ class VanMatching:
     partner_assignments: tuple[RescueCandidate, ...] = ()
     """Requests whose partner column won (``match_vans(..., partners=...)``): one provider
     each, to be offered the job; these requests are also in ``unassigned`` (no own van)."""
+    partner_alternatives: tuple[RescueCandidate, ...] = ()
+    """For the requests of ``partner_assignments`` (in the same order), their other partner
+    arcs, each request's best first by the matching's own price (on time before late under
+    the ``promise`` objective, then the partner minutes, then the provider id): the
+    candidates of a fan-out (:func:`dispatch.partner_rescue.more_offers`)."""
 
     def served_count(self) -> int:
         return len(self.assignments)
@@ -854,6 +859,7 @@ def match_vans(
     n_cols = len(problem.vans)
     capacity: np.ndarray | None = None
     partner_arcs: tuple[RescueCandidate, ...] = ()
+    side: _PartnerSide | None = None
     if partners is not None and partners.arcs:
         side = _partner_side(problem, prep, sel, params, partners)
         if side is not None:
@@ -892,6 +898,7 @@ def match_vans(
             chosen[int(r)] = int(sel[a])
         else:
             to_partner[int(r)] = partner_arcs[a - len(sel)]
+    alternatives = _partner_alternatives(side, to_partner) if side is not None else ()
     return _finish(
         problem,
         prep,
@@ -903,6 +910,7 @@ def match_vans(
         started=started,
         method="optimal",
         to_partner=to_partner,
+        partner_alternatives=alternatives,
     )
 
 
@@ -965,6 +973,22 @@ def _partner_side(
         late = waited[rows] + eta > params.promise_minutes
     slots = np.array([free[s.provider.id] for s in partners.providers], dtype=np.int64)
     return _PartnerSide(arcs, rows, cols, minutes, late, slots)
+
+
+def _partner_alternatives(
+    side: _PartnerSide, to_partner: Mapping[int, RescueCandidate]
+) -> tuple[RescueCandidate, ...]:
+    """:attr:`VanMatching.partner_alternatives`: per request given to a partner (in request
+    order), its other partner arcs ranked as the matching prices them."""
+    out: list[RescueCandidate] = []
+    for r in sorted(to_partner):
+        won = to_partner[r].provider_id
+        ks = [k for k in np.flatnonzero(side.rows == r).tolist() if side.arcs[k].provider_id != won]
+        ks.sort(
+            key=lambda k: (bool(side.late[k]), float(side.minutes[k]), side.arcs[k].provider_id)
+        )
+        out.extend(side.arcs[k] for k in ks)
+    return tuple(out)
 
 
 def _pinned_requests(problem: VanMatchingProblem) -> set[int]:
@@ -1034,6 +1058,7 @@ def _finish(
     started: float,
     method: str,
     to_partner: Mapping[int, RescueCandidate] | None = None,
+    partner_alternatives: tuple[RescueCandidate, ...] = (),
 ) -> VanMatching:
     to_partner = to_partner or {}
     reqs, vans = problem.requests, problem.vans
@@ -1063,6 +1088,7 @@ def _finish(
         assignments=tuple(assignments),
         unassigned=tuple(unassigned),
         partner_assignments=tuple(to_partner[ri] for ri in sorted(to_partner)),
+        partner_alternatives=partner_alternatives,
         objective=objective,
         time_resolution=resolution,
         solve_seconds=time.perf_counter() - started,

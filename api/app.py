@@ -35,6 +35,8 @@ from api.requests.intake_writer import IntakeWriter
 from api.requests.reference import IntakeReference, ReferenceCache, load_reference
 from api.settings import Settings, get_settings
 from api.site import attention, console, health, live
+from api.site.redoc import STATIC_URL as REDOC_STATIC_URL
+from api.site.redoc import install_redoc
 from api.state import AppResources, install
 from api.tracking import TokenSecret
 from api.vehicles import routes as vehicles
@@ -124,8 +126,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             await asyncio.to_thread(outbox.stop)
 
     # Swagger UI and ReDoc assets are served by the app from the fastapi-offline package, so
-    # /docs and /redoc work on a machine without internet (FastAPI's default uses a CDN).
+    # /docs and /redoc work on a machine without internet (FastAPI's default uses a CDN);
+    # ReDoc's page is ours (api/site/redoc.py): its script without the CDN logo.
     app = FastAPIOffline(
+        redoc_url=None,
+        static_url=REDOC_STATIC_URL,
         title="Rescue dispatch",
         version="0.1.0",
         description=DESCRIPTION,
@@ -161,6 +166,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             token_secret=token_secret,
         ),
     )
+    install_redoc(app)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)

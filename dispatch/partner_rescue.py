@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fleet.model import GeoPoint, PartnerRescueProvider, RescueCapability
-from routing.provider import TravelTimeProvider, haversine_km
+from routing.provider import DEFAULT_PROFILE, TravelProfile, TravelTimeProvider, haversine_km
 
 DEFAULT_CNY_PER_MINUTE = 10.0
 """How many CNY of partner cost are worth one minute of the customer's waiting."""
@@ -195,7 +195,7 @@ def build_partner_columns(
     for k in np.nonzero(ok.any(axis=1))[0].tolist():
         p = states[k].provider
         targets = np.nonzero(ok[k])[0]
-        km, minutes = _legs_from(travel, base_ll[k], job_ll[targets], straight_km[k, targets])
+        km, minutes = legs_from(travel, base_ll[k], job_ll[targets], straight_km[k, targets])
         for i, leg_km, leg_min in zip(targets.tolist(), km.tolist(), minutes.tolist(),
                                       strict=True):  # fmt: skip
             if not math.isfinite(leg_km):
@@ -232,12 +232,18 @@ LEG_MAX_CIRCUITY = 3.0
 LEG_MAX_MARGIN_KM = 20.0
 
 
-def _legs_from(
-    travel: TravelTimeProvider, base: np.ndarray, targets: np.ndarray, straight_km: np.ndarray
+def legs_from(
+    travel: TravelTimeProvider,
+    base: np.ndarray,
+    targets: np.ndarray,
+    straight_km: np.ndarray,
+    profile: str | TravelProfile = DEFAULT_PROFILE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(km, minutes) from one base to each target, as ``travel.leg`` gives them, by bounded
-    searches (a full one-to-all search of the national graph per provider costs ~0.1 s);
-    ``inf`` beyond the second budget (:data:`LEG_GUESS_CIRCUITY`)."""
+    """(km, minutes) from one base (lat, lon) to each target, as ``travel.leg`` gives them
+    at ``profile``, by bounded searches (a full one-to-all search of the national graph per
+    provider costs ~0.1 s); ``inf`` beyond the second budget and for a pair more than
+    :data:`LEG_MAX_CIRCUITY` x ``straight_km`` + :data:`LEG_MAX_MARGIN_KM` apart by road: the
+    candidate rule of the partner columns, also the simulation's (``simulations.tables``)."""
     km = np.full(len(targets), np.inf)
     minutes = km.copy()
     pending = np.ones(len(targets), dtype=bool)
@@ -246,7 +252,7 @@ def _legs_from(
         if not len(idx):
             break
         budget = factor * float(straight_km[idx].max()) + margin
-        found = travel.within(base[None, :], targets[idx], budget)
+        found = travel.within(base[None, :], targets[idx], budget, profile)
         hit = idx[np.asarray(found.target, dtype=np.int64)]
         km[hit], minutes[hit] = found.km, found.minutes
         pending[hit] = False
@@ -257,31 +263,38 @@ def _legs_from(
 
 def more_offers(
     winners: Sequence[RescueCandidate],
-    jobs: Sequence[RescueJob],
+    alternatives: Sequence[RescueCandidate],
     providers: Sequence[ProviderState],
-    travel: TravelTimeProvider,
     *,
     fanout: int = 1,
-    cny_per_minute: float = DEFAULT_CNY_PER_MINUTE,
 ) -> list[RescueCandidate]:
     """The matching's partner winners, each followed by up to ``fanout - 1`` more providers
-    for the same job (by score, with a slot left after every winner took its own)."""
+    for the same job: the job's other partner arcs in ``alternatives``
+    (:attr:`dispatch.vans.VanMatching.partner_alternatives`: the candidates of
+    :func:`build_partner_columns`, so never a provider more than 3x the straight line + 20 km
+    away by road nor one that refused the job, ranked by the matching's own price), each
+    with a slot left after every winner took its own."""
     if fanout < 1:
         raise ValueError(f"fanout must be >= 1, got {fanout!r}")
+    capacity = {s.provider.id: s.provider.capacity_jobs for s in providers}
     used = {s.provider.id: s.active_jobs for s in providers}
     for w in winners:
         used[w.provider_id] = used.get(w.provider_id, 0) + 1
-    job_of = {j.request_id: j for j in jobs}
+    others: dict[str, list[RescueCandidate]] = {}
+    for c in alternatives:
+        others.setdefault(c.request_id, []).append(c)
     out: list[RescueCandidate] = []
     for w in winners:
         out.append(w)
-        job = job_of.get(w.request_id)
-        if fanout == 1 or job is None:
-            continue
-        states = [ProviderState(s.provider, used[s.provider.id]) for s in providers]
-        ranked = rank_rescue_providers(job, states, travel, cny_per_minute=cny_per_minute)
-        for c in [c for c in ranked if c.provider_id != w.provider_id][: fanout - 1]:
-            used[c.provider_id] += 1
+        extra = 0
+        for c in others.get(w.request_id, ()):
+            if extra == fanout - 1:
+                break
+            pid = c.provider_id
+            if pid == w.provider_id or pid not in capacity or used[pid] >= capacity[pid]:
+                continue
+            used[pid] += 1
+            extra += 1
             out.append(c)
     return out
 

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -610,6 +610,11 @@ class VanMatching:
     partner_assignments: tuple[RescueCandidate, ...] = ()
     """Requests whose partner column won (``match_vans(..., partners=...)``): one provider
     each, to be offered the job; these requests are also in ``unassigned`` (no own van)."""
+    partner_alternatives: tuple[RescueCandidate, ...] = ()
+    """For the requests of ``partner_assignments`` (in the same order), their other partner
+    arcs, each request's best first by the matching's own price (on time before late under
+    the ``promise`` objective, then the partner minutes, then the provider id): the
+    candidates of a fan-out (:func:`dispatch.partner_rescue.more_offers`)."""
 
     def served_count(self) -> int:
         return len(self.assignments)
@@ -741,6 +746,81 @@ def _prepare(
     return _Prepared(eligible, capable, eta, penalty, fixed, designated, free_request, free_van)
 
 
+class IntegerCosts(NamedTuple):
+    """The matching's integer costs (:func:`integer_costs`)."""
+
+    arc_cost: np.ndarray
+    """Per arc, int64."""
+    unassigned_cost: np.ndarray
+    """Per row, int64: the cost of leaving it unassigned."""
+    resolution: int
+    """Cost units per minute actually used."""
+
+
+def integer_costs(
+    minutes: np.ndarray,
+    weights: np.ndarray,
+    rows: np.ndarray | None = None,
+    *,
+    n_cols: int,
+    resolution: int,
+    late: np.ndarray | None = None,
+    unassigned_weights: np.ndarray | None = None,
+) -> IntegerCosts:
+    """How :func:`match_vans` (and the simulation's array batch step,
+    ``simulations.batch_match``) turns minutes into the solver's integer costs.
+
+    ``minutes`` per arc (ETA + soft penalties), ``rows`` per arc its row (``None``: every arc
+    is on the one row), ``weights`` per row its integer priority weight, ``late`` per arc
+    whether it misses the promise (the ``promise`` objective), ``unassigned_weights`` per row
+    the weight of leaving it unserved (default ``weights``; re-planning weighs pinned requests
+    more). Per arc: weight x ETA at ``resolution`` units per minute, plus one tier ``big`` per
+    late arc (more than every ETA of the batch together); per row: unassigned weight x
+    ``big`` x (late rows + 1), so serving one more unit of weight costs more than all arcs
+    together. The resolution is lowered by tens while the costs could overflow int64 (bounded
+    in floats first, no silent wrap-around); ``ValueError`` if even 1 unit per minute does.
+    """
+    n_rows = 1 if rows is None else len(weights)
+    uw = weights if unassigned_weights is None else unassigned_weights
+    late_rows = 0
+    if late is not None and late.any():
+        late_rows = 1 if rows is None else len(np.unique(rows[late]))
+    limit = max_safe_cost(n_rows, n_cols)
+    # one row (the simulation's commonest batch): scalars, not reductions over one-row arrays
+    one_row = n_rows == 1 and len(minutes) > 0
+    top_weight = float(uw[0]) if one_row else float(uw.max()) if n_rows else 0.0
+    while True:
+        # bound in floats first (no silent int64 wrap-around), with a margin for rounding
+        w = weights[0] if rows is None else weights[rows]
+        cost_f = w * np.rint(minutes * resolution)
+        if one_row:
+            worst = cost_f.max()  # the row's dearest arc (costs are >= 0)
+            total = float(worst)
+        else:
+            row_max = np.zeros(n_rows)
+            if rows is not None:  # else no arc at all
+                np.maximum.at(row_max, rows, cost_f)
+            total = float(row_max.sum())
+        tier = (late_rows + 1) * (total + 1.0)
+        if top_weight * tier <= 0.5 * limit:
+            arc_cost = cost_f.astype(np.int64)
+            big = (int(worst) if one_row else int(row_max.astype(np.int64).sum())) + 1
+            if late_rows:
+                assert late is not None
+                arc_cost += np.where(late, big, 0)
+                big += late_rows * big
+            if one_row:
+                return IntegerCosts(arc_cost, np.array([int(uw[0]) * big]), resolution)
+            return IntegerCosts(arc_cost, uw * big, resolution)
+        if resolution == 1:
+            raise ValueError(
+                f"van matching costs overflow int64 even at 1 unit per minute ({n_rows} "
+                f"requests, largest ETA {float(minutes.max()):.0f} min); split the batch"
+            )
+        resolution = max(1, resolution // 10)
+        log.info("van matching: cost scale lowered to %d per minute to fit int64", resolution)
+
+
 def match_vans(
     problem: VanMatchingProblem,
     *,
@@ -779,6 +859,7 @@ def match_vans(
     n_cols = len(problem.vans)
     capacity: np.ndarray | None = None
     partner_arcs: tuple[RescueCandidate, ...] = ()
+    side: _PartnerSide | None = None
     if partners is not None and partners.arcs:
         side = _partner_side(problem, prep, sel, params, partners)
         if side is not None:
@@ -789,34 +870,16 @@ def match_vans(
             late = np.concatenate([late, side.late])
             capacity = np.concatenate([np.ones(n_cols, dtype=np.int64), side.slots])
             n_cols += len(side.slots)
-    late_rows = len(np.unique(rows[late])) if late.any() else 0
-
-    resolution = params.time_resolution
-    limit = max_safe_cost(len(reqs), n_cols)
-    top_weight = float(keep_weights.max()) if len(reqs) else 0.0
-    while True:
-        # Bound in floats first (no silent int64 wrap-around), with a margin for rounding.
-        cost_f = weights[rows] * np.rint(minutes * resolution)
-        row_max = np.zeros(len(reqs))
-        np.maximum.at(row_max, rows, cost_f)
-        # The promise tier costs ``big`` per late arrival (more than every ETA of the batch
-        # together); serving one more unit of weight costs more than all arcs together.
-        tier = (late_rows + 1) * (float(row_max.sum()) + 1.0)
-        if top_weight * tier <= 0.5 * limit:
-            arc_cost = cost_f.astype(np.int64)
-            big = int(row_max.astype(np.int64).sum()) + 1
-            if late_rows:
-                arc_cost += np.where(late, big, 0)
-                big += late_rows * big
-            unassigned_cost = keep_weights * big
-            break
-        if resolution == 1:
-            raise ValueError(
-                f"van matching costs overflow int64 even at 1 unit per minute ({len(reqs)} "
-                f"requests, largest ETA {float(minutes.max()):.0f} min); split the batch"
-            )
-        resolution = max(1, resolution // 10)
-        log.info("van matching: cost scale lowered to %d per minute to fit int64", resolution)
+    costs = integer_costs(
+        minutes,
+        weights,
+        rows,
+        n_cols=n_cols,
+        resolution=params.time_resolution,
+        late=late,
+        unassigned_weights=keep_weights,
+    )
+    arc_cost, unassigned_cost, resolution = costs
 
     result = solve_assignment(
         len(reqs),
@@ -835,6 +898,7 @@ def match_vans(
             chosen[int(r)] = int(sel[a])
         else:
             to_partner[int(r)] = partner_arcs[a - len(sel)]
+    alternatives = _partner_alternatives(side, to_partner) if side is not None else ()
     return _finish(
         problem,
         prep,
@@ -846,6 +910,7 @@ def match_vans(
         started=started,
         method="optimal",
         to_partner=to_partner,
+        partner_alternatives=alternatives,
     )
 
 
@@ -908,6 +973,22 @@ def _partner_side(
         late = waited[rows] + eta > params.promise_minutes
     slots = np.array([free[s.provider.id] for s in partners.providers], dtype=np.int64)
     return _PartnerSide(arcs, rows, cols, minutes, late, slots)
+
+
+def _partner_alternatives(
+    side: _PartnerSide, to_partner: Mapping[int, RescueCandidate]
+) -> tuple[RescueCandidate, ...]:
+    """:attr:`VanMatching.partner_alternatives`: per request given to a partner (in request
+    order), its other partner arcs ranked as the matching prices them."""
+    out: list[RescueCandidate] = []
+    for r in sorted(to_partner):
+        won = to_partner[r].provider_id
+        ks = [k for k in np.flatnonzero(side.rows == r).tolist() if side.arcs[k].provider_id != won]
+        ks.sort(
+            key=lambda k: (bool(side.late[k]), float(side.minutes[k]), side.arcs[k].provider_id)
+        )
+        out.extend(side.arcs[k] for k in ks)
+    return tuple(out)
 
 
 def _pinned_requests(problem: VanMatchingProblem) -> set[int]:
@@ -977,6 +1058,7 @@ def _finish(
     started: float,
     method: str,
     to_partner: Mapping[int, RescueCandidate] | None = None,
+    partner_alternatives: tuple[RescueCandidate, ...] = (),
 ) -> VanMatching:
     to_partner = to_partner or {}
     reqs, vans = problem.requests, problem.vans
@@ -1006,6 +1088,7 @@ def _finish(
         assignments=tuple(assignments),
         unassigned=tuple(unassigned),
         partner_assignments=tuple(to_partner[ri] for ri in sorted(to_partner)),
+        partner_alternatives=partner_alternatives,
         objective=objective,
         time_resolution=resolution,
         solve_seconds=time.perf_counter() - started,
@@ -1117,6 +1200,7 @@ def _earliest_spare_vans(
 
 
 __all__ = [
+    "IntegerCosts",
     "MatchParams",
     "OpenRequest",
     "Unassigned",
@@ -1126,6 +1210,7 @@ __all__ = [
     "VanMatchingProblem",
     "VanState",
     "build_van_matching_problem",
+    "integer_costs",
     "match_vans",
     "match_vans_naive",
 ]

@@ -12,8 +12,8 @@ drive minutes; per row the priority and minutes waited; per column the minutes u
 free and its radius) and returns, per row, the arc chosen or -1: exactly what ``match_vans``
 returns for ``VanMatchingProblem.from_arrays`` of the same batch with the vans on shift, not
 pinned, no designated station and every arc capable (the simulation filters capability before).
-It computes the same integer costs as ``match_vans`` (the same formula, the same cost-scale
-fallback) and then:
+It computes the integer costs with ``match_vans``' own function
+(:func:`dispatch.vans.integer_costs`: the same formula, the same cost-scale fallback) and then:
 
 - when every row with an arc has a unique cheapest arc, those arcs use distinct vans and each
   costs less than leaving its row unassigned, that assignment is the unique optimum (any other
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-from dispatch.assignment import CostOverflowError, max_safe_cost
-from dispatch.vans import MatchParams
+from dispatch.assignment import CostOverflowError
+from dispatch.vans import MatchParams, integer_costs
 
 _NO_ARC = np.iinfo(np.int64).max
 _SOLVER_FREE_BOUND = int(np.iinfo(np.int64).max)
@@ -94,13 +94,10 @@ def match_batch(
         return _one_request(row_arc, eta, sel, cols, minutes, row_priority, n_cols, params)
     weights = np.rint(row_priority * params.priority_resolution).astype(np.int64)
     late = None
-    late_rows = 0
     if params.objective == "promise":
         late = row_waited_minutes[rows] + minutes > params.promise_minutes
-        if late.any():
-            late_rows = len(np.unique(rows[late]))
-    arc_cost, unassigned_cost = _integer_costs(
-        n_rows, n_cols, rows, minutes, weights, late, late_rows, params.time_resolution
+    arc_cost, unassigned_cost, _ = integer_costs(
+        minutes, weights, rows, n_cols=n_cols, resolution=params.time_resolution, late=late
     )
     # OR-Tools may refuse costs near int64's limit (its node potentials would overflow: the
     # general matcher then raises); far below it, a unique optimum is its only answer
@@ -142,7 +139,7 @@ def _one_request(
     params: MatchParams,
 ) -> BatchMatch:
     """:func:`match_batch` for the commonest batch, one request under the ``eta`` objective:
-    the same costs as :func:`_integer_costs` with scalars where it has one-row arrays."""
+    :func:`one_request_arc` on its arcs."""
     weight = np.rint(row_priority * params.priority_resolution).astype(np.int64)
     k, method = one_request_arc(minutes, lambda: cols, weight[0], n_cols, params)
     row_arc[0] = sel[k] if k >= 0 else -1
@@ -162,7 +159,10 @@ def one_request_arc(
     priority weight, ``n_cols`` the batch's vans; ``arc_column`` gives each arc's column (the
     van's rank in the batch), asked for only when the solver decides (a tie): its
     tie-breaking depends on the columns."""
-    arc_cost, unassigned = _one_request_costs(arc_eta, weight, n_cols, params)
+    arc_cost, unassigned_cost, _ = integer_costs(
+        arc_eta, np.array([weight]), n_cols=n_cols, resolution=params.time_resolution
+    )
+    unassigned = int(unassigned_cost[0])
     nodes = n_cols + 3
     if unassigned <= _SOLVER_FREE_BOUND // (8 * nodes * nodes):
         cheapest_cost = arc_cost.min()
@@ -170,68 +170,8 @@ def one_request_arc(
         if len(cheapest) == 1 and cheapest_cost < unassigned:
             return int(cheapest[0]), "argmin"
     rows = np.zeros(len(arc_cost), dtype=np.int64)
-    unassigned_cost = np.array([unassigned], dtype=np.int64)
     chosen = _min_cost_flow(1, n_cols, rows, arc_column(), arc_cost, unassigned_cost)
     return (int(chosen[0]) if len(chosen) else -1), "flow"
-
-
-def _one_request_costs(
-    minutes: np.ndarray, w: np.integer, n_cols: int, params: MatchParams
-) -> tuple[np.ndarray, int]:
-    """:func:`_integer_costs` for one row: per arc ``w`` x ETA at the time resolution (coarser
-    if int64 would overflow), and the cost of leaving the row unassigned."""
-    limit = max_safe_cost(1, n_cols)
-    resolution = params.time_resolution
-    while True:
-        cost_f = w * np.rint(minutes * resolution)
-        top = cost_f.max()  # >= 0, as match_vans' row maximum from 0
-        if float(w) * (float(top) + 1.0) <= 0.5 * limit:
-            return cost_f.astype(np.int64), int(w) * (int(top) + 1)
-        if resolution == 1:
-            raise ValueError(
-                f"van matching costs overflow int64 even at 1 unit per minute (1 requests, "
-                f"largest ETA {float(minutes.max()):.0f} min); split the batch"
-            )
-        resolution = max(1, resolution // 10)
-
-
-def _integer_costs(
-    n_rows: int,
-    n_cols: int,
-    rows: np.ndarray,
-    minutes: np.ndarray,
-    weights: np.ndarray,
-    late: np.ndarray | None,
-    late_rows: int,
-    resolution: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``match_vans``' integer costs: per arc priority x ETA at ``resolution`` units per minute
-    (coarser if int64 would overflow), plus a tier per late arc (promise objective); per row
-    the cost of leaving it unassigned, above every arc's."""
-    limit = max_safe_cost(n_rows, n_cols)
-    top_weight = float(weights.max())
-    while True:
-        cost_f = weights[rows] * np.rint(minutes * resolution)
-        if n_rows == 1:
-            row_max = cost_f.max(keepdims=True)
-        else:
-            row_max = np.zeros(n_rows)
-            np.maximum.at(row_max, rows, cost_f)
-        tier = (late_rows + 1) * (float(row_max.sum()) + 1.0)
-        if top_weight * tier <= 0.5 * limit:
-            arc_cost = cost_f.astype(np.int64)
-            big = int(row_max.astype(np.int64).sum()) + 1
-            if late_rows:
-                assert late is not None
-                arc_cost += np.where(late, big, 0)
-                big += late_rows * big
-            return arc_cost, weights * big
-        if resolution == 1:
-            raise ValueError(
-                f"van matching costs overflow int64 even at 1 unit per minute ({n_rows} "
-                f"requests, largest ETA {float(minutes.max()):.0f} min); split the batch"
-            )
-        resolution = max(1, resolution // 10)
 
 
 def _min_cost_flow(

@@ -16,8 +16,10 @@ Partners are not owned assets: they are asked (issue 11; the API's offers in
   decline). After a decline or an expiry the job is offered to the next best provider, never
   again to one that refused it; when every provider that could take it is full it waits for
   a free slot. A provider holds a slot (``capacity_jobs``) from the offer until the job ends:
-  it leaves its base when it accepts, drives (great-circle x circuity at the scenario's
-  rescue-van speed: partner bases are not in the travel tables), works on site as a van would
+  it leaves its base when it accepts, drives (the travel tables' leg from its base at the
+  scenario's rescue-van speed: by road on the road graph, and a provider more than 3x the
+  straight line + 20 km away by road is no candidate, the production rule of
+  :func:`dispatch.partner_rescue.build_partner_columns`), works on site as a van would
   (the on-site repair, or diagnosis and hook-up) and drives, or tows, back to its base. Its
   arrival is the request's "on site" (it counts for the promise); its cost is the ranking's
   (call-out + per km from the base).
@@ -125,14 +127,19 @@ def answer_after(terms: OfferTerms, promised_response_minutes: float) -> tuple[f
 
 
 class _PartnerLegs(GreatCircleProvider):
-    """Great-circle x circuity at the scenario's rescue-van speed, whatever profile is asked
-    (the ranking asks for the default one)."""
+    """The partner legs of the travel tables (``TravelTables.rescue_km``: road legs from the
+    providers' bases at the scenario's rescue-van speed, ``inf`` beyond the partner columns'
+    3x straight line + 20 km rule), whatever profile is asked (the ranking asks for the
+    default one). A :class:`GreatCircleProvider` only for the type: it never computes a
+    leg."""
 
-    def __init__(self, circuity: float, profile: TravelProfile) -> None:
-        super().__init__(circuity)
-        self.profile = profile
-        self._legs: dict[tuple[object, object], Leg] = {}
-        """(base, point) -> leg: the few bases and points recur in every offer."""
+    def __init__(self, tables: TravelTables, points: list[GeoPoint]) -> None:
+        super().__init__()
+        self.km, self.minutes = tables.rescue_km, tables.rescue_minutes
+        self.base_row = {
+            (float(a), float(o)): k for k, (a, o) in enumerate(tables.rescue_base_latlon)
+        }
+        self.point_column = {p: i for i, p in enumerate(points)}
 
     def leg(
         self,
@@ -140,12 +147,16 @@ class _PartnerLegs(GreatCircleProvider):
         destination: object,
         profile: str | TravelProfile = DEFAULT_PROFILE,
     ) -> Leg:
-        key = (origin, destination)
-        leg = self._legs.get(key)
-        if leg is None:
-            leg = super().leg(origin, destination, self.profile)  # type: ignore[arg-type]
-            self._legs[key] = leg
-        return leg
+        assert isinstance(origin, GeoPoint)
+        assert isinstance(destination, GeoPoint)
+        k = self.base_row.get((origin.lat, origin.lon))
+        i = self.point_column.get(destination)
+        if k is None or i is None:
+            raise ValueError(
+                f"no partner leg from {origin} to {destination} in the travel tables (tables "
+                "built for another scenario?)"
+            )
+        return Leg(float(self.km[k, i]), float(self.minutes[k, i]))
 
 
 @dataclass(frozen=True)
@@ -183,12 +194,12 @@ class RescueOffers:
         self.schedule_answer = schedule_answer
         self.schedule_free = schedule_free
         self.on_accepted = on_accepted
-        self.travel = _PartnerLegs(scenario.travel.circuity, scenario.travel.profile("rescue_van"))
         self.tow_kmh = scenario.travel.profile("towing").speed_kmh
         pts = tables.points
         self._location = [
             GeoPoint(float(a), float(o)) for a, o in zip(pts.lat, pts.lon, strict=True)
         ]
+        self.travel = _PartnerLegs(tables, self._location)
         self._province = list(pts.province)
         self._fault_code = [f.code for f in scenario.repairs.catalogue.faults]
         self.index_of = {p.id: k for k, p in enumerate(self.providers)}

@@ -8,7 +8,11 @@ points), weighted by the population proxy. Once per scenario
 - station -> demand point pairs within the largest service radius of the station's vans
   (``provider.within``), with km and minutes for the ``rescue_van`` and ``towing`` profiles;
 - truck depot -> demand point (``empty_truck``), demand point -> cargo destination
-  (``loaded_truck``) and destination -> depot (``empty_truck``) dense matrices.
+  (``loaded_truck``) and destination -> depot (``empty_truck``) dense matrices;
+- partner rescue provider base -> demand point (``rescue_van``) for the points a provider at
+  that base covers (its provinces or radius), by the partner columns' searches
+  (:func:`dispatch.partner_rescue.legs_from`): ``inf`` for a pair more than 3x the straight
+  line + 20 km apart by road (a radius reaching over the Bohai strait), as in production.
 
 Road km are symmetric on the national graph, so a van's drive back uses the outbound minutes
 and a truck's drive back from the destination the depot -> destination minutes (on an imported
@@ -41,8 +45,9 @@ from typing import Any
 
 import numpy as np
 
+from dispatch.partner_rescue import legs_from
 from fleet.geography import county_seats, prefecture_population, prefecture_seats
-from routing.provider import GreatCircleProvider, TravelTimeProvider
+from routing.provider import GreatCircleProvider, TravelTimeProvider, haversine_km
 from routing.road import RoadGraphProvider, RoadGraphSource
 from simulations.demand_roads import road_demand_rows
 from simulations.scenario import Scenario, ScenarioError
@@ -183,6 +188,12 @@ class TravelTables:
     back_minutes: np.ndarray
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    # partner rescue providers' bases (unique; only with [partner_offers] rescue_providers)
+    rescue_base_latlon: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    rescue_km: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """(n_bases, n_points): road km, ``inf`` where no provider there covers the point or
+    beyond the 3x + 20 km rule."""
+    rescue_minutes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 def make_provider(
@@ -204,7 +215,7 @@ def make_provider(
 
 _CACHE: dict[str, TravelTables] = {}
 
-TABLES_FORMAT = 1
+TABLES_FORMAT = 2
 """Part of every disk key: bump it when the way tables are computed or stored changes."""
 
 
@@ -242,6 +253,10 @@ class _Geometry:
     dest: np.ndarray
     dest_weight: np.ndarray
     profiles: dict[str, Any]
+    rescue_bases: np.ndarray
+    """The partner rescue providers' unique bases (lat, lon)."""
+    rescue_cover: np.ndarray
+    """(n_bases, n_points): a provider at the base covers the point (provinces or radius)."""
 
     @classmethod
     def of(
@@ -271,6 +286,7 @@ class _Geometry:
         )
         seats = prefecture_seats()
         pop = prefecture_population()
+        bases, cover = _rescue_cover(scenario, points)
         return cls(
             points=points,
             station_ids=tuple(s.id for s in net.stations),
@@ -283,6 +299,8 @@ class _Geometry:
                 n: scenario.travel.profile(n)
                 for n in ("rescue_van", "towing", "empty_truck", "loaded_truck")
             },
+            rescue_bases=bases,
+            rescue_cover=cover,
         )
 
     def digest(self, engine: str) -> str:
@@ -290,7 +308,7 @@ class _Geometry:
         h = hashlib.sha256(f"tables-v{TABLES_FORMAT}|{engine}".encode())
         p = self.points
         for a in (p.lat, p.lon, p.weight, self.station_latlon, self.radius_km, self.dest,
-                  self.dest_weight):  # fmt: skip
+                  self.dest_weight, self.rescue_bases, self.rescue_cover):  # fmt: skip
             h.update(np.ascontiguousarray(a, dtype=float).tobytes())
             h.update(b"|")
         h.update(
@@ -299,6 +317,28 @@ class _Geometry:
             ).encode()
         )
         return h.hexdigest()
+
+
+def _rescue_cover(scenario: Scenario, points: DemandPoints) -> tuple[np.ndarray, np.ndarray]:
+    """The unique bases of the scenario's partner rescue providers and, per base, the demand
+    points a provider there covers (``dispatch.partner_rescue.covers``: its provinces, or its
+    great-circle radius)."""
+    providers = scenario.partner_rescue_providers
+    bases = sorted({(p.base.lat, p.base.lon) for p in providers})
+    base_ll = np.array(bases, dtype=float).reshape(-1, 2)
+    cover = np.zeros((len(bases), len(points)), dtype=bool)
+    if not bases or not len(points):
+        return base_ll, cover
+    row = {b: k for k, b in enumerate(bases)}
+    straight = haversine_km(base_ll, points.latlon)
+    province = np.array(points.province, dtype=object)
+    for p in providers:
+        k = row[(p.base.lat, p.base.lon)]
+        if p.radius_km > 0:
+            cover[k] |= straight[k] <= p.radius_km
+        if p.provinces:
+            cover[k] |= np.isin(province, sorted(p.provinces)) & (province != "")
+    return base_ll, cover
 
 
 def tables_key(
@@ -318,7 +358,7 @@ def tables_key(
 _ARRAY_FIELDS = (
     "arc_ptr", "arc_station", "arc_km", "arc_minutes", "arc_tow_minutes", "depot_latlon",
     "dest_latlon", "dest_weight", "empty_km", "empty_minutes", "loaded_km", "loaded_minutes",
-    "back_km", "back_minutes",
+    "back_km", "back_minutes", "rescue_base_latlon", "rescue_km", "rescue_minutes",
 )  # fmt: skip
 
 
@@ -419,6 +459,27 @@ def build_tables(
     return tables
 
 
+def _rescue_legs(
+    geometry: _Geometry, provider: TravelTimeProvider
+) -> tuple[np.ndarray, np.ndarray]:
+    """Road km and minutes (``rescue_van``) from each rescue base to the points it covers;
+    ``inf`` elsewhere and beyond the partner columns' 3x + 20 km rule."""
+    pts = geometry.points.latlon
+    bases = geometry.rescue_bases
+    km = np.full((len(bases), len(pts)), np.inf)
+    minutes = km.copy()
+    if not len(bases) or not len(pts):
+        return km, minutes
+    straight = haversine_km(bases, pts)
+    for k in range(len(bases)):
+        idx = np.flatnonzero(geometry.rescue_cover[k])
+        if len(idx):
+            km[k, idx], minutes[k, idx] = legs_from(
+                provider, bases[k], pts[idx], straight[k, idx], geometry.profiles["rescue_van"]
+            )
+    return km, minutes
+
+
 def _compute_tables(geometry: _Geometry, provider: TravelTimeProvider) -> TravelTables:
     """The provider's searches over the geometry: the expensive part the caches avoid."""
     points, st_ll, radius = geometry.points, geometry.station_latlon, geometry.radius_km
@@ -473,6 +534,7 @@ def _compute_tables(geometry: _Geometry, provider: TravelTimeProvider) -> Travel
         ekm = emin = np.zeros((0, len(pts)))
         lkm = lmin = np.zeros((len(pts), len(dest)))
         bkm = bmin = np.zeros((len(dest), 0))
+    rkm, rmin = _rescue_legs(geometry, provider)
     seconds = time.perf_counter() - started
     tables = TravelTables(
         provider_name=str(getattr(provider, "name", type(provider).__name__)),
@@ -493,7 +555,15 @@ def _compute_tables(geometry: _Geometry, provider: TravelTimeProvider) -> Travel
         back_km=np.asarray(bkm, dtype=float),
         back_minutes=np.asarray(bmin, dtype=float),
         seconds=seconds,
-        meta={"station_point_arcs": len(km), "points": len(pts), "depots": len(depot_ll)},
+        meta={
+            "station_point_arcs": len(km),
+            "points": len(pts),
+            "depots": len(depot_ll),
+            "rescue_bases": len(geometry.rescue_bases),
+        },
+        rescue_base_latlon=geometry.rescue_bases,
+        rescue_km=rkm,
+        rescue_minutes=rmin,
     )
     log.info(
         "travel tables (%s): %d points, %d station arcs, %d depots in %.1f s",

@@ -23,7 +23,8 @@ Phases (so that the solver never holds the database's write lock):
    ``RESCUE_OFFER_CNY_PER_MINUTE``; docs/dispatch.md): a request whose partner column wins
    (no own van covers or can handle it, or the own vans would be late by more than the
    partner's cost in minutes) is offered to that provider in the same cycle, plus the next
-   best ones up to ``RESCUE_OFFER_FANOUT``;
+   best ones up to ``RESCUE_OFFER_FANOUT`` (the matching's other partner columns for it,
+   by the matching's price);
 4. write (one transaction, under the database's write lock; the waiting reasons that
    changed are read before it, :mod:`api.dispatching.reasons`): lock the chosen requests,
    then the vans / trucks (always in that order, sorted by id: no deadlock with overrides
@@ -322,21 +323,19 @@ def solve(
 def escalate_to_partners(
     snapshot: Snapshot,
     van_matching: VanMatching | None,
-    provider: TravelTimeProvider,
     offer_policy: OfferPolicy,
 ) -> list[RescueCandidate]:
     """The partner rescue offers (pure): each request whose partner column won the van
     matching, to that provider, and with ``offer_policy.fanout`` > 1 to the next best
-    providers with a slot left."""
+    providers with a slot left, as the matching ranked its partner columns (the same
+    candidates, the same price)."""
     if van_matching is None or not van_matching.partner_assignments:
         return []
     return more_offers(
         van_matching.partner_assignments,
-        snapshot.rescue_jobs,
+        van_matching.partner_alternatives,
         snapshot.rescue_providers,
-        provider,
         fanout=offer_policy.fanout,
-        cny_per_minute=offer_policy.cny_per_minute,
     )
 
 
@@ -398,7 +397,7 @@ def run_cycle(
         van_matching, replacements = solve(
             snapshot, provider, cny_per_minute=offer_policy.cny_per_minute
         )
-        rescue_offers = escalate_to_partners(snapshot, van_matching, provider, offer_policy)
+        rescue_offers = escalate_to_partners(snapshot, van_matching, offer_policy)
         with transaction(factory) as db:
             read_only(db)  # which waiting reasons changed: read before the write lock
             reasons = pending_reasons(db, van_matching, replacements)

@@ -3,9 +3,12 @@ attention panel fed by the automatic cycle's recorded reasons, offline docs, pla
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
@@ -13,6 +16,7 @@ from api.db import models as m
 from api.db.engine import session_factory
 from api.dispatching.reasons import UNASSIGNED_KIND
 from api.security import Role
+from api.site.redoc import TRANSPARENT_PIXEL
 from routing.provider import get_profile
 from tests.api.conftest import request_body
 
@@ -187,6 +191,32 @@ def test_docs_are_served_without_a_cdn(client: TestClient) -> None:
     js = client.get("/static-offline-docs/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
     assert client.get("/static-offline-docs/redoc.standalone.js").status_code == 200
+
+
+def test_redoc_loads_no_logo_from_the_internet(client: TestClient) -> None:
+    """ReDoc's script shows a decorative "powered by" logo from https://cdn.redoc.ly: the
+    /redoc page loads the app's copy of the script, whose images are inline (a transparent
+    pixel), and no image of it names an external host; the rest of the script is the
+    package's, byte for byte."""
+    page = client.get("/redoc")
+    assert page.status_code == 200
+    (src,) = re.findall(r'<script src="([^"]+)"', page.text)
+    assert src == "/docs-assets/redoc.standalone.js"
+    assert "https://" not in page.text and "http://" not in page.text
+    served = client.get(src)
+    assert served.status_code == 200
+    assert served.headers["content-type"].startswith("application/javascript")
+    original = (Path(fastapi_offline.__file__).parent / "static" / "redoc.standalone.js").read_text(
+        "utf-8"
+    )
+    assert 'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"' in original  # what it replaces
+    js = served.content.decode("utf-8")
+    assert re.findall(r'src:"(https?://[^"]*)"', js) == []
+    assert "cdn.redoc.ly" not in js
+    assert js == original.replace(
+        'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"', f'src:"{TRANSPARENT_PIXEL}"'
+    )
+    assert TRANSPARENT_PIXEL.startswith("data:image/gif;base64,")
 
 
 def test_place_names_for_the_console(client: TestClient) -> None:

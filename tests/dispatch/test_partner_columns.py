@@ -163,11 +163,53 @@ def test_a_provider_that_refused_the_job_is_never_a_column_for_it() -> None:
     assert [c.provider_id for c in cols.arcs] == ["B"]
     m = match_vans(problem([request("R")], [van("V")], {}), partners=cols)
     assert [c.provider_id for c in m.partner_assignments] == ["B"]
-    offers = more_offers(m.partner_assignments, [job], [a, b], GC, fanout=2)
+    assert m.partner_alternatives == ()
+    offers = more_offers(m.partner_assignments, m.partner_alternatives, [a, b], fanout=2)
     assert [c.provider_id for c in offers] == ["B"]
     fresh = RescueJob("R", HERE, "370000", RescueCapability.MOBILE_MECHANIC)
-    assert [c.provider_id for c in more_offers(m.partner_assignments, [fresh], [a, b], GC,
-                                               fanout=2)] == ["B", "A"]  # fmt: skip
+    m = match_vans(
+        problem([request("R")], [van("V")], {}), partners=build_partner_columns([fresh], [a, b], GC)
+    )
+    offers = more_offers(m.partner_assignments, m.partner_alternatives, [a, b], fanout=2)
+    assert [c.provider_id for c in offers] == ["A", "B"]
+
+
+def test_the_fan_out_ranks_by_the_matching_price_not_the_old_score() -> None:
+    """No own van; promise 120 min, so every partner costs at least 120 + cost / 10 + 1.
+    Y (ETA 115, free: 121) wins. Of the others, Z (ETA 110, 100 CNY: 120 + 10 + 1 = 131)
+    comes before X (ETA 20, 300 CNY: 120 + 30 + 1 = 151), though X's old score (ETA + cost /
+    10 = 50) was far better than Z's (120): arriving before the promise is worth nothing
+    more to the matching, so a fan-out of 2 adds Z, of 3 both; X is never asked before Z."""
+    states = [provider("X"), provider("Y"), provider("Z")]
+    arcs = [arc("R", "X", 20.0, 300.0), arc("R", "Y", 115.0, 0.0), arc("R", "Z", 110.0, 100.0)]
+    m = match_vans(problem([request("R")], [van("V")], {}), partners=columns(states, arcs))
+    assert [c.provider_id for c in m.partner_assignments] == ["Y"]
+    assert [c.provider_id for c in m.partner_alternatives] == ["Z", "X"]
+    won, alt = m.partner_assignments, m.partner_alternatives
+    assert [c.provider_id for c in more_offers(won, alt, states, fanout=1)] == ["Y"]
+    assert [c.provider_id for c in more_offers(won, alt, states, fanout=2)] == ["Y", "Z"]
+    assert [c.provider_id for c in more_offers(won, alt, states, fanout=3)] == ["Y", "Z", "X"]
+    # Z full (its one slot taken by an open offer): the fan-out of 2 goes on to X
+    states[2] = provider("Z", capacity=1, active=1)
+    assert [c.provider_id for c in more_offers(won, alt, states, fanout=2)] == ["Y", "X"]
+    with pytest.raises(ValueError, match="fanout must be >= 1, got 0"):
+        more_offers(won, alt, states, fanout=0)
+
+
+def test_under_the_promise_objective_the_fan_out_asks_partners_on_time_first() -> None:
+    """``objective="promise"``, the request waited 60 min (60 left): a late partner counts
+    as late for the matching, so P (ETA 50, 900 CNY: on time) ranks before Q (ETA 70, free:
+    late), though Q's price in minutes is lower (max(70, 60) + 0 + 1 = 71 < 60 + 90 + 1)."""
+    states = [provider("P"), provider("Q"), provider("W")]
+    arcs = [arc("R", "P", 50.0, 900.0), arc("R", "Q", 70.0, 0.0), arc("R", "W", 10.0, 0.0)]
+    params = MatchParams(objective="promise")
+    m = match_vans(
+        problem([request("R", waited_minutes=60.0)], [van("V")], {}),
+        partners=columns(states, arcs),
+        params=params,
+    )
+    assert [c.provider_id for c in m.partner_assignments] == ["W"]
+    assert [c.provider_id for c in m.partner_alternatives] == ["P", "Q"]
 
 
 def test_requests_pinned_to_a_van_never_go_to_a_partner() -> None:

@@ -485,7 +485,7 @@ def test_rescue_providers_get_offers_only_when_the_scenario_asks(tmp_path: Path)
     )
     on = load_scenario(with_path)
     assert [p.id for p in on.partner_rescue_providers] == ["PR-QD", "PR-YT", "PR-WF", "PR-LY"]
-    asked = simulate(on, tables, 0)
+    asked = simulate(on, build_tables(on), 0)  # its tables hold the providers' legs
     assert asked.kpis["rescue_offers"] > 0 and asked.kpis["partner_rescue_jobs"] > 0
     without_path.write_text(
         without_path.read_text("utf-8").replace(
@@ -538,3 +538,39 @@ def test_cli_sweeps_acceptance_and_prints_offers(tmp_path: Path) -> None:
     assert variants["partner_acceptance=0.7"]["rescue_offer_declines"]["mean"] > 0
     assert variants["partner_acceptance=1.0"]["rescue_offer_declines"]["mean"] == 0
     assert variants["partner_acceptance=1.0"]["partner_rescue_cost_cny"]["mean"] > 0
+
+
+def test_the_dalian_provider_never_takes_shandong_jobs_by_sea(road_graph_cache_dir: Path) -> None:
+    """``shandong_partners`` on the road graph: Liaoning's mobile service at Dalian
+    (``R-210000-MOB``, 250 km radius) covers the Shandong county seats round Yantai and Weihai
+    across the Bohai strait (150-250 km straight, over 1,000 km by road). Its partner legs in
+    the travel tables are road legs, so those pairs fall under the production rule (more than
+    3x the straight line + 20 km by road: no candidate) and it is offered no Shandong job,
+    while Shandong's own mobile service (``R-370000-MOB``) takes many. (With great-circle x
+    circuity partner legs it took 6-8 jobs a 30-day run.)"""
+    from routing.provider import haversine_km
+    from routing.road import RoadGraphSource
+
+    s = resolve_scenario("shandong_partners").with_days(10)
+    assert s.replications >= 1
+    tables = build_tables(s, road_graph=RoadGraphSource(cache_dir=road_graph_cache_dir))
+    dalian = next(p for p in s.partner_rescue_providers if p.id == "R-210000-MOB")
+    row = tables.rescue_base_latlon.tolist().index([dalian.base.lat, dalian.base.lon])
+    straight = haversine_km(np.array([[dalian.base.lat, dalian.base.lon]]), tables.points.latlon)[0]
+    covered = straight <= dalian.radius_km
+    assert covered.sum() >= 5  # its radius reaches Shandong
+    assert not np.isfinite(tables.rescue_km[row, covered]).any()
+    # every leg the tables keep obeys the rule
+    finite = np.isfinite(tables.rescue_km)
+    all_straight = haversine_km(tables.rescue_base_latlon, tables.points.latlon)
+    assert (tables.rescue_km[finite] <= 3.0 * all_straight[finite] + 20.0).all()
+
+    breakdowns = draw_breakdowns(s, tables, replication_streams(s.seed, 0))
+    sim = Simulation(s, tables, breakdowns, OfferDraws(s.seed, 0))
+    sim.run()
+    record = sim.record()
+    ids = [p.id for p in s.partner_rescue_providers]
+    offered = {ids[k] for k in record.rescue_offer_provider.tolist()}
+    took = [ids[k] for k in record.partner_provider.tolist() if k >= 0]
+    assert "R-210000-MOB" not in offered
+    assert took.count("R-370000-MOB") >= 5

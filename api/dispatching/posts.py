@@ -25,16 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
-from simulations.after_job import great_circle_km
+from routing.snap import unit_vectors
+from simulations.after_job import EARTH_RADIUS_KM, great_circle_km
 
 POSTED_WITHIN_KM = 0.5
 """A free van whose last position is this close to another station is posted there."""
-_EARTH_RADIUS_KM = 6371.0088
-
-
-def _unit(latlon: np.ndarray) -> np.ndarray:
-    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
-    return np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
 
 
 def posted_stations(
@@ -54,10 +49,13 @@ def posted_stations(
     stations = list(db_session.scalars(select(m.Station).order_by(m.Station.id)))
     if not stations:
         return {}
-    tree = cKDTree(_unit(np.array([(s.lat, s.lon) for s in stations], dtype=float)))
-    positions = _unit(np.array([(v.lat, v.lon) for v, _ in away], dtype=float))
-    chord = 2.0 * np.sin(POSTED_WITHIN_KM / (2.0 * _EARTH_RADIUS_KM))
-    _, nearest = tree.query(positions, k=1, distance_upper_bound=chord * (1 + 1e-9))
+    st = np.array([(s.lat, s.lon) for s in stations], dtype=float)
+    pos = np.array([(v.lat, v.lon) for v, _ in away], dtype=float)
+    tree = cKDTree(unit_vectors(st[:, 0], st[:, 1]))
+    chord = 2.0 * np.sin(POSTED_WITHIN_KM / (2.0 * EARTH_RADIUS_KM))
+    _, nearest = tree.query(
+        unit_vectors(pos[:, 0], pos[:, 1]), k=1, distance_upper_bound=chord * (1 + 1e-9)
+    )
     out: dict[str, m.Station] = {}
     for (van, _), i in zip(away, np.asarray(nearest).tolist(), strict=True):
         if i < len(stations) and stations[i].id != van.station_id:

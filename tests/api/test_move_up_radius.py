@@ -17,6 +17,7 @@ from api.db import models as m
 from api.db.engine import session_factory, transaction
 from api.dispatching.cycle import load_snapshot, run_cycle
 from api.dispatching.move_ups import confirm_move_up
+from api.dispatching.posts import posted_station
 from api.exceptions import InvalidInput
 from api.network.seeding import seed_network
 from api.requests import service as svc
@@ -175,3 +176,18 @@ def test_after_its_job_the_moved_van_serves_its_home_area_again(two_stations: En
     assert (a.within_radius, a.posted_station_id) == (True, None)
     assert a.home_km == pytest.approx(36.0 * 1.2, abs=0.05)
     assert _decide(two_stations)[0] == {near_a: "V1"}
+
+
+@pytest.mark.parametrize(("east_km", "posted"), [(0.0, "B"), (0.3, "B"), (0.8, None)])
+def test_posted_within_half_a_km_of_the_station(
+    two_stations: Engine, east_km: float, posted: str | None
+) -> None:
+    """A free van whose last position is within 0.5 km of another station (a GPS report
+    beside it) is posted there; farther, it is just a van on the road."""
+    with transaction(session_factory(two_stations)) as db:
+        van = db.get(m.Van, "V1")
+        assert van is not None
+        van.lat, van.lon = LAT, 118.0 + east_km / KM_PER_DEG
+        db.flush()
+        station = posted_station(db, van)
+        assert (station.id if station else None) == posted

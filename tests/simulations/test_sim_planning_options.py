@@ -617,3 +617,13 @@ def test_issue_16_keys_refuse_bad_values_in_one_line_with_key_and_line(
     text = str(err.value)
     assert "\n" not in text
     assert re.fullmatch(rf"{re.escape(str(path))} line {line}: {message}", text), text
+
+
+def test_sweep_key_move_up(small_toml: Path) -> None:
+    """``move_up`` sweeps like ``points`` and ``after_job``: one variant per value, labelled,
+    with ``[dispatch] move_up`` set and the ``[move_up]`` limits kept."""
+    s = load_scenario(small_toml)
+    off, on = s.variants((("move_up", (False, True)),))
+    assert (off.label, on.label) == ("move_up=False", "move_up=True")
+    assert (off.dispatch.move_up, on.dispatch.move_up) == (False, True)
+    assert on.move_up == s.move_up

@@ -3,8 +3,9 @@
 Model (see docs/dispatch.md):
 
 - a pair (request, van) is feasible when the breakdown is within the van's service radius (road
-  km from its home station), the van can handle the vehicle class (``VanCapability.can_handle``,
-  a tow needs a wrecker or flatbed), the van is on shift and not busy elsewhere;
+  km from ``VanState.home``: its home station, or the station a move-up posted it at), the
+  van can handle the vehicle class (``VanCapability.can_handle``, a tow needs a wrecker or
+  flatbed), the van is on shift and not busy elsewhere;
 - arrival (ETA) = minutes until the van is free + travel minutes from where it will then be;
 - objective, lexicographic: maximise the priority-weighted number of requests served, then
   minimise the sum of priority x (ETA + soft penalties); the soft penalties are a preference for
@@ -112,7 +113,9 @@ class OpenRequest:
 class VanState:
     van: RescueVan
     home: GeoPoint
-    """The home station's location (the service radius is measured from here)."""
+    """The station the van serves from, whose location the service radius is measured from:
+    its home station, or the station a move-up moved it to while it waits there (production
+    and the simulation alike)."""
     position: GeoPoint | None = None
     """Where the van will be when it is free; ``None`` = at home."""
     free_in_minutes: float = 0.0

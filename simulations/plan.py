@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,9 +72,17 @@ class PlanRecommendation:
         )
         return "\n".join(lines)
 
-    def simulate(self, days: float = 14.0, replications: int = 1, today: bool = False) -> Summary:
+    def simulate(
+        self,
+        days: float = 14.0,
+        replications: int = 1,
+        today: bool = False,
+        cache_dir: Path | None = None,
+    ) -> Summary:
         """Simulate the recommendation (or, ``today``, the scenario's own network) for
-        ``days``: the same seed and breakdowns either way, so the two compare run for run."""
+        ``days``: the same seed and breakdowns either way, so the two compare run for run.
+        ``cache_dir``: read and keep the travel tables there, as ``rescue simulate`` does
+        (on the national road demand they are most of a plan's time when computed)."""
         from simulations.runner import run
 
         s = replace(
@@ -83,7 +92,13 @@ class PlanRecommendation:
             warmup_days=min(self.scenario.warmup_days, 2.0),
             label="today's network" if today else f"plan {self.objective}",
         )
-        return run(s, replications=replications, backend="serial", road_graph=self.road_graph)[0]
+        return run(
+            s,
+            replications=replications,
+            backend="serial",
+            road_graph=self.road_graph,
+            cache_dir=cache_dir,
+        )[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -15,7 +15,13 @@ class VanCandidateRead(BaseModel):
     status: VanStatus
     road_km: float | None = Field(description="Road km from where the van is (null: unreachable)")
     home_km: float | None = Field(
-        description="Road km from the van's home station: what its service radius is measured on"
+        description="Road km from the station the van serves from (its home station, or "
+        "posted_station_id): what its service radius is measured on"
+    )
+    posted_station_id: str | None = Field(
+        default=None,
+        description="A free van a dispatcher moved up to another station (POST "
+        "/v1/dispatch/move-ups/confirm): that station, its radius's centre until its next job",
     )
     service_radius_km: float
     free_in_minutes: float = Field(description="Minutes until the van is free (0: free now)")

@@ -4,7 +4,8 @@ van the cycle would not send, the reason (busy, off shift, not capable, beyond i
 Only the ``limit`` vans nearest the breakdown (straight line, from where each van is and from
 its home) are timed on the road graph: one bounded search for all of them, not a national
 matrix. The rules are the dispatch cycle's: a van is *feasible* when it is free or returning,
-on shift, can handle the vehicle (and the tow) and its home station is within its service
+on shift, can handle the vehicle (and the tow) and the station it serves from (its home, or
+the station a dispatcher moved it up to: :mod:`api.dispatching.posts`) is within its service
 radius by road; a van that fails only the radius is still *assignable*, with an override
 reason (``POST /v1/requests/{id}/assignment``).
 """
@@ -22,6 +23,7 @@ from api.candidates.schemas import CandidatesRead, VanCandidateRead
 from api.clock import utcnow
 from api.db import models as m
 from api.dispatching.cycle import LOCAL_TZ
+from api.dispatching.posts import posted_stations
 from api.requests.queries import get_request
 from fleet import VanCapability, VanStatus, VehicleClass, is_on_shift
 from routing import TravelTimeProvider
@@ -88,7 +90,12 @@ def van_candidates(
             request_id=req.id, vehicle_class=req.vehicle_class, needs_tow=req.needs_tow,
             vans=[], not_listed=0,
         )  # fmt: skip
-    homes = np.array([[s.lat, s.lon] for _, s in rows])
+    posted = posted_stations(
+        db_session,
+        ((v, s) for v, s in rows if v.id not in busy_with and VanStatus(v.status) in FREE_STATUSES),
+    )
+    centres = [posted.get(v.id, s) for v, s in rows]
+    homes = np.array([[c.lat, c.lon] for c in centres])
     positions = np.array(
         [[v.lat, v.lon] if v.lat is not None and v.lon is not None else [s.lat, s.lon]
          for v, s in rows]
@@ -106,6 +113,7 @@ def van_candidates(
     out = []
     for k, i in enumerate(chosen):
         van, station = rows[i]
+        centre = centres[i]
         status = VanStatus(van.status)
         capability = VanCapability(van.capability)
         free_in = 0.0
@@ -130,7 +138,7 @@ def van_candidates(
         if not hard and not within:
             reason = (
                 f"beyond its {van.service_radius_km:g} km service radius "
-                f"({_finite(home_km[k]) or 'unreachable'} km by road from {station.name})"
+                f"({_finite(home_km[k]) or 'unreachable'} km by road from {centre.name})"
             )
         eta = free_in + pos_min[k]
         out.append(
@@ -138,6 +146,7 @@ def van_candidates(
                 van_id=van.id, station_id=station.id, station_name=station.name,
                 capability=capability, status=status, road_km=_finite(pos_km[k]),
                 home_km=_finite(home_km[k]), service_radius_km=van.service_radius_km,
+                posted_station_id=centre.id if centre.id != station.id else None,
                 free_in_minutes=round(free_in, 1), eta_minutes=_finite(eta),
                 within_radius=within, feasible=not hard and within, assignable=not hard,
                 excluded_reason=reason, current=other == req.id,

@@ -281,18 +281,20 @@ def plan(
         )  # fmt: skip
         return
     sim_days = 14.0 if sim_days is None else sim_days
+    settings = command_settings()
     try:
         s = _load(scenario, None, None)
         with console.status("solving the location model ..."):
             rec = plan_bases(
                 s, objective=objective, p=bases, target_share=target, radius_km=radius_km,
                 threshold_minutes=threshold_min, fix_existing=fix_existing, backup=backup,
-                time_limit_s=time_limit, road_graph=command_settings().road_graph_source(),
+                time_limit_s=time_limit, road_graph=settings.road_graph_source(),
             )  # fmt: skip
         console.print(rec.describe())
         with console.status(f"simulating today's network and the plan for {sim_days:g} days"):
-            today = rec.simulate(days=sim_days, today=True)
-            check = rec.simulate(days=sim_days)
+            tables = settings.tables_cache_dir  # as rescue simulate: computed once, then read
+            today = rec.simulate(days=sim_days, today=True, cache_dir=tables)
+            check = rec.simulate(days=sim_days, cache_dir=tables)
     except (ValueError, ImportError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -253,14 +253,22 @@ def open_request_from_row(r: m.RescueRequest, now: dt.datetime) -> OpenRequest:
 
 
 def van_state_from_rows(
-    van: m.Van, station: m.Station, now: dt.datetime, *, on_shift: bool
+    van: m.Van,
+    station: m.Station,
+    now: dt.datetime,
+    *,
+    on_shift: bool,
+    posted_at: m.Station | None = None,
 ) -> VanState:
     """A free van as the van matching sees it: timed from its last position (else its home
-    station) once it is free (``busy_until``)."""
+    station) once it is free (``busy_until``); its service radius is measured from
+    ``posted_at`` (the station a dispatcher moved it up to, :mod:`api.dispatching.posts`),
+    else from its home ``station``."""
     rescue_van = van_from_row(van)
+    centre = posted_at if posted_at is not None else station
     return VanState(
         van=rescue_van,
-        home=GeoPoint(station.lat, station.lon),
+        home=GeoPoint(centre.lat, centre.lon),
         position=rescue_van.position,
         free_in_minutes=_minutes_until(van.busy_until, now),
         on_shift=on_shift,

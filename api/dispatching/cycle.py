@@ -7,10 +7,12 @@ Phases (so that the solver never holds the database's write lock):
    on SQLite ``flock`` files beside the database, let exactly one cycle run at a time for
    the whole network, or one per region (:mod:`api.dispatching.regions`), across processes;
 2. read a snapshot (one short transaction) as :mod:`fleet` / :mod:`dispatch` dataclasses:
-   waiting requests; free vans; with re-planning, the jobs whose van has not arrived and is
-   not about to (pinned to their van, which the matching may move when the gain is worth
-   it) and the vans at a breakdown that expect to be free soon (timed from when and where
-   they will be free: the breakdown, or their home station after a tow);
+   waiting requests; free vans (a van a dispatcher moved up is posted at that station, which
+   its service radius is then measured from: :mod:`api.dispatching.posts`); with
+   re-planning, the jobs whose van has not arrived and is not about to (pinned to their
+   van, which the matching may move when the gain is worth it) and the vans at a breakdown
+   that expect to be free soon (timed from when and where they will be free: the breakdown,
+   or their home station after a tow);
    Before the snapshot, partner offers and crew acknowledgements are swept
    (:func:`api.partners.service.sweep`: lapse unanswered offers, withdraw stale ones, re-plan
    assignments no crew acknowledged);
@@ -67,6 +69,7 @@ from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, pending_reasons, write_decisions
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
 from api.dispatching.live import flag_late_jobs, plus_minutes
+from api.dispatching.posts import posted_stations
 from api.events import add_event
 from api.partners.service import OfferKind, OfferPolicy, provider_loads, refused_by, sweep
 from dispatch import (
@@ -211,9 +214,13 @@ def load_snapshot(
     vans: tuple[VanState, ...] = ()
     soon_free: dict[str, str] = {}
     if requests:
+        free_rows = q.free_van_rows(db_session, provinces)
+        posted = posted_stations(db_session, free_rows)  # moved up: serving from there
         vans = tuple(
-            van_state_from_rows(van, station, now, on_shift=on_shift(station))
-            for van, station in q.free_van_rows(db_session, provinces)
+            van_state_from_rows(
+                van, station, now, on_shift=on_shift(station), posted_at=posted.get(van.id)
+            )
+            for van, station in free_rows
         )
         vans += tuple(moving)
         if policy.soon_free_minutes > 0:

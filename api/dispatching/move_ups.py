@@ -11,13 +11,16 @@ decision with crews behind it). The suggestion is the simulation's move-up
 - idle vans: free (no active assignment, available or returning) and on shift; a station's
   based vans: those on shift; ``q`` = the share of on-shift vans that are busy (0.05-0.95);
 - station-to-station km: great-circle x the median detour of the coverage pairs;
-- a van a dispatcher moved (:func:`confirm_move_up`: its position is another station's) is
-  idle at that station, stays based at its own, and is not suggested for a second move.
+- a van a dispatcher moved (:func:`confirm_move_up`: its position is another station's,
+  :mod:`api.dispatching.posts`) is idle at that station, stays based at its own, and is not
+  suggested for a second move.
 
 :func:`confirm_move_up` is the dispatcher's confirmation: the van's position becomes the target
-station (the dispatch cycle times a free van from its position), logged as ``van_moved_up``;
-moving it to its own station brings it home. Its service radius is still measured from its
-home station (the simulation measures it from the station it was moved to).
+station, logged as ``van_moved_up``; moving it to its own station brings it home. Until it
+takes a job the van is posted at the target station: the dispatch cycle, the candidate list
+and manual assignments time it from there and measure its service radius from there, as the
+simulation does (:mod:`api.dispatching.posts`). After a job its radius is its home station's
+again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy.orm import Session
 from api.db import models as m
 from api.dispatching import queries as q
 from api.dispatching.cycle import LOCAL_TZ
+from api.dispatching.posts import posted_station, posted_stations
 from api.events import add_event
 from api.exceptions import Conflict, NotFound
 from api.requests.queries import active_assignment, queued_assignment
@@ -73,10 +77,6 @@ class MoveUpConfirmed:
     km: float | None
     lat: float
     lon: float
-
-
-POSTED_WITHIN_KM = 0.5
-"""A free van whose last position is this close to another station is posted there."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,7 +150,9 @@ def suggest_move_ups(
     cov = _coverage(stations, radius, provider, promise_minutes)
     local = now.astimezone(LOCAL_TZ)
     hour = local.hour + local.minute / 60.0
-    free = {v.id for v, _ in q.free_van_rows(db_session)}
+    free_rows = q.free_van_rows(db_session)
+    free = {v.id for v, _ in free_rows}
+    posted = posted_stations(db_session, free_rows)
     n = len(stations)
     based = np.zeros(n, dtype=np.int64)
     idle = np.zeros(n, dtype=np.int64)
@@ -163,7 +165,8 @@ def suggest_move_ups(
         i = index[v.station_id]
         based[i] += 1
         if v.id in free:
-            at = posted_station(stations, v)
+            post = posted.get(v.id)
+            at = None if post is None else index[post.id]
             idle[i if at is None else at] += 1
             if at is None:
                 movable[i] += 1
@@ -201,21 +204,6 @@ def suggest_move_ups(
     )
 
 
-def posted_station(stations: list[m.Station], van: m.Van) -> int | None:
-    """The index of the station other than its own where ``van`` was moved to (its last
-    position within :data:`POSTED_WITHIN_KM` of that station), else ``None``."""
-    if van.lat is None or van.lon is None or not stations:
-        return None
-    lat = np.array([s.lat for s in stations], dtype=float)
-    lon = np.array([s.lon for s in stations], dtype=float)
-    km = great_circle_km(np.full(len(stations), van.lat), np.full(len(stations), van.lon), lat, lon)
-    i = int(np.argmin(km))
-    own = [k for k, s in enumerate(stations) if s.id == van.station_id]
-    if km[i] > POSTED_WITHIN_KM or (own and km[own[0]] <= POSTED_WITHIN_KM):
-        return None
-    return i
-
-
 def confirm_move_up(
     *,
     db_session: Session,
@@ -243,9 +231,8 @@ def confirm_move_up(
         raise Conflict(f"van {van_id} is assigned to request {job.request_id}; it cannot move")
     if van.status not in q.FREE_VAN_STATUSES:
         raise Conflict(f"van {van_id} is {van.status}; only a free van can move")
-    stations = list(db_session.scalars(select(m.Station).order_by(m.Station.id)))
-    at = posted_station(stations, van)
-    from_id = van.station_id if at is None else stations[at].id
+    post = posted_station(db_session, van)
+    from_id = van.station_id if post is None else post.id
     if from_id == to_station_id:
         raise Conflict(f"van {van_id} is already at station {to_station_id}")
     source = db_session.get(m.Station, from_id)

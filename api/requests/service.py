@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from api.clock import utcnow
 from api.db import models as m
 from api.dispatching import live
+from api.dispatching.posts import posted_station
 from api.events import add_event
 from api.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from api.requests.intake import stored_estimate
@@ -385,19 +386,22 @@ def _check_radius(
     provider: TravelTimeProvider,
     override_reason: str | None,
 ) -> float:
-    """Road km from the van's home station to the breakdown (what the service radius is
-    measured on); :class:`InvalidInput` naming ``override_reason`` when it is beyond the radius
-    (or unreachable) and no override reason is given."""
-    station = db_session.get(m.Station, van.station_id)
+    """Road km to the breakdown from the station the van serves from (what the service radius
+    is measured on: its home station, or the station a dispatcher moved it up to,
+    :mod:`api.dispatching.posts`; the caller has checked that the van holds no job);
+    :class:`InvalidInput` naming ``override_reason`` when it is beyond the radius (or
+    unreachable) and no override reason is given."""
+    station = posted_station(db_session, van) or db_session.get(m.Station, van.station_id)
     if station is None:
         return math.inf
     leg = provider.leg(GeoPoint(station.lat, station.lon), GeoPoint(req.lat, req.lon), "rescue_van")
     if leg.km <= van.service_radius_km or override_reason:
         return leg.km
     distance = f"{leg.km:.0f} km by road" if math.isfinite(leg.km) else "not reachable by road"
+    where = "its home station" if station.id == van.station_id else "the station it was moved to"
     raise InvalidInput(
         "override_reason",
-        f"van {van.id} is {distance} from its home station {station.name}, beyond its "
+        f"van {van.id} is {distance} from {where} {station.name}, beyond its "
         f"{van.service_radius_km:g} km service radius; give an override reason to send it anyway",
     )
 

@@ -224,3 +224,31 @@ def test_plan_runs_on_road_demand(write_scenario, tmp_path: Path) -> None:  # ty
     data = json.loads(out.read_text("utf-8"))
     assert len(data["bases"]) == 2
     assert 0 <= data["simulated"]["share_within_promise"] <= 1
+
+
+def test_plan_keeps_its_travel_tables_like_simulate(
+    small_toml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rescue plan keeps the check simulations' travel tables under RESCUE_CACHE_DIR, as
+    rescue simulate does: a second plan (fresh process cache) reads them instead of computing
+    them (computing is refused here) and simulates the same numbers."""
+    import simulations.tables as tables_module
+
+    monkeypatch.setenv("RESCUE_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["plan", str(small_toml), "--bases", "2", "--sim-days", "2", "--time-limit", "10"]
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    tables_module._CACHE.clear()
+    result = runner.invoke(app, [*args, "--json", str(first)])
+    assert result.exit_code == 0, result.output
+    kept = sorted((tmp_path / "cache" / "tables").glob("tables-*.npz"))
+    assert len(kept) == 2  # today's stations, and the plan's 2 bases of them
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("travel tables computed again")
+
+    tables_module._CACHE.clear()
+    monkeypatch.setattr(tables_module, "_compute_tables", refuse)
+    result = runner.invoke(app, [*args, "--json", str(second)])
+    assert result.exit_code == 0, result.output
+    a, b = (json.loads(p.read_text("utf-8")) for p in (first, second))
+    assert a["simulated"] == b["simulated"] and a["simulated_today"] == b["simulated_today"]

@@ -4,6 +4,7 @@ job starts, road demand points, and their scenario keys."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -539,3 +540,90 @@ def test_nearest_idle_honours_crews(write_scenario) -> None:  # type: ignore[no-
     hour = np.mod(at[~np.isnan(at)], 1440.0) / 60.0
     assert len(hour) > 30
     assert not ((hour >= 22) | (hour < 6)).any()
+
+
+_SEASONS = "dispersion = 2.3"
+_POINTS = 'points = "county_seats"\nprovinces = ["370000"]'
+_EXPLICIT = 'provinces = ["370000"]\n\n[[demand.points]]\nlat = 36.6\nlon = 117.0\n'
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "at", "message"),
+    [
+        (_SEASONS, f"{_SEASONS}\nmonth_factors = [1, 1, 1, -0.5, 1, 1, 1, 1, 1, 1, 1, 1]",
+         "month_factors", r"demand.month_factors\[3\] must be >= 0, got -0.5"),
+        (_SEASONS, f"{_SEASONS}\nmonth_factors = [1, 1, 1]", "month_factors",
+         "demand.month_factors must be a list of 12 numbers, got 3 values"),
+        (_SEASONS, f"{_SEASONS}\nweekday_factors = [0, 0, 0, 0, 0, 0, 0]", "weekday_factors",
+         "demand.weekday_factors must not all be zero"),
+        (_POINTS, 'points = "highways"', "highways",
+         "demand.points must be one of county_seats, prefecture_seats, stations, roads, "
+         "got 'highways'"),
+        (_POINTS, 'points = "roads"\nroad_spacing_km = 1', "road_spacing_km",
+         r"demand.road_spacing_km must be in \[2, 200\], got 1"),
+        (_POINTS, 'points = "roads"\nurban_share = -0.1', "urban_share",
+         r"demand.urban_share must be in \[0, 1\], got -0.1"),
+        (_POINTS, f"{_EXPLICIT}weight = -1", "weight = -1",
+         r"demand.points\[0\]: weight must be >= 0, got -1"),
+        (_POINTS, _EXPLICIT.replace("36.6", "96.6"), "lat = 96.6",
+         r"demand.points\[0\]: lat must be in \[-90, 90\], got 96.6"),
+        ("[travel]", '[dispatch]\nmove_up = "yes"\n\n[travel]', 'move_up = "yes"',
+         "dispatch.move_up must be true or false, got 'yes'"),
+        ("[travel]", "[move_up]\nmax_moves_per_hour = 2.5\n\n[travel]", "max_moves_per_hour",
+         "move_up.max_moves_per_hour must be an integer, got 2.5"),
+        ("[travel]", "[move_up]\nmax_move_km = 0\n\n[travel]", "max_move_km",
+         "move_up.max_move_km must be > 0, got 0"),
+        ("[travel]", "[move_up]\ncheck_minutes = -15\n\n[travel]", "check_minutes",
+         "move_up.check_minutes must be > 0, got -15"),
+        ("[travel]", "[move_up]\nmin_gain = -0.1\n\n[travel]", "min_gain",
+         r"move_up.min_gain must be in \[0, 1\], got -0.1"),
+        ("[travel]", "[move_up]\nmax_moves = 3\n\n[travel]", "max_moves",
+         "unknown key 'move_up.max_moves'; allowed here: check_minutes, max_move_km, "
+         "max_moves_per_hour, min_gain"),
+        ("[travel]", "[crews]\nturnout_minutes = -5\n\n[travel]", "turnout_minutes",
+         "crews.turnout_minutes must be >= 0, got -5"),
+        ("[travel]", "[crews]\non_call_turnout_minutes = -1\n\n[travel]", "on_call_turnout",
+         "crews.on_call_turnout_minutes must be >= 0, got -1"),
+        ("[travel]", "[crews]\nhours_per_day = 0\n\n[travel]", "hours_per_day",
+         "crews.hours_per_day must be > 0, got 0"),
+        ("[travel]", "[crews]\nhours_per_day = 25\n\n[travel]", "hours_per_day",
+         "crews.hours_per_day must be <= 24, got 25"),
+        ("[travel]", "[crews]\nfirst_shift_hour = 24\n\n[travel]", "first_shift_hour",
+         r"crews.first_shift_hour must be in \[0, 23\], got 24"),
+        ("[travel]", '[crews]\nnight_on_call = "yes"\n\n[travel]', "night_on_call",
+         "crews.night_on_call must be true or false, got 'yes'"),
+        ("[travel]", "[crews]\nshift_hours = 8\n\n[travel]", "shift_hours",
+         "unknown key 'crews.shift_hours'; allowed here: first_shift_hour, hours_per_day, "
+         "night_on_call, on_call_turnout_minutes, turnout_minutes"),
+        ("[travel]", '[sweep]\nmove_up = [true, "maybe"]\n\n[travel]', "maybe",
+         r"sweep.move_up\[1\] must be true or false, got 'maybe'"),
+        ("[travel]", '[sweep]\nafter_job = ["return-home", "home"]\n\n[travel]', '"home"]',
+         r"sweep.after_job\[1\] must be one of return-home, next-from-site, got 'home'"),
+        ("[travel]", '[sweep]\npoints = ["roads", "highways"]\n\n[travel]', "highways",
+         r"sweep.points\[1\] must be one of county_seats, prefecture_seats, stations, roads, "
+         "got 'highways'"),
+    ],
+)  # fmt: skip
+def test_issue_16_keys_refuse_bad_values_in_one_line_with_key_and_line(
+    write_scenario, old: str, new: str, at: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Every key of the planning options (seasons, demand points, after_job / move_up, the
+    move-up limits, crews, their sweeps) refuses a bad value with one line: the file, the
+    line of the value, the key and the reason (the checks not already tested above)."""
+    path = write_scenario((old, new))
+    line = _line_of(path, at)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    text = str(err.value)
+    assert "\n" not in text
+    assert re.fullmatch(rf"{re.escape(str(path))} line {line}: {message}", text), text
+
+
+def test_sweep_key_move_up(small_toml: Path) -> None:
+    """``move_up`` sweeps like ``points`` and ``after_job``: one variant per value, labelled,
+    with ``[dispatch] move_up`` set and the ``[move_up]`` limits kept."""
+    s = load_scenario(small_toml)
+    off, on = s.variants((("move_up", (False, True)),))
+    assert (off.label, on.label) == ("move_up=False", "move_up=True")
+    assert (off.dispatch.move_up, on.dispatch.move_up) == (False, True)
+    assert on.move_up == s.move_up

@@ -61,7 +61,7 @@ from api.db.adapters import (
     van_state_from_rows,
 )
 from api.db.engine import read_only, transaction
-from api.db.write_lock import write_lock_for
+from api.db.write_lock import held, write_lock_for
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, pending_reasons, write_decisions
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
@@ -384,7 +384,7 @@ def run_cycle(
         # The writes take the database's write lock (SQLite: queued with the intake's group
         # commits, api/db/write_lock.py); the snapshot and the solve hold no lock.
         write_lock = write_lock_for(engine)
-        with write_lock, transaction(factory) as db:
+        with held(write_lock, "cycle.sweep"), transaction(factory) as db:
             swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor)
         result.expired, result.replanned = swept.expired, swept.replanned
         with transaction(factory) as db:
@@ -403,7 +403,7 @@ def run_cycle(
             read_only(db)  # which waiting reasons changed: read before the write lock
             reasons = pending_reasons(db, van_matching, replacements)
         waited = time.perf_counter()
-        with write_lock, transaction(factory) as db:
+        with held(write_lock, "cycle.decisions"), transaction(factory) as db:
             locked = time.perf_counter()
             write_decisions(
                 db_session=db,

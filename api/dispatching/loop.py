@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle
 from api.dispatching.travel import travel_provider
+from api.db.write_lock import write_stats_file
 from api.dispatching.worker import worker_process_main
 from api.partners.service import OfferPolicy
 from api.settings import Settings
@@ -81,7 +82,7 @@ class DispatchLoop:
             context = multiprocessing.get_context("spawn")
             self._process_wake, self._process_stop = context.Event(), context.Event()
             self._process = context.Process(
-                target=worker_process_main,
+                target=_worker_process,
                 args=(self.settings, self._process_stop, self._process_wake),
                 name="rescue-dispatch-worker",
                 daemon=True,
@@ -134,3 +135,13 @@ class DispatchLoop:
                 raise
             except Exception:
                 logger.exception("dispatch cycle failed (nothing of it was stored)")
+
+
+def _worker_process(settings: Settings, stop: EventType, wake: EventType) -> None:
+    """The child worker; on its way out it writes its write-lock record when asked
+    (``write_lock_stats_dir``)."""
+    try:
+        worker_process_main(settings, stop, wake)
+    finally:
+        if settings.write_lock_stats_dir:
+            write_stats_file(settings.write_lock_stats_dir, "worker")

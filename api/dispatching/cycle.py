@@ -64,10 +64,18 @@ from api.db.engine import read_only, transaction
 from api.db.write_lock import held, write_lock_for
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, pending_reasons, write_decisions
+from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, prepare_reasons
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
 from api.dispatching.live import flag_late_jobs, plus_minutes
 from api.events import add_event
-from api.partners.service import OfferKind, OfferPolicy, provider_loads, refused_by, sweep
+from api.partners.service import (
+    OfferKind,
+    OfferPolicy,
+    provider_loads,
+    refused_by,
+    sweep,
+    sweep_plan,
+)
 from dispatch import (
     MatchParams,
     OpenRequest,
@@ -382,11 +390,16 @@ def run_cycle(
             result.seconds = time.perf_counter() - started
             return result
         # The writes take the database's write lock (SQLite: queued with the intake's group
-        # commits, api/db/write_lock.py); the snapshot and the solve hold no lock.
+        # commits, api/db/write_lock.py), each as briefly as it can: what they will write is
+        # read or prepared before; the snapshot and the solve hold no lock.
         write_lock = write_lock_for(engine)
-        with held(write_lock, "cycle.sweep"), transaction(factory) as db:
-            swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor)
-        result.expired, result.replanned = swept.expired, swept.replanned
+        with transaction(factory) as db:
+            read_only(db)  # most cycles have nothing to sweep: then no write at all
+            plan = sweep_plan(db_session=db, now=now, policy=offer_policy)
+        if plan:
+            with held(write_lock, "cycle.sweep"), transaction(factory) as db:
+                swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor, only=plan)
+            result.expired, result.replanned = swept.expired, swept.replanned
         with transaction(factory) as db:
             read_only(db)  # SQLite: the snapshot never holds the intake's write lock
             snapshot = load_snapshot(db_session=db, now=now, policy=policy, provinces=provinces)
@@ -402,6 +415,11 @@ def run_cycle(
         with transaction(factory) as db:
             read_only(db)  # which waiting reasons changed: read before the write lock
             reasons = pending_reasons(db, van_matching, replacements)
+        prepared = [
+            prepare_reasons(engine.dialect, kind, reasons[kind], now, result.cycle_id, actor)
+            for kind in (UNASSIGNED_KIND, UNMATCHED_KIND)
+            if reasons.get(kind)
+        ]
         waited = time.perf_counter()
         with held(write_lock, "cycle.decisions"), transaction(factory) as db:
             locked = time.perf_counter()
@@ -414,37 +432,45 @@ def run_cycle(
                 actor=actor,
                 rescue_offers=rescue_offers,
                 policy=offer_policy,
-                reasons=reasons,
+                reasons={},
             )
             result.at_risk = flag_late_jobs(
                 db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
                 cycle_id=result.cycle_id,
             )  # fmt: skip
-            result.seconds = time.perf_counter() - started
-            if record or result.decided:
-                add_event(
-                    db,
-                    "dispatch_cycle",
-                    actor=actor,
-                    now=now,
-                    cycle_id=result.cycle_id,
-                    open_requests=result.open_requests,
-                    assigned=len(result.assigned),
-                    unassigned=len(result.unassigned),
-                    booked=len(result.booked),
-                    offered=len(result.offered),
-                    expired=len(result.expired),
-                    replanned=len(result.replanned),
-                    unmatched=len(result.unmatched),
-                    conflicts=len(result.conflicts),
-                    seconds=round(result.seconds, 3),
-                    **({"region": region} if region else {}),
-                )
-        # How long the intake's group commit may have waited behind this write (SQLite).
+        held_for = time.perf_counter() - locked
+        # The waiting reasons (events only: no booking depends on them) in a transaction of
+        # their own after the decisions, so that the intake's commits get in between; the
+        # cycle's summary event comes last.
+        result.seconds = time.perf_counter() - started
+        summary = record or result.decided
+        if prepared or summary:
+            with held(write_lock, "cycle.reasons"), transaction(factory) as db:
+                for insert_ in prepared:
+                    insert_.execute(db)
+                if summary:
+                    add_event(
+                        db,
+                        "dispatch_cycle",
+                        actor=actor,
+                        now=now,
+                        cycle_id=result.cycle_id,
+                        open_requests=result.open_requests,
+                        assigned=len(result.assigned),
+                        unassigned=len(result.unassigned),
+                        booked=len(result.booked),
+                        offered=len(result.offered),
+                        expired=len(result.expired),
+                        replanned=len(result.replanned),
+                        unmatched=len(result.unmatched),
+                        conflicts=len(result.conflicts),
+                        seconds=round(result.seconds, 3),
+                        **({"region": region} if region else {}),
+                    )
+        # How long the intake's group commit may have waited behind the decisions (SQLite).
         logger.debug(
             "dispatch cycle %s: write lock waited %.3f s, held %.3f s (%d open requests)",
-            result.cycle_id, locked - waited, time.perf_counter() - locked,
-            result.open_requests,
+            result.cycle_id, locked - waited, held_for, result.open_requests,
         )  # fmt: skip
     if result.decided or result.conflicts:
         logger.info(

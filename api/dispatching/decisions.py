@@ -1,9 +1,10 @@
 """Storing what the solver decided, in the write transaction of a dispatch cycle.
 
 Each decision is re-checked under the row locks (a concurrent override, cancellation or
-cycle may have got there first: reported as a conflict, never double-booked). Van
-assignments, truck offers and rescue offers go through one shape: a writer that says why a
-decision is stale (``conflict``) or stores it (``store``: row, statuses, event, read model).
+cycle may have got there first: reported as a conflict, never double-booked). Truck offers
+and rescue offers go through one shape: a writer that says why a decision is stale
+(``conflict``) or gives its row and its event, stored together with one insert each (the
+write holds the SQLite write lock: per-row ORM flushes made it long, issue 14).
 A truck the replacement matching chose is offered to its partner, not booked: the booking is
 made when the partner accepts (:mod:`api.partners.service`).
 """
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
@@ -27,7 +28,7 @@ from api.dispatching.reasons import (
     insert_reasons,
     reasons_to_record,
 )
-from api.events import add_event
+from api.events import NewEvent, add_event, add_events
 from api.partners.service import OfferKind, OfferPolicy, OfferStatus
 from api.schemas import (
     AssignedRead,
@@ -129,33 +130,49 @@ def _minutes(now: dt.datetime, minutes: float) -> dt.datetime:
 # -- writing the decisions: the van half and the truck half have one shape --------------------
 
 _Decision = TypeVar("_Decision", contravariant=True)
-_Read = TypeVar("_Read", covariant=True)
 _D = TypeVar("_D")
-_R = TypeVar("_R")
 
 
-class _DecisionWriter(Protocol, Generic[_Decision, _Read]):
-    """One half of the write: re-check a solver decision under the row locks, then store it."""
+class _OfferWriter(Protocol, Generic[_Decision]):
+    """One kind of offer: re-check a solver decision under the row locks, then its row and
+    its ``offer_made`` event."""
 
     def conflict(self, decision: _Decision) -> str | None:
-        """Why the decision is stale (a concurrent change got there first), or None."""
+        """Why the decision is stale (a concurrent change got there first), or None; a
+        decision that still holds takes its truck / slot for the ones after it."""
 
-    def store(self, decision: _Decision) -> _Read:
-        """Insert its row, update the statuses, log its event; its read model."""
+    def row(self, decision: _Decision) -> dict[str, Any]:
+        """Its ``partner_offers`` row (every decision of one writer: the same keys)."""
+
+    def event(self, decision: _Decision, offer_id: int, row: dict[str, Any]) -> NewEvent:
+        """Its ``offer_made`` event."""
 
 
-def _write_each(
-    decisions: Sequence[_D], writer: _DecisionWriter[_D, _R], conflicts: list[str]
-) -> list[_R]:
-    """Store each decision that still holds; report the others in ``conflicts``."""
-    stored = []
+def _write_offers(
+    scope: _WriteScope,
+    decisions: Sequence[_D],
+    writer: _OfferWriter[_D],
+    conflicts: list[str],
+) -> list[OfferMadeRead]:
+    """Store each decision that still holds (in order: each one's check sees the ones before
+    it taken) with one insert of the offers and one of their events; report the others in
+    ``conflicts``. The offers' ids come back in the rows' order."""
+    kept, rows = [], []
     for decision in decisions:
         conflict = writer.conflict(decision)
         if conflict is not None:
             conflicts.append(conflict)
             continue
-        stored.append(writer.store(decision))
-    return stored
+        kept.append(decision)
+        rows.append(writer.row(decision))
+    if not rows:
+        return []
+    db = scope.db_session
+    db.flush()
+    stmt = insert(m.PartnerOffer).returning(m.PartnerOffer.id, sort_by_parameter_order=True)
+    ids = list(db.scalars(stmt, rows))
+    add_events(db, [writer.event(d, i, r) for d, i, r in zip(kept, ids, rows, strict=True)])
+    return [_offer_read(i, r) for i, r in zip(ids, rows, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -400,28 +417,33 @@ class _TruckOffers:
             return f"truck {b.truck_id}: booked or offered meanwhile; request {b.request_id} waits"
         return None
 
-    def store(self, b: ReplacementBooking) -> OfferMadeRead:
+    def row(self, b: ReplacementBooking) -> dict[str, Any]:
         s = self.scope
         self.taken.add(b.truck_id)
-        expires_at = s.policy.expiry(s.now, self.promised.get(b.partner_id, 120.0))
-        offer = m.PartnerOffer(
-            request_id=b.request_id, kind=OfferKind.TRUCK.value, partner_id=b.partner_id,
-            truck_id=b.truck_id, status=OfferStatus.OFFERED.value, created_at=s.now,
-            expires_at=expires_at, proposed_eta_minutes=b.pickup_eta_minutes,
-            delivery_eta_minutes=b.delivery_eta_minutes, cost_cny=b.cost_cny, decline_reason="",
+        return {
+            "request_id": b.request_id, "kind": OfferKind.TRUCK.value,
+            "partner_id": b.partner_id, "truck_id": b.truck_id,
+            "status": OfferStatus.OFFERED.value, "created_at": s.now,
+            "expires_at": s.policy.expiry(s.now, self.promised.get(b.partner_id, 120.0)),
+            "proposed_eta_minutes": b.pickup_eta_minutes,
+            "delivery_eta_minutes": b.delivery_eta_minutes, "cost_cny": b.cost_cny,
+            "decline_reason": "",
+        }  # fmt: skip
+
+    def event(self, b: ReplacementBooking, offer_id: int, row: dict[str, Any]) -> NewEvent:
+        s = self.scope
+        return NewEvent(
+            "offer_made", s.now, request_id=b.request_id, truck_id=b.truck_id, actor=s.actor,
+            data={
+                "cycle_id": s.cycle_id, "offer_id": offer_id,
+                "offer_kind": OfferKind.TRUCK.value, "partner_id": b.partner_id,
+                "expires_at": row["expires_at"].isoformat(),
+                "pickup_eta_minutes": round(b.pickup_eta_minutes, 1),
+                "delivery_eta_minutes": round(b.delivery_eta_minutes, 1),
+                "cost_cny": round(b.cost_cny, 2),
+                "lateness_minutes": round(b.lateness_minutes, 1),
+            },
         )  # fmt: skip
-        s.db_session.add(offer)
-        s.db_session.flush()
-        add_event(
-            s.db_session, "offer_made", request_id=b.request_id, truck_id=b.truck_id,
-            actor=s.actor, now=s.now, cycle_id=s.cycle_id, offer_id=offer.id,
-            offer_kind=OfferKind.TRUCK.value, partner_id=b.partner_id,
-            expires_at=expires_at.isoformat(),
-            pickup_eta_minutes=round(b.pickup_eta_minutes, 1),
-            delivery_eta_minutes=round(b.delivery_eta_minutes, 1),
-            cost_cny=round(b.cost_cny, 2), lateness_minutes=round(b.lateness_minutes, 1),
-        )  # fmt: skip
-        return _offer_read(offer)
 
 
 class _RescueOffers:
@@ -447,40 +469,43 @@ class _RescueOffers:
             return f"request {c.request_id}: changed meanwhile; provider {c.provider_id} not asked"
         return None
 
-    def store(self, c: RescueCandidate) -> OfferMadeRead:
+    def row(self, c: RescueCandidate) -> dict[str, Any]:
         s = self.scope
-        expires_at = s.policy.expiry(s.now, self.promised.get(c.provider_id, 60.0))
-        offer = m.PartnerOffer(
-            request_id=c.request_id, kind=OfferKind.RESCUE.value, partner_id=c.partner_id,
-            provider_id=c.provider_id, status=OfferStatus.OFFERED.value, created_at=s.now,
-            expires_at=expires_at, proposed_eta_minutes=c.eta_minutes, cost_cny=c.cost_cny,
-            decline_reason="",
+        return {
+            "request_id": c.request_id, "kind": OfferKind.RESCUE.value,
+            "partner_id": c.partner_id, "provider_id": c.provider_id,
+            "status": OfferStatus.OFFERED.value, "created_at": s.now,
+            "expires_at": s.policy.expiry(s.now, self.promised.get(c.provider_id, 60.0)),
+            "proposed_eta_minutes": c.eta_minutes, "cost_cny": c.cost_cny,
+            "decline_reason": "",
+        }  # fmt: skip
+
+    def event(self, c: RescueCandidate, offer_id: int, row: dict[str, Any]) -> NewEvent:
+        s = self.scope
+        return NewEvent(
+            "offer_made", s.now, request_id=c.request_id, actor=s.actor,
+            data={
+                "cycle_id": s.cycle_id, "offer_id": offer_id,
+                "offer_kind": OfferKind.RESCUE.value, "partner_id": c.partner_id,
+                "provider_id": c.provider_id, "expires_at": row["expires_at"].isoformat(),
+                "eta_minutes": round(c.eta_minutes, 1), "cost_cny": round(c.cost_cny, 2),
+                "score_minutes": round(c.score_minutes, 1),
+            },
         )  # fmt: skip
-        s.db_session.add(offer)
-        s.db_session.flush()
-        add_event(
-            s.db_session, "offer_made", request_id=c.request_id, actor=s.actor, now=s.now,
-            cycle_id=s.cycle_id, offer_id=offer.id, offer_kind=OfferKind.RESCUE.value,
-            partner_id=c.partner_id, provider_id=c.provider_id,
-            expires_at=expires_at.isoformat(), eta_minutes=round(c.eta_minutes, 1),
-            cost_cny=round(c.cost_cny, 2), score_minutes=round(c.score_minutes, 1),
-        )  # fmt: skip
-        return _offer_read(offer)
 
 
-def _offer_read(o: m.PartnerOffer) -> OfferMadeRead:
+def _offer_read(offer_id: int, row: dict[str, Any]) -> OfferMadeRead:
+    eta, cost = row.get("proposed_eta_minutes"), row.get("cost_cny")
     return OfferMadeRead(
-        offer_id=o.id,
-        request_id=o.request_id,
-        kind=OfferKind(o.kind).value,
-        partner_id=o.partner_id,
-        truck_id=o.truck_id,
-        provider_id=o.provider_id,
-        expires_at=o.expires_at,
-        proposed_eta_minutes=(
-            round(o.proposed_eta_minutes, 1) if o.proposed_eta_minutes is not None else None
-        ),
-        cost_cny=round(o.cost_cny, 2) if o.cost_cny is not None else None,
+        offer_id=offer_id,
+        request_id=row["request_id"],
+        kind=OfferKind(row["kind"]).value,
+        partner_id=row["partner_id"],
+        truck_id=row.get("truck_id"),
+        provider_id=row.get("provider_id"),
+        expires_at=row["expires_at"],
+        proposed_eta_minutes=round(eta, 1) if eta is not None else None,
+        cost_cny=round(cost, 2) if cost is not None else None,
     )
 
 
@@ -606,14 +631,16 @@ def write_decisions(
         )  # fmt: skip
     if bookings:
         promised = {t.partner.id: t.partner.promised_response_minutes for t in snapshot.trucks}
-        result.offered = _write_each(
-            bookings, _TruckOffers(scope, trucks, bookings, promised), result.conflicts
+        result.offered = _write_offers(
+            scope, bookings, _TruckOffers(scope, trucks, bookings, promised), result.conflicts
         )
     if rescues:
         promised = {
             p.provider.id: p.provider.promised_response_minutes for p in snapshot.rescue_providers
         }
-        result.offered += _write_each(rescues, _RescueOffers(scope, promised), result.conflicts)
+        result.offered += _write_offers(
+            scope, rescues, _RescueOffers(scope, promised), result.conflicts
+        )
     if replacements:
         result.unmatched = _unmatched_reads(replacements)
         insert_reasons(

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -72,9 +71,7 @@ def add_events(db_session: Session, events: Sequence[NewEvent]) -> None:
     if not events:
         return
     bind = db_session.get_bind()
-    prepare_insert(bind.dialect, m.Event, [e.row() for e in events]).execute(
-        db_session
-    )
+    prepare_insert(bind.dialect, m.Event, [e.row() for e in events]).execute(db_session)
     for e in events:
         record_notification(db_session, e.kind, request_id=e.request_id, now=e.now, data=e.data)
 

@@ -464,11 +464,13 @@ def run_benchmark(
 
 
 def main(argv: list[str]) -> None:
-    """The child processes: ``serve-app URL PORT INTERVAL MODE [STATS_DIR]``, ``serve-bare URL PORT``,
-    ``load PORT CLIENTS SECONDS WARMUP`` (prints its JSON result)."""
+    """The child processes: ``serve-app URL PORT INTERVAL MODE [STATS_DIR]``,
+    ``serve-bare URL PORT``, ``load PORT CLIENTS SECONDS WARMUP`` (prints its JSON result)."""
     kind = argv[0]
     if kind == "serve-app":
-        _serve_app(argv[1], int(argv[2]), float(argv[3]), argv[4], (argv[5:] or [None])[0])
+        _serve_app(
+            argv[1], int(argv[2]), float(argv[3]), argv[4], argv[5] if len(argv) > 5 else None
+        )
     elif kind == "serve-bare":
         _serve_bare(argv[1], int(argv[2]))
     elif kind == "load":

@@ -42,6 +42,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -64,9 +65,9 @@ from api.db.engine import read_only, transaction
 from api.db.write_lock import held, write_lock_for
 from api.dispatching import queries as q
 from api.dispatching.decisions import CycleResult, pending_reasons, write_decisions
-from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, prepare_reasons
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
 from api.dispatching.live import flag_late_jobs, plus_minutes
+from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, prepare_reasons
 from api.events import add_event
 from api.partners.service import (
     OfferKind,
@@ -348,6 +349,34 @@ def escalate_to_partners(
     )
 
 
+_write_runner: Executor | None = None
+
+
+def run_writes_in(executor: Executor | None) -> None:
+    """Run every cycle's write-lock holding writes (sweep, decisions, reasons) of this
+    process on ``executor`` (None: in the calling thread, the default).
+
+    Why: the dispatch worker process runs niced (``RESCUE_DISPATCH_WORKER_NICE``) so that
+    on a busy machine the intake's answers come first and the solve a little later. But
+    while a cycle holds the SQLite write lock the intake waits for it: a niced holder is a
+    priority inversion (issue 14 measured the decision write holding the lock 0.5-1.2 s at
+    load 9-11, most of it waiting for the CPU). On Linux the nice value is per thread and a
+    new thread inherits its creator's: the worker process starts one thread for these
+    writes before it nices its main thread (:mod:`api.dispatching.loop`), so the solve runs
+    niced and the writes do not. The cycle's thread waits for each write: they never run
+    at the same time, so they do not compete for the interpreter lock either."""
+    global _write_runner
+    _write_runner = executor
+
+
+def _locked_write(write: Callable[[], None]) -> None:
+    runner = _write_runner
+    if runner is None:
+        write()
+    else:
+        runner.submit(write).result()
+
+
 def run_cycle(
     *,
     factory: sessionmaker[Session],
@@ -397,9 +426,15 @@ def run_cycle(
             read_only(db)  # most cycles have nothing to sweep: then no write at all
             plan = sweep_plan(db_session=db, now=now, policy=offer_policy)
         if plan:
-            with held(write_lock, "cycle.sweep"), transaction(factory) as db:
-                swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor, only=plan)
-            result.expired, result.replanned = swept.expired, swept.replanned
+
+            def write_sweep() -> None:
+                with held(write_lock, "cycle.sweep"), transaction(factory) as db:
+                    swept = sweep(
+                        db_session=db, now=now, policy=offer_policy, actor=actor, only=plan
+                    )
+                result.expired, result.replanned = swept.expired, swept.replanned
+
+            _locked_write(write_sweep)
         with transaction(factory) as db:
             read_only(db)  # SQLite: the snapshot never holds the intake's write lock
             snapshot = load_snapshot(db_session=db, now=now, policy=policy, provinces=provinces)
@@ -420,31 +455,36 @@ def run_cycle(
             for kind in (UNASSIGNED_KIND, UNMATCHED_KIND)
             if reasons.get(kind)
         ]
-        waited = time.perf_counter()
-        with held(write_lock, "cycle.decisions"), transaction(factory) as db:
-            locked = time.perf_counter()
-            write_decisions(
-                db_session=db,
-                snapshot=snapshot,
-                van_matching=van_matching,
-                replacements=replacements,
-                result=result,
-                actor=actor,
-                rescue_offers=rescue_offers,
-                policy=offer_policy,
-                reasons={},
-            )
-            result.at_risk = flag_late_jobs(
-                db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
-                cycle_id=result.cycle_id,
-            )  # fmt: skip
-        held_for = time.perf_counter() - locked
+        times: dict[str, float] = {"asked": time.perf_counter()}
+
+        def write_the_decisions() -> None:
+            with held(write_lock, "cycle.decisions"), transaction(factory) as db:
+                times["locked"] = time.perf_counter()
+                write_decisions(
+                    db_session=db,
+                    snapshot=snapshot,
+                    van_matching=van_matching,
+                    replacements=replacements,
+                    result=result,
+                    actor=actor,
+                    rescue_offers=rescue_offers,
+                    policy=offer_policy,
+                    reasons={},
+                )
+                result.at_risk = flag_late_jobs(
+                    db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
+                    cycle_id=result.cycle_id,
+                )  # fmt: skip
+            times["released"] = time.perf_counter()
+
+        _locked_write(write_the_decisions)
         # The waiting reasons (events only: no booking depends on them) in a transaction of
         # their own after the decisions, so that the intake's commits get in between; the
         # cycle's summary event comes last.
         result.seconds = time.perf_counter() - started
         summary = record or result.decided
-        if prepared or summary:
+
+        def write_reasons() -> None:
             with held(write_lock, "cycle.reasons"), transaction(factory) as db:
                 for insert_ in prepared:
                     insert_.execute(db)
@@ -467,10 +507,14 @@ def run_cycle(
                         seconds=round(result.seconds, 3),
                         **({"region": region} if region else {}),
                     )
+
+        if prepared or summary:
+            _locked_write(write_reasons)
         # How long the intake's group commit may have waited behind the decisions (SQLite).
         logger.debug(
             "dispatch cycle %s: write lock waited %.3f s, held %.3f s (%d open requests)",
-            result.cycle_id, locked - waited, held_for, result.open_requests,
+            result.cycle_id, times["locked"] - times["asked"],
+            times["released"] - times["locked"], result.open_requests,
         )  # fmt: skip
     if result.decided or result.conflicts:
         logger.info(

@@ -218,6 +218,9 @@ class _VanPlan:
         self.of_request = {a.request_id: a for a in rows}
         self.job_of_van = {a.van_id: a for a in rows if not a.queued}
         self.queued_vans = {a.van_id for a in rows if a.queued}
+        self.rows: list[dict[str, Any]] = []
+        """The new assignments' rows, inserted together at the end of :meth:`write`."""
+        self.events: list[NewEvent] = []
 
     def _still_pinned(self, request_id: str) -> bool:
         """The request is on its way with the van the snapshot saw."""
@@ -320,6 +323,13 @@ class _VanPlan:
                 van.busy_until = None
         for r in sorted(ok):
             self._store(ok[r], ended.get(r), result)
+        if self.rows:
+            # The new jobs with one insert and their events with another (after the ended
+            # jobs and the statuses are flushed: the unique indexes see the old jobs ended
+            # first); per-row ORM objects made this write long under the SQLite write lock.
+            s.db_session.flush()
+            s.db_session.execute(insert(m.VanAssignment), self.rows)
+            add_events(s.db_session, self.events)
 
     def _store(
         self, a: VanAssignment, previous: m.VanAssignment | None, result: CycleResult
@@ -330,13 +340,14 @@ class _VanPlan:
         promised = eta_at
         if previous is not None and previous.promised_eta_at is not None:
             promised = previous.promised_eta_at  # lateness stays measured against the promise
-        s.db_session.add(
-            m.VanAssignment(
-                request_id=a.request_id, van_id=a.van_id, active=True, created_at=s.now,
-                eta_at=eta_at, promised_eta_at=promised, travel_minutes=a.travel_minutes,
-                travel_km=a.travel_km, source="optimizer", queued=queued,
-                reason="designated station" if a.designated else "",
-            )
+        self.rows.append(
+            {
+                "request_id": a.request_id, "van_id": a.van_id, "active": True,
+                "created_at": s.now, "eta_at": eta_at, "promised_eta_at": promised,
+                "travel_minutes": a.travel_minutes, "travel_km": a.travel_km,
+                "source": "optimizer", "queued": queued,
+                "reason": "designated station" if a.designated else "", "end_reason": "",
+            }
         )  # fmt: skip
         if not queued:
             van.status = VanStatus.ASSIGNED.value
@@ -345,11 +356,17 @@ class _VanPlan:
         req.updated_at = s.now
         req.escalated_at, req.escalation_reason = None, ""
         if previous is None:
-            add_event(
-                s.db_session, "van_assigned", request_id=a.request_id, van_id=a.van_id,
-                actor=s.actor, now=s.now, cycle_id=s.cycle_id, source="optimizer",
-                eta_minutes=round(a.eta_minutes, 1), travel_km=round(a.travel_km, 1),
-                designated=a.designated, queued=queued,
+            self.events.append(
+                NewEvent(
+                    "van_assigned", s.now, request_id=a.request_id, van_id=a.van_id,
+                    actor=s.actor,
+                    data={
+                        "cycle_id": s.cycle_id, "source": "optimizer",
+                        "eta_minutes": round(a.eta_minutes, 1),
+                        "travel_km": round(a.travel_km, 1), "designated": a.designated,
+                        "queued": queued,
+                    },
+                )
             )  # fmt: skip
             result.assigned.append(
                 AssignedRead(
@@ -369,11 +386,16 @@ class _VanPlan:
             )
         else:
             reason += f" (van {previous.van_id} gave it up)"
-        add_event(
-            s.db_session, "assignment_override", request_id=a.request_id, van_id=a.van_id,
-            actor=s.actor, now=s.now, cycle_id=s.cycle_id, source="replan", reason=reason,
-            previous_van_id=previous.van_id, eta_minutes=round(a.eta_minutes, 1),
-            travel_km=round(a.travel_km, 1), queued=queued,
+        self.events.append(
+            NewEvent(
+                "assignment_override", s.now, request_id=a.request_id, van_id=a.van_id,
+                actor=s.actor,
+                data={
+                    "cycle_id": s.cycle_id, "source": "replan", "reason": reason,
+                    "previous_van_id": previous.van_id, "eta_minutes": round(a.eta_minutes, 1),
+                    "travel_km": round(a.travel_km, 1), "queued": queued,
+                },
+            )
         )  # fmt: skip
         result.reassigned.append(
             ReassignedRead(

@@ -64,7 +64,13 @@ from api.db.adapters import (
 from api.db.engine import read_only, transaction
 from api.db.write_lock import held, write_lock_for
 from api.dispatching import queries as q
-from api.dispatching.decisions import CycleResult, pending_reasons, write_decisions
+from api.dispatching.decisions import (
+    OFFERS,
+    VANS,
+    CycleResult,
+    pending_reasons,
+    write_decisions,
+)
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
 from api.dispatching.live import flag_late_jobs, plus_minutes
 from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, prepare_reasons
@@ -455,11 +461,12 @@ def run_cycle(
             for kind in (UNASSIGNED_KIND, UNMATCHED_KIND)
             if reasons.get(kind)
         ]
-        times: dict[str, float] = {"asked": time.perf_counter()}
+        times: dict[str, float] = {}
 
-        def write_the_decisions() -> None:
-            with held(write_lock, "cycle.decisions"), transaction(factory) as db:
-                times["locked"] = time.perf_counter()
+        def write_part(part: str) -> None:
+            asked = time.perf_counter()
+            with held(write_lock, f"cycle.{part}"), transaction(factory) as db:
+                locked = time.perf_counter()
                 write_decisions(
                     db_session=db,
                     snapshot=snapshot,
@@ -470,25 +477,30 @@ def run_cycle(
                     rescue_offers=rescue_offers,
                     policy=offer_policy,
                     reasons={},
+                    parts=(part,),
                 )
+            times[f"{part} waited"] = locked - asked
+            times[f"{part} held"] = time.perf_counter() - locked
+
+        # The van half and the partner half each in a transaction of its own (each whole:
+        # decisions.DECISION_PARTS), then the flags of late jobs, the waiting reasons (events
+        # only: no booking depends on them) and the cycle's summary event: several short
+        # holds of the write lock instead of one long one, the intake's commits in between.
+        if van_matching is not None:
+            _locked_write(lambda: write_part(VANS))
+        if replacements is not None or rescue_offers:
+            _locked_write(lambda: write_part(OFFERS))
+
+        def write_reasons() -> None:
+            with held(write_lock, "cycle.reasons"), transaction(factory) as db:
                 result.at_risk = flag_late_jobs(
                     db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
                     cycle_id=result.cycle_id,
                 )  # fmt: skip
-            times["released"] = time.perf_counter()
-
-        _locked_write(write_the_decisions)
-        # The waiting reasons (events only: no booking depends on them) in a transaction of
-        # their own after the decisions, so that the intake's commits get in between; the
-        # cycle's summary event comes last.
-        result.seconds = time.perf_counter() - started
-        summary = record or result.decided
-
-        def write_reasons() -> None:
-            with held(write_lock, "cycle.reasons"), transaction(factory) as db:
                 for insert_ in prepared:
                     insert_.execute(db)
-                if summary:
+                result.seconds = time.perf_counter() - started
+                if record or result.decided:
                     add_event(
                         db,
                         "dispatch_cycle",
@@ -508,13 +520,11 @@ def run_cycle(
                         **({"region": region} if region else {}),
                     )
 
-        if prepared or summary:
-            _locked_write(write_reasons)
+        _locked_write(write_reasons)
         # How long the intake's group commit may have waited behind the decisions (SQLite).
         logger.debug(
-            "dispatch cycle %s: write lock waited %.3f s, held %.3f s (%d open requests)",
-            result.cycle_id, times["locked"] - times["asked"],
-            times["released"] - times["locked"], result.open_requests,
+            "dispatch cycle %s: write lock %s (%d open requests)", result.cycle_id,
+            ", ".join(f"{k} {v:.3f} s" for k, v in times.items()), result.open_requests,
         )  # fmt: skip
     if result.decided or result.conflicts:
         logger.info(

@@ -601,6 +601,16 @@ def pending_reasons(
     return pending
 
 
+VANS = "vans"
+OFFERS = "offers"
+DECISION_PARTS = (VANS, OFFERS)
+"""The parts of a write (:func:`write_decisions`): the van half (assignments, re-planned moves,
+escalations, waiting reasons) and the partner half (truck and rescue offers, unmatched
+reasons). Each is whole on its own: they touch different vans / trucks and re-check the
+requests they decide under their own row locks, so a cycle may commit them one after the
+other (the intake's commits get in between on SQLite) as well as together."""
+
+
 def write_decisions(
     *,
     db_session: Session,
@@ -612,22 +622,33 @@ def write_decisions(
     rescue_offers: Sequence[RescueCandidate] = (),
     policy: OfferPolicy | None = None,
     reasons: PendingReasons | None = None,
+    parts: Sequence[str] = DECISION_PARTS,
 ) -> None:
     """Store what the solver decided, re-checking each decision under row locks (requests,
     then vans, then trucks, each in id order): van assignments and re-planned moves, truck
     offers, rescue offers, and the waiting reasons that changed (``reasons``, from
-    :func:`pending_reasons` before the write lock; read here when None)."""
+    :func:`pending_reasons` before the write lock; read here when None). ``parts`` (of
+    :data:`DECISION_PARTS`) says which halves this transaction writes."""
     if reasons is None:
         reasons = pending_reasons(db_session, van_matching, replacements)
+    vans_part, offers_part = VANS in parts, OFFERS in parts
     current = snapshot.current_van
     changed = [
-        a for a in (van_matching.assignments if van_matching else ())
+        a for a in (van_matching.assignments if van_matching and vans_part else ())
         if current.get(a.request_id) != a.van_id
     ]  # fmt: skip
     chosen = {a.request_id for a in van_matching.assignments} if van_matching else set()
-    lost = [r for r in current if r not in chosen]
-    bookings = sorted(replacements.bookings, key=lambda b: b.request_id) if replacements else []
-    rescues = sorted(rescue_offers, key=lambda c: (c.request_id, c.score_minutes, c.provider_id))
+    lost = [r for r in current if r not in chosen] if vans_part else []
+    bookings = (
+        sorted(replacements.bookings, key=lambda b: b.request_id)
+        if replacements and offers_part
+        else []
+    )
+    rescues = (
+        sorted(rescue_offers, key=lambda c: (c.request_id, c.score_minutes, c.provider_id))
+        if offers_part
+        else []
+    )
     request_ids = sorted(
         {a.request_id for a in changed}
         | set(lost)
@@ -644,7 +665,7 @@ def write_decisions(
     )
     if van_matching and (changed or lost):
         _VanPlan(scope, vans, snapshot, van_matching).write(result)
-    if van_matching:
+    if van_matching and vans_part:
         _escalate(scope, van_matching, result)
         result.unassigned = _unassigned_reads(van_matching)
         insert_reasons(
@@ -663,7 +684,7 @@ def write_decisions(
         result.offered += _write_offers(
             scope, rescues, _RescueOffers(scope, promised), result.conflicts
         )
-    if replacements:
+    if replacements and offers_part:
         result.unmatched = _unmatched_reads(replacements)
         insert_reasons(
             db_session, UNMATCHED_KIND, reasons.get(UNMATCHED_KIND, {}), scope.now,

@@ -60,9 +60,12 @@ def prepare_insert(
     table = cast(Table, model.__table__)
     if not rows:
         return PreparedInsert("", [])
+    keys = list(rows[0])
+    for i, row in enumerate(rows):
+        if len(row) != len(keys) or any(k not in row for k in keys):
+            raise KeyError(f"row {i} of the {table.name} insert has keys {sorted(row)}, not {keys}")
     if dialect.name != "sqlite":
         return PreparedInsert("", [], table, list(rows))
-    keys = list(rows[0])
     compiled = insert(table).compile(dialect=dialect, column_keys=keys)
     processors = {}
     for key in keys:

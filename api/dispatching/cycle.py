@@ -1,5 +1,5 @@
 """One dispatch cycle: load open requests and free vans (and trucks), call the pure dispatch
-core, store the decisions in one transaction.
+core, store the decisions in short transactions.
 
 Phases (so that the solver never holds the database's write lock):
 
@@ -13,7 +13,8 @@ Phases (so that the solver never holds the database's write lock):
    they will be free: the breakdown, or their home station after a tow);
    Before the snapshot, partner offers and crew acknowledgements are swept
    (:func:`api.partners.service.sweep`: lapse unanswered offers, withdraw stale ones, re-plan
-   assignments no crew acknowledged);
+   assignments no crew acknowledged), under the write lock only when a read found something
+   to sweep (:func:`api.partners.service.sweep_plan`);
 3. solve: :func:`dispatch.match_vans` on :func:`dispatch.build_van_matching_problem` (with
    ``allow_reassignment`` and the priority-weighted hysteresis of
    ``MatchParams.reassignment_penalty_minutes``), and :func:`dispatch.match_replacements`
@@ -24,13 +25,18 @@ Phases (so that the solver never holds the database's write lock):
    (no own van covers or can handle it, or the own vans would be late by more than the
    partner's cost in minutes) is offered to that provider in the same cycle, plus the next
    best ones up to ``RESCUE_OFFER_FANOUT``;
-4. write (one transaction, under the database's write lock; the waiting reasons that
-   changed are read before it, :mod:`api.dispatching.reasons`): lock the chosen requests,
-   then the vans / trucks (always in that order, sorted by id: no deadlock with overrides
-   or cancellations, which lock the request first), re-check that each is still free (a
-   concurrent override or cancellation may have got there first: reported as a conflict,
-   never double-booked), insert assignments, bookings and events, update statuses
-   (:mod:`api.dispatching.decisions`). Any error rolls the whole write back.
+4. write, each transaction under the database's write lock (on SQLite the intake's group
+   commits wait for it: each is kept short, what it writes read or prepared before it, and
+   on the worker process run by a thread at the server's priority, :func:`run_writes_in`):
+   the van half, then the partner half (:data:`api.dispatching.decisions.DECISION_PARTS`,
+   each whole on its own): lock the chosen requests, then the vans / trucks (always in that
+   order, sorted by id: no deadlock with overrides or cancellations, which lock the request
+   first), re-check that each is still free (a concurrent override or cancellation may have
+   got there first: reported as a conflict, never double-booked), insert assignments,
+   offers and events, update statuses (:mod:`api.dispatching.decisions`); then the flags of
+   late jobs, the waiting reasons that changed (read before the lock,
+   :mod:`api.dispatching.reasons`) and the summary event. Any error rolls that transaction
+   back.
 """
 
 from __future__ import annotations

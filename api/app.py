@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.candidates import routes as candidates
 from api.db.engine import make_engine, session_factory, transaction
-from api.db.write_lock import write_lock_for
+from api.db.write_lock import write_lock_for, write_stats_file
 from api.dispatching import routes as dispatch
 from api.dispatching.loop import DispatchLoop
 from api.errors import BodyGuard, install_error_handlers
@@ -124,6 +124,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             await asyncio.to_thread(writer.stop)
             await loop.stop()
             await asyncio.to_thread(outbox.stop)
+            if settings.write_lock_stats_dir:
+                write_stats_file(settings.write_lock_stats_dir, "server")
 
     # Swagger UI and ReDoc assets are served by the app from the fastapi-offline package, so
     # /docs and /redoc work on a machine without internet (FastAPI's default uses a CDN);

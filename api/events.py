@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from api.db.bulk import prepare_insert
 from api.notifications.outbox import record_notification
 
 
@@ -39,6 +42,38 @@ def add_event(
         )
     )
     record_notification(db_session, kind, request_id=request_id, now=now, data=data)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One row for :func:`add_events` (the arguments of :func:`add_event`)."""
+
+    kind: str
+    now: dt.datetime
+    request_id: str | None = None
+    van_id: str | None = None
+    truck_id: str | None = None
+    actor: str = "system"
+    data: dict[str, object] = field(default_factory=dict)
+
+    def row(self) -> dict[str, object]:
+        return {
+            "created_at": self.now, "kind": self.kind, "request_id": self.request_id,
+            "van_id": self.van_id, "truck_id": self.truck_id, "actor": self.actor,
+            "data": self.data,
+        }  # fmt: skip
+
+
+def add_events(db_session: Session, events: Sequence[NewEvent]) -> None:
+    """Append many rows at once, in order and after everything added before (one
+    executemany insert of values converted up front, :mod:`api.db.bulk`), each with its
+    customer notification noted as :func:`add_event` does: the same rows and outbox."""
+    if not events:
+        return
+    bind = db_session.get_bind()
+    prepare_insert(bind.dialect, m.Event, [e.row() for e in events]).execute(db_session)
+    for e in events:
+        record_notification(db_session, e.kind, request_id=e.request_id, now=e.now, data=e.data)
 
 
 def latest_event_id(*, db_session: Session) -> int:

@@ -220,6 +220,12 @@ class Settings(BaseSettings):
         description="Scheduling niceness of the dispatch worker process: on a busy machine "
         "the intake's answers come first, the batch solve a little later",
     )
+    write_lock_stats_dir: str | None = Field(
+        default=None,
+        description="SQLite: a directory where the server and its dispatch worker process "
+        "write how long each holder waited for and held the database's write lock, when "
+        "they stop (api/db/write_lock.py; `rescue bench api --lock-stats` sets it)",
+    )
 
     def road_graph_source(self) -> RoadGraphSource:
         """The road graph and its parse cache, as the pure packages take them."""

@@ -90,7 +90,9 @@ def _bodies(n: int, seed: int = 0) -> list[bytes]:
 # -- the servers -----------------------------------------------------------------------------
 
 
-def _serve_app(url: str, port: int, dispatch_interval: float, dispatch_mode: str) -> None:
+def _serve_app(
+    url: str, port: int, dispatch_interval: float, dispatch_mode: str, stats_dir: str | None
+) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -102,6 +104,7 @@ def _serve_app(url: str, port: int, dispatch_interval: float, dispatch_mode: str
         dispatch_mode=dispatch_mode,
         rate_limit_per_minute=0,
         travel_provider="great_circle",
+        write_lock_stats_dir=stats_dir,
     )
     uvicorn.run(
         create_app(settings),
@@ -286,11 +289,14 @@ def _measure(
     warmup: float,
     interval: float,
     dispatch_mode: str = "process",
+    stats_dir: Path | None = None,
 ) -> dict[str, Any]:
     port = _free_port()
     args = [
         sys.executable, "-m", "benchmarks.api", kind, url, str(port), str(interval), dispatch_mode
     ]  # fmt: skip
+    if stats_dir is not None:
+        args.append(str(stats_dir))
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     try:
@@ -313,7 +319,21 @@ def _measure(
     stored = _count_rows(url) - before
     result["stored"] = stored
     result["lost"] = result["created"] - stored
+    if stats_dir is not None:
+        result["write_lock"] = _lock_stats(stats_dir)
     return result
+
+
+def _lock_stats(directory: Path) -> dict[str, Any]:
+    """The write-lock records the server and its worker wrote at shutdown
+    (api/db/write_lock.py), one entry per ``role:holder``."""
+    out: dict[str, Any] = {}
+    for path in sorted(directory.glob("write-lock-*.json")):
+        record = json.loads(path.read_text())
+        for holders in record["locks"].values():
+            for label, summary in holders.items():
+                out[f"{record['role']}:{label}"] = summary
+    return out
 
 
 @contextlib.contextmanager
@@ -372,13 +392,16 @@ def run_benchmark(
     dispatch_interval: float = 0.0,
     dispatch_mode: str = "process",
     database: str | None = None,
+    lock_stats: bool = False,
 ) -> dict[str, Any]:
     """Serve the app on a fresh SQLite database (or, with ``database`` a PostgreSQL URL, a
     fresh database on that server, dropped afterwards) seeded with the national network
     (uvicorn, one process; the dispatch loop every ``dispatch_interval`` s in
     ``dispatch_mode``), post requests from ``clients`` connections in another process for
     ``seconds``, and report throughput, p50/p99 latency and "lost"; then the same against
-    the bare FastAPI insert (``baseline``), and the ratio of the two throughputs."""
+    the bare FastAPI insert (``baseline``), and the ratio of the two throughputs. With
+    ``lock_stats`` (SQLite), ``write_lock``: each holder's waits for and holds of the
+    database's write lock in the app's run."""
     from api.db.engine import make_engine, session_factory, transaction
     from api.db.migrate import upgrade
     from api.network.seeding import seed_network
@@ -398,9 +421,11 @@ def run_benchmark(
                     seed_network(db_session=db, network=build_national_network(), source="bench")
             engine.dispose()
             urls[name] = url
+        stats_dir = Path(tmp) / "lock-stats" if lock_stats and database is None else None
         app = _measure(
-            "serve-app", urls["app"], clients, seconds, warmup, dispatch_interval, dispatch_mode
-        )
+            "serve-app", urls["app"], clients, seconds, warmup, dispatch_interval, dispatch_mode,
+            stats_dir,
+        )  # fmt: skip
         bare = (
             _measure("serve-bare", urls["bare"], clients, seconds, warmup, 0.0)
             if baseline
@@ -423,6 +448,8 @@ def run_benchmark(
         "stored": app["stored"],
         "statuses": app["statuses"],
     }
+    if "write_lock" in app:
+        out["write_lock"] = app["write_lock"]
     if bare is not None:
         out["baseline_requests_per_s"] = bare["requests_per_s"]
         out["baseline_p50_ms"] = bare["p50_ms"]
@@ -437,11 +464,13 @@ def run_benchmark(
 
 
 def main(argv: list[str]) -> None:
-    """The child processes: ``serve-app URL PORT INTERVAL``, ``serve-bare URL PORT``,
-    ``load PORT CLIENTS SECONDS WARMUP`` (prints its JSON result)."""
+    """The child processes: ``serve-app URL PORT INTERVAL MODE [STATS_DIR]``,
+    ``serve-bare URL PORT``, ``load PORT CLIENTS SECONDS WARMUP`` (prints its JSON result)."""
     kind = argv[0]
     if kind == "serve-app":
-        _serve_app(argv[1], int(argv[2]), float(argv[3]), argv[4])
+        _serve_app(
+            argv[1], int(argv[2]), float(argv[3]), argv[4], argv[5] if len(argv) > 5 else None
+        )
     elif kind == "serve-bare":
         _serve_bare(argv[1], int(argv[2]))
     elif kind == "load":

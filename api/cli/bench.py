@@ -341,11 +341,18 @@ def bench_api(
         "--db",
         help="A PostgreSQL server URL: run on fresh databases there (default: SQLite files)",
     ),
+    lock_stats: bool = typer.Option(
+        False,
+        "--lock-stats",
+        help="SQLite: also report how long each holder (intake writer, the cycle's sweep and "
+        "decision writes, outbox, ...) waited for and held the database's write lock",
+    ),
 ) -> None:
     """Serve the app on a fresh SQLite database (uvicorn, one process), post requests from
     --clients concurrent connections in another process for --seconds, and print throughput,
     p50/p99 latency and "lost" (201 answers minus stored rows); then the same against a bare
-    FastAPI endpoint inserting the same row, and the ratio."""
+    FastAPI endpoint inserting the same row, and the ratio. --lock-stats adds ``write_lock``:
+    per holder, count, wait and hold milliseconds (total, max, p50/p90/p99, histogram)."""
     from benchmarks.api import run_benchmark
 
     if dispatch_mode not in ("process", "thread"):
@@ -359,6 +366,7 @@ def bench_api(
             dispatch_interval=dispatch_interval,
             dispatch_mode=dispatch_mode,
             database=db,
+            lock_stats=lock_stats,
         )
     except (RuntimeError, OSError, ValueError) as exc:
         fail(str(exc))

@@ -1,5 +1,5 @@
 """One dispatch cycle: load open requests and free vans (and trucks), call the pure dispatch
-core, store the decisions in one transaction.
+core, store the decisions in short transactions.
 
 Phases (so that the solver never holds the database's write lock):
 
@@ -15,7 +15,8 @@ Phases (so that the solver never holds the database's write lock):
    or their home station after a tow);
    Before the snapshot, partner offers and crew acknowledgements are swept
    (:func:`api.partners.service.sweep`: lapse unanswered offers, withdraw stale ones, re-plan
-   assignments no crew acknowledged);
+   assignments no crew acknowledged), under the write lock only when a read found something
+   to sweep (:func:`api.partners.service.sweep_plan`);
 3. solve: :func:`dispatch.match_vans` on :func:`dispatch.build_van_matching_problem` (with
    ``allow_reassignment`` and the priority-weighted hysteresis of
    ``MatchParams.reassignment_penalty_minutes``), and :func:`dispatch.match_replacements`
@@ -27,13 +28,18 @@ Phases (so that the solver never holds the database's write lock):
    partner's cost in minutes) is offered to that provider in the same cycle, plus the next
    best ones up to ``RESCUE_OFFER_FANOUT`` (the matching's other partner columns for it,
    by the matching's price);
-4. write (one transaction, under the database's write lock; the waiting reasons that
-   changed are read before it, :mod:`api.dispatching.reasons`): lock the chosen requests,
-   then the vans / trucks (always in that order, sorted by id: no deadlock with overrides
-   or cancellations, which lock the request first), re-check that each is still free (a
-   concurrent override or cancellation may have got there first: reported as a conflict,
-   never double-booked), insert assignments, bookings and events, update statuses
-   (:mod:`api.dispatching.decisions`). Any error rolls the whole write back.
+4. write, each transaction under the database's write lock (on SQLite the intake's group
+   commits wait for it: each is kept short, what it writes read or prepared before it, and
+   on the worker process run by a thread at the server's priority, :func:`run_writes_in`):
+   the van half, then the partner half (:data:`api.dispatching.decisions.DECISION_PARTS`,
+   each whole on its own): lock the chosen requests, then the vans / trucks (always in that
+   order, sorted by id: no deadlock with overrides or cancellations, which lock the request
+   first), re-check that each is still free (a concurrent override or cancellation may have
+   got there first: reported as a conflict, never double-booked), insert assignments,
+   offers and events, update statuses (:mod:`api.dispatching.decisions`); then the flags of
+   late jobs, the waiting reasons that changed (read before the lock,
+   :mod:`api.dispatching.reasons`) and the summary event. Any error rolls that transaction
+   back.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -64,14 +71,28 @@ from api.db.adapters import (
     van_state_from_rows,
 )
 from api.db.engine import read_only, transaction
-from api.db.write_lock import write_lock_for
+from api.db.write_lock import held, write_lock_for
 from api.dispatching import queries as q
-from api.dispatching.decisions import CycleResult, pending_reasons, write_decisions
+from api.dispatching.decisions import (
+    OFFERS,
+    VANS,
+    CycleResult,
+    pending_reasons,
+    write_decisions,
+)
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_LOCK_KEY, CycleLock, hold_locks
 from api.dispatching.live import flag_late_jobs, plus_minutes
 from api.dispatching.posts import posted_stations
+from api.dispatching.reasons import UNASSIGNED_KIND, UNMATCHED_KIND, prepare_reasons
 from api.events import add_event
-from api.partners.service import OfferKind, OfferPolicy, provider_loads, refused_by, sweep
+from api.partners.service import (
+    OfferKind,
+    OfferPolicy,
+    provider_loads,
+    refused_by,
+    sweep,
+    sweep_plan,
+)
 from dispatch import (
     MatchParams,
     OpenRequest,
@@ -346,6 +367,34 @@ def escalate_to_partners(
     )
 
 
+_write_runner: Executor | None = None
+
+
+def run_writes_in(executor: Executor | None) -> None:
+    """Run every cycle's write-lock holding writes (sweep, decisions, reasons) of this
+    process on ``executor`` (None: in the calling thread, the default).
+
+    Why: the dispatch worker process runs niced (``RESCUE_DISPATCH_WORKER_NICE``) so that
+    on a busy machine the intake's answers come first and the solve a little later. But
+    while a cycle holds the SQLite write lock the intake waits for it: a niced holder is a
+    priority inversion (issue 14 measured the decision write holding the lock 0.5-1.2 s at
+    load 9-11, most of it waiting for the CPU). On Linux the nice value is per thread and a
+    new thread inherits its creator's: the worker process starts one thread for these
+    writes before it nices its main thread (:mod:`api.dispatching.loop`), so the solve runs
+    niced and the writes do not. The cycle's thread waits for each write: they never run
+    at the same time, so they do not compete for the interpreter lock either."""
+    global _write_runner
+    _write_runner = executor
+
+
+def _locked_write(write: Callable[[], None]) -> None:
+    runner = _write_runner
+    if runner is None:
+        write()
+    else:
+        runner.submit(write).result()
+
+
 def run_cycle(
     *,
     factory: sessionmaker[Session],
@@ -388,11 +437,22 @@ def run_cycle(
             result.seconds = time.perf_counter() - started
             return result
         # The writes take the database's write lock (SQLite: queued with the intake's group
-        # commits, api/db/write_lock.py); the snapshot and the solve hold no lock.
+        # commits, api/db/write_lock.py), each as briefly as it can: what they will write is
+        # read or prepared before; the snapshot and the solve hold no lock.
         write_lock = write_lock_for(engine)
-        with write_lock, transaction(factory) as db:
-            swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor)
-        result.expired, result.replanned = swept.expired, swept.replanned
+        with transaction(factory) as db:
+            read_only(db)  # most cycles have nothing to sweep: then no write at all
+            plan = sweep_plan(db_session=db, now=now, policy=offer_policy)
+        if plan:
+
+            def write_sweep() -> None:
+                with held(write_lock, "cycle.sweep"), transaction(factory) as db:
+                    swept = sweep(
+                        db_session=db, now=now, policy=offer_policy, actor=actor, only=plan
+                    )
+                result.expired, result.replanned = swept.expired, swept.replanned
+
+            _locked_write(write_sweep)
         with transaction(factory) as db:
             read_only(db)  # SQLite: the snapshot never holds the intake's write lock
             snapshot = load_snapshot(db_session=db, now=now, policy=policy, provinces=provinces)
@@ -408,49 +468,75 @@ def run_cycle(
         with transaction(factory) as db:
             read_only(db)  # which waiting reasons changed: read before the write lock
             reasons = pending_reasons(db, van_matching, replacements)
-        waited = time.perf_counter()
-        with write_lock, transaction(factory) as db:
-            locked = time.perf_counter()
-            write_decisions(
-                db_session=db,
-                snapshot=snapshot,
-                van_matching=van_matching,
-                replacements=replacements,
-                result=result,
-                actor=actor,
-                rescue_offers=rescue_offers,
-                policy=offer_policy,
-                reasons=reasons,
-            )
-            result.at_risk = flag_late_jobs(
-                db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
-                cycle_id=result.cycle_id,
-            )  # fmt: skip
-            result.seconds = time.perf_counter() - started
-            if record or result.decided:
-                add_event(
-                    db,
-                    "dispatch_cycle",
+        prepared = [
+            prepare_reasons(engine.dialect, kind, reasons[kind], now, result.cycle_id, actor)
+            for kind in (UNASSIGNED_KIND, UNMATCHED_KIND)
+            if reasons.get(kind)
+        ]
+        times: dict[str, float] = {}
+
+        def write_part(part: str) -> None:
+            asked = time.perf_counter()
+            with held(write_lock, f"cycle.{part}"), transaction(factory) as db:
+                locked = time.perf_counter()
+                write_decisions(
+                    db_session=db,
+                    snapshot=snapshot,
+                    van_matching=van_matching,
+                    replacements=replacements,
+                    result=result,
                     actor=actor,
-                    now=now,
-                    cycle_id=result.cycle_id,
-                    open_requests=result.open_requests,
-                    assigned=len(result.assigned),
-                    unassigned=len(result.unassigned),
-                    booked=len(result.booked),
-                    offered=len(result.offered),
-                    expired=len(result.expired),
-                    replanned=len(result.replanned),
-                    unmatched=len(result.unmatched),
-                    conflicts=len(result.conflicts),
-                    seconds=round(result.seconds, 3),
-                    **({"region": region} if region else {}),
+                    rescue_offers=rescue_offers,
+                    policy=offer_policy,
+                    reasons={},
+                    parts=(part,),
                 )
-        # How long the intake's group commit may have waited behind this write (SQLite).
+            times[f"{part} waited"] = locked - asked
+            times[f"{part} held"] = time.perf_counter() - locked
+
+        # The van half and the partner half each in a transaction of its own (each whole:
+        # decisions.DECISION_PARTS), then the flags of late jobs, the waiting reasons (events
+        # only: no booking depends on them) and the cycle's summary event: several short
+        # holds of the write lock instead of one long one, the intake's commits in between.
+        if van_matching is not None:
+            _locked_write(lambda: write_part(VANS))
+        if replacements is not None or rescue_offers:
+            _locked_write(lambda: write_part(OFFERS))
+
+        def write_reasons() -> None:
+            with held(write_lock, "cycle.reasons"), transaction(factory) as db:
+                result.at_risk = flag_late_jobs(
+                    db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
+                    cycle_id=result.cycle_id,
+                )  # fmt: skip
+                for insert_ in prepared:
+                    insert_.execute(db)
+                result.seconds = time.perf_counter() - started
+                if record or result.decided:
+                    add_event(
+                        db,
+                        "dispatch_cycle",
+                        actor=actor,
+                        now=now,
+                        cycle_id=result.cycle_id,
+                        open_requests=result.open_requests,
+                        assigned=len(result.assigned),
+                        unassigned=len(result.unassigned),
+                        booked=len(result.booked),
+                        offered=len(result.offered),
+                        expired=len(result.expired),
+                        replanned=len(result.replanned),
+                        unmatched=len(result.unmatched),
+                        conflicts=len(result.conflicts),
+                        seconds=round(result.seconds, 3),
+                        **({"region": region} if region else {}),
+                    )
+
+        _locked_write(write_reasons)
+        # How long the intake's group commit may have waited behind the decisions (SQLite).
         logger.debug(
-            "dispatch cycle %s: write lock waited %.3f s, held %.3f s (%d open requests)",
-            result.cycle_id, locked - waited, time.perf_counter() - locked,
-            result.open_requests,
+            "dispatch cycle %s: write lock %s (%d open requests)", result.cycle_id,
+            ", ".join(f"{k} {v:.3f} s" for k, v in times.items()), result.open_requests,
         )  # fmt: skip
     if result.decided or result.conflicts:
         logger.info(

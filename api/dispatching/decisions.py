@@ -1,9 +1,10 @@
 """Storing what the solver decided, in the write transaction of a dispatch cycle.
 
 Each decision is re-checked under the row locks (a concurrent override, cancellation or
-cycle may have got there first: reported as a conflict, never double-booked). Van
-assignments, truck offers and rescue offers go through one shape: a writer that says why a
-decision is stale (``conflict``) or stores it (``store``: row, statuses, event, read model).
+cycle may have got there first: reported as a conflict, never double-booked). Truck offers
+and rescue offers go through one shape: a writer that says why a decision is stale
+(``conflict``) or gives its row and its event, stored together with one insert each (the
+write holds the SQLite write lock: per-row ORM flushes made it long, issue 14).
 A truck the replacement matching chose is offered to its partner, not booked: the booking is
 made when the partner accepts (:mod:`api.partners.service`).
 """
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
@@ -27,7 +28,7 @@ from api.dispatching.reasons import (
     insert_reasons,
     reasons_to_record,
 )
-from api.events import add_event
+from api.events import NewEvent, add_event, add_events
 from api.partners.service import OfferKind, OfferPolicy, OfferStatus
 from api.schemas import (
     AssignedRead,
@@ -129,33 +130,49 @@ def _minutes(now: dt.datetime, minutes: float) -> dt.datetime:
 # -- writing the decisions: the van half and the truck half have one shape --------------------
 
 _Decision = TypeVar("_Decision", contravariant=True)
-_Read = TypeVar("_Read", covariant=True)
 _D = TypeVar("_D")
-_R = TypeVar("_R")
 
 
-class _DecisionWriter(Protocol, Generic[_Decision, _Read]):
-    """One half of the write: re-check a solver decision under the row locks, then store it."""
+class _OfferWriter(Protocol, Generic[_Decision]):
+    """One kind of offer: re-check a solver decision under the row locks, then its row and
+    its ``offer_made`` event."""
 
     def conflict(self, decision: _Decision) -> str | None:
-        """Why the decision is stale (a concurrent change got there first), or None."""
+        """Why the decision is stale (a concurrent change got there first), or None; a
+        decision that still holds takes its truck / slot for the ones after it."""
 
-    def store(self, decision: _Decision) -> _Read:
-        """Insert its row, update the statuses, log its event; its read model."""
+    def row(self, decision: _Decision) -> dict[str, Any]:
+        """Its ``partner_offers`` row (every decision of one writer: the same keys)."""
+
+    def event(self, decision: _Decision, offer_id: int, row: dict[str, Any]) -> NewEvent:
+        """Its ``offer_made`` event."""
 
 
-def _write_each(
-    decisions: Sequence[_D], writer: _DecisionWriter[_D, _R], conflicts: list[str]
-) -> list[_R]:
-    """Store each decision that still holds; report the others in ``conflicts``."""
-    stored = []
+def _write_offers(
+    scope: _WriteScope,
+    decisions: Sequence[_D],
+    writer: _OfferWriter[_D],
+    conflicts: list[str],
+) -> list[OfferMadeRead]:
+    """Store each decision that still holds (in order: each one's check sees the ones before
+    it taken) with one insert of the offers and one of their events; report the others in
+    ``conflicts``. The offers' ids come back in the rows' order."""
+    kept, rows = [], []
     for decision in decisions:
         conflict = writer.conflict(decision)
         if conflict is not None:
             conflicts.append(conflict)
             continue
-        stored.append(writer.store(decision))
-    return stored
+        kept.append(decision)
+        rows.append(writer.row(decision))
+    if not rows:
+        return []
+    db = scope.db_session
+    db.flush()
+    stmt = insert(m.PartnerOffer).returning(m.PartnerOffer.id, sort_by_parameter_order=True)
+    ids = list(db.scalars(stmt, rows))
+    add_events(db, [writer.event(d, i, r) for d, i, r in zip(kept, ids, rows, strict=True)])
+    return [_offer_read(i, r) for i, r in zip(ids, rows, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,9 @@ class _VanPlan:
         self.of_request = {a.request_id: a for a in rows}
         self.job_of_van = {a.van_id: a for a in rows if not a.queued}
         self.queued_vans = {a.van_id for a in rows if a.queued}
+        self.rows: list[dict[str, Any]] = []
+        """The new assignments' rows, inserted together at the end of :meth:`write`."""
+        self.events: list[NewEvent] = []
 
     def _still_pinned(self, request_id: str) -> bool:
         """The request is on its way with the van the snapshot saw."""
@@ -303,6 +323,13 @@ class _VanPlan:
                 van.busy_until = None
         for r in sorted(ok):
             self._store(ok[r], ended.get(r), result)
+        if self.rows:
+            # The new jobs with one insert and their events with another (after the ended
+            # jobs and the statuses are flushed: the unique indexes see the old jobs ended
+            # first); per-row ORM objects made this write long under the SQLite write lock.
+            s.db_session.flush()
+            s.db_session.execute(insert(m.VanAssignment), self.rows)
+            add_events(s.db_session, self.events)
 
     def _store(
         self, a: VanAssignment, previous: m.VanAssignment | None, result: CycleResult
@@ -313,13 +340,14 @@ class _VanPlan:
         promised = eta_at
         if previous is not None and previous.promised_eta_at is not None:
             promised = previous.promised_eta_at  # lateness stays measured against the promise
-        s.db_session.add(
-            m.VanAssignment(
-                request_id=a.request_id, van_id=a.van_id, active=True, created_at=s.now,
-                eta_at=eta_at, promised_eta_at=promised, travel_minutes=a.travel_minutes,
-                travel_km=a.travel_km, source="optimizer", queued=queued,
-                reason="designated station" if a.designated else "",
-            )
+        self.rows.append(
+            {
+                "request_id": a.request_id, "van_id": a.van_id, "active": True,
+                "created_at": s.now, "eta_at": eta_at, "promised_eta_at": promised,
+                "travel_minutes": a.travel_minutes, "travel_km": a.travel_km,
+                "source": "optimizer", "queued": queued,
+                "reason": "designated station" if a.designated else "", "end_reason": "",
+            }
         )  # fmt: skip
         if not queued:
             van.status = VanStatus.ASSIGNED.value
@@ -328,11 +356,17 @@ class _VanPlan:
         req.updated_at = s.now
         req.escalated_at, req.escalation_reason = None, ""
         if previous is None:
-            add_event(
-                s.db_session, "van_assigned", request_id=a.request_id, van_id=a.van_id,
-                actor=s.actor, now=s.now, cycle_id=s.cycle_id, source="optimizer",
-                eta_minutes=round(a.eta_minutes, 1), travel_km=round(a.travel_km, 1),
-                designated=a.designated, queued=queued,
+            self.events.append(
+                NewEvent(
+                    "van_assigned", s.now, request_id=a.request_id, van_id=a.van_id,
+                    actor=s.actor,
+                    data={
+                        "cycle_id": s.cycle_id, "source": "optimizer",
+                        "eta_minutes": round(a.eta_minutes, 1),
+                        "travel_km": round(a.travel_km, 1), "designated": a.designated,
+                        "queued": queued,
+                    },
+                )
             )  # fmt: skip
             result.assigned.append(
                 AssignedRead(
@@ -352,11 +386,16 @@ class _VanPlan:
             )
         else:
             reason += f" (van {previous.van_id} gave it up)"
-        add_event(
-            s.db_session, "assignment_override", request_id=a.request_id, van_id=a.van_id,
-            actor=s.actor, now=s.now, cycle_id=s.cycle_id, source="replan", reason=reason,
-            previous_van_id=previous.van_id, eta_minutes=round(a.eta_minutes, 1),
-            travel_km=round(a.travel_km, 1), queued=queued,
+        self.events.append(
+            NewEvent(
+                "assignment_override", s.now, request_id=a.request_id, van_id=a.van_id,
+                actor=s.actor,
+                data={
+                    "cycle_id": s.cycle_id, "source": "replan", "reason": reason,
+                    "previous_van_id": previous.van_id, "eta_minutes": round(a.eta_minutes, 1),
+                    "travel_km": round(a.travel_km, 1), "queued": queued,
+                },
+            )
         )  # fmt: skip
         result.reassigned.append(
             ReassignedRead(
@@ -400,28 +439,33 @@ class _TruckOffers:
             return f"truck {b.truck_id}: booked or offered meanwhile; request {b.request_id} waits"
         return None
 
-    def store(self, b: ReplacementBooking) -> OfferMadeRead:
+    def row(self, b: ReplacementBooking) -> dict[str, Any]:
         s = self.scope
         self.taken.add(b.truck_id)
-        expires_at = s.policy.expiry(s.now, self.promised.get(b.partner_id, 120.0))
-        offer = m.PartnerOffer(
-            request_id=b.request_id, kind=OfferKind.TRUCK.value, partner_id=b.partner_id,
-            truck_id=b.truck_id, status=OfferStatus.OFFERED.value, created_at=s.now,
-            expires_at=expires_at, proposed_eta_minutes=b.pickup_eta_minutes,
-            delivery_eta_minutes=b.delivery_eta_minutes, cost_cny=b.cost_cny, decline_reason="",
+        return {
+            "request_id": b.request_id, "kind": OfferKind.TRUCK.value,
+            "partner_id": b.partner_id, "truck_id": b.truck_id,
+            "status": OfferStatus.OFFERED.value, "created_at": s.now,
+            "expires_at": s.policy.expiry(s.now, self.promised.get(b.partner_id, 120.0)),
+            "proposed_eta_minutes": b.pickup_eta_minutes,
+            "delivery_eta_minutes": b.delivery_eta_minutes, "cost_cny": b.cost_cny,
+            "decline_reason": "",
+        }  # fmt: skip
+
+    def event(self, b: ReplacementBooking, offer_id: int, row: dict[str, Any]) -> NewEvent:
+        s = self.scope
+        return NewEvent(
+            "offer_made", s.now, request_id=b.request_id, truck_id=b.truck_id, actor=s.actor,
+            data={
+                "cycle_id": s.cycle_id, "offer_id": offer_id,
+                "offer_kind": OfferKind.TRUCK.value, "partner_id": b.partner_id,
+                "expires_at": row["expires_at"].isoformat(),
+                "pickup_eta_minutes": round(b.pickup_eta_minutes, 1),
+                "delivery_eta_minutes": round(b.delivery_eta_minutes, 1),
+                "cost_cny": round(b.cost_cny, 2),
+                "lateness_minutes": round(b.lateness_minutes, 1),
+            },
         )  # fmt: skip
-        s.db_session.add(offer)
-        s.db_session.flush()
-        add_event(
-            s.db_session, "offer_made", request_id=b.request_id, truck_id=b.truck_id,
-            actor=s.actor, now=s.now, cycle_id=s.cycle_id, offer_id=offer.id,
-            offer_kind=OfferKind.TRUCK.value, partner_id=b.partner_id,
-            expires_at=expires_at.isoformat(),
-            pickup_eta_minutes=round(b.pickup_eta_minutes, 1),
-            delivery_eta_minutes=round(b.delivery_eta_minutes, 1),
-            cost_cny=round(b.cost_cny, 2), lateness_minutes=round(b.lateness_minutes, 1),
-        )  # fmt: skip
-        return _offer_read(offer)
 
 
 class _RescueOffers:
@@ -447,40 +491,43 @@ class _RescueOffers:
             return f"request {c.request_id}: changed meanwhile; provider {c.provider_id} not asked"
         return None
 
-    def store(self, c: RescueCandidate) -> OfferMadeRead:
+    def row(self, c: RescueCandidate) -> dict[str, Any]:
         s = self.scope
-        expires_at = s.policy.expiry(s.now, self.promised.get(c.provider_id, 60.0))
-        offer = m.PartnerOffer(
-            request_id=c.request_id, kind=OfferKind.RESCUE.value, partner_id=c.partner_id,
-            provider_id=c.provider_id, status=OfferStatus.OFFERED.value, created_at=s.now,
-            expires_at=expires_at, proposed_eta_minutes=c.eta_minutes, cost_cny=c.cost_cny,
-            decline_reason="",
+        return {
+            "request_id": c.request_id, "kind": OfferKind.RESCUE.value,
+            "partner_id": c.partner_id, "provider_id": c.provider_id,
+            "status": OfferStatus.OFFERED.value, "created_at": s.now,
+            "expires_at": s.policy.expiry(s.now, self.promised.get(c.provider_id, 60.0)),
+            "proposed_eta_minutes": c.eta_minutes, "cost_cny": c.cost_cny,
+            "decline_reason": "",
+        }  # fmt: skip
+
+    def event(self, c: RescueCandidate, offer_id: int, row: dict[str, Any]) -> NewEvent:
+        s = self.scope
+        return NewEvent(
+            "offer_made", s.now, request_id=c.request_id, actor=s.actor,
+            data={
+                "cycle_id": s.cycle_id, "offer_id": offer_id,
+                "offer_kind": OfferKind.RESCUE.value, "partner_id": c.partner_id,
+                "provider_id": c.provider_id, "expires_at": row["expires_at"].isoformat(),
+                "eta_minutes": round(c.eta_minutes, 1), "cost_cny": round(c.cost_cny, 2),
+                "score_minutes": round(c.score_minutes, 1),
+            },
         )  # fmt: skip
-        s.db_session.add(offer)
-        s.db_session.flush()
-        add_event(
-            s.db_session, "offer_made", request_id=c.request_id, actor=s.actor, now=s.now,
-            cycle_id=s.cycle_id, offer_id=offer.id, offer_kind=OfferKind.RESCUE.value,
-            partner_id=c.partner_id, provider_id=c.provider_id,
-            expires_at=expires_at.isoformat(), eta_minutes=round(c.eta_minutes, 1),
-            cost_cny=round(c.cost_cny, 2), score_minutes=round(c.score_minutes, 1),
-        )  # fmt: skip
-        return _offer_read(offer)
 
 
-def _offer_read(o: m.PartnerOffer) -> OfferMadeRead:
+def _offer_read(offer_id: int, row: dict[str, Any]) -> OfferMadeRead:
+    eta, cost = row.get("proposed_eta_minutes"), row.get("cost_cny")
     return OfferMadeRead(
-        offer_id=o.id,
-        request_id=o.request_id,
-        kind=OfferKind(o.kind).value,
-        partner_id=o.partner_id,
-        truck_id=o.truck_id,
-        provider_id=o.provider_id,
-        expires_at=o.expires_at,
-        proposed_eta_minutes=(
-            round(o.proposed_eta_minutes, 1) if o.proposed_eta_minutes is not None else None
-        ),
-        cost_cny=round(o.cost_cny, 2) if o.cost_cny is not None else None,
+        offer_id=offer_id,
+        request_id=row["request_id"],
+        kind=OfferKind(row["kind"]).value,
+        partner_id=row["partner_id"],
+        truck_id=row.get("truck_id"),
+        provider_id=row.get("provider_id"),
+        expires_at=row["expires_at"],
+        proposed_eta_minutes=round(eta, 1) if eta is not None else None,
+        cost_cny=round(cost, 2) if cost is not None else None,
     )
 
 
@@ -554,6 +601,16 @@ def pending_reasons(
     return pending
 
 
+VANS = "vans"
+OFFERS = "offers"
+DECISION_PARTS = (VANS, OFFERS)
+"""The parts of a write (:func:`write_decisions`): the van half (assignments, re-planned moves,
+escalations, waiting reasons) and the partner half (truck and rescue offers, unmatched
+reasons). Each is whole on its own: they touch different vans / trucks and re-check the
+requests they decide under their own row locks, so a cycle may commit them one after the
+other (the intake's commits get in between on SQLite) as well as together."""
+
+
 def write_decisions(
     *,
     db_session: Session,
@@ -565,22 +622,33 @@ def write_decisions(
     rescue_offers: Sequence[RescueCandidate] = (),
     policy: OfferPolicy | None = None,
     reasons: PendingReasons | None = None,
+    parts: Sequence[str] = DECISION_PARTS,
 ) -> None:
     """Store what the solver decided, re-checking each decision under row locks (requests,
     then vans, then trucks, each in id order): van assignments and re-planned moves, truck
     offers, rescue offers, and the waiting reasons that changed (``reasons``, from
-    :func:`pending_reasons` before the write lock; read here when None)."""
+    :func:`pending_reasons` before the write lock; read here when None). ``parts`` (of
+    :data:`DECISION_PARTS`) says which halves this transaction writes."""
     if reasons is None:
         reasons = pending_reasons(db_session, van_matching, replacements)
+    vans_part, offers_part = VANS in parts, OFFERS in parts
     current = snapshot.current_van
     changed = [
-        a for a in (van_matching.assignments if van_matching else ())
+        a for a in (van_matching.assignments if van_matching and vans_part else ())
         if current.get(a.request_id) != a.van_id
     ]  # fmt: skip
     chosen = {a.request_id for a in van_matching.assignments} if van_matching else set()
-    lost = [r for r in current if r not in chosen]
-    bookings = sorted(replacements.bookings, key=lambda b: b.request_id) if replacements else []
-    rescues = sorted(rescue_offers, key=lambda c: (c.request_id, c.score_minutes, c.provider_id))
+    lost = [r for r in current if r not in chosen] if vans_part else []
+    bookings = (
+        sorted(replacements.bookings, key=lambda b: b.request_id)
+        if replacements and offers_part
+        else []
+    )
+    rescues = (
+        sorted(rescue_offers, key=lambda c: (c.request_id, c.score_minutes, c.provider_id))
+        if offers_part
+        else []
+    )
     request_ids = sorted(
         {a.request_id for a in changed}
         | set(lost)
@@ -597,7 +665,7 @@ def write_decisions(
     )
     if van_matching and (changed or lost):
         _VanPlan(scope, vans, snapshot, van_matching).write(result)
-    if van_matching:
+    if van_matching and vans_part:
         _escalate(scope, van_matching, result)
         result.unassigned = _unassigned_reads(van_matching)
         insert_reasons(
@@ -606,15 +674,17 @@ def write_decisions(
         )  # fmt: skip
     if bookings:
         promised = {t.partner.id: t.partner.promised_response_minutes for t in snapshot.trucks}
-        result.offered = _write_each(
-            bookings, _TruckOffers(scope, trucks, bookings, promised), result.conflicts
+        result.offered = _write_offers(
+            scope, bookings, _TruckOffers(scope, trucks, bookings, promised), result.conflicts
         )
     if rescues:
         promised = {
             p.provider.id: p.provider.promised_response_minutes for p in snapshot.rescue_providers
         }
-        result.offered += _write_each(rescues, _RescueOffers(scope, promised), result.conflicts)
-    if replacements:
+        result.offered += _write_offers(
+            scope, rescues, _RescueOffers(scope, promised), result.conflicts
+        )
+    if replacements and offers_part:
         result.unmatched = _unmatched_reads(replacements)
         insert_reasons(
             db_session, UNMATCHED_KIND, reasons.get(UNMATCHED_KIND, {}), scope.now,

@@ -11,12 +11,14 @@ import contextlib
 import logging
 import multiprocessing
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as EventType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle
+from api.db.write_lock import write_stats_file
+from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle, run_writes_in
 from api.dispatching.travel import travel_provider
 from api.dispatching.worker import worker_process_main
 from api.partners.service import OfferPolicy
@@ -81,7 +83,7 @@ class DispatchLoop:
             context = multiprocessing.get_context("spawn")
             self._process_wake, self._process_stop = context.Event(), context.Event()
             self._process = context.Process(
-                target=worker_process_main,
+                target=_worker_process,
                 args=(self.settings, self._process_stop, self._process_wake),
                 name="rescue-dispatch-worker",
                 daemon=True,
@@ -134,3 +136,21 @@ class DispatchLoop:
                 raise
             except Exception:
                 logger.exception("dispatch cycle failed (nothing of it was stored)")
+
+
+def _worker_process(settings: Settings, stop: EventType, wake: EventType) -> None:
+    """The child worker. Its cycles' write-lock holding writes run on a thread started here,
+    before :func:`worker_process_main` nices the main thread (on Linux a thread's nice
+    value is its own): the solve runs niced, the writes that the intake waits for do not
+    (:func:`api.dispatching.cycle.run_writes_in`). On its way out it writes its write-lock
+    record when asked (``write_lock_stats_dir``)."""
+    writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-writes")
+    writes.submit(lambda: None).result()  # the thread exists now, at the server's priority
+    run_writes_in(writes)
+    try:
+        worker_process_main(settings, stop, wake)
+    finally:
+        run_writes_in(None)
+        writes.shutdown()
+        if settings.write_lock_stats_dir:
+            write_stats_file(settings.write_lock_stats_dir, "worker")

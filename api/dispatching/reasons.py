@@ -20,10 +20,12 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from api.db import models as m
+from api.db.bulk import PreparedInsert, prepare_insert
 from api.schemas import UnassignedRead, UnmatchedRead
 
 UNASSIGNED_KIND = "dispatch_unassigned"
@@ -77,6 +79,28 @@ def reasons_to_record(
     return changed
 
 
+def prepare_reasons(
+    dialect: Dialect,
+    kind: str,
+    changed: dict[str, dict[str, Any]],
+    now: dt.datetime,
+    cycle_id: str,
+    actor: str = "dispatch",
+) -> PreparedInsert:
+    """The insert of the ``kind`` events of :func:`reasons_to_record` (the rows
+    :func:`api.events.add_event` would write; these kinds notify no customer), its values
+    converted now, before the write lock (:mod:`api.db.bulk`)."""
+    return prepare_insert(
+        dialect,
+        m.Event,
+        [
+            {"created_at": now, "kind": kind, "request_id": request_id, "van_id": None,
+             "truck_id": None, "actor": actor, "data": {"cycle_id": cycle_id, **data}}
+            for request_id, data in changed.items()
+        ],
+    )  # fmt: skip
+
+
 def insert_reasons(
     db_session: Session,
     kind: str,
@@ -86,19 +110,9 @@ def insert_reasons(
     actor: str = "dispatch",
 ) -> int:
     """Append the ``kind`` events of :func:`reasons_to_record` with one executemany insert
-    (the rows :func:`api.events.add_event` would write; these kinds notify no customer);
-    returns how many."""
-    if changed:
-        db_session.flush()  # the cycle's earlier events keep the lower ids, as before
-        db_session.execute(
-            insert(m.Event),
-            [
-                {"created_at": now, "kind": kind, "request_id": request_id, "van_id": None,
-                 "truck_id": None, "actor": actor, "data": {"cycle_id": cycle_id, **data}}
-                for request_id, data in changed.items()
-            ],
-        )  # fmt: skip
-    return len(changed)
+    (after the events added before it in the transaction); returns how many."""
+    dialect = db_session.get_bind().dialect
+    return prepare_reasons(dialect, kind, changed, now, cycle_id, actor).execute(db_session)
 
 
 def record_reasons(

@@ -93,19 +93,55 @@ class SweepResult:
 # -- the cycle's side: expiry, withdrawal, exclusions ------------------------------------------
 
 
-def sweep(
-    *, db_session: Session, now: dt.datetime, policy: OfferPolicy, actor: str = "dispatch"
-) -> SweepResult:
-    """Before a cycle's snapshot: lapse offers past their expiry (a decline), withdraw offers
-    whose job went elsewhere or ended, and end van assignments the crew did not acknowledge
-    in time (the request goes back to the queue). Each change writes its event."""
-    out = SweepResult()
-    open_offers = db_session.scalars(
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep would change, found by a read (:func:`sweep_plan`): the open offers to
+    lapse or withdraw and the unacknowledged assignments to end."""
+
+    offer_ids: tuple[int, ...] = ()
+    assignment_ids: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.offer_ids or self.assignment_ids)
+
+
+def sweep_plan(*, db_session: Session, now: dt.datetime, policy: OfferPolicy) -> SweepPlan:
+    """The offers and assignments :func:`sweep` would change now, without changing them (the
+    cycle reads this in a read-only transaction and takes the write lock only when it is not
+    empty: most cycles have nothing to sweep, and the read of every open offer need not hold
+    up the intake)."""
+    offers = _open_offers(db_session, locked=False)
+    reasons = _offer_changes(db_session, offers, now)
+    assignments = (
+        _unacknowledged(db_session, now=now, timeout_minutes=policy.crew_ack_timeout_minutes)
+        if policy.crew_ack_timeout_minutes > 0
+        else []
+    )
+    return SweepPlan(
+        tuple(o.id for o in offers if o.id in reasons), tuple(a.id for a, _ in assignments)
+    )
+
+
+def _open_offers(
+    db_session: Session, *, locked: bool, ids: Sequence[int] | None = None
+) -> Sequence[m.PartnerOffer]:
+    stmt = (
         select(m.PartnerOffer)
         .where(m.PartnerOffer.status == OfferStatus.OFFERED.value)
         .order_by(m.PartnerOffer.id)
-        .with_for_update(skip_locked=True)
-    ).all()
+    )
+    if ids is not None:
+        stmt = stmt.where(m.PartnerOffer.id.in_(list(ids)))
+    if locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return db_session.scalars(stmt).all()
+
+
+def _offer_changes(
+    db_session: Session, open_offers: Sequence[m.PartnerOffer], now: dt.datetime
+) -> dict[int, tuple[OfferStatus, str | None]]:
+    """Offer id -> (withdrawn, why) or (expired, None), for the open offers that change."""
+    changes: dict[int, tuple[OfferStatus, str | None]] = {}
     if open_offers:
         reqs = {
             r.id: r
@@ -135,25 +171,53 @@ def sweep(
             req = reqs[o.request_id]
             reason = _withdraw_reason(o, req, vanned=vanned, booked=booked)
             if reason is not None:
-                o.status, o.answered_at = OfferStatus.WITHDRAWN.value, now
-                out.withdrawn.append(o.id)
-                add_event(
-                    db_session, "offer_withdrawn", request_id=o.request_id, truck_id=o.truck_id,
-                    actor=actor, now=now, offer_id=o.id, partner_id=o.partner_id,
-                    provider_id=o.provider_id, offer_kind=o.kind, reason=reason,
-                )  # fmt: skip
+                changes[o.id] = (OfferStatus.WITHDRAWN, reason)
             elif o.expires_at <= now:
-                o.status, o.answered_at = OfferStatus.EXPIRED.value, now
-                out.expired.append(o.id)
-                add_event(
-                    db_session, "offer_expired", request_id=o.request_id, truck_id=o.truck_id,
-                    actor=actor, now=now, offer_id=o.id, partner_id=o.partner_id,
-                    provider_id=o.provider_id, offer_kind=o.kind,
-                )  # fmt: skip
-    if policy.crew_ack_timeout_minutes > 0:
+                changes[o.id] = (OfferStatus.EXPIRED, None)
+    return changes
+
+
+def sweep(
+    *,
+    db_session: Session,
+    now: dt.datetime,
+    policy: OfferPolicy,
+    actor: str = "dispatch",
+    only: SweepPlan | None = None,
+) -> SweepResult:
+    """Before a cycle's snapshot: lapse offers past their expiry (a decline), withdraw offers
+    whose job went elsewhere or ended, and end van assignments the crew did not acknowledge
+    in time (the request goes back to the queue). Each change writes its event. ``only``
+    (a :func:`sweep_plan` read before) limits it to those offers and assignments, each
+    checked again here: one that changed meanwhile is left alone."""
+    out = SweepResult()
+    open_offers = _open_offers(
+        db_session, locked=True, ids=None if only is None else only.offer_ids
+    )
+    changes = _offer_changes(db_session, open_offers, now)
+    for o in open_offers:
+        status, reason = changes.get(o.id, (None, None))
+        if status is OfferStatus.WITHDRAWN:
+            o.status, o.answered_at = OfferStatus.WITHDRAWN.value, now
+            out.withdrawn.append(o.id)
+            add_event(
+                db_session, "offer_withdrawn", request_id=o.request_id, truck_id=o.truck_id,
+                actor=actor, now=now, offer_id=o.id, partner_id=o.partner_id,
+                provider_id=o.provider_id, offer_kind=o.kind, reason=reason,
+            )  # fmt: skip
+        elif status is OfferStatus.EXPIRED:
+            o.status, o.answered_at = OfferStatus.EXPIRED.value, now
+            out.expired.append(o.id)
+            add_event(
+                db_session, "offer_expired", request_id=o.request_id, truck_id=o.truck_id,
+                actor=actor, now=now, offer_id=o.id, partner_id=o.partner_id,
+                provider_id=o.provider_id, offer_kind=o.kind,
+            )  # fmt: skip
+    if policy.crew_ack_timeout_minutes > 0 and (only is None or only.assignment_ids):
         out.replanned = _replan_unacknowledged(
-            db_session, now=now, timeout_minutes=policy.crew_ack_timeout_minutes, actor=actor
-        )
+            db_session, now=now, timeout_minutes=policy.crew_ack_timeout_minutes, actor=actor,
+            ids=None if only is None else only.assignment_ids,
+        )  # fmt: skip
     db_session.flush()
     return out
 
@@ -174,14 +238,17 @@ def _withdraw_reason(
     return None
 
 
-def _replan_unacknowledged(
-    db_session: Session, *, now: dt.datetime, timeout_minutes: float, actor: str
-) -> list[str]:
-    """End assignments still unacknowledged ``timeout_minutes`` after they were made, while
-    the van has not moved on them (request still ``assigned``); the van is set off shift (its
-    crew is not answering) and the request waits for the next match."""
+def _unacknowledged(
+    db_session: Session,
+    *,
+    now: dt.datetime,
+    timeout_minutes: float,
+    ids: Sequence[int] | None = None,
+) -> Sequence[tuple[m.VanAssignment, m.RescueRequest]]:
+    """Assignments still unacknowledged ``timeout_minutes`` after they were made, while the
+    van has not moved on them (request still ``assigned``), with their requests."""
     deadline = now - dt.timedelta(minutes=timeout_minutes)
-    rows = db_session.execute(
+    stmt = (
         select(m.VanAssignment, m.RescueRequest)
         .join(m.RescueRequest, m.RescueRequest.id == m.VanAssignment.request_id)
         .where(
@@ -191,7 +258,23 @@ def _replan_unacknowledged(
             m.RescueRequest.status == RequestStatus.ASSIGNED.value,
         )
         .order_by(m.VanAssignment.request_id)
-    ).all()
+    )
+    if ids is not None:
+        stmt = stmt.where(m.VanAssignment.id.in_(list(ids)))
+    return [(a, req) for a, req in db_session.execute(stmt).tuples()]
+
+
+def _replan_unacknowledged(
+    db_session: Session,
+    *,
+    now: dt.datetime,
+    timeout_minutes: float,
+    actor: str,
+    ids: Sequence[int] | None = None,
+) -> list[str]:
+    """End the :func:`_unacknowledged` assignments (of ``ids`` only, when given); the van is
+    set off shift (its crew is not answering) and the request waits for the next match."""
+    rows = _unacknowledged(db_session, now=now, timeout_minutes=timeout_minutes, ids=ids)
     replanned = []
     for a, req in rows:
         a.active, a.ended_at, a.end_reason = False, now, "crew did not acknowledge"

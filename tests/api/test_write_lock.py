@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import multiprocessing
 import os
 import subprocess
@@ -23,7 +24,7 @@ from api.app import create_app
 from api.db import models as m
 from api.db.engine import make_engine, session_factory, transaction
 from api.db.migrate import upgrade
-from api.db.write_lock import WriteLock, write_lock_for
+from api.db.write_lock import WriteLock, held, write_lock_for, write_stats_file
 from api.network.seeding import seed_network
 from tests.api.conftest import app_settings, request_body, shandong_network
 
@@ -262,3 +263,61 @@ def test_postgresql_engines_get_no_file_lock(engine: Engine) -> None:
     """On PostgreSQL writers queue on row locks already: the write lock is a null context."""
     lock = write_lock_for(engine)
     assert isinstance(lock, WriteLock) is (engine.dialect.name == "sqlite")
+
+
+def test_the_lock_records_each_holders_waits_and_holds(tmp_path: Path) -> None:
+    """Per holder label (given, else the thread's name): one record per outermost take (a
+    nested take is part of its holder's), histograms that count every wait and hold, and
+    the process's file listing the locks of its engines (what bench api --lock-stats
+    reads). No timing is asserted: only what was recorded."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'rescue.sqlite'}")
+    lock = write_lock_for(engine)
+    assert isinstance(lock, WriteLock)
+    with held(lock, "cycle.vans"), lock:  # nested: one hold of cycle.vans
+        pass
+    with held(lock, "cycle.vans"):
+        pass
+    holding, release = threading.Event(), threading.Event()
+
+    def intake() -> None:
+        with lock:
+            holding.set()
+            release.wait()
+
+    def outbox() -> None:
+        with lock:
+            pass
+
+    first = threading.Thread(target=intake, name="intake-writer")
+    first.start()
+    holding.wait()
+    second = threading.Thread(target=outbox, name="outbox-worker")
+    second.start()  # queues behind intake-writer
+    release.set()
+    first.join()
+    second.join()
+    stats = lock.stats()
+    assert {k: v["count"] for k, v in stats.items()} == {
+        "cycle.vans": 2,
+        "intake-writer": 1,
+        "outbox-worker": 1,
+    }
+    assert lock.acquisitions == 4
+    for record in stats.values():
+        for part in ("wait_ms", "hold_ms"):
+            assert sum(record[part]["histogram"].values()) == record["count"]
+            assert record[part]["max"] >= record[part]["p50"] >= 0
+    path = write_stats_file(str(tmp_path / "stats"), "worker")
+    assert path.name == f"write-lock-worker-{os.getpid()}.json"
+    written = json.loads(path.read_text())
+    assert written["role"] == "worker" and written["pid"] == os.getpid()
+    assert written["locks"][lock.path] == json.loads(json.dumps(stats))
+    engine.dispose()
+
+
+def test_held_on_postgresql_is_the_null_lock(engine: Engine) -> None:
+    lock = write_lock_for(engine)
+    if engine.dialect.name == "postgresql":
+        assert held(lock, "cycle.vans") is lock
+    else:
+        assert isinstance(held(lock, "cycle.vans"), contextlib.AbstractContextManager)

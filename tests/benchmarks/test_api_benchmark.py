@@ -58,3 +58,23 @@ def test_regions_benchmark_refuses_fewer_than_two_regions() -> None:
         regions_benchmark(regions=1)
     with pytest.raises(ValueError, match="engine must be road or great-circle, got 'ship'"):
         regions_benchmark(regions=2, engine="ship")
+
+
+def test_lock_stats_are_collected_per_process_and_holder(tmp_path: Path) -> None:
+    """``--lock-stats``: what the server and its worker wrote at shutdown, one entry per
+    ``role:holder`` with its count and its wait / hold summaries."""
+    from api.db.engine import make_engine
+    from api.db.write_lock import held, write_lock_for, write_stats_file
+    from benchmarks.api import _lock_stats
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'bench.sqlite'}")
+    lock = write_lock_for(engine)
+    for _ in range(3):
+        with held(lock, "bench-test-holder"):
+            pass
+    write_stats_file(str(tmp_path / "stats"), "worker")
+    stats = _lock_stats(tmp_path / "stats")
+    assert stats["worker:bench-test-holder"]["count"] == 3
+    assert set(stats["worker:bench-test-holder"]) == {"count", "wait_ms", "hold_ms"}
+    assert sum(stats["worker:bench-test-holder"]["hold_ms"]["histogram"].values()) == 3
+    engine.dispose()

@@ -654,6 +654,7 @@ _CAPS = tuple(VanCapability)
 _KEYS = tuple((vc, tow) for vc in VehicleClass for tow in (False, True))
 _CAN = np.array([[cap.can_handle(vc, needs_tow=tow) for vc, tow in _KEYS] for cap in _CAPS])
 _CAP_INDEX = {cap: i for i, cap in enumerate(_CAPS)}
+_KEY_INDEX = {key: i for i, key in enumerate(_KEYS)}
 _BREADTH = _CAN.sum(axis=1).astype(np.int64)
 
 
@@ -711,7 +712,6 @@ def prefer_narrow_vans(
             used.add(int(arc_column[best]))
             out[r] = best
     return out
-_KEY_INDEX = {key: i for i, key in enumerate(_KEYS)}
 
 
 @dataclass(frozen=True)

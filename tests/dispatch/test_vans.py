@@ -276,9 +276,7 @@ def test_batch_beats_first_come_first_served() -> None:
 
 def _station(*caps: VanCapability) -> list[VanState]:
     """Vans of one station (``S``), in the order given."""
-    return [
-        VanState(RescueVan(f"V{j}", "S", cap, 150.0), HOME) for j, cap in enumerate(caps)
-    ]
+    return [VanState(RescueVan(f"V{j}", "S", cap, 150.0), HOME) for j, cap in enumerate(caps)]
 
 
 @pytest.mark.parametrize("objective", ["eta", "promise"])
@@ -293,9 +291,7 @@ def test_of_two_vans_of_one_station_the_narrower_goes(objective: str) -> None:
     (a,) = match_vans(p, params=params).assignments
     assert (a.van_id, a.eta_minutes) == ("V0", 30.0)
     # two tractors, three vans: the two service vans go, the wrecker stays
-    vans = _station(
-        VanCapability.WRECKER, VanCapability.HEAVY_SERVICE, VanCapability.HEAVY_SERVICE
-    )
+    vans = _station(VanCapability.WRECKER, VanCapability.HEAVY_SERVICE, VanCapability.HEAVY_SERVICE)
     arcs = [(r, j, 40, 30) for r in (0, 1) for j in (0, 1, 2)]
     m = match_vans(problem([req(0), req(1)], vans, arcs), params=params)
     assert sorted(a.van_id for a in m.assignments) == ["V1", "V2"]

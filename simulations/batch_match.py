@@ -24,8 +24,10 @@ fallback) and then:
   may refuse the network instead (``CostOverflowError``, as the general matcher raises);
 - otherwise the same network as ``dispatch.assignment.solve_assignment`` builds (the same
   nodes, arcs in the same order, the same costs) goes to OR-Tools' min-cost flow
-  (``"flow"``), so ties are broken as the general matcher breaks them. (Its tie-breaking
-  is the cost-scaling algorithm's, not a rule that can be restated: among vans of one station
+  (``"flow"``), so ties are broken as the general matcher breaks them: the solver's choice,
+  then ``dispatch.vans.prefer_narrow_vans`` (a tied van is swapped for a strictly narrower
+  unused one, e.g. a station's service van for its wrecker). (The solver's tie-breaking is
+  the cost-scaling algorithm's, not a rule that can be restated: among vans of one station
   it mostly, not always, takes the highest index.)
 
 ``tests/simulations/test_batch_match.py`` compares it with ``match_vans`` on random batches

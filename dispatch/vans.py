@@ -663,6 +663,63 @@ _KEYS = tuple((vc, tow) for vc in VehicleClass for tow in (False, True))
 _CAN = np.array([[cap.can_handle(vc, needs_tow=tow) for vc, tow in _KEYS] for cap in _CAPS])
 _CAP_INDEX = {cap: i for i, cap in enumerate(_CAPS)}
 _KEY_INDEX = {key: i for i, key in enumerate(_KEYS)}
+_BREADTH = _CAN.sum(axis=1).astype(np.int64)
+
+
+def capability_breadth(capability: VanCapability) -> int:
+    """How many kinds of job (vehicle class x on-site fix or tow) a van of this capability
+    can take: light service 3, flatbed 6, heavy service 5, wrecker 10. Among vans that
+    arrive equally soon the matching sends the narrowest (:func:`prefer_narrow_vans`)."""
+    return int(_BREADTH[_CAP_INDEX[VanCapability(capability)]])
+
+
+def prefer_narrow_vans(
+    row_arc: np.ndarray,
+    arc_row: np.ndarray,
+    arc_column: np.ndarray,
+    arc_cost: np.ndarray,
+    column_breadth: np.ndarray,
+) -> np.ndarray:
+    """The optimal assignment ``row_arc`` (per row an arc index or -1; indices at or beyond
+    ``len(arc_row)`` are other columns, e.g. partners, and are left alone) with each row's
+    van swapped for a strictly narrower one (:func:`capability_breadth`) that costs exactly
+    the same and that no row uses; among several, the narrowest, then the lowest column.
+
+    Why: two vans of one station reach a breakdown at the same minute, and the solver's
+    choice among tied arcs is its algorithm's (mostly the highest column: a station's
+    wrecker before its service van). A wrecker sent where the service van would do is missing
+    for the next tow, which then waits or is late. The total cost is unchanged, so the
+    assignment stays optimal; rows without such a tie keep their van. Rows are taken in
+    order, each against the vans still unused."""
+    n_arcs = len(arc_row)
+    out = row_arc.copy()
+    has = (out >= 0) & (out < n_arcs)
+    if not has.any():
+        return out
+    current = np.where(has, out, 0)
+    chosen_cost = np.where(has, arc_cost[current], -1)
+    chosen_column = np.where(has, arc_column[current], -1)
+    narrower = (
+        has[arc_row]
+        & (arc_cost == chosen_cost[arc_row])
+        & (column_breadth[arc_column] < column_breadth[np.maximum(chosen_column, 0)][arc_row])
+    )
+    if not narrower.any():
+        return out
+    used = set(chosen_column[has].tolist())
+    for r in np.unique(arc_row[narrower]).tolist():
+        best = -1
+        best_key = (int(column_breadth[chosen_column[r]]), int(chosen_column[r]))
+        for a in np.flatnonzero(narrower & (arc_row == r)).tolist():
+            c = int(arc_column[a])
+            key = (int(column_breadth[c]), c)
+            if c not in used and key < best_key:
+                best, best_key = a, key
+        if best >= 0:
+            used.discard(int(chosen_column[r]))
+            used.add(int(arc_column[best]))
+            out[r] = best
+    return out
 
 
 @dataclass(frozen=True)
@@ -893,10 +950,14 @@ def match_vans(
         unassigned_cost=np.where(prep.free_request, unassigned_cost, 0),
         column_capacity=capacity,
     )
+    n_own = len(sel)
+    row_arc = prefer_narrow_vans(
+        result.row_arc, rows[:n_own], cols[:n_own], arc_cost[:n_own], _van_breadth(problem)
+    )
     chosen: dict[int, int] = dict(prep.fixed)
     to_partner: dict[int, RescueCandidate] = {}
-    for r in np.nonzero(result.row_arc >= 0)[0]:
-        a = int(result.row_arc[r])
+    for r in np.nonzero(row_arc >= 0)[0]:
+        a = int(row_arc[r])
         if a < len(sel):
             chosen[int(r)] = int(sel[a])
         else:
@@ -915,6 +976,11 @@ def match_vans(
         to_partner=to_partner,
         partner_alternatives=alternatives,
     )
+
+
+def _van_breadth(problem: VanMatchingProblem) -> np.ndarray:
+    """Per van of the problem: :func:`capability_breadth` of its capability."""
+    return _BREADTH[[_CAP_INDEX[v.van.capability] for v in problem.vans]].reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -1213,7 +1279,9 @@ __all__ = [
     "VanMatchingProblem",
     "VanState",
     "build_van_matching_problem",
+    "capability_breadth",
     "integer_costs",
     "match_vans",
     "match_vans_naive",
+    "prefer_narrow_vans",
 ]

@@ -24,8 +24,10 @@ It computes the integer costs with ``match_vans``' own function
   may refuse the network instead (``CostOverflowError``, as the general matcher raises);
 - otherwise the same network as ``dispatch.assignment.solve_assignment`` builds (the same
   nodes, arcs in the same order, the same costs) goes to OR-Tools' min-cost flow
-  (``"flow"``), so ties are broken as the general matcher breaks them. (Its tie-breaking
-  is the cost-scaling algorithm's, not a rule that can be restated: among vans of one station
+  (``"flow"``), so ties are broken as the general matcher breaks them: the solver's choice,
+  then ``dispatch.vans.prefer_narrow_vans`` (a tied van is swapped for a strictly narrower
+  unused one, e.g. a station's service van for its wrecker). (The solver's tie-breaking is
+  the cost-scaling algorithm's, not a rule that can be restated: among vans of one station
   it mostly, not always, takes the highest index.)
 
 ``tests/simulations/test_batch_match.py`` compares it with ``match_vans`` on random batches
@@ -41,7 +43,7 @@ import numpy as np
 from ortools.graph.python import min_cost_flow
 
 from dispatch.assignment import CostOverflowError
-from dispatch.vans import MatchParams, integer_costs
+from dispatch.vans import MatchParams, integer_costs, prefer_narrow_vans
 
 _NO_ARC = np.iinfo(np.int64).max
 _SOLVER_FREE_BOUND = int(np.iinfo(np.int64).max)
@@ -68,12 +70,15 @@ def match_batch(
     row_waited_minutes: np.ndarray,
     column_free_in_minutes: np.ndarray,
     column_radius_km: np.ndarray,
+    column_breadth: np.ndarray,
     params: MatchParams,
 ) -> BatchMatch:
     """The optimal matching of the batch, as ``match_vans`` finds it (module docstring).
 
     ``arc_km`` is both the radius check and the travel km, as in the simulation; rows are the
-    requests in batch order, columns the vans. Raises ``ValueError`` like ``match_vans`` when
+    requests in batch order, columns the vans; ``column_breadth`` is each van's
+    ``dispatch.vans.capability_breadth`` (of tied vans the narrowest goes, as in
+    ``match_vans``). Raises ``ValueError`` like ``match_vans`` when
     the costs cannot fit int64 even at one unit per minute."""
     n_rows, n_cols = len(row_priority), len(column_free_in_minutes)
     row_arc = np.full(n_rows, -1, dtype=np.int64)
@@ -91,7 +96,9 @@ def match_batch(
         rows, cols, minutes = arc_row[sel], arc_column[sel], eta[sel]
     # match_vans adds the soft penalties (none here: no designated station, no pins)
     if n_rows == 1 and params.objective == "eta":
-        return _one_request(row_arc, eta, sel, cols, minutes, row_priority, n_cols, params)
+        return _one_request(
+            row_arc, eta, sel, cols, minutes, row_priority, n_cols, column_breadth, params
+        )
     weights = np.rint(row_priority * params.priority_resolution).astype(np.int64)
     late = None
     if params.objective == "promise":
@@ -124,7 +131,11 @@ def match_batch(
             row_arc[rows[cheapest]] = sel[cheapest]
             return BatchMatch(row_arc, eta, "argmin")
     chosen = _min_cost_flow(n_rows, n_cols, rows, cols, arc_cost, unassigned_cost)
-    row_arc[rows[chosen]] = sel[chosen]
+    local = np.full(n_rows, -1, dtype=np.int64)
+    local[rows[chosen]] = chosen
+    local = prefer_narrow_vans(local, rows, cols, arc_cost, column_breadth)
+    hit = local >= 0
+    row_arc[hit] = sel[local[hit]]
     return BatchMatch(row_arc, eta, "flow")
 
 
@@ -136,12 +147,15 @@ def _one_request(
     minutes: np.ndarray,
     row_priority: np.ndarray,
     n_cols: int,
+    column_breadth: np.ndarray,
     params: MatchParams,
 ) -> BatchMatch:
     """:func:`match_batch` for the commonest batch, one request under the ``eta`` objective:
     :func:`one_request_arc` on its arcs."""
     weight = np.rint(row_priority * params.priority_resolution).astype(np.int64)
-    k, method = one_request_arc(minutes, lambda: cols, weight[0], n_cols, params)
+    k, method = one_request_arc(
+        minutes, lambda: cols, weight[0], n_cols, params, lambda: column_breadth
+    )
     row_arc[0] = sel[k] if k >= 0 else -1
     return BatchMatch(row_arc, eta, method)
 
@@ -152,13 +166,15 @@ def one_request_arc(
     weight: np.integer,
     n_cols: int,
     params: MatchParams,
+    column_breadth: Callable[[], np.ndarray],
 ) -> tuple[int, str]:
     """:func:`match_batch`'s decision for one request under the ``eta`` objective: the arc
     (index into ``arc_eta``, its reachable arcs within the radius; at least one) or -1 (left
     unassigned), and the method (``"argmin"`` or ``"flow"``). ``weight`` is its integer
     priority weight, ``n_cols`` the batch's vans; ``arc_column`` gives each arc's column (the
-    van's rank in the batch), asked for only when the solver decides (a tie): its
-    tie-breaking depends on the columns."""
+    van's rank in the batch) and ``column_breadth`` each column's capability breadth, asked
+    for only when the solver decides (a tie): its tie-breaking depends on the columns, and of
+    tied vans the narrowest goes (``dispatch.vans.prefer_narrow_vans``)."""
     arc_cost, unassigned_cost, _ = integer_costs(
         arc_eta, np.array([weight]), n_cols=n_cols, resolution=params.time_resolution
     )
@@ -170,8 +186,12 @@ def one_request_arc(
         if len(cheapest) == 1 and cheapest_cost < unassigned:
             return int(cheapest[0]), "argmin"
     rows = np.zeros(len(arc_cost), dtype=np.int64)
-    chosen = _min_cost_flow(1, n_cols, rows, arc_column(), arc_cost, unassigned_cost)
-    return (int(chosen[0]) if len(chosen) else -1), "flow"
+    columns = arc_column()
+    chosen = _min_cost_flow(1, n_cols, rows, columns, arc_cost, unassigned_cost)
+    if not len(chosen):
+        return -1, "flow"
+    local = prefer_narrow_vans(chosen[:1], rows, columns, arc_cost, column_breadth())
+    return int(local[0]), "flow"
 
 
 def _min_cost_flow(

@@ -49,6 +49,7 @@ from dispatch.vans import (
     OpenRequest,
     VanMatchingProblem,
     VanState,
+    capability_breadth,
     match_vans,
     match_vans_naive,
 )
@@ -207,6 +208,10 @@ class Simulation:
         """A batch of one waiting request may take :meth:`_dispatch_one_request` (with
         :attr:`array_matching`): none of the moved vans, crews' turnout, vans on the road or
         promise tiers that the general step handles."""
+        self._van_breadth = np.array(
+            [capability_breadth(v.capability) for v in self.fleet.vans], dtype=np.int64
+        ).reshape(-1)
+        """Per van: how many kinds of job it can take (of tied vans the narrowest goes)."""
         self._request_weight = np.rint(
             self._request_priority * self.match_params.priority_resolution
         ).astype(np.int64)
@@ -516,13 +521,13 @@ class Simulation:
         if keep.all():
             k, method = one_request_arc(
                 eta, lambda: _ranks(vans), self._request_weight[request], len(vans),
-                self.match_params,
+                self.match_params, lambda: self._van_breadth[np.sort(vans)],
             )  # fmt: skip
         elif keep.any():
             kept = np.flatnonzero(keep)
             k, method = one_request_arc(
                 eta[kept], lambda: _ranks(vans)[kept], self._request_weight[request],
-                len(vans), self.match_params,
+                len(vans), self.match_params, lambda: self._van_breadth[np.sort(vans)],
             )  # fmt: skip
             k = int(kept[k]) if k >= 0 else -1
         self.match_seconds += time.perf_counter() - started
@@ -574,6 +579,7 @@ class Simulation:
             row_waited_minutes=waited,
             column_free_in_minutes=free_in,
             column_radius_km=fleet.service_radius_km[vans_in_batch],
+            column_breadth=self._van_breadth[vans_in_batch],
             params=self.match_params,
         )
         self.match_seconds += time.perf_counter() - started

@@ -17,8 +17,10 @@ from dispatch.vans import (
     VanMatchingProblem,
     VanState,
     build_van_matching_problem,
+    capability_breadth,
     match_vans,
     match_vans_naive,
+    prefer_narrow_vans,
 )
 from fleet.model import GeoPoint, RescueVan, VanCapability, VehicleClass
 from routing import GreatCircleProvider, Leg
@@ -270,6 +272,68 @@ def test_batch_beats_first_come_first_served() -> None:
     assert {(a.request_id, a.van_id) for a in m.assignments} == {("R0", "V1"), ("R1", "V0")}
     naive = match_vans_naive(p)
     assert naive.served_count() == 1
+
+
+def _station(*caps: VanCapability) -> list[VanState]:
+    """Vans of one station (``S``), in the order given."""
+    return [VanState(RescueVan(f"V{j}", "S", cap, 150.0), HOME) for j, cap in enumerate(caps)]
+
+
+@pytest.mark.parametrize("objective", ["eta", "promise"])
+def test_of_two_vans_of_one_station_the_narrower_goes(objective: str) -> None:
+    """A tractor to fix on site, 30 min from a station with a heavy service van (V0) and a
+    wrecker (V1): both arrive at minute 30, and the solver alone sends the wrecker (its tie
+    goes to the last column). The matching sends the service van and keeps the wrecker,
+    the only van there that can tow, for the next breakdown that needs one."""
+    params = MatchParams(objective=objective)
+    vans = _station(VanCapability.HEAVY_SERVICE, VanCapability.WRECKER)
+    p = problem([req(0)], vans, [(0, 0, 40, 30), (0, 1, 40, 30)])
+    (a,) = match_vans(p, params=params).assignments
+    assert (a.van_id, a.eta_minutes) == ("V0", 30.0)
+    # two tractors, three vans: the two service vans go, the wrecker stays
+    vans = _station(VanCapability.WRECKER, VanCapability.HEAVY_SERVICE, VanCapability.HEAVY_SERVICE)
+    arcs = [(r, j, 40, 30) for r in (0, 1) for j in (0, 1, 2)]
+    m = match_vans(problem([req(0), req(1)], vans, arcs), params=params)
+    assert sorted(a.van_id for a in m.assignments) == ["V1", "V2"]
+    # a light truck: the light service van (3 kinds of job) before the heavy one (5)
+    vans = _station(VanCapability.HEAVY_SERVICE, VanCapability.LIGHT_SERVICE)
+    p = problem([req(0, VehicleClass.LIGHT_TRUCK)], vans, [(0, 0, 40, 30), (0, 1, 40, 30)])
+    assert [a.van_id for a in match_vans(p, params=params).assignments] == ["V1"]
+
+
+def test_a_sooner_van_wins_whatever_its_breadth() -> None:
+    """The preference only breaks exact ties: a wrecker a hundredth of a minute sooner than
+    the service van is sent, and so is the naive policy's first van."""
+    vans = _station(VanCapability.HEAVY_SERVICE, VanCapability.WRECKER)
+    p = problem([req(0)], vans, [(0, 0, 40, 30.01), (0, 1, 40, 30.0)])
+    (a,) = match_vans(p).assignments
+    assert (a.van_id, a.eta_minutes) == ("V1", 30.0)
+
+
+def test_capability_breadth_counts_kinds_of_job() -> None:
+    """Vehicle classes it can fix plus those it can tow: light 3, heavy 5, flatbed 6,
+    wrecker 10."""
+    assert {c: capability_breadth(c) for c in VanCapability} == {
+        VanCapability.LIGHT_SERVICE: 3,
+        VanCapability.HEAVY_SERVICE: 5,
+        VanCapability.FLATBED: 6,
+        VanCapability.WRECKER: 10,
+    }
+
+
+def test_prefer_narrow_vans_swaps_only_for_an_unused_equal_cost_van() -> None:
+    """Row 0 holds the wrecker (column 0, breadth 10) at cost 7; column 1 (breadth 5) costs
+    7 too and is free: swapped. Row 1 holds column 2 (breadth 5); column 3 (breadth 3)
+    costs 8, not 6: kept. Row 2 is unassigned, row 3 went to a partner (arc 6): untouched."""
+    arc_row = np.array([0, 0, 1, 1, 2, 3])
+    arc_column = np.array([0, 1, 2, 3, 1, 1])
+    arc_cost = np.array([7, 7, 6, 8, 1, 1])
+    breadth = np.array([10, 5, 5, 3])
+    out = prefer_narrow_vans(np.array([0, 2, -1, 6]), arc_row, arc_column, arc_cost, breadth)
+    assert out.tolist() == [1, 2, -1, 6]
+    # the narrower van is taken by another row: no swap
+    taken = prefer_narrow_vans(np.array([0, 2, 4, -1]), arc_row, arc_column, arc_cost, breadth)
+    assert taken.tolist() == [0, 2, 4, -1]
 
 
 def test_priority_wins_the_only_van() -> None:

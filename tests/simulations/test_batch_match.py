@@ -11,7 +11,14 @@ from dataclasses import fields, replace
 import numpy as np
 import pytest
 
-from dispatch.vans import MatchParams, OpenRequest, VanMatchingProblem, VanState, match_vans
+from dispatch.vans import (
+    MatchParams,
+    OpenRequest,
+    VanMatchingProblem,
+    VanState,
+    capability_breadth,
+    match_vans,
+)
 from fleet.model import GeoPoint, RescueVan, VanCapability, VehicleClass
 from simulations.batch_match import match_batch
 from simulations.demand import draw_breakdowns, replication_streams
@@ -26,7 +33,8 @@ RADIUS_KM = 150.0
 
 def _random_batch(rng: np.random.Generator, *, huge: bool = False) -> dict[str, np.ndarray]:
     """A batch as the simulation builds it: rows x stations' vans, drives shared by a
-    station's vans (ties), some arcs beyond the radius or unreachable, some vans busy."""
+    station's vans (ties), some arcs beyond the radius or unreachable, some vans busy, heavy
+    service vans and wreckers (both serve a tractor; of tied vans the narrower goes)."""
     n_rows = int(rng.integers(1, 6))
     station_vans = [int(k) for k in rng.integers(1, 4, size=int(rng.integers(1, 7)))]
     first_van = np.cumsum([0, *station_vans])
@@ -48,6 +56,7 @@ def _random_batch(rng: np.random.Generator, *, huge: bool = False) -> dict[str, 
                 minutes.append(drive)
     n_vans = int(first_van[-1])
     busy = rng.random(n_vans) < 0.3
+    capability = rng.choice([VanCapability.HEAVY_SERVICE, VanCapability.WRECKER], size=n_vans)
     return {
         "arc_row": np.array(rows, dtype=np.int64),
         "arc_column": np.array(cols, dtype=np.int64),
@@ -57,7 +66,11 @@ def _random_batch(rng: np.random.Generator, *, huge: bool = False) -> dict[str, 
         "row_waited_minutes": rng.choice([0.0, 30.0, 100.0, 130.0], size=n_rows),
         "column_free_in_minutes": np.where(busy, rng.choice([5.0, 40.0], size=n_vans), 0.0),
         "column_radius_km": np.full(n_vans, RADIUS_KM),
+        "column_breadth": np.array([capability_breadth(c) for c in capability], dtype=np.int64),
     }
+
+
+_BY_BREADTH = {capability_breadth(c): c for c in VanCapability}
 
 
 def _general(batch: dict[str, np.ndarray], params: MatchParams) -> dict[int, tuple[int, float]]:
@@ -76,12 +89,17 @@ def _general(batch: dict[str, np.ndarray], params: MatchParams) -> dict[int, tup
     ]
     vans = [
         VanState(
-            RescueVan(f"V{j}", "S", VanCapability.HEAVY_SERVICE, float(radius)),
+            RescueVan(f"V{j}", "S", _BY_BREADTH[int(breadth)], float(radius)),
             HOME,
             free_in_minutes=float(free_in),
         )
-        for j, (free_in, radius) in enumerate(
-            zip(batch["column_free_in_minutes"], batch["column_radius_km"], strict=True)
+        for j, (free_in, radius, breadth) in enumerate(
+            zip(
+                batch["column_free_in_minutes"],
+                batch["column_radius_km"],
+                batch["column_breadth"],
+                strict=True,
+            )
         )
     ]
     problem = VanMatchingProblem.from_arrays(
@@ -150,6 +168,7 @@ def test_no_reachable_arc_is_an_empty_match() -> None:
         "row_waited_minutes": np.zeros(2),
         "column_free_in_minutes": np.zeros(1),
         "column_radius_km": np.full(1, RADIUS_KM),
+        "column_breadth": np.full(1, 5),
     }
     m = match_batch(**batch, params=MatchParams())
     assert m.method == "empty"

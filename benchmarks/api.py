@@ -265,6 +265,20 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0)
     raise RuntimeError("server did not start within a minute")
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) used so far by process ``pid``: from
+    ``/proc/PID/stat`` (Linux); None where that does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # Fields after the command (which is in parentheses and may hold spaces): utime and stime
+    # are the 14th and 15th fields of the line, in clock ticks.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _count_rows(url: str) -> int:
     from sqlalchemy import func, select
 
@@ -301,7 +315,9 @@ def _measure(
             tail = log.read().decode("utf-8", "replace").strip().splitlines()[-1:]
             raise RuntimeError(f"{kind}: {exc} {' '.join(tail)}") from None
         before = _count_rows(url)
+        cpu_before = process_cpu_s(proc.pid)
         result = _run_load(port, clients, seconds, warmup)
+        cpu_after = process_cpu_s(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -313,6 +329,14 @@ def _measure(
     stored = _count_rows(url) - before
     result["stored"] = stored
     result["lost"] = result["created"] - stored
+    # The server's CPU over the whole load (warm-up included) per request it answered: what
+    # the intake costs, whatever the machine's load (which inflates seconds, not CPU time).
+    answered = sum(result["statuses"].values())
+    result["server_cpu_ms_per_request"] = (
+        round(1000 * (cpu_after - cpu_before) / answered, 3)
+        if cpu_before is not None and cpu_after is not None and answered
+        else None
+    )
     return result
 
 
@@ -422,12 +446,14 @@ def run_benchmark(
         "created": app["created"],
         "stored": app["stored"],
         "statuses": app["statuses"],
+        "server_cpu_ms_per_request": app["server_cpu_ms_per_request"],
     }
     if bare is not None:
         out["baseline_requests_per_s"] = bare["requests_per_s"]
         out["baseline_p50_ms"] = bare["p50_ms"]
         out["baseline_p99_ms"] = bare["p99_ms"]
         out["baseline_lost"] = bare["lost"]
+        out["baseline_server_cpu_ms_per_request"] = bare["server_cpu_ms_per_request"]
         out["ratio"] = (
             round(app["requests_per_s"] / bare["requests_per_s"], 3)
             if bare["requests_per_s"]

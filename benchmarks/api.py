@@ -273,10 +273,15 @@ def process_cpu_s(pid: int) -> float | None:
             stat = f.read()
     except OSError:
         return None
-    # Fields after the command (which is in parentheses and may hold spaces): utime and stime
-    # are the 14th and 15th fields of the line, in clock ticks.
+    return cpu_s_from_stat(stat, os.sysconf("SC_CLK_TCK"))
+
+
+def cpu_s_from_stat(stat: bytes, ticks_per_s: int) -> float:
+    """User + system CPU seconds from a ``/proc/PID/stat`` line: its 14th and 15th fields, in
+    clock ticks, counted after the command name (in parentheses, which may hold spaces and
+    parentheses itself: the last ``)`` ends it)."""
     fields = stat[stat.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks_per_s
 
 
 def _count_rows(url: str) -> int:

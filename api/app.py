@@ -31,6 +31,7 @@ from api.openapi import AllowHeaderFix, install_openapi, refuse_unknown_query_pa
 from api.partners import routes as partners
 from api.ratelimit import make_rate_limiter
 from api.requests import routes as requests
+from api.requests.fast_lane import IntakeFastLane
 from api.requests.intake_writer import IntakeWriter
 from api.requests.reference import IntakeReference, ReferenceCache, load_reference
 from api.settings import Settings, get_settings
@@ -171,6 +172,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_redoc(app)
     install_error_handlers(app)
     install_openapi(app)
+    # Innermost first: the fast lane answers valid hot-path intakes inside the body guard.
+    app.add_middleware(IntakeFastLane)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(AllowHeaderFix)
     app.add_middleware(RequestIdMiddleware)  # outermost: even a 413 carries its request id

@@ -114,11 +114,20 @@ def install_error_handlers(app: FastAPI) -> None:
 JSON_CONTENT_TYPES = (b"application/json", b"application/problem+json")
 
 
-def json_body_problem(body: bytes) -> str | None:
-    """What makes ``body`` unacceptable as JSON beyond syntax: a key repeated in one object
-    (the standard parser silently keeps the last, so two readers could see two requests), the
-    non-standard ``NaN`` / ``Infinity`` literals, or bytes that are not UTF-8. None when fine;
-    a syntax error is left to the framework's own 400."""
+PARSED_JSON_KEY = "rescue.parsed_json"
+"""Where :class:`BodyGuard` leaves the JSON value of a body it accepted, in the ASGI scope
+(read by ``api/requests/fast_lane.py``, so that the body is not parsed twice)."""
+
+UNPARSED = object()
+""":func:`parse_strict_json`'s value for a body that is not (acceptable) JSON."""
+
+
+def parse_strict_json(body: bytes) -> tuple[Any, str | None]:
+    """``(value, None)`` for an acceptable JSON body; ``(UNPARSED, problem)`` when something
+    makes it unacceptable beyond syntax: a key repeated in one object (the standard parser
+    silently keeps the last, so two readers could see two requests), the non-standard
+    ``NaN`` / ``Infinity`` literals, or bytes that are not UTF-8; ``(UNPARSED, None)`` for a
+    syntax error (left to the framework's own 400)."""
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(items)
@@ -130,16 +139,21 @@ def json_body_problem(body: bytes) -> str | None:
         raise _Refused(f"{name} is not a JSON number")
 
     try:
-        json.loads(body, object_pairs_hook=pairs, parse_constant=constant)
+        return json.loads(body, object_pairs_hook=pairs, parse_constant=constant), None
     except _Refused as exc:
-        return str(exc)
+        return UNPARSED, str(exc)
     except UnicodeDecodeError:
-        return "the body is not UTF-8 text"
+        return UNPARSED, "the body is not UTF-8 text"
     except ValueError:  # a syntax error: FastAPI answers 400 with the position
-        return None
+        return UNPARSED, None
     except RecursionError:
-        return "nested too deeply"
-    return None
+        return UNPARSED, "nested too deeply"
+
+
+def json_body_problem(body: bytes) -> str | None:
+    """What makes ``body`` unacceptable as JSON beyond syntax (see :func:`parse_strict_json`);
+    None when fine or a mere syntax error."""
+    return parse_strict_json(body)[1]
 
 
 class _Refused(Exception):
@@ -195,10 +209,12 @@ class BodyGuard:
         body = b"".join(chunks)
         media_type = (content_type or b"application/json").split(b";")[0].strip()
         if body and media_type.lower() in JSON_CONTENT_TYPES:
-            problem = json_body_problem(body)
+            value, problem = parse_strict_json(body)
             if problem is not None:
                 await self._reject(send, 400, f"malformed JSON body: {problem}")
                 return
+            if value is not UNPARSED:
+                scope[PARSED_JSON_KEY] = value
         replayed = False
 
         async def replay() -> Message:

@@ -268,6 +268,25 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0)
     raise RuntimeError("server did not start within a minute")
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) used so far by process ``pid``: from
+    ``/proc/PID/stat`` (Linux); None where that does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return cpu_s_from_stat(stat, os.sysconf("SC_CLK_TCK"))
+
+
+def cpu_s_from_stat(stat: bytes, ticks_per_s: int) -> float:
+    """User + system CPU seconds from a ``/proc/PID/stat`` line: its 14th and 15th fields, in
+    clock ticks, counted after the command name (in parentheses, which may hold spaces and
+    parentheses itself: the last ``)`` ends it)."""
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / ticks_per_s
+
+
 def _count_rows(url: str) -> int:
     from sqlalchemy import func, select
 
@@ -307,7 +326,9 @@ def _measure(
             tail = log.read().decode("utf-8", "replace").strip().splitlines()[-1:]
             raise RuntimeError(f"{kind}: {exc} {' '.join(tail)}") from None
         before = _count_rows(url)
+        cpu_before = process_cpu_s(proc.pid)
         result = _run_load(port, clients, seconds, warmup)
+        cpu_after = process_cpu_s(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -319,6 +340,14 @@ def _measure(
     stored = _count_rows(url) - before
     result["stored"] = stored
     result["lost"] = result["created"] - stored
+    # The server's CPU over the whole load (warm-up included) per request it answered: what
+    # the intake costs, whatever the machine's load (which inflates seconds, not CPU time).
+    answered = sum(result["statuses"].values())
+    result["server_cpu_ms_per_request"] = (
+        round(1000 * (cpu_after - cpu_before) / answered, 3)
+        if cpu_before is not None and cpu_after is not None and answered
+        else None
+    )
     if stats_dir is not None:
         result["write_lock"] = _lock_stats(stats_dir)
     return result
@@ -447,6 +476,7 @@ def run_benchmark(
         "created": app["created"],
         "stored": app["stored"],
         "statuses": app["statuses"],
+        "server_cpu_ms_per_request": app["server_cpu_ms_per_request"],
     }
     if "write_lock" in app:
         out["write_lock"] = app["write_lock"]
@@ -455,6 +485,7 @@ def run_benchmark(
         out["baseline_p50_ms"] = bare["p50_ms"]
         out["baseline_p99_ms"] = bare["p99_ms"]
         out["baseline_lost"] = bare["lost"]
+        out["baseline_server_cpu_ms_per_request"] = bare["server_cpu_ms_per_request"]
         out["ratio"] = (
             round(app["requests_per_s"] / bare["requests_per_s"], 3)
             if bare["requests_per_s"]

@@ -78,20 +78,26 @@ async def create_request(
     tracking token **once**."""
     settings = state.get_settings(request.app)  # not a dependency: the hot path's cost
     if idempotency_key is None and body.vehicle.designated_station_id is None:
-        # The hot path: everything is computed on the event loop before any database work,
-        # then the intake writer commits it together with the other requests waiting
-        # (group commit) and answers once it is committed.
-        plan = intake.plan_intake(
-            body=body,
-            threshold_hours=settings.replacement_threshold_hours,
-            reference=state.get_intake_reference(request.app),
-            token_secret=state.get_token_secret(request.app),
-        )
-        await state.get_intake_writer(request.app).store(plan)
-        if settings.dispatch_on_request:
-            state.get_dispatch_loop(request.app).poke()
-        return _created(intake.intake_response(plan), {})
+        # Usually answered by api/requests/fast_lane.py before it gets here; the same code.
+        return await store_fresh_intake(request.app, body, settings)
     return await run_in_threadpool(_create_checked, body, request, settings, idempotency_key)
+
+
+async def store_fresh_intake(app: Any, body: RequestCreate, settings: Settings) -> Response:
+    """The hot path (no Idempotency-Key, no designated station: nothing to read first):
+    everything is computed on the event loop before any database work, then the intake
+    writer commits it together with the other requests waiting (group commit) and answers
+    once it is committed."""
+    plan = intake.plan_intake(
+        body=body,
+        threshold_hours=settings.replacement_threshold_hours,
+        reference=state.get_intake_reference(app),
+        token_secret=state.get_token_secret(app),
+    )
+    await state.get_intake_writer(app).store(plan)
+    if settings.dispatch_on_request:
+        state.get_dispatch_loop(app).poke()
+    return _created(intake.intake_response(plan), {})
 
 
 def _create_checked(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.schemas import RequestCreate
-from benchmarks.api import _bodies
+from benchmarks.api import _bodies, cpu_s_from_stat, process_cpu_s
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +78,11 @@ def test_lock_stats_are_collected_per_process_and_holder(tmp_path: Path) -> None
     assert set(stats["worker:bench-test-holder"]) == {"count", "wait_ms", "hold_ms"}
     assert sum(stats["worker:bench-test-holder"]["hold_ms"]["histogram"].values()) == 3
     engine.dispose()
+
+
+def test_server_cpu_is_read_from_proc_stat() -> None:
+    """utime + stime (fields 14 and 15) after a command name that holds spaces and a ``)``;
+    a process that does not exist has no figure."""
+    line = b"4242 (serve (x) y) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 75 0 0 20 0 3 0\n"
+    assert cpu_s_from_stat(line, 100) == 3.25
+    assert process_cpu_s(2**22 + 1) is None  # above the kernel's largest pid

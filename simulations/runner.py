@@ -344,7 +344,7 @@ def _run_ray(
 
 
 _RAY_WORKERS: dict[str, list[Any]] = {}
-"""The warm actors of this process's Ray session, by its job id."""
+"""The warm actors of this process's Ray session, by its job and the driver's node."""
 
 
 def start_ray_workers(n: int) -> list[Any]:
@@ -353,7 +353,9 @@ def start_ray_workers(n: int) -> list[Any]:
     of the session, so a sweep pays the start-up once. Ray must be initialised."""
     import ray
 
-    session = ray.get_runtime_context().get_job_id()
+    context = ray.get_runtime_context()
+    # a new local instance numbers its first job 01000000 again: the node tells sessions apart
+    session = f"{context.get_job_id()}@{context.get_node_id()}"
     for stale in [k for k in _RAY_WORKERS if k != session]:  # an earlier, shut-down session
         del _RAY_WORKERS[stale]
     actors = _RAY_WORKERS.setdefault(session, [])

@@ -17,7 +17,11 @@
   as a planner's cluster is up (``ray_init_seconds``, ``ray_workers_start_seconds``: the
   actors' start-up and imports, paid once per Ray session); the pool is started inside it
   (a fork). Every worker runs its BLAS / OpenMP pools on one thread
-  (``simulations.runner.single_threaded_libraries``).
+  (``simulations.runner.single_threaded_libraries``). Where the parallel time goes, in
+  figures a loaded machine disturbs less: the runs' CPU seconds per backend (measured in the
+  workers), the share of a core they got, the workers' idle tail, the overhead without it,
+  the CPU this process and the pool's workers spent outside the runs, and the speed-up with
+  the wall scaled to the runs' CPU share (``cpu_adjusted_speedup_*``).
 """
 
 from __future__ import annotations
@@ -199,6 +203,15 @@ def beside_default(
     return out
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have exited (a process pool's workers,
+    once it is shut down)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def tail_idle_seconds(arrivals: list[float], workers: int) -> float:
     """Worker-seconds idle at the end of a parallel sweep: each worker's last result (the
     last ``workers`` to arrive, with tasks handed out as workers free up) until the last
@@ -234,6 +247,7 @@ def sweep_benchmark(
     run_seconds: dict[str, float] = {}
     cpu_seconds: dict[str, float] = {}
     tail_idle: dict[str, float] = {}
+    caller_cpu: dict[str, float] = {}  # this process and its exited children (the pool)
     workers: dict[str, int] = {"serial": 1, "local": 2}
     import ray
 
@@ -254,6 +268,7 @@ def sweep_benchmark(
         def arrived(_res: Any, into: list[float] = arrivals) -> None:
             into.append(time.perf_counter())
 
+        cpu0, children0 = time.process_time(), _children_cpu()
         t0 = time.perf_counter()
         try:
             summaries = run(
@@ -266,6 +281,7 @@ def sweep_benchmark(
             )
         finally:
             timings[backend] = time.perf_counter() - t0
+            caller_cpu[backend] = time.process_time() - cpu0 + _children_cpu() - children0
             if backend == "ray":
                 ray.shutdown()
         runs = summaries[0].runs
@@ -300,6 +316,10 @@ def sweep_benchmark(
         },
         "runs_cpu_share": {b: round(share[b], 3) for b in backends},
         "tail_idle_seconds": {b: round(tail_idle[b], 3) for b in backends},
+        "cpu_outside_runs_per_replication_seconds": {
+            b: round((caller_cpu[b] - cpu_seconds[b]) / replications, 3)
+            for b in ("serial", "local")
+        },
         "speedup_local": round(timings["serial"] / timings["local"], 3),
         "speedup_ray": round(timings["serial"] / timings["ray"], 3),
         **{

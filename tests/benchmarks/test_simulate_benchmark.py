@@ -44,6 +44,7 @@ SWEEP_KEYS = {
     "cpu_adjusted_speedup_local", "cpu_adjusted_speedup_ray",
     "overhead_per_replication_seconds_local_without_tail",
     "overhead_per_replication_seconds_ray_without_tail",
+    "cpu_outside_runs_per_replication_seconds",
 }  # fmt: skip
 BASELINE_KEYS = {
     "baseline", "baseline_seconds", "baseline_events_per_second", "ratio_to_baseline",
@@ -151,6 +152,7 @@ def test_sweep_record_on_every_backend() -> None:
     for backend in ("serial", "local", "ray"):
         assert record["runs_cpu_seconds"][backend] > 0
     assert record["tail_idle_seconds"]["serial"] == 0.0
+    assert set(record["cpu_outside_runs_per_replication_seconds"]) == {"serial", "local"}
 
 
 def test_sweep_replications_must_be_positive() -> None:

@@ -17,7 +17,11 @@
   as a planner's cluster is up (``ray_init_seconds``, ``ray_workers_start_seconds``: the
   actors' start-up and imports, paid once per Ray session); the pool is started inside it
   (a fork). Every worker runs its BLAS / OpenMP pools on one thread
-  (``simulations.runner.single_threaded_libraries``).
+  (``simulations.runner.single_threaded_libraries``). Where the parallel time goes, in
+  figures a loaded machine disturbs less: the runs' CPU seconds per backend (measured in the
+  workers), the share of a core they got, the workers' idle tail, the overhead without it,
+  the CPU this process and the pool's workers spent outside the runs, and the speed-up with
+  the wall scaled to the runs' CPU share (``cpu_adjusted_speedup_*``).
 """
 
 from __future__ import annotations
@@ -199,6 +203,25 @@ def beside_default(
     return out
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have exited (a process pool's workers,
+    once it is shut down)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tail_idle_seconds(arrivals: list[float], workers: int) -> float:
+    """Worker-seconds idle at the end of a parallel sweep: each worker's last result (the
+    last ``workers`` to arrive, with tasks handed out as workers free up) until the last
+    result of all. ``arrivals``: when each result reached the caller (any clock)."""
+    if workers < 2 or len(arrivals) < 2:
+        return 0.0
+    last = sorted(arrivals)[-workers:]
+    return sum(last[-1] - t for t in last)
+
+
 def sweep_benchmark(
     s: Scenario,
     tables_seconds: float,
@@ -208,8 +231,10 @@ def sweep_benchmark(
     ray_address: str | None = None,
 ) -> dict[str, Any]:
     """``replications`` runs of ``s`` serially, on a 2-process pool and on Ray, timed apart
-    (the travel tables come from the per-process cache :func:`prepare` filled); the speed-ups
-    and whether every backend gave the same KPIs."""
+    (the travel tables come from the per-process cache :func:`prepare` filled); the speed-ups,
+    whether every backend gave the same KPIs, and where the parallel time goes: each run's
+    wall and CPU seconds (``perf["cpu_seconds"]``, measured in the worker), the idle tail, the
+    overhead per replication, and a speed-up adjusted for the CPU share the runs got."""
     from simulations.runner import run
 
     if replications < 1:
@@ -220,6 +245,9 @@ def sweep_benchmark(
     timings: dict[str, float] = {}
     kpis: dict[str, list[dict[str, float]]] = {}
     run_seconds: dict[str, float] = {}
+    cpu_seconds: dict[str, float] = {}
+    tail_idle: dict[str, float] = {}
+    caller_cpu: dict[str, float] = {}  # this process and its exited children (the pool)
     workers: dict[str, int] = {"serial": 1, "local": 2}
     import ray
 
@@ -235,6 +263,12 @@ def sweep_benchmark(
             t0 = time.perf_counter()
             start_ray_workers(workers["ray"])
             timings["ray_workers_start"] = time.perf_counter() - t0
+        arrivals: list[float] = []  # when each result reached this process
+
+        def arrived(_res: Any, into: list[float] = arrivals) -> None:
+            into.append(time.perf_counter())
+
+        cpu0, children0 = time.process_time(), _children_cpu()
         t0 = time.perf_counter()
         try:
             summaries = run(
@@ -243,18 +277,25 @@ def sweep_benchmark(
                 backend=backend,
                 workers=workers[backend],
                 road_graph=road_graph,
+                progress=arrived,
             )
         finally:
             timings[backend] = time.perf_counter() - t0
+            caller_cpu[backend] = time.process_time() - cpu0 + _children_cpu() - children0
             if backend == "ray":
                 ray.shutdown()
-        kpis[backend] = [r.kpis for r in summaries[0].runs]
-        run_seconds[backend] = sum(r.perf["wall_seconds"] for r in summaries[0].runs)
+        runs = summaries[0].runs
+        kpis[backend] = [r.kpis for r in runs]
+        run_seconds[backend] = sum(r.perf["wall_seconds"] for r in runs)
+        cpu_seconds[backend] = sum(r.perf["cpu_seconds"] for r in runs)
+        tail_idle[backend] = tail_idle_seconds(arrivals, workers[backend])
     same = all(
         len(kpis[b]) == len(kpis["serial"])
         and all(_same(x, y) for x, y in zip(kpis[b], kpis["serial"], strict=True))
         for b in ("local", "ray")
     )
+    backends = ("serial", "local", "ray")
+    share = {b: cpu_seconds[b] / max(run_seconds[b], 1e-9) for b in backends}
     return {
         "benchmark": "simulate-sweep",
         "scenario": s.name,
@@ -268,16 +309,38 @@ def sweep_benchmark(
         "ray_workers_start_seconds": round(timings["ray_workers_start"], 3),
         "load_average_before": load_before,
         "load_average_after": _load(),
-        "runs_seconds": {b: round(run_seconds[b], 3) for b in ("serial", "local", "ray")},
+        "runs_seconds": {b: round(run_seconds[b], 3) for b in backends},
+        "runs_cpu_seconds": {b: round(cpu_seconds[b], 3) for b in backends},
+        "cpu_per_replication_seconds": {
+            b: round(cpu_seconds[b] / replications, 3) for b in backends
+        },
+        "runs_cpu_share": {b: round(share[b], 3) for b in backends},
+        "tail_idle_seconds": {b: round(tail_idle[b], 3) for b in backends},
+        "cpu_outside_runs_per_replication_seconds": {
+            b: round((caller_cpu[b] - cpu_seconds[b]) / replications, 3)
+            for b in ("serial", "local")
+        },
         "speedup_local": round(timings["serial"] / timings["local"], 3),
         "speedup_ray": round(timings["serial"] / timings["ray"], 3),
+        **{
+            f"cpu_adjusted_speedup_{b}": round(
+                cpu_seconds["serial"] / max(timings[b] * share[b], 1e-9), 3
+            )
+            for b in ("local", "ray")
+        },
         "ray_address": ray_address or "local (num_cpus=2)",
         "ray_workers": workers["ray"],
         **{
             f"overhead_per_replication_seconds_{b}": round(
                 (timings[b] * workers[b] - run_seconds[b]) / replications, 3
             )
-            for b in ("serial", "local", "ray")
+            for b in backends
+        },
+        **{
+            f"overhead_per_replication_seconds_{b}_without_tail": round(
+                (timings[b] * workers[b] - run_seconds[b] - tail_idle[b]) / replications, 3
+            )
+            for b in ("local", "ray")
         },
         "identical_results": same,
         "goal_speedup": GOAL_SPEEDUP,

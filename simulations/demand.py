@@ -112,9 +112,11 @@ def replication_streams(seed: int, replication: int) -> dict[str, np.random.Gene
     }
 
 
-def draw_breakdowns(
-    scenario: Scenario, tables: TravelTables, streams: dict[str, np.random.Generator]
-) -> Breakdowns:
+def daily_counts(scenario: Scenario, streams: dict[str, np.random.Generator]) -> np.ndarray:
+    """The breakdowns of each simulated day (warm-up included, the last day whole), the first
+    draws of :func:`draw_breakdowns` (from the ``daily_multiplier`` and ``daily_count``
+    streams only: cheap, and without touching the other streams). The runner orders a sweep's
+    tasks by their sum, the main driver of a replication's run time."""
     spec = scenario.demand
     days = math.ceil(scenario.warmup_days + scenario.horizon_days)
     rate = spec.breakdowns_per_day
@@ -127,7 +129,16 @@ def draw_breakdowns(
         mult = mult * daily_season_factors(
             spec.start_date, days, spec.month_factors, spec.weekday_factors
         )
-    counts = streams["daily_count"].poisson(rate * mult)
+    counts: np.ndarray = streams["daily_count"].poisson(rate * mult)
+    return counts
+
+
+def draw_breakdowns(
+    scenario: Scenario, tables: TravelTables, streams: dict[str, np.random.Generator]
+) -> Breakdowns:
+    spec = scenario.demand
+    days = math.ceil(scenario.warmup_days + scenario.horizon_days)
+    counts = daily_counts(scenario, streams)
     n = int(counts.sum())
     profile = np.asarray(spec.hourly_profile, dtype=float)
     rng_t = streams["time_of_day"]

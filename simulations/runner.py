@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, fields, replace
@@ -42,6 +43,7 @@ import numpy as np
 
 from routing.provider import TravelTimeProvider
 from routing.road import RoadGraphSource
+from simulations.demand import daily_counts, replication_streams
 from simulations.engine import simulate
 from simulations.results import RunResult, Summary
 from simulations.scenario import Scenario
@@ -174,7 +176,38 @@ def _init_worker(
 
 
 def _run_task(variant: int, table_index: int, replication: int) -> RunResult:
-    return simulate(_WORKER_VARIANTS[variant], _WORKER_TABLES[table_index], replication)
+    return simulate_timed(_WORKER_VARIANTS[variant], _WORKER_TABLES[table_index], replication)
+
+
+def simulate_timed(
+    scenario: Scenario,
+    tables: TravelTables,
+    replication: int,
+    *,
+    on_day: Callable[[float], None] | None = None,
+) -> RunResult:
+    """:func:`simulations.engine.simulate` with ``perf["cpu_seconds"]``: the CPU time of the
+    process running it (``time.process_time``: a loaded machine stretches the wall seconds of
+    a run, much less its CPU seconds), the same on every backend."""
+    cpu = time.process_time()
+    res = simulate(scenario, tables, replication, on_day=on_day)
+    return replace(res, perf=res.perf | {"cpu_seconds": time.process_time() - cpu})
+
+
+def task_order(
+    variants: Sequence[Scenario], tasks: Sequence[tuple[int, int, int]]
+) -> list[tuple[int, int, int]]:
+    """The tasks (variant, table, replication) longest first, for the workers to take in that
+    order: a replication's run time follows its number of breakdowns (drawn first, from two
+    streams of its own: cheap to draw again here), so the last tasks left, which decide how
+    long one worker idles while the other finishes, are the shortest. Ties keep their order.
+    The order changes no result (each task's streams are its own)."""
+
+    def breakdowns(task: tuple[int, int, int]) -> int:
+        variant = variants[task[0]]
+        return int(daily_counts(variant, replication_streams(variant.seed, task[2])).sum())
+
+    return sorted(tasks, key=breakdowns, reverse=True)
 
 
 class SimulationWorker:
@@ -199,7 +232,7 @@ class SimulationWorker:
         return (
             variant,
             replication,
-            simulate(self.variants[variant], self.tables[table_index], replication),
+            simulate_timed(self.variants[variant], self.tables[table_index], replication),
         )
 
 
@@ -249,7 +282,7 @@ def run(
 
     if backend == "serial" or (backend == "local" and (len(tasks) == 1 or workers == 1)):
         for vi, ti, r in tasks:
-            done(vi, r, simulate(variants[vi], tables[ti], r, on_day=on_day))
+            done(vi, r, simulate_timed(variants[vi], tables[ti], r, on_day=on_day))
     elif backend == "local":
         n = min(workers or os.cpu_count() or 1, len(tasks))
         shared = SharedTables.create(tables)
@@ -257,14 +290,16 @@ def run(
             with ProcessPoolExecutor(
                 max_workers=n, initializer=_init_worker, initargs=(variants, shared.layout)
             ) as pool:
-                futures = {pool.submit(_run_task, *task): task for task in tasks}
+                # longest first: the pool hands them out in submission order as workers free up
+                ordered = task_order(variants, tasks)
+                futures = {pool.submit(_run_task, *task): task for task in ordered}
                 for fut in as_completed(futures):
                     vi, _, r = futures[fut]
                     done(vi, r, fut.result())
         finally:
             shared.close()
     else:
-        _run_ray(variants, tables, tasks, done, ray_address, workers)
+        _run_ray(variants, tables, task_order(variants, tasks), done, ray_address, workers)
     return [
         Summary(
             scenario=v.name,
@@ -309,7 +344,7 @@ def _run_ray(
 
 
 _RAY_WORKERS: dict[str, list[Any]] = {}
-"""The warm actors of this process's Ray session, by its job id."""
+"""The warm actors of this process's Ray session, by its job and the driver's node."""
 
 
 def start_ray_workers(n: int) -> list[Any]:
@@ -318,7 +353,9 @@ def start_ray_workers(n: int) -> list[Any]:
     of the session, so a sweep pays the start-up once. Ray must be initialised."""
     import ray
 
-    session = ray.get_runtime_context().get_job_id()
+    context = ray.get_runtime_context()
+    # a new local instance numbers its first job 01000000 again: the node tells sessions apart
+    session = f"{context.get_job_id()}@{context.get_node_id()}"
     for stale in [k for k in _RAY_WORKERS if k != session]:  # an earlier, shut-down session
         del _RAY_WORKERS[stale]
     actors = _RAY_WORKERS.setdefault(session, [])

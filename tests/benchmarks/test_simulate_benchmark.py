@@ -9,7 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from benchmarks.simulate import beside_default, prepare, simulate_benchmark
+from benchmarks.simulate import (
+    beside_default,
+    prepare,
+    simulate_benchmark,
+    sweep_benchmark,
+    tail_idle_seconds,
+)
 
 SIMULATE_KEYS = {
     "benchmark", "scenario", "policy", "days", "breakdowns", "vans", "provider",
@@ -25,6 +31,20 @@ GENERAL_KEYS = {
 DEFAULT_KEYS = {
     "default_scenario", "default_seconds", "default_tables_seconds", "default_demand_points",
     "default_share_within_promise", "ratio_to_default", "tables_ratio_to_default",
+}  # fmt: skip
+SWEEP_KEYS = {
+    "benchmark", "scenario", "replications", "days", "tables_seconds", "serial_seconds",
+    "local_seconds", "ray_seconds", "ray_init_seconds", "ray_workers_start_seconds",
+    "load_average_before", "load_average_after", "runs_seconds", "speedup_local", "speedup_ray",
+    "ray_address", "ray_workers", "overhead_per_replication_seconds_serial",
+    "overhead_per_replication_seconds_local", "overhead_per_replication_seconds_ray",
+    "identical_results", "goal_speedup", "goal_met", "cpu_count",
+    # where the parallel time goes
+    "runs_cpu_seconds", "cpu_per_replication_seconds", "runs_cpu_share", "tail_idle_seconds",
+    "cpu_adjusted_speedup_local", "cpu_adjusted_speedup_ray",
+    "overhead_per_replication_seconds_local_without_tail",
+    "overhead_per_replication_seconds_ray_without_tail",
+    "cpu_outside_runs_per_replication_seconds",
 }  # fmt: skip
 BASELINE_KEYS = {
     "baseline", "baseline_seconds", "baseline_events_per_second", "ratio_to_baseline",
@@ -108,3 +128,34 @@ def test_cli_bad_trigger_is_one_line() -> None:
     )
     assert res.exit_code == 2
     assert res.stderr == "error: --trigger must be one of interval, arrival, got 'hourly'\n"
+
+
+def test_tail_idle_is_each_workers_wait_for_the_last_result() -> None:
+    """The last ``workers`` results are each worker's last; each waits for the very last."""
+    assert tail_idle_seconds([0.0, 3.0, 4.0, 6.5], workers=2) == 2.5
+    assert tail_idle_seconds([6.5, 0.0, 4.0, 3.0], workers=2) == 2.5  # any arrival order
+    assert tail_idle_seconds([1.0, 2.0, 4.0, 7.0], workers=3) == (7.0 - 2.0) + (7.0 - 4.0)
+    assert tail_idle_seconds([1.0, 2.0], workers=1) == 0.0
+    assert tail_idle_seconds([5.0], workers=2) == 0.0
+
+
+def test_sweep_record_on_every_backend() -> None:
+    """``--sweep-ray`` on the small M/M/c scenario (local Ray, 2 CPUs): the contract keys plus
+    the overhead breakdown, identical results on the pool and on Ray, and the runs' CPU
+    seconds measured on every backend."""
+    pytest.importorskip("ray")
+    s, _, tables_seconds = prepare("mmc_check", days=3, seed=1, sweep=True)
+    record = sweep_benchmark(s, tables_seconds, replications=3)
+    assert set(record) == SWEEP_KEYS
+    assert record["identical_results"] is True
+    assert (record["replications"], record["ray_workers"]) == (3, 2)
+    for backend in ("serial", "local", "ray"):
+        assert record["runs_cpu_seconds"][backend] > 0
+    assert record["tail_idle_seconds"]["serial"] == 0.0
+    assert set(record["cpu_outside_runs_per_replication_seconds"]) == {"serial", "local"}
+
+
+def test_sweep_replications_must_be_positive() -> None:
+    s, _, tables_seconds = prepare("mmc_check", days=1, seed=1, sweep=True)
+    with pytest.raises(ValueError, match="--replications must be >= 1, got 0"):
+        sweep_benchmark(s, tables_seconds, replications=0)

@@ -36,6 +36,29 @@ def test_ray_equals_serial_on_warm_workers(small_toml: Path) -> None:
     assert serial_sweep[0].runs[0].kpis != serial_sweep[1].runs[0].kpis
 
 
+def test_a_new_ray_session_gets_new_workers(small_toml: Path) -> None:
+    """After ``ray.shutdown`` a new local instance numbers its job as the first one did; the
+    warm actors of the old session are dead and must not be reused: the new session starts
+    its own and runs on them."""
+    ray = pytest.importorskip("ray")
+    s = load_scenario(small_toml).with_days(2)
+    serial = run(s, replications=2, backend="serial")[0]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        first = list(start_ray_workers(2))
+    finally:
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        second = list(start_ray_workers(2))
+        remote = run(s, replications=2, backend="ray")[0]
+    finally:
+        ray.shutdown()
+    assert not any(a is b for a in first for b in second)
+    # NaN (a KPI with nothing to measure in 2 days) equals NaN here
+    assert [repr(r.kpis) for r in remote.runs] == [repr(r.kpis) for r in serial.runs]
+
+
 def test_pool_workers_run_blas_on_one_thread() -> None:
     """A forked pool worker inherits the parent's OpenBLAS (a thread per core);
     ``single_threaded_libraries`` leaves it one thread, as the pool's initializer does."""

@@ -170,6 +170,7 @@ def load_snapshot(
     respect_shifts: bool = True,
     policy: CyclePolicy | None = None,
     provinces: frozenset[str] | None = None,
+    scope: q.SnapshotScope | None = None,
 ) -> Snapshot:
     """Open requests (received, no van), free vans (no active assignment, available or
     returning, on shift), requests that need a truck and have none, and available trucks.
@@ -178,10 +179,12 @@ def load_snapshot(
     Vans and trucks are only read when something waits for them. ``provinces`` (adcodes)
     keeps a region's share: requests in those provinces, vans whose home station and trucks
     whose depot is in them; a region's cycle neither re-plans nor offers soon-free vans (a
-    job's van may belong to another region), the whole-network cycle does."""
+    job's van may belong to another region), the whole-network cycle does. ``scope`` (a
+    dispatch domain, :mod:`api.dispatching.regions`) reads its own share instead, the same
+    way."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts, replan=False,
                                    soon_free_minutes=0.0)  # fmt: skip
-    if provinces is not None:
+    if provinces is not None or scope is not None:
         policy = dataclasses.replace(policy, replan=False, soon_free_minutes=0.0)
     local = now.astimezone(LOCAL_TZ)
     local_hour = local.hour + local.minute / 60.0
@@ -191,7 +194,11 @@ def load_snapshot(
             station.open_hour, station.close_hour, local_hour
         )
 
-    request_rows = q.open_request_rows(db_session, provinces)
+    request_rows = (
+        scope.open_request_rows(db_session)
+        if scope is not None
+        else q.open_request_rows(db_session, provinces)
+    )
     requests = tuple(open_request_from_row(r, now) for r in request_rows)
     rescue_jobs, rescue_providers = _rescue_side(db_session, request_rows)
     current_van: dict[str, str] = {}
@@ -212,7 +219,11 @@ def load_snapshot(
     if requests:
         vans = tuple(
             van_state_from_rows(van, station, now, on_shift=on_shift(station))
-            for van, station in q.free_van_rows(db_session, provinces)
+            for van, station in (
+                scope.free_van_rows(db_session)
+                if scope is not None
+                else q.free_van_rows(db_session, provinces)
+            )
         )
         vans += tuple(moving)
         if policy.soon_free_minutes > 0:
@@ -228,7 +239,11 @@ def load_snapshot(
         dataclasses.replace(rep, excluded_partner_ids=declined.get(rep.id, frozenset()))
         for rep in (
             replacement_request_from_row(r, now)
-            for r in q.replacement_request_rows(db_session, provinces)
+            for r in (
+                scope.replacement_request_rows(db_session)
+                if scope is not None
+                else q.replacement_request_rows(db_session, provinces)
+            )
         )
     )
     trucks: tuple[TruckState, ...] = ()
@@ -236,7 +251,11 @@ def load_snapshot(
         partners = {p.id: partner_from_row(p) for p in q.partner_rows(db_session)}
         trucks = tuple(
             truck_state_from_row(t, partners[t.partner_id])
-            for t in q.free_truck_rows(db_session, provinces)
+            for t in (
+                scope.free_truck_rows(db_session)
+                if scope is not None
+                else q.free_truck_rows(db_session, provinces)
+            )
         )
     return Snapshot(
         now,
@@ -356,6 +375,8 @@ def run_cycle(
     select: Callable[[Snapshot], Snapshot] | None = None,
     region: str | None = None,
     offers: OfferPolicy | None = None,
+    scope: q.SnapshotScope | None = None,
+    housekeeping: bool = True,
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
     ``dispatch_cycle`` event even when nothing was decided (manual runs). ``policy`` (default:
@@ -364,7 +385,9 @@ def run_cycle(
     (replays and tests). A region's cycle passes its ``locks``, its ``provinces`` (snapshot
     filter) and ``select`` (which of the snapshot it decides, :mod:`api.dispatching.regions`);
     ``region`` names it in the event. ``offers`` sets the partner offer and crew
-    acknowledgement policy."""
+    acknowledgement policy. A dispatch domain's cycle passes its ``scope`` (what its snapshot
+    reads) and, unless it is the one domain that does them, ``housekeeping=False``: the
+    network-wide sweep of offers and acknowledgements and the late-job flags are skipped."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts)
     offer_policy = offers or OfferPolicy()
     engine = factory.kw["bind"]
@@ -384,12 +407,15 @@ def run_cycle(
         # The writes take the database's write lock (SQLite: queued with the intake's group
         # commits, api/db/write_lock.py); the snapshot and the solve hold no lock.
         write_lock = write_lock_for(engine)
-        with write_lock, transaction(factory) as db:
-            swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor)
-        result.expired, result.replanned = swept.expired, swept.replanned
+        if housekeeping:
+            with write_lock, transaction(factory) as db:
+                swept = sweep(db_session=db, now=now, policy=offer_policy, actor=actor)
+            result.expired, result.replanned = swept.expired, swept.replanned
         with transaction(factory) as db:
             read_only(db)  # SQLite: the snapshot never holds the intake's write lock
-            snapshot = load_snapshot(db_session=db, now=now, policy=policy, provinces=provinces)
+            snapshot = load_snapshot(
+                db_session=db, now=now, policy=policy, provinces=provinces, scope=scope
+            )
         if select is not None:
             snapshot = select(snapshot)
         result.open_requests = len(snapshot.requests) - len(snapshot.current_van)
@@ -416,10 +442,11 @@ def run_cycle(
                 policy=offer_policy,
                 reasons=reasons,
             )
-            result.at_risk = flag_late_jobs(
-                db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
-                cycle_id=result.cycle_id,
-            )  # fmt: skip
+            if housekeeping:
+                result.at_risk = flag_late_jobs(
+                    db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
+                    cycle_id=result.cycle_id,
+                )  # fmt: skip
             result.seconds = time.perf_counter() - started
             if record or result.decided:
                 add_event(

@@ -28,7 +28,7 @@ from api.dispatching.reasons import (
     reasons_to_record,
 )
 from api.events import add_event
-from api.partners.service import OfferKind, OfferPolicy, OfferStatus
+from api.partners.service import OfferKind, OfferPolicy, OfferStatus, provider_loads
 from api.schemas import (
     AssignedRead,
     BookedRead,
@@ -427,7 +427,12 @@ class _TruckOffers:
 class _RescueOffers:
     """A breakdown no own van can take is offered to the best partner rescue providers."""
 
-    def __init__(self, scope: _WriteScope, promised_minutes: dict[str, float]) -> None:
+    def __init__(
+        self,
+        scope: _WriteScope,
+        promised_minutes: dict[str, float],
+        rescues: Sequence[RescueCandidate] = (),
+    ) -> None:
         self.scope, self.promised = scope, promised_minutes
         ids = sorted(scope.requests)
         va, po = m.VanAssignment, m.PartnerOffer
@@ -435,6 +440,14 @@ class _RescueOffers:
         self.held = q.open_offer_values(
             scope.db_session, po.request_id, ids, kind=OfferKind.RESCUE, accepted=True
         )
+        # The providers' slots, re-counted under their row locks (after the requests', vans'
+        # and trucks'): cycles of other dispatch domains may have offered them jobs since the
+        # snapshot, and the second writer waits for the first one's offers to commit.
+        providers = q.lock_rows(
+            scope.db_session, m.PartnerProvider, sorted({c.provider_id for c in rescues})
+        )
+        self.capacity = {pid: p.capacity_jobs for pid, p in providers.items()}
+        self.loads = provider_loads(scope.db_session) if providers else {}
 
     def conflict(self, c: RescueCandidate) -> str | None:
         req = self.scope.requests.get(c.request_id)
@@ -445,6 +458,12 @@ class _RescueOffers:
             or c.request_id in self.held
         ):
             return f"request {c.request_id}: changed meanwhile; provider {c.provider_id} not asked"
+        load, capacity = self.loads.get(c.provider_id, 0), self.capacity.get(c.provider_id, 0)
+        if load >= capacity:
+            return (
+                f"request {c.request_id}: provider {c.provider_id} has no free slot left "
+                f"({load} of {capacity} taken meanwhile); not asked"
+            )
         return None
 
     def store(self, c: RescueCandidate) -> OfferMadeRead:
@@ -458,6 +477,7 @@ class _RescueOffers:
         )  # fmt: skip
         s.db_session.add(offer)
         s.db_session.flush()
+        self.loads[c.provider_id] = self.loads.get(c.provider_id, 0) + 1
         add_event(
             s.db_session, "offer_made", request_id=c.request_id, actor=s.actor, now=s.now,
             cycle_id=s.cycle_id, offer_id=offer.id, offer_kind=OfferKind.RESCUE.value,
@@ -613,7 +633,9 @@ def write_decisions(
         promised = {
             p.provider.id: p.provider.promised_response_minutes for p in snapshot.rescue_providers
         }
-        result.offered += _write_each(rescues, _RescueOffers(scope, promised), result.conflicts)
+        result.offered += _write_each(
+            rescues, _RescueOffers(scope, promised, rescues), result.conflicts
+        )
     if replacements:
         result.unmatched = _unmatched_reads(replacements)
         insert_reasons(

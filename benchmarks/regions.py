@@ -23,7 +23,9 @@ isolates what the extra processes bring. All three runs are on copies of one dat
 this run.
 
 Where the time goes: each worker reports its CPU seconds (``*_cpu_seconds``, the work that
-must not grow with N: ``regions_total_cpu_seconds`` against ``one_worker_cpu_seconds``) and
+must not grow with N: ``regions_total_cpu_seconds`` against ``one_worker_cpu_seconds``;
+``*_dispatched_cpu_seconds`` up to the end of its last pass that decided something, without
+the idle passes that only confirm the end) and
 the wall seconds of each phase of its passes (``*_phases``, see :data:`PHASES`). With
 ``RESCUE_BENCH_PROFILE=<dir>`` each worker also writes a cProfile file there and the report
 carries each worker's timeline of cycles (end of pass from "go", region, ran, open requests,
@@ -124,6 +126,7 @@ def _run_workers(url: str, regions: int, workers: int, travel: str) -> dict[str,
         "cycles": sum(r["cycles"] for r in reports),
         "border_skipped": sum(r["border_skipped"] for r in reports),
         "cpu_seconds": [round(r["cpu_seconds"], 3) for r in reports],
+        "dispatched_cpu_seconds": [round(r["dispatched_cpu_seconds"], 3) for r in reports],
         "phases": [r["phases"] for r in reports],
         "timelines": [r["timeline"] for r in reports if "timeline" in r],
     }
@@ -184,6 +187,9 @@ def regions_benchmark(
         "one_worker_regions_cpu_seconds": serial["cpu_seconds"],
         "regions_cpu_seconds": many["cpu_seconds"],
         "regions_total_cpu_seconds": round(sum(many["cpu_seconds"]), 3),
+        "one_worker_dispatched_cpu_seconds": one["dispatched_cpu_seconds"],
+        "regions_dispatched_cpu_seconds": many["dispatched_cpu_seconds"],
+        "regions_total_dispatched_cpu_seconds": round(sum(many["dispatched_cpu_seconds"]), 3),
         "one_worker_phases": one["phases"],
         "one_worker_regions_phases": serial["phases"],
         "regions_phases": many["phases"],
@@ -328,6 +334,7 @@ def _worker(url: str, regions: int) -> None:
     dispatched = 0.0  # end of the last pass that decided something, from "go"
 
     timeline: list[list[Any]] = []
+    cpu_dispatched = [0.0]  # CPU seconds at the end of the last pass that decided something
 
     def count(results: list[Any]) -> None:
         nonlocal dispatched
@@ -348,6 +355,7 @@ def _worker(url: str, regions: int) -> None:
             totals["border_skipped"] += int(r.region == "border" and not r.ran)
         if any(r.decided or r.conflicts for r in results):
             dispatched = time.perf_counter() - started
+            cpu_dispatched[0] = time.process_time() - cpu_started
 
     # The worker's own ``until_idle`` loop ends only after a pass that led every region and
     # decided nothing; two workers looping back to back keep holding a region the other
@@ -383,6 +391,7 @@ def _worker(url: str, regions: int) -> None:
         "seconds": seconds,
         "dispatched_seconds": dispatched,
         "cpu_seconds": cpu,
+        "dispatched_cpu_seconds": cpu_dispatched[0],
         "phases": {k: round(v, 3) for k, v in sorted(phases.wall.items())},
     }
     if profile_dir:

@@ -18,7 +18,7 @@ re-examined by each sweep) an idle sweep costs about as much as the dispatching 
 to the end of the idle sweeps (``*_idle_seconds``, still reported) charged that artefact to
 the region workers (0.76x on a loaded machine in an earlier session). ``speedup`` = one
 worker on the whole network / N workers; ``parallel_speedup`` = one worker leading all N
-regions in turn (the same partition and border pass, no parallelism) / N workers, which
+regions in turn (the same partition and border cycle, no parallelism) / N workers, which
 isolates what the extra processes bring. All three runs are on copies of one database, in
 this run.
 
@@ -51,6 +51,8 @@ held every lock) does not count."""
 
 
 def _seed_storm(url: str, requests: int, seed: int) -> None:
+    from pydantic import ValidationError
+
     from api.db.engine import make_engine, session_factory, transaction
     from api.db.migrate import upgrade
     from api.network.seeding import seed_network
@@ -66,19 +68,25 @@ def _seed_storm(url: str, requests: int, seed: int) -> None:
     with transaction(session_factory(engine)) as db:
         seed_network(db_session=db, network=network, source="bench")
         for i in range(requests):
-            station = rng.choice(network.stations)
-            body = {
-                "customer": {"name": "张伟", "phone": f"138{rng.randrange(10**8):08d}"},
-                "vehicle": {"plate": f"鲁B{i:05d}", "vehicle_class": rng.choice(classes)},
-                "location": {
-                    "lat": station.location.lat + rng.uniform(-0.2, 0.2),
-                    "lon": station.location.lon + rng.uniform(-0.2, 0.2),
-                },
-                "fault": {"code": "TYRE_PUNCTURE", "description": "storm"},
-            }
+            while True:  # a point off the coast is outside the service area: draw again
+                station = rng.choice(network.stations)
+                body = {
+                    "customer": {"name": "张伟", "phone": f"138{rng.randrange(10**8):08d}"},
+                    "vehicle": {"plate": f"鲁B{i:05d}", "vehicle_class": rng.choice(classes)},
+                    "location": {
+                        "lat": station.location.lat + rng.uniform(-0.2, 0.2),
+                        "lon": station.location.lon + rng.uniform(-0.2, 0.2),
+                    },
+                    "fault": {"code": "TYRE_PUNCTURE", "description": "storm"},
+                }
+                try:
+                    valid = RequestCreate.model_validate(body)
+                except ValidationError:
+                    continue
+                break
             create_request(
                 db_session=db,
-                body=RequestCreate.model_validate(body),
+                body=valid,
                 threshold_hours=24.0,
                 token_secret=b"bench-regions-token-secret",
             )

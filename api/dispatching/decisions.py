@@ -83,7 +83,7 @@ class CycleResult:
     at_risk: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)
     region: str | None = None
-    """The region a region worker's cycle decided (``border`` for the border pass)."""
+    """The region a region worker's cycle decided (``border`` for the border cycle)."""
 
     def as_read(self) -> DispatchRunRead:
         return DispatchRunRead(

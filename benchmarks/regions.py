@@ -18,9 +18,18 @@ re-examined by each sweep) an idle sweep costs about as much as the dispatching 
 to the end of the idle sweeps (``*_idle_seconds``, still reported) charged that artefact to
 the region workers (0.76x on a loaded machine in an earlier session). ``speedup`` = one
 worker on the whole network / N workers; ``parallel_speedup`` = one worker leading all N
-regions in turn (the same partition and border pass, no parallelism) / N workers, which
+regions in turn (the same partition and border cycle, no parallelism) / N workers, which
 isolates what the extra processes bring. All three runs are on copies of one database, in
 this run.
+
+Where the time goes: each worker reports its CPU seconds (``*_cpu_seconds``, the work that
+must not grow with N: ``regions_total_cpu_seconds`` against ``one_worker_cpu_seconds``;
+``*_dispatched_cpu_seconds`` up to the end of its last pass that decided something, without
+the idle passes that only confirm the end) and
+the wall seconds of each phase of its passes (``*_phases``, see :data:`PHASES`). With
+``RESCUE_BENCH_PROFILE=<dir>`` each worker also writes a cProfile file there and the report
+carries each worker's timeline of cycles (end of pass from "go", region, ran, open requests,
+decided, cycle seconds).
 """
 
 from __future__ import annotations
@@ -36,11 +45,14 @@ from pathlib import Path
 from typing import Any
 
 QUIET_PASSES = 3
-"""A worker stops after this many passes in a row that decided nothing (or one that led every
-region and decided nothing)."""
+"""A worker stops after this many passes in a row that ran a cycle and decided nothing (or
+one that led every region and decided nothing); a pass that led nothing (another worker
+held every lock) does not count."""
 
 
 def _seed_storm(url: str, requests: int, seed: int) -> None:
+    from pydantic import ValidationError
+
     from api.db.engine import make_engine, session_factory, transaction
     from api.db.migrate import upgrade
     from api.network.seeding import seed_network
@@ -56,19 +68,25 @@ def _seed_storm(url: str, requests: int, seed: int) -> None:
     with transaction(session_factory(engine)) as db:
         seed_network(db_session=db, network=network, source="bench")
         for i in range(requests):
-            station = rng.choice(network.stations)
-            body = {
-                "customer": {"name": "张伟", "phone": f"138{rng.randrange(10**8):08d}"},
-                "vehicle": {"plate": f"鲁B{i:05d}", "vehicle_class": rng.choice(classes)},
-                "location": {
-                    "lat": station.location.lat + rng.uniform(-0.2, 0.2),
-                    "lon": station.location.lon + rng.uniform(-0.2, 0.2),
-                },
-                "fault": {"code": "TYRE_PUNCTURE", "description": "storm"},
-            }
+            while True:  # a point off the coast is outside the service area: draw again
+                station = rng.choice(network.stations)
+                body = {
+                    "customer": {"name": "张伟", "phone": f"138{rng.randrange(10**8):08d}"},
+                    "vehicle": {"plate": f"鲁B{i:05d}", "vehicle_class": rng.choice(classes)},
+                    "location": {
+                        "lat": station.location.lat + rng.uniform(-0.2, 0.2),
+                        "lon": station.location.lon + rng.uniform(-0.2, 0.2),
+                    },
+                    "fault": {"code": "TYRE_PUNCTURE", "description": "storm"},
+                }
+                try:
+                    valid = RequestCreate.model_validate(body)
+                except ValidationError:
+                    continue
+                break
             create_request(
                 db_session=db,
-                body=RequestCreate.model_validate(body),
+                body=valid,
                 threshold_hours=24.0,
                 token_secret=b"bench-regions-token-secret",
             )
@@ -115,6 +133,10 @@ def _run_workers(url: str, regions: int, workers: int, travel: str) -> dict[str,
         "conflicts": sum(r["conflicts"] for r in reports),
         "cycles": sum(r["cycles"] for r in reports),
         "border_skipped": sum(r["border_skipped"] for r in reports),
+        "cpu_seconds": [round(r["cpu_seconds"], 3) for r in reports],
+        "dispatched_cpu_seconds": [round(r["dispatched_cpu_seconds"], 3) for r in reports],
+        "phases": [r["phases"] for r in reports],
+        "timelines": [r["timeline"] for r in reports if "timeline" in r],
     }
 
 
@@ -169,7 +191,129 @@ def regions_benchmark(
         "regions_conflicts": many["conflicts"],
         "regions_cycles": many["cycles"],
         "regions_border_skipped": many["border_skipped"],
-    }
+        "one_worker_cpu_seconds": one["cpu_seconds"],
+        "one_worker_regions_cpu_seconds": serial["cpu_seconds"],
+        "regions_cpu_seconds": many["cpu_seconds"],
+        "regions_total_cpu_seconds": round(sum(many["cpu_seconds"]), 3),
+        "one_worker_dispatched_cpu_seconds": one["dispatched_cpu_seconds"],
+        "regions_dispatched_cpu_seconds": many["dispatched_cpu_seconds"],
+        "regions_total_dispatched_cpu_seconds": round(sum(many["dispatched_cpu_seconds"]), 3),
+        "one_worker_phases": one["phases"],
+        "one_worker_regions_phases": serial["phases"],
+        "regions_phases": many["phases"],
+    } | (
+        {
+            "one_worker_regions_timeline": serial["timelines"],
+            "regions_timelines": many["timelines"],
+        }
+        if many["timelines"]
+        else {}
+    )
+
+
+PHASES = (
+    ("api.dispatching.cycle", "hold_locks", "locks"),
+    ("api.dispatching.worker", "hold_locks", "locks"),
+    ("api.dispatching.cycle", "sweep", "sweep"),
+    ("api.dispatching.cycle", "load_snapshot", "snapshot"),
+    ("api.dispatching.cycle", "solve", "solve"),
+    ("api.dispatching.cycle", "escalate_to_partners", "solve"),
+    ("api.dispatching.cycle", "pending_reasons", "reasons"),
+    ("api.dispatching.cycle", "write_decisions", "write"),
+    ("api.dispatching.cycle", "flag_late_jobs", "flag_late"),
+    ("api.dispatching.cycle", "write_lock_for", "write_lock"),
+)
+"""Where a pass's time goes (``phases`` of the report): the functions of the cycle each
+phase is, timed by wrapping them in the worker process (wall seconds; ``locks`` is the time
+to take the cycle locks, ``select`` the region split of a snapshot, ``idle`` the pauses
+between passes that led nothing; ``other`` is the rest of the passes)."""
+
+
+class _Phases:
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.wall[phase] = self.wall.get(phase, 0.0) + seconds
+
+    def wrap(self, fn: Any, phase: str) -> Any:
+        import contextlib
+        import functools
+
+        if phase == "write_lock":  # returns a reusable context manager: time to enter it
+            phases = self
+
+            class TimedLock:
+                def __init__(self, lock: Any) -> None:
+                    self.lock = lock
+
+                def __enter__(self) -> Any:
+                    t0 = time.perf_counter()
+                    got = self.lock.__enter__()
+                    phases.add(phase, time.perf_counter() - t0)
+                    return got
+
+                def __exit__(self, *exc: Any) -> Any:
+                    return self.lock.__exit__(*exc)
+
+            return lambda *args, **kwargs: TimedLock(fn(*args, **kwargs))
+        if phase == "locks":  # a context manager: time until it yields
+
+            @contextlib.contextmanager
+            def timed_cm(*args: Any, **kwargs: Any) -> Any:
+                t0 = time.perf_counter()
+                with fn(*args, **kwargs) as got:
+                    self.add(phase, time.perf_counter() - t0)
+                    yield got
+
+            return timed_cm
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(phase, time.perf_counter() - t0)
+
+        return timed
+
+    def install(self) -> None:
+        import importlib
+
+        from api.dispatching.regions import RegionMap
+
+        for module_name, name, phase in PHASES:
+            module = importlib.import_module(module_name)
+            if not hasattr(module, name):  # old and new code
+                continue
+            setattr(module, name, self.wrap(getattr(module, name), phase))
+        for name in ("interior", "border", "interior_ids", "domain_request_ids"):
+            if name not in RegionMap.__dict__:  # the split of requests, old and new code
+                continue
+            attr = RegionMap.__dict__[name]
+            fn = attr.__func__ if isinstance(attr, staticmethod) else attr
+            wrapped = self.wrap(fn, "select")
+            setattr(RegionMap, name, staticmethod(wrapped) if isinstance(attr, staticmethod)
+                    else wrapped)  # fmt: skip
+
+
+def _warm_up(worker: Any, provider: Any) -> None:
+    """Solve (and store nothing of) a few of the storm's requests: the road graph's search
+    tables, snapping index and solver modules are built on first use, once per process,
+    which is start-up, not dispatch (it was ~1 s of each worker's first cycle)."""
+    import dataclasses
+
+    from api.clock import utcnow
+    from api.db.engine import transaction
+    from api.dispatching.cycle import load_snapshot, solve
+
+    with transaction(worker.factory) as db:
+        snapshot = load_snapshot(db_session=db, now=utcnow(), respect_shifts=False)
+    few = dataclasses.replace(
+        snapshot, requests=snapshot.requests[:5], rescue_jobs=snapshot.rescue_jobs[:5]
+    )
+    solve(few, provider)
 
 
 def _worker(url: str, regions: int) -> None:
@@ -178,22 +322,48 @@ def _worker(url: str, regions: int) -> None:
     from api.settings import Settings
 
     settings = Settings(database_url=url, dispatch_regions=regions)
-    travel_provider(settings)  # load the road graph before the clock starts
+    provider, _ = travel_provider(settings)  # load the road graph before the clock starts
     worker = DispatchWorker(settings, actor="bench")
+    _warm_up(worker, provider)
+    phases = _Phases()
+    phases.install()
+    profile_dir = os.environ.get("RESCUE_BENCH_PROFILE")
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
     print("ready", flush=True)
     sys.stdin.readline()
+    cpu_started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
     totals: dict[str, float] = {"assigned": 0, "conflicts": 0, "cycles": 0, "border_skipped": 0}
     dispatched = 0.0  # end of the last pass that decided something, from "go"
+
+    timeline: list[list[Any]] = []
+    cpu_dispatched = [0.0]  # CPU seconds at the end of the last pass that decided something
 
     def count(results: list[Any]) -> None:
         nonlocal dispatched
         for r in results:
+            timeline.append(
+                [
+                    round(time.perf_counter() - started, 3),
+                    r.region or "network",
+                    r.ran,
+                    r.open_requests,
+                    len(r.assigned) + len(r.offered),
+                    round(r.seconds, 3),
+                ]
+            )
             totals["assigned"] += len(r.assigned)
             totals["conflicts"] += len(r.conflicts)
             totals["cycles"] += int(r.ran)
             totals["border_skipped"] += int(r.region == "border" and not r.ran)
         if any(r.decided or r.conflicts for r in results):
             dispatched = time.perf_counter() - started
+            cpu_dispatched[0] = time.process_time() - cpu_started
 
     # The worker's own ``until_idle`` loop ends only after a pass that led every region and
     # decided nothing; two workers looping back to back keep holding a region the other
@@ -203,18 +373,38 @@ def _worker(url: str, regions: int) -> None:
     # assigned counts, equal to the one-worker run's, show that nothing was left.
     started = time.perf_counter()
     quiet = 0
+    passes = 0.0
     while True:
+        t0 = time.perf_counter()
         results = worker.run_pass()
+        passes += time.perf_counter() - t0
         count(results)
         if any(r.decided or r.conflicts for r in results):
             quiet = 0
             continue
-        quiet += 1
+        quiet += any(r.ran for r in results)  # a pass that led nothing waited, not idled
         if all(r.ran for r in results) or quiet >= QUIET_PASSES:
             break
+        t0 = time.perf_counter()
         time.sleep(IDLE_RETRY_S)
+        phases.add("idle", time.perf_counter() - t0)
     seconds = time.perf_counter() - started
-    print(json.dumps(totals | {"seconds": seconds, "dispatched_seconds": dispatched}), flush=True)
+    cpu = time.process_time() - cpu_started
+    if profiler is not None:
+        profiler.disable()
+        assert profile_dir is not None
+        profiler.dump_stats(os.path.join(profile_dir, f"worker-{regions}-{os.getpid()}.prof"))
+    phases.add("other", passes - sum(v for k, v in phases.wall.items() if k != "idle"))
+    report = totals | {
+        "seconds": seconds,
+        "dispatched_seconds": dispatched,
+        "cpu_seconds": cpu,
+        "dispatched_cpu_seconds": cpu_dispatched[0],
+        "phases": {k: round(v, 3) for k, v in sorted(phases.wall.items())},
+    }
+    if profile_dir:
+        report["timeline"] = timeline
+    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def dispatch_once(
         "--regions",
         min=1,
         help="Dispatch each of N regions (groups of provinces) under its own lock, then the "
-        "border pass (default RESCUE_DISPATCH_REGIONS, 1 = whole network)",
+        "border cycle (default RESCUE_DISPATCH_REGIONS, 1 = whole network)",
     ),
     interval: float = typer.Option(
         None,

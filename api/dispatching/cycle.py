@@ -195,6 +195,7 @@ def load_snapshot(
     respect_shifts: bool = True,
     policy: CyclePolicy | None = None,
     provinces: frozenset[str] | None = None,
+    scope: q.SnapshotScope | None = None,
 ) -> Snapshot:
     """Open requests (received, no van), free vans (no active assignment, available or
     returning, on shift), requests that need a truck and have none, and available trucks.
@@ -203,10 +204,12 @@ def load_snapshot(
     Vans and trucks are only read when something waits for them. ``provinces`` (adcodes)
     keeps a region's share: requests in those provinces, vans whose home station and trucks
     whose depot is in them; a region's cycle neither re-plans nor offers soon-free vans (a
-    job's van may belong to another region), the whole-network cycle does."""
+    job's van may belong to another region), the whole-network cycle does. ``scope`` (a
+    dispatch domain, :mod:`api.dispatching.regions`) reads its own share instead, the same
+    way."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts, replan=False,
                                    soon_free_minutes=0.0)  # fmt: skip
-    if provinces is not None:
+    if provinces is not None or scope is not None:
         policy = dataclasses.replace(policy, replan=False, soon_free_minutes=0.0)
     local = now.astimezone(LOCAL_TZ)
     local_hour = local.hour + local.minute / 60.0
@@ -216,7 +219,11 @@ def load_snapshot(
             station.open_hour, station.close_hour, local_hour
         )
 
-    request_rows = q.open_request_rows(db_session, provinces)
+    request_rows = (
+        scope.open_request_rows(db_session)
+        if scope is not None
+        else q.open_request_rows(db_session, provinces)
+    )
     requests = tuple(open_request_from_row(r, now) for r in request_rows)
     rescue_jobs, rescue_providers = _rescue_side(db_session, request_rows)
     current_van: dict[str, str] = {}
@@ -235,7 +242,11 @@ def load_snapshot(
     vans: tuple[VanState, ...] = ()
     soon_free: dict[str, str] = {}
     if requests:
-        free_rows = q.free_van_rows(db_session, provinces)
+        free_rows = (
+            scope.free_van_rows(db_session)
+            if scope is not None
+            else q.free_van_rows(db_session, provinces)
+        )
         posted = posted_stations(db_session, free_rows)  # moved up: serving from there
         vans = tuple(
             van_state_from_rows(
@@ -257,7 +268,11 @@ def load_snapshot(
         dataclasses.replace(rep, excluded_partner_ids=declined.get(rep.id, frozenset()))
         for rep in (
             replacement_request_from_row(r, now)
-            for r in q.replacement_request_rows(db_session, provinces)
+            for r in (
+                scope.replacement_request_rows(db_session)
+                if scope is not None
+                else q.replacement_request_rows(db_session, provinces)
+            )
         )
     )
     trucks: tuple[TruckState, ...] = ()
@@ -265,7 +280,11 @@ def load_snapshot(
         partners = {p.id: partner_from_row(p) for p in q.partner_rows(db_session)}
         trucks = tuple(
             truck_state_from_row(t, partners[t.partner_id])
-            for t in q.free_truck_rows(db_session, provinces)
+            for t in (
+                scope.free_truck_rows(db_session)
+                if scope is not None
+                else q.free_truck_rows(db_session, provinces)
+            )
         )
     return Snapshot(
         now,
@@ -411,6 +430,8 @@ def run_cycle(
     select: Callable[[Snapshot], Snapshot] | None = None,
     region: str | None = None,
     offers: OfferPolicy | None = None,
+    scope: q.SnapshotScope | None = None,
+    housekeeping: bool = True,
 ) -> CycleResult:
     """Run one cycle (or skip it when another one holds the lock). ``record`` writes a
     ``dispatch_cycle`` event even when nothing was decided (manual runs). ``policy`` (default:
@@ -419,7 +440,9 @@ def run_cycle(
     (replays and tests). A region's cycle passes its ``locks``, its ``provinces`` (snapshot
     filter) and ``select`` (which of the snapshot it decides, :mod:`api.dispatching.regions`);
     ``region`` names it in the event. ``offers`` sets the partner offer and crew
-    acknowledgement policy."""
+    acknowledgement policy. A dispatch domain's cycle passes its ``scope`` (what its snapshot
+    reads) and, unless it is the one domain that does them, ``housekeeping=False``: the
+    network-wide sweep of offers and acknowledgements and the late-job flags are skipped."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts)
     offer_policy = offers or OfferPolicy()
     engine = factory.kw["bind"]
@@ -440,22 +463,25 @@ def run_cycle(
         # commits, api/db/write_lock.py), each as briefly as it can: what they will write is
         # read or prepared before; the snapshot and the solve hold no lock.
         write_lock = write_lock_for(engine)
-        with transaction(factory) as db:
-            read_only(db)  # most cycles have nothing to sweep: then no write at all
-            plan = sweep_plan(db_session=db, now=now, policy=offer_policy)
-        if plan:
+        if housekeeping:
+            with transaction(factory) as db:
+                read_only(db)  # most cycles have nothing to sweep: then no write at all
+                plan = sweep_plan(db_session=db, now=now, policy=offer_policy)
+            if plan:
 
-            def write_sweep() -> None:
-                with held(write_lock, "cycle.sweep"), transaction(factory) as db:
-                    swept = sweep(
-                        db_session=db, now=now, policy=offer_policy, actor=actor, only=plan
-                    )
-                result.expired, result.replanned = swept.expired, swept.replanned
+                def write_sweep() -> None:
+                    with held(write_lock, "cycle.sweep"), transaction(factory) as db:
+                        swept = sweep(
+                            db_session=db, now=now, policy=offer_policy, actor=actor, only=plan
+                        )
+                    result.expired, result.replanned = swept.expired, swept.replanned
 
-            _locked_write(write_sweep)
+                _locked_write(write_sweep)
         with transaction(factory) as db:
             read_only(db)  # SQLite: the snapshot never holds the intake's write lock
-            snapshot = load_snapshot(db_session=db, now=now, policy=policy, provinces=provinces)
+            snapshot = load_snapshot(
+                db_session=db, now=now, policy=policy, provinces=provinces, scope=scope
+            )
         if select is not None:
             snapshot = select(snapshot)
         result.open_requests = len(snapshot.requests) - len(snapshot.current_van)
@@ -505,10 +531,11 @@ def run_cycle(
 
         def write_reasons() -> None:
             with held(write_lock, "cycle.reasons"), transaction(factory) as db:
-                result.at_risk = flag_late_jobs(
-                    db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
-                    cycle_id=result.cycle_id,
-                )  # fmt: skip
+                if housekeeping:
+                    result.at_risk = flag_late_jobs(
+                        db, now=now, grace_minutes=policy.eta_grace_minutes, actor=actor,
+                        cycle_id=result.cycle_id,
+                    )  # fmt: skip
                 for insert_ in prepared:
                     insert_.execute(db)
                 result.seconds = time.perf_counter() - started

@@ -29,7 +29,7 @@ from api.dispatching.reasons import (
     reasons_to_record,
 )
 from api.events import NewEvent, add_event, add_events
-from api.partners.service import OfferKind, OfferPolicy, OfferStatus
+from api.partners.service import OfferKind, OfferPolicy, OfferStatus, provider_loads
 from api.schemas import (
     AssignedRead,
     BookedRead,
@@ -84,7 +84,7 @@ class CycleResult:
     at_risk: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)
     region: str | None = None
-    """The region a region worker's cycle decided (``border`` for the border pass)."""
+    """The region a region worker's cycle decided (``border`` for the border cycle)."""
 
     def as_read(self) -> DispatchRunRead:
         return DispatchRunRead(
@@ -471,7 +471,12 @@ class _TruckOffers:
 class _RescueOffers:
     """A breakdown no own van can take is offered to the best partner rescue providers."""
 
-    def __init__(self, scope: _WriteScope, promised_minutes: dict[str, float]) -> None:
+    def __init__(
+        self,
+        scope: _WriteScope,
+        promised_minutes: dict[str, float],
+        rescues: Sequence[RescueCandidate] = (),
+    ) -> None:
         self.scope, self.promised = scope, promised_minutes
         ids = sorted(scope.requests)
         va, po = m.VanAssignment, m.PartnerOffer
@@ -479,6 +484,14 @@ class _RescueOffers:
         self.held = q.open_offer_values(
             scope.db_session, po.request_id, ids, kind=OfferKind.RESCUE, accepted=True
         )
+        # The providers' slots, re-counted under their row locks (after the requests', vans'
+        # and trucks'): cycles of other dispatch domains may have offered them jobs since the
+        # snapshot, and the second writer waits for the first one's offers to commit.
+        providers = q.lock_rows(
+            scope.db_session, m.PartnerProvider, sorted({c.provider_id for c in rescues})
+        )
+        self.capacity = {pid: p.capacity_jobs for pid, p in providers.items()}
+        self.loads = provider_loads(scope.db_session) if providers else {}
 
     def conflict(self, c: RescueCandidate) -> str | None:
         req = self.scope.requests.get(c.request_id)
@@ -489,10 +502,17 @@ class _RescueOffers:
             or c.request_id in self.held
         ):
             return f"request {c.request_id}: changed meanwhile; provider {c.provider_id} not asked"
+        load, capacity = self.loads.get(c.provider_id, 0), self.capacity.get(c.provider_id, 0)
+        if load >= capacity:
+            return (
+                f"request {c.request_id}: provider {c.provider_id} has no free slot left "
+                f"({load} of {capacity} taken meanwhile); not asked"
+            )
         return None
 
     def row(self, c: RescueCandidate) -> dict[str, Any]:
         s = self.scope
+        self.loads[c.provider_id] = self.loads.get(c.provider_id, 0) + 1  # the next check sees it
         return {
             "request_id": c.request_id, "kind": OfferKind.RESCUE.value,
             "partner_id": c.partner_id, "provider_id": c.provider_id,
@@ -682,7 +702,7 @@ def write_decisions(
             p.provider.id: p.provider.promised_response_minutes for p in snapshot.rescue_providers
         }
         result.offered += _write_offers(
-            scope, rescues, _RescueOffers(scope, promised), result.conflicts
+            scope, rescues, _RescueOffers(scope, promised, rescues), result.conflicts
         )
     if replacements and offers_part:
         result.unmatched = _unmatched_reads(replacements)

@@ -6,8 +6,9 @@ A cycle holds named locks for as long as it runs:
   regions) holds the *network* lock exclusively;
 * a region's cycle holds the network lock *shared* and its region's lock exclusively, so
   cycles of different regions run side by side while a whole-network cycle excludes them all;
-* the border pass holds the network lock shared and every region's lock (see
-  :mod:`api.dispatching.regions`).
+* the border cycle holds the border lock, the network lock shared and every region's lock,
+  waiting a bounded time for them in that order (see :mod:`api.dispatching.regions`); no
+  other cycle waits, so there is no deadlock.
 
 Whoever may book a van holds the lock of the van's region (or the exclusive network lock), so
 two cycles never decide about the same van or request at once; the database's partial unique
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -58,13 +60,30 @@ def region_lock_key(provinces: frozenset[str]) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
+POLL_S = 0.01
+"""How often a bounded wait (``hold_locks(..., wait_s=...)``) tries a lock again."""
+
+
 @contextlib.contextmanager
-def hold_locks(engine: Engine, locks: Sequence[CycleLock], *, wait: bool = False) -> Iterator[bool]:
+def hold_locks(
+    engine: Engine,
+    locks: Sequence[CycleLock],
+    *,
+    wait: bool = False,
+    wait_s: float | None = None,
+    first_try: int = 0,
+) -> Iterator[bool]:
     """Take ``locks`` in the given order and yield True while all are held; without ``wait``,
     yield False at once (holding none) when one is taken by someone else. Callers that wait
-    must take locks in one global order (see the module docstring)."""
+    must take locks in one global order (see the module docstring). With ``wait_s`` the locks
+    after the first ``first_try`` ones (which are only tried) are tried again every
+    :data:`POLL_S` until ``wait_s`` seconds have passed, then all are let go (False)."""
     if not locks:
         yield True
+        return
+    if wait_s is not None:
+        with _bounded(engine, locks, wait_s, first_try) as got:
+            yield got
         return
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn, _pg_locks(conn, locks, wait=wait) as got:
@@ -72,6 +91,26 @@ def hold_locks(engine: Engine, locks: Sequence[CycleLock], *, wait: bool = False
         return
     with _file_locks(lock_file_prefix(engine), locks, wait=wait) as got:
         yield got
+
+
+@contextlib.contextmanager
+def _bounded(
+    engine: Engine, locks: Sequence[CycleLock], wait_s: float, first_try: int
+) -> Iterator[bool]:
+    deadline = time.monotonic() + wait_s
+    with contextlib.ExitStack() as held:
+        for position, lock in enumerate(locks):
+            while True:
+                attempt = hold_locks(engine, [lock])
+                if attempt.__enter__():
+                    held.push(attempt.__exit__)
+                    break
+                attempt.__exit__(None, None, None)  # holds nothing; closes its connection
+                if position < first_try or time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(POLL_S)
+        yield True
 
 
 @contextlib.contextmanager

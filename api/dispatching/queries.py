@@ -7,8 +7,8 @@ cancellations, which lock the request first)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Collection, Sequence
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,20 +27,59 @@ FREE_VAN_STATUSES = frozenset({VanStatus.AVAILABLE.value, VanStatus.RETURNING.va
 """Van statuses the cycle may send (a returning van is free to take the next job)."""
 
 
-def open_request_rows(
-    db_session: Session, provinces: frozenset[str] | None = None
-) -> Sequence[m.RescueRequest]:
-    """Requests waiting for a van (received, no active assignment, no partner rescue offered
-    or accepted), oldest first; only those in ``provinces`` (adcodes) when given."""
+class SnapshotScope(Protocol):
+    """The part of the network one cycle decides (a dispatch domain of
+    :mod:`api.dispatching.regions`): its waiting requests, the vans it may send, its truck
+    requests and the trucks it may book, each read by a query filtered to the domain."""
+
+    def open_request_rows(self, db_session: Session) -> Sequence[m.RescueRequest]: ...
+
+    def free_van_rows(self, db_session: Session) -> Sequence[tuple[m.Van, m.Station]]: ...
+
+    def replacement_request_rows(self, db_session: Session) -> Sequence[m.RescueRequest]: ...
+
+    def free_truck_rows(self, db_session: Session) -> Sequence[m.ReplacementTruck]: ...
+
+
+def _waiting_for_a_van() -> list[Any]:
     with_van = select(m.VanAssignment.request_id).where(m.VanAssignment.active.is_(True))
-    stmt = select(m.RescueRequest).where(
+    return [
         m.RescueRequest.status == RequestStatus.RECEIVED.value,
         m.RescueRequest.id.not_in(with_van),
         m.RescueRequest.id.not_in(held_requests(OfferKind.RESCUE)),
-    )
+    ]
+
+
+def open_request_rows(
+    db_session: Session,
+    provinces: frozenset[str] | None = None,
+    *,
+    ids: Collection[str] | None = None,
+) -> Sequence[m.RescueRequest]:
+    """Requests waiting for a van (received, no active assignment, no partner rescue offered
+    or accepted), oldest first; only those in ``provinces`` (adcodes) and with ``ids`` when
+    given."""
+    stmt = select(m.RescueRequest).where(*_waiting_for_a_van())
     if provinces is not None:
         stmt = stmt.where(m.RescueRequest.province_adcode.in_(sorted(provinces)))
+    if ids is not None:
+        if not ids:
+            return []
+        stmt = stmt.where(m.RescueRequest.id.in_(sorted(ids)))
     return db_session.scalars(stmt.order_by(m.RescueRequest.created_at, m.RescueRequest.id)).all()
+
+
+def open_request_points(
+    db_session: Session, provinces: frozenset[str] | None = None
+) -> Sequence[tuple[str, float, float, str | None]]:
+    """``(id, lat, lon, province adcode)`` of the requests :func:`open_request_rows` returns,
+    as plain columns (no ORM objects: cheap enough to read the whole network's to decide which
+    dispatch domain each belongs to)."""
+    r = m.RescueRequest
+    stmt = select(r.id, r.lat, r.lon, r.province_adcode).where(*_waiting_for_a_van())
+    if provinces is not None:
+        stmt = stmt.where(r.province_adcode.in_(sorted(provinces)))
+    return [(i, lat, lon, p) for i, lat, lon, p in db_session.execute(stmt.order_by(r.id))]
 
 
 def replannable_rows(
@@ -92,10 +131,13 @@ def soon_free_van_rows(
 
 
 def free_van_rows(
-    db_session: Session, provinces: frozenset[str] | None = None
+    db_session: Session,
+    provinces: frozenset[str] | None = None,
+    *,
+    station_ids: Collection[str] | None = None,
 ) -> Sequence[tuple[m.Van, m.Station]]:
     """Vans without an active assignment, available or returning, with their home station
-    (in ``provinces`` when given)."""
+    (in ``provinces`` and of ``station_ids`` when given)."""
     busy_vans = select(m.VanAssignment.van_id).where(m.VanAssignment.active.is_(True))
     stmt = (
         select(m.Van, m.Station)
@@ -104,15 +146,23 @@ def free_van_rows(
     )
     if provinces is not None:
         stmt = stmt.where(m.Station.province_adcode.in_(sorted(provinces)))
+    if station_ids is not None:
+        if not station_ids:
+            return []
+        stmt = stmt.where(m.Van.station_id.in_(sorted(station_ids)))
     rows = db_session.execute(stmt.order_by(m.Van.id)).all()
     return [(van, station) for van, station in rows]
 
 
 def replacement_request_rows(
-    db_session: Session, provinces: frozenset[str] | None = None
+    db_session: Session,
+    provinces: frozenset[str] | None = None,
+    *,
+    exclude_provinces: frozenset[str] | None = None,
 ) -> Sequence[m.RescueRequest]:
     """Requests that need a truck, carry cargo, are still eligible and have no booking and no
-    truck offer waiting for an answer (in ``provinces`` when given)."""
+    truck offer waiting for an answer (in ``provinces`` and not in ``exclude_provinces``
+    when given; a request without a province is in no province)."""
     booked = select(m.ReplacementBooking.request_id).where(m.ReplacementBooking.active.is_(True))
     stmt = select(m.RescueRequest).where(
         m.RescueRequest.needs_replacement.is_(True),
@@ -124,24 +174,34 @@ def replacement_request_rows(
     )
     if provinces is not None:
         stmt = stmt.where(m.RescueRequest.province_adcode.in_(sorted(provinces)))
+    if exclude_provinces:
+        stmt = stmt.where(
+            m.RescueRequest.province_adcode.is_(None)
+            | m.RescueRequest.province_adcode.not_in(sorted(exclude_provinces))
+        )
     return db_session.scalars(stmt.order_by(m.RescueRequest.created_at, m.RescueRequest.id)).all()
 
 
 def free_truck_rows(
-    db_session: Session, provinces: frozenset[str] | None = None
+    db_session: Session,
+    provinces: frozenset[str] | None = None,
+    *,
+    ids: Collection[str] | None = None,
 ) -> Sequence[m.ReplacementTruck]:
     """Available trucks without an active booking or an open offer (whose depot is in
-    ``provinces`` when given: a county adcode's first two digits are its province's)."""
+    ``provinces`` when given: a county adcode's first two digits are its province's; with
+    ``ids`` when given)."""
     busy_trucks = select(m.ReplacementBooking.truck_id).where(m.ReplacementBooking.active.is_(True))
-    rows = db_session.scalars(
-        select(m.ReplacementTruck)
-        .where(
-            m.ReplacementTruck.status == "available",
-            m.ReplacementTruck.id.not_in(busy_trucks),
-            m.ReplacementTruck.id.not_in(trucks_on_offer()),
-        )
-        .order_by(m.ReplacementTruck.id)
-    ).all()
+    stmt = select(m.ReplacementTruck).where(
+        m.ReplacementTruck.status == "available",
+        m.ReplacementTruck.id.not_in(busy_trucks),
+        m.ReplacementTruck.id.not_in(trucks_on_offer()),
+    )
+    if ids is not None:
+        if not ids:
+            return []
+        stmt = stmt.where(m.ReplacementTruck.id.in_(sorted(ids)))
+    rows = db_session.scalars(stmt.order_by(m.ReplacementTruck.id)).all()
     if provinces is None:
         return rows
     return [t for t in rows if province_of_adcode(t.depot_adcode) in provinces]
@@ -160,7 +220,7 @@ def rescue_provider_rows(db_session: Session) -> Sequence[m.PartnerProvider]:
     return db_session.scalars(select(m.PartnerProvider).order_by(m.PartnerProvider.id)).all()
 
 
-_Row = TypeVar("_Row", m.RescueRequest, m.Van, m.ReplacementTruck)
+_Row = TypeVar("_Row", m.RescueRequest, m.Van, m.ReplacementTruck, m.PartnerProvider)
 
 
 def lock_rows(db_session: Session, model: type[_Row], ids: Sequence[str]) -> dict[str, _Row]:

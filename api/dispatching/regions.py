@@ -1,36 +1,48 @@
 """Dispatch per region: groups of provinces, each led through its own lock, so several worker
-processes (on one or several machines sharing the database) dispatch in parallel.
+processes (on one or several machines sharing the database) dispatch in parallel; and the
+border zone between them, dispatched with the vans of both sides.
 
 The rule at the borders (a van near a border must be able to serve either side):
 
 * a van belongs to the region of its home station's province, a truck to the region of its
   depot's, a request to the region of its province;
 * a request is **interior** when no van of another region can reach it: every station of
-  another region is farther (great-circle km, never more than the road km) than the largest
-  service radius of its vans; for a truck request, when no truck outside the region belongs
-  to a partner serving the request's province;
-* a region's **main pass** holds that region's lock and decides its interior requests with
-  its own vans and trucks: nobody else could serve them, so nothing is lost;
-* the **border pass** decides every other open request (border requests, requests outside
-  every region) with all free vans and trucks, holding every region's lock; each worker
-  tries it after its regions in every pass.
+  another region is farther (great-circle km, never more than the road km; the service
+  radius is measured from the home station) than the largest service radius of its vans;
+  a truck request when no truck outside the region belongs to a partner serving the
+  request's province;
+* a region's cycle holds that region's lock and decides its interior requests with its own
+  vans and trucks: nobody else could serve them, so nothing is lost. It reads only them:
+  the open requests of its provinces (their places, then the interior ones' rows), the free
+  vans of its stations, its trucks;
+* the **border cycle** decides every other open request (border requests, requests outside
+  every region) with the free vans of every station that can reach one of them (of any
+  region) and all free trucks, holding the border lock and every region's lock.
 
-Any cycle that may book a van or a truck holds the lock of its region, so no two cycles ever
-decide about the same van, truck or request at once: nothing is booked twice across a border
-(and the database's partial unique indexes stay behind that). No cycle ever waits for a
-lock (it tries, and skips when another worker leads): no deadlock. The price: while region
-cycles run back to back the border pass may be skipped for a few passes (it runs as soon
-as one pass finds all regions free).
+Any cycle that may book a van or a truck holds the lock of its region (the border cycle all
+of them), so no two cycles ever decide about the same van, truck or request at once: nothing
+is booked twice across a border (and the database's partial unique indexes and the write's
+re-check stay behind that). Region cycles only try their lock and skip a region another
+worker leads. The border cycle, once it holds the border lock (one worker at a time), waits
+for the region locks in one fixed order, up to :data:`BORDER_WAIT_S` each pass: it runs in
+every pass of the worker that gets it, between two region cycles, instead of waiting for a
+moment when no region cycle runs (which, with workers passing back to back, came late). No
+deadlock: only the border cycle waits, and always in the same order. Partner rescue
+providers are offered by every cycle; the write re-checks each provider's free slots under
+its row lock (:mod:`api.dispatching.decisions`), so cycles of two regions never offer one
+provider more jobs than it has slots. The border cycle also does the network-wide work of a
+cycle (sweeping lapsed offers and unacknowledged jobs, flagging late jobs): region cycles
+skip it.
 
-All workers must use the same partition (same ``--regions`` count on the same network):
-each region's lock id is derived from its provinces.
+All workers must use the same partition (same ``--regions`` count on the same network,
+read when the worker starts): each region's lock id is derived from its provinces.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import func, select
@@ -38,12 +50,15 @@ from sqlalchemy.orm import Session
 
 from api.db import models as m
 from api.dispatching import queries as q
-from api.dispatching.cycle import Snapshot
 from api.dispatching.leadership import NETWORK_SHARED, CycleLock, region_lock_key
 from api.dispatching.queries import province_of_adcode
 from routing.provider import haversine_km
 
 BORDER_LOCK = CycleLock("border", key=0)
+BORDER = -1
+"""The border cycle's domain index (regions are 0 .. N-1)."""
+BORDER_WAIT_S = 30.0
+"""How long the border cycle waits for the region locks (then it lets go and skips)."""
 
 
 @dataclass(frozen=True)
@@ -57,23 +72,47 @@ class Region:
 
 
 @dataclass(frozen=True)
+class Domain:
+    """A region (``index`` 0 .. N-1) or the border (``index`` :data:`BORDER`) with the locks
+    its cycle takes (``wait``: the border waits for the region locks, in this order)."""
+
+    name: str
+    index: int
+    locks: tuple[CycleLock, ...]
+    wait: bool = False
+
+
+@dataclass(frozen=True)
 class RegionMap:
     """The partition and what the border rule needs: every station with the largest service
     radius of its vans, and which regions' trucks can serve each province."""
 
     regions: tuple[Region, ...]
+    station_ids: tuple[str, ...]
     station_latlon: np.ndarray  # (n, 2)
     station_radius_km: np.ndarray  # (n,)
     station_region: np.ndarray  # (n,) index into regions, -1 outside all
     truck_regions_by_province: dict[str, frozenset[int]]
+    _memo: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
-    def border_locks(self) -> list[CycleLock]:
-        """The border pass's locks (one worker at a time tries the border, then all regions)."""
-        return [BORDER_LOCK, NETWORK_SHARED, *(r.lock for r in self.regions)]
+    @property
+    def domains(self) -> tuple[Domain, ...]:
+        region_locks = tuple(r.lock for r in self.regions)
+        return (
+            *(Domain(r.name, i, (NETWORK_SHARED, r.lock)) for i, r in enumerate(self.regions)),
+            Domain("border", BORDER, (BORDER_LOCK, NETWORK_SHARED, *region_locks), wait=True),
+        )
+
+    def region_of_province(self, province: str | None) -> int:
+        for i, r in enumerate(self.regions):
+            if province in r.provinces:
+                return i
+        return BORDER
 
     def reachable_from_elsewhere(self, latlon: np.ndarray, region_index: int) -> np.ndarray:
         """For each point (a request of ``region_index``), whether a van of another region may
         reach it."""
+        latlon = np.asarray(latlon, dtype=float).reshape(-1, 2)
         if len(latlon) == 0:
             return np.zeros(0, dtype=bool)
         other = self.station_region != region_index
@@ -83,59 +122,98 @@ class RegionMap:
         reach: np.ndarray = (km <= self.station_radius_km[other][None, :]).any(axis=1)
         return reach
 
-    def _interior_request(self, latlon: np.ndarray, region_index: int) -> np.ndarray:
-        return ~self.reachable_from_elsewhere(latlon.reshape(-1, 2), region_index)
+    def request_domains(self, latlon: np.ndarray, provinces: Sequence[str | None]) -> np.ndarray:
+        """The domain of each request at ``latlon`` (n, 2) in ``provinces``: its province's
+        region when interior, else :data:`BORDER`."""
+        latlon = np.asarray(latlon, dtype=float).reshape(-1, 2)
+        region = np.array([self.region_of_province(p) for p in provinces], dtype=int)
+        out = np.full(len(region), BORDER, dtype=int)
+        for index in range(len(self.regions)):
+            mine = np.nonzero(region == index)[0]
+            if len(mine):
+                interior = ~self.reachable_from_elsewhere(latlon[mine], index)
+                out[mine[interior]] = index
+        return out
 
-    def _interior_truck_request(self, province_adcode: str | None, region_index: int) -> bool:
-        serving = self.truck_regions_by_province.get(province_adcode or "", frozenset())
-        return serving <= {region_index}
-
-    def interior(self, snapshot: Snapshot, region_index: int) -> Snapshot:
-        """The part of a region's snapshot (``load_snapshot(provinces=...)``) that its main
-        pass decides (see the module docstring)."""
-        latlon = np.array([(r.location.lat, r.location.lon) for r in snapshot.requests])
-        keep = self._interior_request(latlon, region_index)
-        return dataclasses.replace(
-            snapshot,
-            requests=tuple(r for r, k in zip(snapshot.requests, keep, strict=True) if k),
-            replacement_requests=tuple(
-                r
-                for r in snapshot.replacement_requests
-                if self._interior_truck_request(r.province_adcode, region_index)
-            ),
-        )
-
-    def interior_ids(self, db_session: Session) -> tuple[frozenset[str], frozenset[str]]:
-        """Ids of the van requests and the truck requests that the main passes decide: the
-        same queries and the same rule as :meth:`interior`, so that the border pass (which
-        decides everything else) misses nothing and takes nothing of theirs."""
-        van_ids: set[str] = set()
-        truck_ids: set[str] = set()
-        for index, region in enumerate(self.regions):
-            rows = q.open_request_rows(db_session, region.provinces)
-            latlon = np.array([(r.lat, r.lon) for r in rows], dtype=float)
-            keep = self._interior_request(latlon, index)
-            van_ids.update(r.id for r, k in zip(rows, keep, strict=True) if k)
-            truck_ids.update(
-                r.id
-                for r in q.replacement_request_rows(db_session, region.provinces)
-                if self._interior_truck_request(r.province_adcode, index)
+    def domain_request_ids(
+        self, points: Sequence[tuple[str, float, float, str | None]], index: int
+    ) -> list[str]:
+        """Of ``points`` (:func:`api.dispatching.queries.open_request_points`), the ids of
+        the requests of domain ``index`` (remembered by id and place: a pure function of
+        them, the same in every worker)."""
+        keys = [f"{i}@{lat!r},{lon!r},{province}" for i, lat, lon, province in points]
+        new = [(k, p) for k, p in zip(keys, points, strict=True) if k not in self._memo]
+        if new:
+            domains = self.request_domains(
+                np.array([(p[1], p[2]) for _, p in new], dtype=float), [p[3] for _, p in new]
             )
-        return frozenset(van_ids), frozenset(truck_ids)
+            self._memo.update(zip((k for k, _ in new), domains.tolist(), strict=True))
+        return [p[0] for k, p in zip(keys, points, strict=True) if self._memo[k] == index]
 
-    @staticmethod
-    def border(snapshot: Snapshot, interior: tuple[frozenset[str], frozenset[str]]) -> Snapshot:
-        """What no main pass decides: requests outside every region, or reachable from a van
-        (truck) of another region than their own (and any that arrived since ``interior``
-        was read: the border pass holds every region's lock, so it may)."""
-        van_ids, truck_ids = interior
-        return dataclasses.replace(
-            snapshot,
-            requests=tuple(r for r in snapshot.requests if r.id not in van_ids),
-            replacement_requests=tuple(
-                r for r in snapshot.replacement_requests if r.id not in truck_ids
-            ),
+    def stations_reaching(self, latlon: np.ndarray) -> list[str]:
+        """The stations whose vans may reach one of the points (the border cycle's vans)."""
+        latlon = np.asarray(latlon, dtype=float).reshape(-1, 2)
+        if len(latlon) == 0:
+            return []
+        km = haversine_km(latlon, self.station_latlon)
+        reach = np.asarray((km <= self.station_radius_km[None, :]).any(axis=0), dtype=bool)
+        return [s for s, r in zip(self.station_ids, reach.tolist(), strict=True) if r]
+
+    def interior_truck_provinces(self, index: int) -> frozenset[str]:
+        """A region's provinces whose truck requests are interior (no truck outside the region
+        belongs to a partner serving them)."""
+        return frozenset(
+            p
+            for p in self.regions[index].provinces
+            if self.truck_regions_by_province.get(p, frozenset()) <= {index}
         )
+
+    def scope(self, index: int) -> DomainScope:
+        return DomainScope(self, index)
+
+
+@dataclass
+class DomainScope:
+    """What a domain's cycle reads (:class:`api.dispatching.queries.SnapshotScope`): a
+    region's interior requests, the free vans of its stations, its interior truck requests
+    and its depots' trucks; the border's requests, the free vans of the stations that reach
+    them, the other truck requests and all free trucks."""
+
+    region_map: RegionMap
+    index: int
+    _latlon: np.ndarray | None = None
+
+    def open_request_rows(self, db_session: Session) -> Sequence[m.RescueRequest]:
+        rm = self.region_map
+        provinces = rm.regions[self.index].provinces if self.index != BORDER else None
+        points = q.open_request_points(db_session, provinces)
+        ids = set(rm.domain_request_ids(points, self.index))
+        self._latlon = np.array([(p[1], p[2]) for p in points if p[0] in ids], dtype=float)
+        return q.open_request_rows(db_session, ids=ids)
+
+    def free_van_rows(self, db_session: Session) -> Sequence[tuple[m.Van, m.Station]]:
+        if self.index != BORDER:
+            return q.free_van_rows(db_session, self.region_map.regions[self.index].provinces)
+        if self._latlon is None:  # read after the requests (load_snapshot's order)
+            self.open_request_rows(db_session)
+        assert self._latlon is not None
+        stations = self.region_map.stations_reaching(self._latlon)
+        return q.free_van_rows(db_session, station_ids=stations)
+
+    def replacement_request_rows(self, db_session: Session) -> Sequence[m.RescueRequest]:
+        rm = self.region_map
+        if self.index == BORDER:
+            interior = frozenset().union(
+                *(rm.interior_truck_provinces(i) for i in range(len(rm.regions)))
+            )
+            return q.replacement_request_rows(db_session, exclude_provinces=interior)
+        provinces = rm.interior_truck_provinces(self.index)
+        return q.replacement_request_rows(db_session, provinces) if provinces else []
+
+    def free_truck_rows(self, db_session: Session) -> Sequence[m.ReplacementTruck]:
+        if self.index == BORDER:
+            return q.free_truck_rows(db_session)
+        return q.free_truck_rows(db_session, self.region_map.regions[self.index].provinces)
 
 
 def partition_provinces(vans_by_province: dict[str, tuple[float, int]], count: int) -> list[Region]:
@@ -200,13 +278,14 @@ def load_region_map(db_session: Session, count: int) -> RegionMap:
     ).all()
     serving: dict[str, set[int]] = defaultdict(set)
     for depot_adcode, provinces in trucks:
-        truck_region = region_index.get(province_of_adcode(depot_adcode), -1)
+        truck_region = region_index.get(province_of_adcode(depot_adcode), BORDER)
         for province in provinces:
             serving[province].add(truck_region)
     return RegionMap(
         regions=regions,
+        station_ids=tuple(r[0] for r in rows),
         station_latlon=np.array([(r[2], r[3]) for r in rows], dtype=float).reshape(-1, 2),
         station_radius_km=np.array([float(r[4]) for r in rows], dtype=float),
-        station_region=np.array([region_index.get(r[1], -1) for r in rows], dtype=int),
+        station_region=np.array([region_index.get(r[1], BORDER) for r in rows], dtype=int),
         truck_regions_by_province={p: frozenset(s) for p, s in serving.items()},
     )

@@ -10,9 +10,9 @@ priority, it only shares the database and the cores.
 default), woken by the intake through a :class:`multiprocessing.Event` (a semaphore: setting
 it costs the event loop a few microseconds) and every ``dispatch_interval_s`` otherwise;
 ``rescue dispatch --loop`` runs one in the foreground, on any machine that reaches the
-database (then woken by the interval). With ``regions`` > 1 each pass runs every region it
-can lead and then the border pass (:mod:`api.dispatching.regions`), so several workers
-share the work.
+database (then woken by the interval). With ``regions`` > 1 each pass runs every dispatch
+domain it can lead, the N regions and the border domain (:mod:`api.dispatching.regions`),
+so several workers share the work.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.clock import utcnow
 from api.db.engine import make_engine, session_factory, transaction
 from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle
-from api.dispatching.leadership import NETWORK_SHARED, hold_locks
-from api.dispatching.regions import RegionMap, load_region_map
+from api.dispatching.leadership import hold_locks
+from api.dispatching.regions import BORDER_WAIT_S, Domain, RegionMap, load_region_map
 from api.dispatching.travel import travel_provider
 from api.settings import Settings
 
@@ -46,8 +46,8 @@ IDLE_RETRY_S = 0.05
 
 
 class DispatchWorker:
-    """Runs dispatch passes on one database: the whole network, or each region it can lead
-    plus the border pass."""
+    """Runs dispatch passes on one database: the whole network, or each dispatch domain (the
+    regions and the border) it can lead."""
 
     def __init__(
         self,
@@ -68,7 +68,8 @@ class DispatchWorker:
 
     def run_pass(self) -> list[CycleResult]:
         """One pass: a whole-network cycle, or each region (starting at a different one each
-        pass and in each worker, so that workers spread over the regions) and the border."""
+        pass and in each worker, so that workers spread over them; skipping those another
+        worker leads) and then the border cycle."""
         provider, name = travel_provider(self.settings)
         common: dict[str, object] = {
             "factory": self.factory,
@@ -81,29 +82,34 @@ class DispatchWorker:
         region_map = self.region_map
         if region_map is None:
             return [run_cycle(**common, policy=policy)]  # type: ignore[arg-type]
-        # Per region the cycle decides waiting requests only: a job's van may sit in another
-        # region, so re-planning and soon-free vans stay with the whole-network cycle.
+        # Per domain the cycle decides waiting requests only: a job's van may sit in another
+        # domain, so re-planning and soon-free vans stay with the whole-network cycle.
         common["policy"] = dataclasses.replace(policy, replan=False, soon_free_minutes=0.0)
         results = []
-        n = len(region_map.regions)
-        for k in range(n):
-            index = (self._start + self.passes + k) % n
-            region = region_map.regions[index]
+        *regions, border = region_map.domains
+        n = len(regions)
+        for domain in [*(regions[(self._start + self.passes + k) % n] for k in range(n)), border]:
+            if domain.wait:
+                results.append(self._border_cycle(region_map, domain, common))
+                continue
             results.append(
                 run_cycle(
                     **common,  # type: ignore[arg-type]
-                    locks=(NETWORK_SHARED, region.lock),
-                    provinces=region.provinces,
-                    select=lambda s, i=index: region_map.interior(s, i),  # type: ignore[misc]
-                    region=region.name,
+                    locks=domain.locks,
+                    scope=region_map.scope(domain.index),
+                    housekeeping=False,
+                    region=domain.name,
                 )
             )
-        results.append(self._border_pass(region_map, common))
         return results
 
-    def _border_pass(self, region_map: RegionMap, common: dict[str, object]) -> CycleResult:
+    def _border_cycle(
+        self, region_map: RegionMap, domain: Domain, common: dict[str, object]
+    ) -> CycleResult:
+        """The border cycle: the border lock tried, then the region locks waited for (in
+        their fixed order, at most ``BORDER_WAIT_S``), so it runs between region cycles."""
         engine = self.factory.kw["bind"]
-        with hold_locks(engine, region_map.border_locks()) as got:
+        with hold_locks(engine, domain.locks, wait_s=BORDER_WAIT_S, first_try=1) as got:
             if not got:
                 return CycleResult(
                     cycle_id=uuid.uuid4().hex[:12],
@@ -111,15 +117,13 @@ class DispatchWorker:
                     provider=str(common["provider_name"]),
                     ran=False,
                     skipped_reason="another dispatch cycle is running (region border)",
-                    region="border",
+                    region=domain.name,
                 )
-            with transaction(self.factory) as db:
-                interior = region_map.interior_ids(db)
             return run_cycle(
                 **common,  # type: ignore[arg-type]
                 locks=(),
-                select=lambda s: region_map.border(s, interior),
-                region="border",
+                scope=region_map.scope(domain.index),
+                region=domain.name,
             )
 
     def run(

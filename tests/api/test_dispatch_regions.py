@@ -8,6 +8,8 @@ import os
 import random
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 
 import numpy as np
@@ -17,12 +19,25 @@ from sqlalchemy import Engine, select
 from api.clock import utcnow
 from api.db import models as m
 from api.db.engine import session_factory, transaction
-from api.dispatching.cycle import load_snapshot
+from api.dispatching import queries as q
+from api.dispatching.cycle import escalate_to_partners, load_snapshot, solve
+from api.dispatching.decisions import CycleResult, write_decisions
 from api.dispatching.leadership import NETWORK_LOCK, NETWORK_SHARED, hold_locks
-from api.dispatching.regions import RegionMap, load_region_map, partition_provinces
+from api.dispatching.regions import (
+    BORDER,
+    BORDER_LOCK,
+    RegionMap,
+    load_region_map,
+    partition_provinces,
+)
+from api.dispatching.travel import travel_provider
+from api.dispatching.worker import DispatchWorker
 from api.network.seeding import seed_network
+from api.partners.service import OfferPolicy
 from api.requests.intake import create_request
 from api.schemas import RequestCreate
+from api.settings import Settings
+from dispatch.partner_rescue import RescueCapability
 from fleet import Network, build_national_network
 from tests.api.conftest import request_body
 from tests.api.test_dispatch_cycle import assert_consistent
@@ -121,31 +136,35 @@ def test_region_locks_exclude_the_same_region_and_the_whole_network(two_province
 
 def test_border_rule_splits_requests_without_gap_or_overlap(two_provinces: Engine) -> None:
     """Shandong and Jiangsu become two regions; the border point (in Shandong, within reach
-    of Jiangsu vans) goes to the border pass, and every open request is decided by exactly
-    one pass: the main passes' interiors and the border are disjoint and cover all."""
+    of Jiangsu vans) goes to the border cycle, and every open request is read by exactly one
+    domain's snapshot: the regions' interiors and the border are disjoint and cover all. A
+    region reads only its own stations' vans; the border reads the vans of every station
+    that reaches one of its requests, on both sides."""
     ids = add_requests_near_stations(two_provinces, 8)
     region_map = region_map_of(two_provinces)
     assert [sorted(r.provinces) for r in region_map.regions] == [[SHANDONG], [JIANGSU]]
-    shandong = region_map.regions[0]
+    assert [d.name for d in region_map.domains] == ["r1of2", "r2of2", "border"]
     point = np.array([BORDER_POINT])
     assert region_map.reachable_from_elsewhere(point, 0).tolist() == [True]
     with transaction(session_factory(two_provinces)) as db:
         now = utcnow()
-        interiors = []
-        for index, region in enumerate(region_map.regions):
-            snapshot = load_snapshot(db_session=db, now=now, provinces=region.provinces)
-            interiors.append({r.id for r in region_map.interior(snapshot, index).requests})
-        border = {
-            r.id
-            for r in region_map.border(
-                load_snapshot(db_session=db, now=now), region_map.interior_ids(db)
-            ).requests
+        snapshots = {
+            d.index: load_snapshot(db_session=db, now=now, scope=region_map.scope(d.index))
+            for d in region_map.domains
         }
+        station_province = {s.id: s.province_adcode for s in db.scalars(select(m.Station))}
+    interiors = [{r.id for r in snapshots[i].requests} for i in (0, 1)]
+    border = {r.id for r in snapshots[BORDER].requests}
     assert ids[0] in border and not any(ids[0] in i for i in interiors)
     assert not interiors[0] & interiors[1] and not (interiors[0] | interiors[1]) & border
     assert interiors[0] | interiors[1] | border == set(ids)
     assert interiors[0] and interiors[1]
-    assert shandong.name == "r1of2"
+    van_provinces = [
+        {station_province[v.van.station_id] for v in snapshots[i].vans} for i in (0, 1, BORDER)
+    ]
+    assert van_provinces == [{SHANDONG}, {JIANGSU}, {SHANDONG, JIANGSU}]
+    border_vans = {v.van.id for v in snapshots[BORDER].vans}
+    assert border_vans < {v.van.id for i in (0, 1) for v in snapshots[i].vans}
 
 
 def _worker(db_url: str, *args: str) -> subprocess.Popen[str]:
@@ -163,35 +182,181 @@ def _results(proc: subprocess.Popen[str]) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def _statuses(engine: Engine) -> dict[str, str]:
+    with transaction(session_factory(engine)) as db:
+        return {r.id: r.status for r in db.scalars(select(m.RescueRequest))}
+
+
 def test_a_region_is_dispatched_while_another_process_leads_the_other(
     two_provinces: Engine, db_url: str
 ) -> None:
     """While this process leads Shandong (as a worker in the middle of its cycle would), a
-    worker process dispatches Jiangsu's interior requests; Shandong's and the border point
-    wait, untouched, and are dispatched by the next pass once the lock is free."""
+    worker process dispatches Jiangsu's interior requests; its border cycle then waits for
+    Shandong's lock instead of skipping, and runs in the same pass as soon as the lock is
+    let go. Shandong's interior requests wait, untouched, for the next pass."""
     ids = add_requests_near_stations(two_provinces, 6)
     region_map = region_map_of(two_provinces)
     with transaction(session_factory(two_provinces)) as db:
-        interior, _ = region_map.interior_ids(db)
-        province = {r.id: r.province_adcode for r in db.scalars(select(m.RescueRequest))}
+        points = q.open_request_points(db)
+    province = {i: p for i, _, _, p in points}
+    interior = set(region_map.domain_request_ids(points, 0)) | set(
+        region_map.domain_request_ids(points, 1)
+    )
     jiangsu = {i for i in interior if province[i] == JIANGSU}
     shandong = {i for i in interior if province[i] == SHANDONG}
     border = set(ids) - interior
     assert jiangsu and shandong and ids[0] in border
     with hold_locks(two_provinces, [NETWORK_SHARED, region_map.regions[0].lock]) as got:
         assert got
-        results = {r["region"]: r for r in _results(_worker(db_url))}
+        worker = _worker(db_url)
+        deadline = time.monotonic() + 120
+        while not jiangsu <= {i for i, s in _statuses(two_provinces).items() if s == "assigned"}:
+            assert worker.poll() is None, worker.communicate()
+            assert time.monotonic() < deadline, "Jiangsu's cycle did not run"
+            time.sleep(0.1)
+        # The border cycle now waits for Shandong's lock: nothing else was touched.
+        assert {i for i, s in _statuses(two_provinces).items() if s == "assigned"} == jiangsu
+        assert worker.poll() is None
+    results = {r["region"]: r for r in _results(worker)}
     assert results["r1of2"]["ran"] is False
-    assert results["border"]["ran"] is False
     assert results["r2of2"]["ran"] is True
     assert {a["request_id"] for a in results["r2of2"]["assigned"]} == jiangsu  # type: ignore[attr-defined]
-    with transaction(session_factory(two_provinces)) as db:
-        statuses = {r.id: r.status for r in db.scalars(select(m.RescueRequest))}
-    assert {i for i, s in statuses.items() if s == "assigned"} == jiangsu
+    assert results["border"]["ran"] is True
+    assert {a["request_id"] for a in results["border"]["assigned"]} == border  # type: ignore[attr-defined]
+    assert {i for i, s in _statuses(two_provinces).items() if s == "assigned"} == jiangsu | border
     after = {r["region"]: r for r in _results(_worker(db_url))}
     assert {a["request_id"] for a in after["r1of2"]["assigned"]} == shandong  # type: ignore[attr-defined]
-    assert {a["request_id"] for a in after["border"]["assigned"]} == border  # type: ignore[attr-defined]
     assert assert_consistent(two_provinces) == {"assigned": len(ids)}
+
+
+def test_the_border_cycle_lets_go_after_its_bounded_wait(two_provinces: Engine) -> None:
+    """The border cycle takes the border lock, then waits for each region's lock in order:
+    while a region's lock stays held past ``wait_s`` it gets nothing and holds nothing (the
+    border lock is free again); when the region's cycle ends during the wait, it gets all."""
+    region_map = region_map_of(two_provinces)
+    border = region_map.domains[-1]
+    assert border.locks[0] == BORDER_LOCK and border.wait
+    region = region_map.regions[1].lock
+    with hold_locks(two_provinces, [NETWORK_SHARED, region]) as got:
+        assert got
+        with hold_locks(two_provinces, border.locks, wait_s=0.2, first_try=1) as waited:
+            assert not waited
+        with hold_locks(two_provinces, [BORDER_LOCK]) as free:
+            assert free
+    released = threading.Event()
+    with hold_locks(two_provinces, [NETWORK_SHARED, region]) as got:
+        assert got
+
+        def let_go_soon() -> None:
+            time.sleep(0.3)
+            released.set()
+
+        threading.Thread(target=let_go_soon).start()
+        released.wait()
+    with hold_locks(two_provinces, border.locks, wait_s=60, first_try=1) as waited:
+        assert waited
+        with hold_locks(two_provinces, [NETWORK_SHARED, region]) as region_cycle:
+            assert not region_cycle
+
+
+def test_a_van_near_the_border_serves_a_request_on_the_other_side(
+    two_provinces: Engine, db_url: str
+) -> None:
+    """Every Shandong van is in the workshop; the breakdown at the border point (in
+    Shandong) is served by a Jiangsu van, in the border cycle of a two-region pass."""
+    with transaction(session_factory(two_provinces)) as db:
+        shandong_stations = select(m.Station.id).where(m.Station.province_adcode == SHANDONG)
+        for van in db.scalars(select(m.Van).where(m.Van.station_id.in_(shandong_stations))):
+            van.status = "maintenance"
+    (request_id,) = _add_requests(two_provinces, [BORDER_POINT])
+    worker = DispatchWorker(_settings(db_url), factory=session_factory(two_provinces))
+    results = {r.region: r for r in worker.run_pass()}
+    assert not results["r1of2"].assigned and not results["r2of2"].assigned
+    (assignment,) = results["border"].assigned
+    assert assignment.request_id == request_id
+    with transaction(session_factory(two_provinces)) as db:
+        sent = db.get(m.Van, assignment.van_id)
+        assert sent is not None
+        station = db.get(m.Station, sent.station_id)
+        assert station is not None and station.province_adcode == JIANGSU
+    assert assert_consistent(two_provinces) == {"assigned": 1}
+
+
+def test_two_regions_never_offer_one_provider_more_than_its_slots(two_provinces: Engine) -> None:
+    """No van is free; one partner provider serves both provinces with one slot. Each
+    region's cycle reads the provider free and chooses to offer it its interior breakdown;
+    the second write re-counts the slots under the provider's row lock: one offer is made,
+    the other is a conflict naming the provider, and its request stays open."""
+    with transaction(session_factory(two_provinces)) as db:
+        for van in db.scalars(select(m.Van)):
+            van.status = "maintenance"
+        partner = db.scalars(select(m.Partner).order_by(m.Partner.id)).first()
+        assert partner is not None
+        db.add(
+            m.PartnerProvider(
+                id="both-sides", partner_id=partner.id, name="both sides", provinces=[SHANDONG,
+                JIANGSU], base_lat=34.0, base_lon=119.0, radius_km=0.0,
+                capabilities=[c.value for c in RescueCapability], promised_response_minutes=30.0,
+                callout_fee_cny=100.0, per_km_cny=1.0, capacity_jobs=1,
+            )
+        )  # fmt: skip
+    yantai, suzhou = _add_requests(two_provinces, [(37.46, 121.44), (31.30, 120.62)])
+    region_map = region_map_of(two_provinces)
+    factory = session_factory(two_provinces)
+    provider, _ = travel_provider(_settings("unused"))
+    now = utcnow()
+    decided = []
+    for index in (0, 1):  # both snapshots and solves before either write
+        with transaction(factory) as db:
+            snapshot = load_snapshot(db_session=db, now=now, scope=region_map.scope(index))
+        van_matching, replacements = solve(snapshot, provider)
+        offers = escalate_to_partners(snapshot, van_matching, provider, OfferPolicy())
+        assert [(o.request_id, o.provider_id) for o in offers] == [
+            ((yantai, suzhou)[index], "both-sides")
+        ]
+        decided.append((snapshot, van_matching, replacements, offers))
+    results: list[CycleResult] = []
+    for snapshot, van_matching, replacements, offers in decided:
+        result = CycleResult(cycle_id=f"c{len(results)}", started_at=now, provider="gc")
+        with transaction(factory) as db:
+            write_decisions(
+                db_session=db, snapshot=snapshot, van_matching=van_matching,
+                replacements=replacements, result=result, rescue_offers=offers,
+            )  # fmt: skip
+        results.append(result)
+    assert [o.request_id for o in results[0].offered] == [yantai]
+    assert results[1].offered == []
+    assert results[1].conflicts == [
+        f"request {suzhou}: provider both-sides has no free slot left (1 of 1 taken "
+        "meanwhile); not asked"
+    ]
+    with transaction(factory) as db:
+        offers_made = db.scalars(select(m.PartnerOffer)).all()
+        assert [(o.request_id, o.provider_id) for o in offers_made] == [(yantai, "both-sides")]
+    assert _statuses(two_provinces)[suzhou] == "received"
+
+
+def _settings(db_url: str) -> Settings:
+    return Settings(
+        database_url=db_url, dispatch_regions=2, respect_shifts=False,
+        travel_provider="great_circle",
+    )  # fmt: skip
+
+
+def _add_requests(engine: Engine, points: list[tuple[float, float]]) -> list[str]:
+    ids = []
+    with transaction(session_factory(engine)) as db:
+        for lat, lon in points:
+            body = request_body(location={"lat": lat, "lon": lon})
+            body.pop("cargo")
+            intake = create_request(
+                db_session=db,
+                body=RequestCreate.model_validate(body),
+                threshold_hours=24.0,
+                token_secret=b"test-regions-token-secret",
+            )
+            ids.append(intake.request.id)
+    return ids
 
 
 def test_two_worker_processes_book_no_van_twice(two_provinces: Engine, db_url: str) -> None:

@@ -310,7 +310,7 @@ def test_two_regions_never_offer_one_provider_more_than_its_slots(two_provinces:
         with transaction(factory) as db:
             snapshot = load_snapshot(db_session=db, now=now, scope=region_map.scope(index))
         van_matching, replacements = solve(snapshot, provider)
-        offers = escalate_to_partners(snapshot, van_matching, provider, OfferPolicy())
+        offers = escalate_to_partners(snapshot, van_matching, OfferPolicy())
         assert [(o.request_id, o.provider_id) for o in offers] == [
             ((yantai, suzhou)[index], "both-sides")
         ]

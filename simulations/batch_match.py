@@ -19,7 +19,9 @@ It computes the integer costs with ``match_vans``' own function
   costs less than leaving its row unassigned, that assignment is the unique optimum (any other
   puts some row on a dearer arc or unassigned), so the min-cost flow would return it: taken
   without the solver (``method == "argmin"``; one request alone is always this case unless two
-  vans tie, e.g. two vans of one station). Not when the costs come near int64's limit (over
+  vans tie, e.g. two vans of one station; a lone request whose tied vans include exactly one
+  narrowest takes that one without the solver too, ``"tie"``: whatever the solver picked,
+  the tie rule below would end there). Not when the costs come near int64's limit (over
   ``2**63 / (8 x nodes**2)``, never in a simulation: minutes x 100 x priority), where OR-Tools
   may refuse the network instead (``CostOverflowError``, as the general matcher raises);
 - otherwise the same network as ``dispatch.assignment.solve_assignment`` builds (the same
@@ -57,7 +59,8 @@ class BatchMatch:
     arc_eta: np.ndarray
     """Minutes until the van is free + drive minutes (``VanAssignment.eta_minutes``)."""
     method: str
-    """``"argmin"`` (the unique optimum, no solver), ``"flow"`` (min-cost flow) or ``"empty"``."""
+    """``"argmin"`` (the unique optimum, no solver), ``"tie"`` (one request, its tied vans
+    with exactly one narrowest: no solver), ``"flow"`` (min-cost flow) or ``"empty"``."""
 
 
 def match_batch(
@@ -170,7 +173,8 @@ def one_request_arc(
 ) -> tuple[int, str]:
     """:func:`match_batch`'s decision for one request under the ``eta`` objective: the arc
     (index into ``arc_eta``, its reachable arcs within the radius; at least one) or -1 (left
-    unassigned), and the method (``"argmin"`` or ``"flow"``). ``weight`` is its integer
+    unassigned), and the method (``"argmin"``, ``"tie"``: tied arcs of which one van is the
+    narrowest, or ``"flow"``). ``weight`` is its integer
     priority weight, ``n_cols`` the batch's vans; ``arc_column`` gives each arc's column (the
     van's rank in the batch) and ``column_breadth`` each column's capability breadth, asked
     for only when the solver decides (a tie): its tie-breaking depends on the columns, and of
@@ -180,13 +184,24 @@ def one_request_arc(
     )
     unassigned = int(unassigned_cost[0])
     nodes = n_cols + 3
+    columns = None
     if unassigned <= _SOLVER_FREE_BOUND // (8 * nodes * nodes):
         cheapest_cost = arc_cost.min()
         cheapest = np.flatnonzero(arc_cost == cheapest_cost)
-        if len(cheapest) == 1 and cheapest_cost < unassigned:
-            return int(cheapest[0]), "argmin"
+        if cheapest_cost < unassigned:
+            if len(cheapest) == 1:
+                return int(cheapest[0]), "argmin"
+            # A tie (two vans of one station at the same minute): whichever tied van the
+            # solver takes, prefer_narrow_vans swaps it for the narrowest tied one when that
+            # one is strictly narrower than every other tied van; so that arc is the answer.
+            columns = arc_column()
+            breadth = column_breadth()[columns[cheapest]]
+            narrowest = np.flatnonzero(breadth == breadth.min())
+            if len(narrowest) == 1:
+                return int(cheapest[narrowest[0]]), "tie"
     rows = np.zeros(len(arc_cost), dtype=np.int64)
-    columns = arc_column()
+    if columns is None:
+        columns = arc_column()
     chosen = _min_cost_flow(1, n_cols, rows, columns, arc_cost, unassigned_cost)
     if not len(chosen):
         return -1, "flow"

@@ -499,7 +499,8 @@ class Simulation:
         (:func:`simulations.batch_match.one_request_arc`, as ``match_batch`` decides one
         request). A request's arcs hold each van once, so the batch's columns are the free
         vans' ranks; they are computed only when the solver breaks a tie. Returns how it
-        decided: ``"no-van"`` (none free: no batch), ``"empty"``, ``"argmin"`` or ``"flow"``."""
+        decided: ``"no-van"`` (none free: no batch), ``"empty"``, ``"argmin"``, ``"tie"`` or
+        ``"flow"``."""
         fleet, schedule = self.fleet, self.schedule
         start, stop = fleet.arcs(self.requests.point(request))
         vans = fleet.arc_van[start:stop]

@@ -59,7 +59,7 @@ def _latest_data(db_session: Session, kind: str, request_ids: Sequence[str]) -> 
         .where(m.Event.kind == kind, m.Event.request_id.in_(list(request_ids)))
         .order_by(m.Event.id)
     )
-    return dict(db_session.execute(stmt).tuples().all())
+    return dict(db_session.execute(stmt).all())
 
 
 def reasons_to_record(

@@ -261,7 +261,7 @@ def _unacknowledged(
     )
     if ids is not None:
         stmt = stmt.where(m.VanAssignment.id.in_(list(ids)))
-    return [(a, req) for a, req in db_session.execute(stmt).tuples()]
+    return [(a, req) for a, req in db_session.execute(stmt)]
 
 
 def _replan_unacknowledged(

@@ -15,7 +15,11 @@ Model (see docs/dispatch.md):
   served weight, maximise the number of requests reached within the promise (``waited_minutes +
   ETA <= promise_minutes``), then the weighted ETA. The default ``"eta"`` objective can give a
   van to a far request that is already lost while a near one slips past its promise; the
-  simulation measured that (docs/simulations.md, "Batch triggers and the promise objective");
+  simulation measured that (docs/simulations.md, "Batch triggers and the promise objective").
+  Under it a van not yet free because of work (``VanState.busy``: at a job, or driving home
+  from one) is not offered to a request it would reach late: the request waits for the next
+  van to become free (the simulation re-batches then, production's cycle runs every few
+  seconds) instead of being promised a late van now; a crew's turnout is never busy work;
 - solved exactly by :func:`dispatch.assignment.solve_assignment` (OR-Tools min-cost flow) on
   integer costs (minutes scaled to 1/100, coarser if the problem is too large to fit int64).
 
@@ -74,7 +78,9 @@ class UnassignedReason(StrEnum):
     NO_CAPABLE_VAN = "no_capable_van"
     """Vans cover it, but none can handle the vehicle class (or the tow)."""
     ALL_BUSY = "all_busy"
-    """Capable vans cover it, but all are off shift, busy, or taken by higher-priority requests."""
+    """Capable vans cover it, but all are off shift, busy, or taken by higher-priority requests
+    (under the ``promise`` objective also: the only capable vans are still busy at a job or
+    driving home and would arrive after the promise, so the request waits for a free van)."""
     PARTNER_PREFERRED = "partner_preferred"
     """A free capable van covers it, but the optimum gives it to a partner rescue provider (the
     own vans would be late, or are needed elsewhere): it is offered to that provider."""
@@ -120,6 +126,11 @@ class VanState:
     """Where the van will be when it is free; ``None`` = at home."""
     free_in_minutes: float = 0.0
     on_shift: bool = True
+    busy: bool = False
+    """``free_in_minutes`` is work still to finish (the van is at a job, or driving home from
+    one), not a crew's turnout (a van idle at its station whose crew needs time to leave, or
+    an on-call crew at home). Under the ``promise`` objective a busy van that would reach a
+    request late is not offered to it (see :class:`MatchParams` ``objective``)."""
     pinned_request_id: str | None = None
     """The request the van is already en route to."""
     redirect_km: float | None = None
@@ -132,6 +143,8 @@ class VanState:
 
     def __post_init__(self) -> None:
         f = self.free_in_minutes
+        if not isinstance(self.busy, bool):
+            raise ValueError(f"van {self.van.id}: busy must be true or false, got {self.busy!r}")
         rk = self.redirect_km
         if rk is not None and (not isinstance(rk, int | float) or math.isnan(rk) or rk < 0):
             raise ValueError(f"van {self.van.id}: redirect_km must be >= 0, got {rk!r}")
@@ -168,7 +181,8 @@ class MatchParams:
     """Priorities are rounded to 1/priority_resolution."""
     objective: str = "eta"
     """``"eta"`` (served weight, then weighted ETA) or ``"promise"`` (served weight, then the
-    count reached within ``promise_minutes``, then weighted ETA)."""
+    count reached within ``promise_minutes``, then weighted ETA; a busy van, ``VanState.busy``,
+    that would arrive after the promise is not a candidate for that request)."""
     promise_minutes: float = 120.0
     """The promised arrival, from the report (``waited_minutes`` + ETA): counted by the
     ``"promise"`` objective, and the floor of partner columns' cost under either objective."""
@@ -803,6 +817,12 @@ def _prepare(
         )
         penalty += np.where(moved, params.reassignment_penalty_minutes, 0.0)
     eligible = capable & free_request[ar] & free_van[av] if len(ar) else np.zeros(0, dtype=bool)
+    if params.objective == "promise" and len(ar):
+        # a van still at work that would be late: the request waits for the next free van
+        busy = np.array([v.busy and v.free_in_minutes > 0 for v in vans], dtype=bool)
+        if busy.any():
+            waited = np.array([r.waited_minutes for r in reqs], dtype=float)
+            eligible &= ~(busy[av] & (waited[ar] + eta > params.promise_minutes))
     return _Prepared(eligible, capable, eta, penalty, fixed, designated, free_request, free_van)
 
 

@@ -75,8 +75,13 @@ def match_batch(
     column_radius_km: np.ndarray,
     column_breadth: np.ndarray,
     params: MatchParams,
+    column_busy: np.ndarray | None = None,
 ) -> BatchMatch:
     """The optimal matching of the batch, as ``match_vans`` finds it (module docstring).
+
+    ``column_busy`` per column: its ``free_in`` is work still to finish (``VanState.busy``:
+    driving home from a job), not a crew's turnout; under the ``promise`` objective such a
+    van's late arcs are dropped, as ``match_vans`` drops them (``None``: none busy).
 
     ``arc_km`` is both the radius check and the travel km, as in the simulation; rows are the
     requests in batch order, columns the vans; ``column_breadth`` is each van's
@@ -89,6 +94,10 @@ def match_batch(
     # VanMatchingProblem.from_arrays drops unreachable arcs and arcs beyond the radius (an
     # infinite or NaN km fails the comparison)
     keep = np.isfinite(arc_minutes) & (arc_km <= column_radius_km[arc_column])
+    if params.objective == "promise" and column_busy is not None and column_busy.any():
+        # a van still at work that would be late is no candidate (match_vans' _prepare)
+        held = column_busy[arc_column] & (column_free_in_minutes[arc_column] > 0)
+        keep &= ~(held & (row_waited_minutes[arc_row] + eta > params.promise_minutes))
     if not keep.any():
         return BatchMatch(row_arc, eta, "empty")
     if keep.all():

@@ -208,6 +208,9 @@ class Simulation:
         """A batch of one waiting request may take :meth:`_dispatch_one_request` (with
         :attr:`array_matching`): none of the moved vans, crews' turnout, vans on the road or
         promise tiers that the general step handles."""
+        self._batch_when_home = spec.objective == "promise"
+        """Triggered batches (``on_events``) also run when a van gets home: under the promise
+        objective a late request is not given a van still driving home (``VanState.busy``)."""
         self._van_breadth = np.array(
             [capability_breadth(v.capability) for v in self.fleet.vans], dtype=np.int64
         ).reshape(-1)
@@ -325,6 +328,10 @@ class Simulation:
                 self.schedule_event(trip.leaves_site_at, EventKind.VAN_FREE, van)
         elif self.on_events:
             self.schedule_event(trip.leaves_site_at, EventKind.VAN_FREE, van)
+            if self._batch_when_home and trip.home_at > trip.leaves_site_at:
+                # the promise objective holds late requests back from vans driving home:
+                # they are matched again when one gets home
+                self.schedule_event(trip.home_at, EventKind.VAN_HOME, van)
         if self.next_from_site:
             self.site_point[van] = -1 if trip.tows else reqs.point(request)
 
@@ -582,6 +589,7 @@ class Simulation:
             column_radius_km=fleet.service_radius_km[vans_in_batch],
             column_breadth=self._van_breadth[vans_in_batch],
             params=self.match_params,
+            column_busy=home_at > now,  # driving home: busy (idle vans' turnout is not)
         )
         self.match_seconds += time.perf_counter() - started
         self.dispatch_batches += 1
@@ -901,7 +909,10 @@ class Simulation:
             elif t_event == now:
                 _, kind, _, payload = heapq.heappop(events)
                 if kind == EventKind.VAN_HOME:
-                    self.van_free(payload, now)
+                    if self.nearest_idle:
+                        self.van_free(payload, now)
+                    elif waiting and self.schedule.home_at[payload] <= now:
+                        self.dispatch_batch(now)
                 elif kind == EventKind.MOVE_UP:
                     self.move_up_check(now)
                 elif kind == EventKind.VAN_FREE:

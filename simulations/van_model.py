@@ -243,11 +243,12 @@ class VanFleet:
         return np.isin(np.arange(len(self.vans)), self.arc_van)
 
     def state_when_free(self, van: int, free_in_minutes: float) -> VanState:
-        """The van as the dispatch core sees it: idle at home, or free (home) in a while."""
+        """The van as the dispatch core sees it: idle at home, or free (home) in a while (busy:
+        driving home from a job, ``VanState.busy``)."""
         home = self.at_home[van]
         if free_in_minutes <= 0:
             return home
-        return VanState(self.vans[van], home.home, free_in_minutes=free_in_minutes)
+        return VanState(self.vans[van], home.home, free_in_minutes=free_in_minutes, busy=True)
 
 
 @dataclass(frozen=True, slots=True)

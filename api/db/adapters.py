@@ -306,7 +306,9 @@ def soon_free_van_state_from_rows(
     van: m.Van, station: m.Station, job: m.RescueRequest, now: dt.datetime, *, on_shift: bool
 ) -> VanState:
     """A van still at a breakdown, as it will be when free (``busy_until``): at that
-    breakdown, or at its home station (the workshop) once it has towed the vehicle there."""
+    breakdown, or at its home station (the workshop) once it has towed the vehicle there.
+    Busy (``VanState.busy``): under the ``promise`` objective it is not given a request it
+    would reach late; the request waits for a van free now (the cycle runs again soon)."""
     tows = job.needs_tow or job.status == RequestStatus.TOWING.value
     return VanState(
         van=van_from_row(van),
@@ -314,6 +316,7 @@ def soon_free_van_state_from_rows(
         position=None if tows else GeoPoint(job.lat, job.lon),
         free_in_minutes=_minutes_until(van.busy_until, now),
         on_shift=on_shift,
+        busy=True,
     )
 
 

@@ -375,6 +375,48 @@ def test_a_van_finishing_nearby_beats_an_idle_van_far_away(seeded: Engine) -> No
     assert len(events(seeded, second, "queued_job_started")) == 1
 
 
+@pytest.mark.parametrize("objective", ["eta", "promise"])
+def test_under_promise_a_late_request_waits_for_a_van_free_now(
+    seeded: Engine, objective: str
+) -> None:
+    """The Tai'an van, the only one in service, is at a job until minute 40; a breakdown 10 km
+    away is reported at minute 20 with a 25-min promise: queued behind that job it would
+    arrive after minute 48, late. ``eta`` queues it there; ``promise`` does not give a late
+    request to a van still at work (all_busy: it waits) and sends the van at the first cycle
+    after it is free (job finished at minute 35), from the finished job's site."""
+    provider = GreatCircleProvider()
+    only_vans(seeded, {TAIAN_VAN})
+    policy = CyclePolicy(respect_shifts=False, objective=objective, promise_minutes=25.0)
+    first = new_request(seeded, 36.20, 117.20, now=T0)
+    assert [a.van_id for a in cycle(seeded, provider, T0, policy).assigned] == [TAIAN_VAN]
+    with transaction(session_factory(seeded)) as db:
+        for target in (RequestStatus.EN_ROUTE, RequestStatus.ON_SITE):
+            svc.change_status(db_session=db, request_id=first, target=target, actor="crew",
+                              provider=provider, now=at(20))  # fmt: skip
+        taian = db.get(m.Van, TAIAN_VAN)
+        assert taian is not None
+        taian.busy_until = at(40)
+    second = new_request(seeded, 36.20, 117.31, now=at(20))
+    travel = provider.leg((36.20, 117.20), (36.20, 117.31), "rescue_van").minutes
+    assert 20 + travel > 25  # late behind the first job
+    result = cycle(seeded, provider, at(20), policy)
+    if objective == "eta":
+        assert [(a.request_id, a.van_id, a.queued) for a in result.assigned] == [
+            (second, TAIAN_VAN, True)
+        ]
+        return
+    assert result.assigned == []
+    assert [(u.request_id, u.reason) for u in result.unassigned] == [(second, "all_busy")]
+    with transaction(session_factory(seeded)) as db:
+        svc.change_status(db_session=db, request_id=first, target=RequestStatus.REPAIRED,
+                          actor="crew", now=at(35))  # fmt: skip
+    result = cycle(seeded, provider, at(36), policy)
+    assert [(a.request_id, a.van_id, a.queued) for a in result.assigned] == [
+        (second, TAIAN_VAN, False)
+    ]
+    assert result.assigned[0].eta_minutes == pytest.approx(travel, abs=0.1)
+
+
 # -- escalation and bad reports -----------------------------------------------------------
 
 

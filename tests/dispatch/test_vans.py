@@ -237,6 +237,47 @@ def test_promise_objective_saves_the_request_about_to_be_late() -> None:
     assert by_promise.total_eta() == 75.0
 
 
+def test_promise_holds_a_late_request_back_from_a_busy_van() -> None:
+    """R0 has waited 100 min of a 120-min promise; V0 is 10 min from finishing a job and 15
+    min away: it would arrive at 100 + 10 + 15 = 125 min, late. Under ``promise`` a van busy
+    at work is not given a request it would reach late (R0 waits for the next free van:
+    all_busy); an on-call crew's 10-min turnout (not busy) gets it; ``eta`` sends the busy
+    van as before; and the busy van still takes a request it reaches on time."""
+    promise = MatchParams(objective="promise", promise_minutes=120.0)
+    arcs = [(0, 0, 10, 15)]
+    busy = problem([req(0, waited_minutes=100.0)], [van(0, free_in_minutes=10.0, busy=True)], arcs)
+    m = match_vans(busy, params=promise)
+    assert m.assignments == ()
+    (u,) = m.unassigned
+    assert (u.request_id, u.reason) == ("R0", UnassignedReason.ALL_BUSY)
+    turnout = problem([req(0, waited_minutes=100.0)], [van(0, free_in_minutes=10.0)], arcs)
+    (a,) = match_vans(turnout, params=promise).assignments
+    assert (a.request_id, a.van_id, a.eta_minutes) == ("R0", "V0", 25.0)
+    (a,) = match_vans(busy).assignments  # eta objective: unchanged
+    assert (a.request_id, a.van_id, a.eta_minutes) == ("R0", "V0", 25.0)
+    # on time (waited 95: 95 + 25 = 120, the promise kept): the busy van goes
+    on_time = problem(
+        [req(0, waited_minutes=95.0)], [van(0, free_in_minutes=10.0, busy=True)], arcs
+    )
+    (a,) = match_vans(on_time, params=promise).assignments
+    assert (a.van_id, a.eta_minutes) == ("V0", 25.0)
+    # late whichever van goes: the free van (late too) is sent, the busy one is not
+    both = problem(
+        [req(0, waited_minutes=100.0)],
+        [van(0, free_in_minutes=10.0, busy=True), van(1)],
+        [(0, 0, 10, 15), (0, 1, 40, 30)],
+    )
+    (a,) = match_vans(both, params=promise).assignments
+    assert (a.van_id, a.eta_minutes) == ("V1", 30.0)
+    (a,) = match_vans(both).assignments
+    assert (a.van_id, a.eta_minutes) == ("V0", 25.0)
+
+
+def test_busy_must_be_a_boolean() -> None:
+    with pytest.raises(ValueError, match="van V0: busy must be true or false, got 'yes'"):
+        van(0, free_in_minutes=5.0, busy="yes")
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -46,10 +46,14 @@ def posted_stations(
     away = [placed[i] for i in np.flatnonzero(from_home > POSTED_WITHIN_KM).tolist()]
     if not away:
         return {}
-    stations = list(db_session.scalars(select(m.Station).order_by(m.Station.id)))
-    if not stations:
+    # three columns, not ORM objects: most cycles find no van posted anywhere
+    rows = db_session.execute(
+        select(m.Station.id, m.Station.lat, m.Station.lon).order_by(m.Station.id)
+    ).all()
+    if not rows:
         return {}
-    st = np.array([(s.lat, s.lon) for s in stations], dtype=float)
+    station_ids = [row[0] for row in rows]
+    st = np.array([(row[1], row[2]) for row in rows], dtype=float)
     pos = np.array([(v.lat, v.lon) for v, _ in away], dtype=float)
     tree = cKDTree(unit_vectors(st[:, 0], st[:, 1]))
     chord = 2.0 * np.sin(POSTED_WITHIN_KM / (2.0 * EARTH_RADIUS_KM))
@@ -58,8 +62,10 @@ def posted_stations(
     )
     out: dict[str, m.Station] = {}
     for (van, _), i in zip(away, np.asarray(nearest).tolist(), strict=True):
-        if i < len(stations) and stations[i].id != van.station_id:
-            out[van.id] = stations[i]
+        if i < len(station_ids) and station_ids[i] != van.station_id:
+            station = db_session.get(m.Station, station_ids[i])
+            if station is not None:
+                out[van.id] = station
     return out
 
 

@@ -80,19 +80,7 @@ def add_requests_near_stations(engine: Engine, per_province: int, seed: int = 0)
         stations = [s for s in network.stations if s.province_adcode == province]
         for s in rng.sample(stations, per_province):
             points.append((s.location.lat + rng.uniform(-0.03, 0.03), s.location.lon))
-    ids = []
-    with transaction(session_factory(engine)) as db:
-        for lat, lon in points:
-            body = request_body(location={"lat": lat, "lon": lon})
-            body.pop("cargo")
-            intake = create_request(
-                db_session=db,
-                body=RequestCreate.model_validate(body),
-                threshold_hours=24.0,
-                token_secret=b"test-regions-token-secret",
-            )
-            ids.append(intake.request.id)
-    return ids
+    return _add_requests(engine, points)
 
 
 def region_map_of(engine: Engine, count: int = 2) -> RegionMap:

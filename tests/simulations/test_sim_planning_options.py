@@ -137,19 +137,25 @@ def test_site_legs_measure_the_networks_minutes_per_km(small_toml: Path) -> None
     assert legs.minutes(0, np.array([1]))[0] == pytest.approx(km * 1.2 * 60.0 / speed, rel=1e-3)
 
 
-def test_next_from_site_reaches_no_later_on_average(write_scenario) -> None:  # type: ignore[no-untyped-def]
-    """Same breakdowns, loaded fleet: letting vans take the next job on their way home lowers
-    the mean arrival (the drive is never longer than via home for the same van)."""
+def _home_and_site_kpis(write_scenario, dispatch_key: str) -> tuple[dict, dict]:  # type: ignore[no-untyped-def, type-arg]
+    """The KPIs of one run with ``after_job = "return-home"`` and one with ``"next-from-site"``
+    (the same breakdowns: a loaded fleet at 60 a day), ``dispatch_key`` also under
+    ``[dispatch]``."""
     base = [
         ("breakdowns_per_day = 30", "breakdowns_per_day = 60"),
-        ("[travel]", '[dispatch]\ntrigger = "arrival"\nafter_job = "{}"\n\n[travel]'),
+        ("[travel]", f'[dispatch]\n{dispatch_key}\nafter_job = "{{}}"\n\n[travel]'),
     ]
     home = write_scenario(base[0], (base[1][0], base[1][1].format("return-home")), name="h.toml")
     site = write_scenario(base[0], (base[1][0], base[1][1].format("next-from-site")), name="s.toml")
     s_home, s_site = load_scenario(home), load_scenario(site)
     tables = build_tables(s_home)
-    k_home = simulate(s_home, tables, 0).kpis
-    k_site = simulate(s_site, tables, 0).kpis
+    return simulate(s_home, tables, 0).kpis, simulate(s_site, tables, 0).kpis
+
+
+def test_next_from_site_reaches_no_later_on_average(write_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Same breakdowns, loaded fleet: letting vans take the next job on their way home lowers
+    the mean arrival (the drive is never longer than via home for the same van)."""
+    k_home, k_site = _home_and_site_kpis(write_scenario, 'trigger = "arrival"')
     assert k_home["breakdowns"] == k_site["breakdowns"]
     assert k_site["arrival_mean_min"] < k_home["arrival_mean_min"]
 
@@ -498,16 +504,7 @@ def test_nearest_idle_van_leaving_a_site_takes_the_longest_waiting_call(write_sc
 def test_nearest_idle_honours_next_from_site_over_a_run(write_scenario) -> None:  # type: ignore[no-untyped-def]
     """Same breakdowns, loaded fleet, nearest-idle: next-from-site lowers the mean arrival
     (before, nearest-idle ignored the key and both runs were identical)."""
-    base = [
-        ("breakdowns_per_day = 30", "breakdowns_per_day = 60"),
-        ("[travel]", '[dispatch]\npolicy = "nearest-idle"\nafter_job = "{}"\n\n[travel]'),
-    ]
-    home = write_scenario(base[0], (base[1][0], base[1][1].format("return-home")), name="h.toml")
-    site = write_scenario(base[0], (base[1][0], base[1][1].format("next-from-site")), name="s.toml")
-    s_home, s_site = load_scenario(home), load_scenario(site)
-    tables = build_tables(s_home)
-    k_home = simulate(s_home, tables, 0).kpis
-    k_site = simulate(s_site, tables, 0).kpis
+    k_home, k_site = _home_and_site_kpis(write_scenario, 'policy = "nearest-idle"')
     assert k_home["breakdowns"] == k_site["breakdowns"]
     assert k_site["arrival_mean_min"] < k_home["arrival_mean_min"]
     assert k_site["breakdowns"] == k_site["served"] + k_site["escalated"] + k_site["unserved"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -239,7 +240,30 @@ def _minutes_until(at: dt.datetime | None, now: dt.datetime) -> float:
     return (at - now).total_seconds() / 60.0
 
 
-def open_request_from_row(r: m.RescueRequest, now: dt.datetime) -> OpenRequest:
+class WaitingRequestFields(Protocol):
+    """What :func:`open_request_from_row` reads of a request: a :class:`models.RescueRequest`,
+    or the plain columns the cycle reads for a storm of waiting requests
+    (:class:`api.dispatching.queries.WaitingRequest`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def vehicle_class(self) -> str: ...
+    @property
+    def needs_tow(self) -> bool: ...
+    @property
+    def priority(self) -> float: ...
+    @property
+    def designated_station_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
+def open_request_from_row(r: WaitingRequestFields, now: dt.datetime) -> OpenRequest:
     """A request waiting for a van, as the van matching sees it."""
     return OpenRequest(
         id=r.id,

@@ -194,23 +194,17 @@ def load_snapshot(
     now: dt.datetime,
     respect_shifts: bool = True,
     policy: CyclePolicy | None = None,
-    provinces: frozenset[str] | None = None,
     scope: q.SnapshotScope | None = None,
 ) -> Snapshot:
     """Open requests (received, no van), free vans (no active assignment, available or
     returning, on shift), requests that need a truck and have none, and available trucks.
     With ``policy.replan``: also the jobs not yet reached (and not due within the freeze)
     with their vans pinned, and the vans expected free within ``soon_free_minutes``.
-    Vans and trucks are only read when something waits for them. ``provinces`` (adcodes)
-    keeps a region's share: requests in those provinces, vans whose home station and trucks
-    whose depot is in them; a region's cycle neither re-plans nor offers soon-free vans (a
-    job's van may belong to another region), the whole-network cycle does. ``scope`` (a
-    dispatch domain, :mod:`api.dispatching.regions`) reads its own share instead, the same
-    way."""
+    Vans and trucks are only read when something waits for them. ``scope`` (a dispatch
+    domain, :mod:`api.dispatching.regions`) reads its own share of each instead of the whole
+    network's."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts, replan=False,
                                    soon_free_minutes=0.0)  # fmt: skip
-    if provinces is not None or scope is not None:
-        policy = dataclasses.replace(policy, replan=False, soon_free_minutes=0.0)
     local = now.astimezone(LOCAL_TZ)
     local_hour = local.hour + local.minute / 60.0
 
@@ -220,9 +214,7 @@ def load_snapshot(
         )
 
     request_rows = (
-        scope.open_request_rows(db_session)
-        if scope is not None
-        else q.open_request_rows(db_session, provinces)
+        q.open_request_rows(db_session) if scope is None else scope.open_request_rows(db_session)
     )
     requests = tuple(open_request_from_row(r, now) for r in request_rows)
     rescue_jobs, rescue_providers = _rescue_side(db_session, request_rows)
@@ -230,7 +222,12 @@ def load_snapshot(
     moving: list[VanState] = []
     if policy.replan:
         not_before = plus_minutes(now, policy.replan_freeze_minutes)
-        for req, job, van, station in q.replannable_rows(db_session, not_before=not_before):
+        jobs = (
+            scope.replannable_rows(db_session, not_before=not_before)
+            if scope is not None
+            else q.replannable_rows(db_session, not_before=not_before)
+        )
+        for req, job, van, station in jobs:
             current_van[req.id] = van.id
             moving.append(
                 moving_van_state_from_rows(
@@ -243,9 +240,7 @@ def load_snapshot(
     soon_free: dict[str, str] = {}
     if requests:
         free_rows = (
-            scope.free_van_rows(db_session)
-            if scope is not None
-            else q.free_van_rows(db_session, provinces)
+            scope.free_van_rows(db_session) if scope is not None else q.free_van_rows(db_session)
         )
         posted = posted_stations(db_session, free_rows)  # moved up: serving from there
         vans = tuple(
@@ -257,7 +252,12 @@ def load_snapshot(
         vans += tuple(moving)
         if policy.soon_free_minutes > 0:
             free_by = plus_minutes(now, policy.soon_free_minutes)
-            for van, station, req in q.soon_free_van_rows(db_session, free_by=free_by):
+            soon = (
+                scope.soon_free_van_rows(db_session, free_by=free_by)
+                if scope is not None
+                else q.soon_free_van_rows(db_session, free_by=free_by)
+            )
+            for van, station, req in soon:
                 soon_free[van.id] = req.id
                 vans += (
                     soon_free_van_state_from_rows(van, station, req, now,
@@ -271,7 +271,7 @@ def load_snapshot(
             for r in (
                 scope.replacement_request_rows(db_session)
                 if scope is not None
-                else q.replacement_request_rows(db_session, provinces)
+                else q.replacement_request_rows(db_session)
             )
         )
     )
@@ -283,7 +283,7 @@ def load_snapshot(
             for t in (
                 scope.free_truck_rows(db_session)
                 if scope is not None
-                else q.free_truck_rows(db_session, provinces)
+                else q.free_truck_rows(db_session)
             )
         )
     return Snapshot(
@@ -301,7 +301,7 @@ def load_snapshot(
 
 
 def _rescue_side(
-    db_session: Session, request_rows: Sequence[m.RescueRequest]
+    db_session: Session, request_rows: Sequence[q.WaitingRequest]
 ) -> tuple[tuple[RescueJob, ...], tuple[ProviderState, ...]]:
     """The waiting requests as partner rescue jobs and the providers with their loads (none
     when no provider is registered)."""
@@ -426,8 +426,6 @@ def run_cycle(
     now: dt.datetime | None = None,
     locks: Sequence[CycleLock] = (NETWORK_LOCK,),
     wait_for_locks: bool = False,
-    provinces: frozenset[str] | None = None,
-    select: Callable[[Snapshot], Snapshot] | None = None,
     region: str | None = None,
     offers: OfferPolicy | None = None,
     scope: q.SnapshotScope | None = None,
@@ -437,11 +435,11 @@ def run_cycle(
     ``dispatch_cycle`` event even when nothing was decided (manual runs). ``policy`` (default:
     the settings' defaults) turns re-planning and soon-free vans on and sets the matching
     objective; the write also flags the jobs that became late. ``now`` replaces the clock
-    (replays and tests). A region's cycle passes its ``locks``, its ``provinces`` (snapshot
-    filter) and ``select`` (which of the snapshot it decides, :mod:`api.dispatching.regions`);
-    ``region`` names it in the event. ``offers`` sets the partner offer and crew
-    acknowledgement policy. A dispatch domain's cycle passes its ``scope`` (what its snapshot
-    reads) and, unless it is the one domain that does them, ``housekeeping=False``: the
+    (replays and tests). ``offers`` sets the partner offer and crew acknowledgement policy.
+    A dispatch domain's cycle (:mod:`api.dispatching.regions`) passes its ``locks``, its
+    ``scope`` (what its snapshot reads: its requests, jobs and vans; it re-plans and offers
+    soon-free vans within them like the whole-network cycle), ``region`` (its name in the
+    event) and, unless it is the one domain that does them, ``housekeeping=False``: the
     network-wide sweep of offers and acknowledgements and the late-job flags are skipped."""
     policy = policy or CyclePolicy(respect_shifts=respect_shifts)
     offer_policy = offers or OfferPolicy()
@@ -479,11 +477,7 @@ def run_cycle(
                 _locked_write(write_sweep)
         with transaction(factory) as db:
             read_only(db)  # SQLite: the snapshot never holds the intake's write lock
-            snapshot = load_snapshot(
-                db_session=db, now=now, policy=policy, provinces=provinces, scope=scope
-            )
-        if select is not None:
-            snapshot = select(snapshot)
+            snapshot = load_snapshot(db_session=db, now=now, policy=policy, scope=scope)
         result.open_requests = len(snapshot.requests) - len(snapshot.current_van)
         result.replanned_jobs = len(snapshot.current_van)
         result.free_vans = sum(1 for v in snapshot.vans if v.on_shift)

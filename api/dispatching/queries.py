@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,12 +29,21 @@ FREE_VAN_STATUSES = frozenset({VanStatus.AVAILABLE.value, VanStatus.RETURNING.va
 
 class SnapshotScope(Protocol):
     """The part of the network one cycle decides (a dispatch domain of
-    :mod:`api.dispatching.regions`): its waiting requests, the vans it may send, its truck
-    requests and the trucks it may book, each read by a query filtered to the domain."""
+    :mod:`api.dispatching.regions`): its waiting requests, the jobs it may re-plan, the vans
+    it may send (free, and soon free at a breakdown), its truck requests and the trucks it may
+    book, each read by a query filtered to the domain."""
 
-    def open_request_rows(self, db_session: Session) -> Sequence[m.RescueRequest]: ...
+    def open_request_rows(self, db_session: Session) -> Sequence[WaitingRequest]: ...
+
+    def replannable_rows(
+        self, db_session: Session, *, not_before: dt.datetime
+    ) -> Sequence[tuple[m.RescueRequest, m.VanAssignment, m.Van, m.Station]]: ...
 
     def free_van_rows(self, db_session: Session) -> Sequence[tuple[m.Van, m.Station]]: ...
+
+    def soon_free_van_rows(
+        self, db_session: Session, *, free_by: dt.datetime
+    ) -> Sequence[tuple[m.Van, m.Station, m.RescueRequest]]: ...
 
     def replacement_request_rows(self, db_session: Session) -> Sequence[m.RescueRequest]: ...
 
@@ -50,44 +59,48 @@ def _waiting_for_a_van() -> list[Any]:
     ]
 
 
+class WaitingRequest(NamedTuple):
+    """The columns of a waiting request that a cycle uses (the van matching's
+    :class:`dispatch.OpenRequest` and the partner rescue job), read as plain columns: building
+    ORM objects for a storm's ten thousand waiting requests cost more than the query."""
+
+    id: str
+    lat: float
+    lon: float
+    province_adcode: str | None
+    vehicle_class: str
+    needs_tow: bool
+    priority: float
+    designated_station_id: str | None
+    created_at: dt.datetime
+    fault_code: str | None
+
+
 def open_request_rows(
-    db_session: Session,
-    provinces: frozenset[str] | None = None,
-    *,
-    ids: Collection[str] | None = None,
-) -> Sequence[m.RescueRequest]:
-    """Requests waiting for a van (received, no active assignment, no partner rescue offered
-    or accepted), oldest first; only those in ``provinces`` (adcodes) and with ``ids`` when
-    given."""
-    stmt = select(m.RescueRequest).where(*_waiting_for_a_van())
-    if provinces is not None:
-        stmt = stmt.where(m.RescueRequest.province_adcode.in_(sorted(provinces)))
-    if ids is not None:
-        if not ids:
-            return []
-        stmt = stmt.where(m.RescueRequest.id.in_(sorted(ids)))
-    return db_session.scalars(stmt.order_by(m.RescueRequest.created_at, m.RescueRequest.id)).all()
-
-
-def open_request_points(
     db_session: Session, provinces: frozenset[str] | None = None
-) -> Sequence[tuple[str, float, float, str | None]]:
-    """``(id, lat, lon, province adcode)`` of the requests :func:`open_request_rows` returns,
-    as plain columns (no ORM objects: cheap enough to read the whole network's to decide which
-    dispatch domain each belongs to)."""
+) -> list[WaitingRequest]:
+    """Requests waiting for a van (received, no active assignment, no partner rescue offered
+    or accepted), oldest first; only those in ``provinces`` (adcodes) when given."""
     r = m.RescueRequest
-    stmt = select(r.id, r.lat, r.lon, r.province_adcode).where(*_waiting_for_a_van())
+    stmt = select(*(getattr(r, name) for name in WaitingRequest._fields)).where(
+        *_waiting_for_a_van()
+    )
     if provinces is not None:
         stmt = stmt.where(r.province_adcode.in_(sorted(provinces)))
-    return [(i, lat, lon, p) for i, lat, lon, p in db_session.execute(stmt.order_by(r.id))]
+    rows = db_session.execute(stmt.order_by(r.created_at, r.id))
+    return [WaitingRequest._make(row) for row in rows]
 
 
 def replannable_rows(
-    db_session: Session, *, not_before: dt.datetime
+    db_session: Session,
+    *,
+    not_before: dt.datetime,
+    provinces: frozenset[str] | None = None,
 ) -> Sequence[tuple[m.RescueRequest, m.VanAssignment, m.Van, m.Station]]:
     """Jobs the re-planning may still move: the van holds the request (current job, not
     queued), has not reached it, and is not due before ``not_before`` (a van close to arrival
-    is never moved). With the van and its home station, by request id."""
+    is never moved). With the van and its home station (in ``provinces`` when given), by
+    request id."""
     va = m.VanAssignment
     rows = db_session.execute(
         select(m.RescueRequest, va, m.Van, m.Station)
@@ -99,6 +112,7 @@ def replannable_rows(
             va.queued.is_(False),
             va.eta_at > not_before,
             m.RescueRequest.status.in_([s.value for s in VAN_ON_ITS_WAY]),
+            *_of_stations(provinces, None),
         )
         .order_by(m.RescueRequest.id)
     ).all()
@@ -106,10 +120,17 @@ def replannable_rows(
 
 
 def soon_free_van_rows(
-    db_session: Session, *, free_by: dt.datetime
+    db_session: Session,
+    *,
+    free_by: dt.datetime,
+    provinces: frozenset[str] | None = None,
+    station_ids: Collection[str] | None = None,
 ) -> Sequence[tuple[m.Van, m.Station, m.RescueRequest]]:
     """Vans at a breakdown (on site or towing) expected free by ``free_by`` and without a
-    queued next job, with their home station and their current request."""
+    queued next job, with their home station (in ``provinces`` and of ``station_ids`` when
+    given) and their current request."""
+    if station_ids is not None and not station_ids:
+        return []
     va = m.VanAssignment
     queued = select(va.van_id).where(va.active.is_(True), va.queued.is_(True))
     rows = db_session.execute(
@@ -124,6 +145,7 @@ def soon_free_van_rows(
             m.Van.busy_until.is_not(None),
             m.Van.busy_until <= free_by,
             m.Van.id.not_in(queued),
+            *_of_stations(provinces, station_ids),
         )
         .order_by(m.Van.id)
     ).all()
@@ -144,14 +166,25 @@ def free_van_rows(
         .join(m.Station, m.Van.station_id == m.Station.id)
         .where(m.Van.status.in_(FREE_VAN_STATUSES), m.Van.id.not_in(busy_vans))
     )
-    if provinces is not None:
-        stmt = stmt.where(m.Station.province_adcode.in_(sorted(provinces)))
-    if station_ids is not None:
-        if not station_ids:
-            return []
-        stmt = stmt.where(m.Van.station_id.in_(sorted(station_ids)))
-    rows = db_session.execute(stmt.order_by(m.Van.id)).all()
+    if station_ids is not None and not station_ids:
+        return []
+    rows = db_session.execute(
+        stmt.where(*_of_stations(provinces, station_ids)).order_by(m.Van.id)
+    ).all()
     return [(van, station) for van, station in rows]
+
+
+def _of_stations(
+    provinces: frozenset[str] | None, station_ids: Collection[str] | None
+) -> list[Any]:
+    """Conditions on a van's home station (joined as ``m.Station``): in ``provinces``, one of
+    ``station_ids``."""
+    where = []
+    if provinces is not None:
+        where.append(m.Station.province_adcode.in_(sorted(provinces)))
+    if station_ids is not None:
+        where.append(m.Van.station_id.in_(sorted(station_ids)))
+    return where
 
 
 def replacement_request_rows(

@@ -40,11 +40,13 @@ read when the worker starts): each region's lock id is derived from its province
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,13 +54,15 @@ from api.db import models as m
 from api.dispatching import queries as q
 from api.dispatching.leadership import NETWORK_SHARED, CycleLock, region_lock_key
 from api.dispatching.queries import province_of_adcode
-from routing.provider import haversine_km
+from routing.snap import chord_to_km, unit_vectors
 
 BORDER_LOCK = CycleLock("border", key=0)
 BORDER = -1
 """The border cycle's domain index (regions are 0 .. N-1)."""
 BORDER_WAIT_S = 30.0
 """How long the border cycle waits for the region locks (then it lets go and skips)."""
+MEMO_MAX = 200_000
+"""Requests whose domain a worker remembers (then it forgets them all and starts again)."""
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,10 @@ class RegionMap:
         """For each point (a request of ``region_index``), whether a van of another region may
         reach it."""
         latlon = np.asarray(latlon, dtype=float).reshape(-1, 2)
-        if len(latlon) == 0:
-            return np.zeros(0, dtype=bool)
         other = self.station_region != region_index
-        if not other.any():
+        if len(latlon) == 0 or not other.any():
             return np.zeros(len(latlon), dtype=bool)
-        km = haversine_km(latlon, self.station_latlon[other])
-        reach: np.ndarray = (km <= self.station_radius_km[other][None, :]).any(axis=1)
-        return reach
+        return _reached(latlon, self.station_latlon[other], self.station_radius_km[other])
 
     def request_domains(self, latlon: np.ndarray, provinces: Sequence[str | None]) -> np.ndarray:
         """The domain of each request at ``latlon`` (n, 2) in ``provinces``: its province's
@@ -135,28 +135,34 @@ class RegionMap:
                 out[mine[interior]] = index
         return out
 
-    def domain_request_ids(
-        self, points: Sequence[tuple[str, float, float, str | None]], index: int
-    ) -> list[str]:
-        """Of ``points`` (:func:`api.dispatching.queries.open_request_points`), the ids of
-        the requests of domain ``index`` (remembered by id and place: a pure function of
-        them, the same in every worker)."""
+    def domains_of(self, points: Sequence[tuple[str, float, float, str | None]]) -> list[int]:
+        """The domain of each request ``(id, lat, lon, province)``, remembered by id and place
+        (a pure function of them, the same in every worker; the memory is let go when it
+        grows past :data:`MEMO_MAX` entries)."""
         keys = [f"{i}@{lat!r},{lon!r},{province}" for i, lat, lon, province in points]
         new = [(k, p) for k, p in zip(keys, points, strict=True) if k not in self._memo]
         if new:
+            if len(self._memo) + len(new) > MEMO_MAX:
+                self._memo.clear()
             domains = self.request_domains(
                 np.array([(p[1], p[2]) for _, p in new], dtype=float), [p[3] for _, p in new]
             )
             self._memo.update(zip((k for k, _ in new), domains.tolist(), strict=True))
-        return [p[0] for k, p in zip(keys, points, strict=True) if self._memo[k] == index]
+        return [self._memo[k] for k in keys]
+
+    def domain_request_ids(
+        self, points: Sequence[tuple[str, float, float, str | None]], index: int
+    ) -> list[str]:
+        """Of the requests ``(id, lat, lon, province)``, the ids of those of domain
+        ``index``."""
+        return [p[0] for p, d in zip(points, self.domains_of(points), strict=True) if d == index]
 
     def stations_reaching(self, latlon: np.ndarray) -> list[str]:
         """The stations whose vans may reach one of the points (the border cycle's vans)."""
         latlon = np.asarray(latlon, dtype=float).reshape(-1, 2)
-        if len(latlon) == 0:
+        if len(latlon) == 0 or len(self.station_ids) == 0:
             return []
-        km = haversine_km(latlon, self.station_latlon)
-        reach = np.asarray((km <= self.station_radius_km[None, :]).any(axis=0), dtype=bool)
+        reach = _reached(self.station_latlon, latlon, None, point_radius_km=self.station_radius_km)
         return [s for s, r in zip(self.station_ids, reach.tolist(), strict=True) if r]
 
     def interior_truck_provinces(self, index: int) -> frozenset[str]:
@@ -174,31 +180,72 @@ class RegionMap:
 
 @dataclass
 class DomainScope:
-    """What a domain's cycle reads (:class:`api.dispatching.queries.SnapshotScope`): a
-    region's interior requests, the free vans of its stations, its interior truck requests
-    and its depots' trucks; the border's requests, the free vans of the stations that reach
-    them, the other truck requests and all free trucks."""
+    """What a domain's cycle reads (:class:`api.dispatching.queries.SnapshotScope`).
+
+    A region: its interior requests, the free and soon-free vans of its stations, the jobs
+    it may re-plan (an interior request held by a van of its stations), its interior truck
+    requests and its depots' trucks. The border: the other requests, the free and soon-free
+    vans of every station that reaches one of them or one of its jobs, every other job (a
+    border request's, or one held by a van of another region), the other truck requests and
+    all free trucks. So every waiting request and every job in progress is decided by
+    exactly one domain, and a van only ever by its own region's cycle or the border's."""
 
     region_map: RegionMap
     index: int
-    _latlon: np.ndarray | None = None
+    _points: list[tuple[float, float]] | None = None
 
-    def open_request_rows(self, db_session: Session) -> Sequence[m.RescueRequest]:
+    @property
+    def _provinces(self) -> frozenset[str] | None:
+        return None if self.index == BORDER else self.region_map.regions[self.index].provinces
+
+    def open_request_rows(self, db_session: Session) -> Sequence[q.WaitingRequest]:
+        rows = q.open_request_rows(db_session, self._provinces)
+        domains = self.region_map.domains_of(
+            [(r.id, r.lat, r.lon, r.province_adcode) for r in rows]
+        )
+        mine = [r for r, d in zip(rows, domains, strict=True) if d == self.index]
+        self._points = [(r.lat, r.lon) for r in mine]
+        return mine
+
+    def replannable_rows(
+        self, db_session: Session, *, not_before: dt.datetime
+    ) -> Sequence[tuple[m.RescueRequest, m.VanAssignment, m.Van, m.Station]]:
         rm = self.region_map
-        provinces = rm.regions[self.index].provinces if self.index != BORDER else None
-        points = q.open_request_points(db_session, provinces)
-        ids = set(rm.domain_request_ids(points, self.index))
-        self._latlon = np.array([(p[1], p[2]) for p in points if p[0] in ids], dtype=float)
-        return q.open_request_rows(db_session, ids=ids)
+        rows = q.replannable_rows(db_session, not_before=not_before, provinces=self._provinces)
+        domains = rm.domains_of([(r.id, r.lat, r.lon, r.province_adcode) for r, *_ in rows])
+        # A job is its request's region's when the van is of that region too, else the
+        # border's (a border request's, or a van sent across: a dispatcher's override).
+        owner = [
+            d if d == rm.region_of_province(station.province_adcode) else BORDER
+            for (_, _, _, station), d in zip(rows, domains, strict=True)
+        ]
+        mine = [row for row, o in zip(rows, owner, strict=True) if o == self.index]
+        if self.index == BORDER:
+            if self._points is None:
+                self.open_request_rows(db_session)
+            assert self._points is not None
+            self._points += [(r.lat, r.lon) for r, *_ in mine]
+        return mine
+
+    def _border_stations(self, db_session: Session) -> list[str]:
+        if self._points is None:  # read after the requests (load_snapshot's order)
+            self.open_request_rows(db_session)
+        assert self._points is not None
+        return self.region_map.stations_reaching(np.array(self._points, dtype=float))
 
     def free_van_rows(self, db_session: Session) -> Sequence[tuple[m.Van, m.Station]]:
         if self.index != BORDER:
-            return q.free_van_rows(db_session, self.region_map.regions[self.index].provinces)
-        if self._latlon is None:  # read after the requests (load_snapshot's order)
-            self.open_request_rows(db_session)
-        assert self._latlon is not None
-        stations = self.region_map.stations_reaching(self._latlon)
-        return q.free_van_rows(db_session, station_ids=stations)
+            return q.free_van_rows(db_session, self._provinces)
+        return q.free_van_rows(db_session, station_ids=self._border_stations(db_session))
+
+    def soon_free_van_rows(
+        self, db_session: Session, *, free_by: dt.datetime
+    ) -> Sequence[tuple[m.Van, m.Station, m.RescueRequest]]:
+        if self.index != BORDER:
+            return q.soon_free_van_rows(db_session, free_by=free_by, provinces=self._provinces)
+        return q.soon_free_van_rows(
+            db_session, free_by=free_by, station_ids=self._border_stations(db_session)
+        )
 
     def replacement_request_rows(self, db_session: Session) -> Sequence[m.RescueRequest]:
         rm = self.region_map
@@ -213,7 +260,40 @@ class DomainScope:
     def free_truck_rows(self, db_session: Session) -> Sequence[m.ReplacementTruck]:
         if self.index == BORDER:
             return q.free_truck_rows(db_session)
-        return q.free_truck_rows(db_session, self.region_map.regions[self.index].provinces)
+        return q.free_truck_rows(db_session, self._provinces)
+
+
+def _nearest_km(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """For each point, the great-circle km to the nearest centre (a k-d tree on the unit
+    sphere, as :mod:`routing.snap` does: the nearest by chord is the nearest by arc)."""
+    tree = cKDTree(unit_vectors(centres[:, 0], centres[:, 1]))
+    chord, _ = tree.query(unit_vectors(points[:, 0], points[:, 1]), k=1)
+    return chord_to_km(np.asarray(chord, dtype=float))
+
+
+def _reached(
+    points: np.ndarray,
+    stations: np.ndarray,
+    radius_km: np.ndarray | None,
+    *,
+    point_radius_km: np.ndarray | None = None,
+) -> np.ndarray:
+    """Whether each point has a station within reach: within the station's ``radius_km``
+    (great-circle km), computed per distinct radius with a k-d tree
+    (a storm's ten thousand requests against thousands of stations: no matrix). With
+    ``point_radius_km`` instead, the radius is each point's (``points`` are then the
+    stations and ``stations`` the requests)."""
+    out = np.zeros(len(points), dtype=bool)
+    if len(points) == 0 or len(stations) == 0:
+        return out
+    if point_radius_km is not None:
+        near = _nearest_km(points, stations)
+        return np.asarray(near <= point_radius_km, dtype=bool)
+    assert radius_km is not None
+    for radius in np.unique(radius_km).tolist():
+        near = _nearest_km(points, stations[radius_km == radius])
+        out |= near <= radius
+    return out
 
 
 def partition_provinces(vans_by_province: dict[str, tuple[float, int]], count: int) -> list[Region]:

@@ -185,7 +185,7 @@ def test_a_region_is_dispatched_while_another_process_leads_the_other(
     ids = add_requests_near_stations(two_provinces, 6)
     region_map = region_map_of(two_provinces)
     with transaction(session_factory(two_provinces)) as db:
-        points = q.open_request_points(db)
+        points = [(r.id, r.lat, r.lon, r.province_adcode) for r in q.open_request_rows(db)]
     province = {i: p for i, _, _, p in points}
     interior = set(region_map.domain_request_ids(points, 0)) | set(
         region_map.domain_request_ids(points, 1)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from api.db import models as m
@@ -553,27 +553,44 @@ def _offer_read(offer_id: int, row: dict[str, Any]) -> OfferMadeRead:
 
 def _escalate(scope: _WriteScope, matching: VanMatching, result: CycleResult) -> None:
     """Requests that no own van's radius covers are escalated at once (the customer sees it,
-    not an endless ``received``); a partner takes them from there."""
+    not an endless ``received``); a partner takes them from there. One UPDATE of the waiting
+    ones not escalated yet (re-checked under its row locks) and one insert of their events:
+    in a storm they are thousands."""
     ids = sorted(
         u.request_id for u in matching.unassigned if u.reason is UnassignedReason.NO_VAN_IN_RADIUS
     )
     if not ids:
         return
     db = scope.db_session
-    rows = db.scalars(
-        select(m.RescueRequest).where(
-            m.RescueRequest.id.in_(ids),
-            m.RescueRequest.escalated_at.is_(None),
-            m.RescueRequest.status == RequestStatus.RECEIVED.value,
+    r = m.RescueRequest
+    reason = UnassignedReason.NO_VAN_IN_RADIUS.value
+    escalated = sorted(
+        db.scalars(
+            update(r)
+            .where(
+                r.id.in_(ids),
+                r.escalated_at.is_(None),
+                r.status == RequestStatus.RECEIVED.value,
+            )
+            .values(escalated_at=scope.now, escalation_reason=reason)
+            .returning(r.id)
+            .execution_options(synchronize_session=False)
         )
-    ).all()
-    for req in rows:
-        req.escalated_at, req.escalation_reason = scope.now, UnassignedReason.NO_VAN_IN_RADIUS
-        add_event(
-            db, "escalated", request_id=req.id, actor=scope.actor, now=scope.now,
-            cycle_id=scope.cycle_id, reason=UnassignedReason.NO_VAN_IN_RADIUS.value,
-        )  # fmt: skip
-        result.escalated.append(req.id)
+    )
+    add_events(
+        db,
+        [
+            NewEvent(
+                "escalated",
+                scope.now,
+                request_id=i,
+                actor=scope.actor,
+                data={"cycle_id": scope.cycle_id, "reason": reason},
+            )
+            for i in escalated
+        ],
+    )
+    result.escalated.extend(escalated)
 
 
 def _unassigned_reads(van_matching: VanMatching) -> list[UnassignedRead]:

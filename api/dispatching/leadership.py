@@ -26,6 +26,7 @@ SQLite database belongs to one process: its lock files are per process, in the t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import time
 import zlib
@@ -62,6 +63,13 @@ def region_lock_key(provinces: frozenset[str]) -> int:
 
 POLL_S = 0.01
 """How often a bounded wait (``hold_locks(..., wait_s=...)``) tries a lock again."""
+
+
+def is_held(engine: Engine, lock: CycleLock) -> bool:
+    """Whether someone holds ``lock`` exclusively now (a probe: taken shared and let go at
+    once; the answer may be stale by the time the caller acts on it)."""
+    with hold_locks(engine, [dataclasses.replace(lock, shared=True)]) as got:
+        return not got
 
 
 @contextlib.contextmanager

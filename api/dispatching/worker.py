@@ -18,7 +18,6 @@ so several workers share the work.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import multiprocessing
 import os
@@ -32,8 +31,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.clock import utcnow
 from api.db.engine import make_engine, session_factory, transaction
 from api.dispatching.cycle import CyclePolicy, CycleResult, run_cycle
-from api.dispatching.leadership import hold_locks
-from api.dispatching.regions import BORDER_WAIT_S, Domain, RegionMap, load_region_map
+from api.dispatching.leadership import hold_locks, is_held
+from api.dispatching.regions import (
+    BORDER_LOCK,
+    BORDER_WAIT_S,
+    Domain,
+    RegionMap,
+    load_region_map,
+)
 from api.dispatching.travel import travel_provider
 from api.settings import Settings
 
@@ -82,25 +87,31 @@ class DispatchWorker:
         region_map = self.region_map
         if region_map is None:
             return [run_cycle(**common, policy=policy)]  # type: ignore[arg-type]
-        # Per domain the cycle decides waiting requests only: a job's van may sit in another
-        # domain, so re-planning and soon-free vans stay with the whole-network cycle.
-        common["policy"] = dataclasses.replace(policy, replan=False, soon_free_minutes=0.0)
+        # Each domain re-plans its own jobs and offers its own soon-free vans
+        # (regions.DomainScope): the policy is the whole network's.
+        common["policy"] = policy
         results = []
         *regions, border = region_map.domains
         n = len(regions)
+        engine = self.factory.kw["bind"]
         for domain in [*(regions[(self._start + self.passes + k) % n] for k in range(n)), border]:
             if domain.wait:
                 results.append(self._border_cycle(region_map, domain, common))
-                continue
-            results.append(
-                run_cycle(
-                    **common,  # type: ignore[arg-type]
-                    locks=domain.locks,
-                    scope=region_map.scope(domain.index),
-                    housekeeping=False,
-                    region=domain.name,
+            elif is_held(engine, BORDER_LOCK):
+                # A border cycle waits for the region locks: a region cycle started now would
+                # only hold it back (the border's requests wait; this region's are decided
+                # in the next pass).
+                results.append(_skipped(domain, common, "the border cycle is waiting for it"))
+            else:
+                results.append(
+                    run_cycle(
+                        **common,  # type: ignore[arg-type]
+                        locks=domain.locks,
+                        scope=region_map.scope(domain.index),
+                        housekeeping=False,
+                        region=domain.name,
+                    )
                 )
-            )
         return results
 
     def _border_cycle(
@@ -111,14 +122,7 @@ class DispatchWorker:
         engine = self.factory.kw["bind"]
         with hold_locks(engine, domain.locks, wait_s=BORDER_WAIT_S, first_try=1) as got:
             if not got:
-                return CycleResult(
-                    cycle_id=uuid.uuid4().hex[:12],
-                    started_at=utcnow(),
-                    provider=str(common["provider_name"]),
-                    ran=False,
-                    skipped_reason="another dispatch cycle is running (region border)",
-                    region=domain.name,
-                )
+                return _skipped(domain, common, "another dispatch cycle is running")
             return run_cycle(
                 **common,  # type: ignore[arg-type]
                 locks=(),
@@ -167,6 +171,17 @@ class DispatchWorker:
                     return
                 if not all(r.ran for r in results):
                     time.sleep(IDLE_RETRY_S)
+
+
+def _skipped(domain: Domain, common: dict[str, object], why: str) -> CycleResult:
+    return CycleResult(
+        cycle_id=uuid.uuid4().hex[:12],
+        started_at=utcnow(),
+        provider=str(common["provider_name"]),
+        ran=False,
+        skipped_reason=f"{why} (region {domain.name})",
+        region=domain.name,
+    )
 
 
 def _orphaned() -> bool:

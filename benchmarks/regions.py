@@ -27,8 +27,8 @@ must not grow with N: ``regions_total_cpu_seconds`` against ``one_worker_cpu_sec
 ``*_dispatched_cpu_seconds`` up to the end of its last pass that decided something, without
 the idle passes that only confirm the end) and
 the wall seconds of each phase of its passes (``*_phases``, see :data:`PHASES`). With
-``RESCUE_BENCH_PROFILE=<dir>`` each worker also writes a cProfile file there and the report
-carries each worker's timeline of cycles (end of pass from "go", region, ran, open requests,
+``RESCUE_BENCH_PROFILE=<dir>`` each worker also writes a cProfile file there; with it or
+``RESCUE_BENCH_TIMELINE=1`` the report carries each worker's timeline of cycles (end of pass from "go", region, ran, open requests,
 decided, cycle seconds).
 """
 
@@ -402,7 +402,7 @@ def _worker(url: str, regions: int) -> None:
         "dispatched_cpu_seconds": cpu_dispatched[0],
         "phases": {k: round(v, 3) for k, v in sorted(phases.wall.items())},
     }
-    if profile_dir:
+    if profile_dir or os.environ.get("RESCUE_BENCH_TIMELINE"):
         report["timeline"] = timeline
     print(json.dumps(report), flush=True)
 

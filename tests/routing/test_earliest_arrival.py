@@ -12,10 +12,9 @@ import routing.road
 from routing import RoadGraph, RoadGraphProvider
 from routing.provider import Arrivals, TravelProfile, earliest_arrival, haversine_km
 from routing.reference import random_breakdowns
-
 from tests.routing.test_balls import MatrixOnly
 
-KM_PER_HOUR = TravelProfile("one-km-a-minute", speed_kmh=60.0)
+ONE_KM_A_MINUTE = TravelProfile("one-km-a-minute", speed_kmh=60.0)
 """Network minutes = road km, which keeps the hand-made graph's numbers readable."""
 DEG_PER_KM = 1 / 111.195
 
@@ -151,7 +150,7 @@ def test_unsettled_targets_go_to_the_bounded_forward_search(
     g = engine.graph
     sources = np.array([(g.lat[2], g.lon[2]), (g.lat[1], g.lon[1]), (g.lat[1], g.lon[1])])
     start = np.array([30.0, late, 0.0])
-    answers = each_way(engine, monkeypatch, sources, start, [(0.0, 0.0)], KM_PER_HOUR)
+    answers = each_way(engine, monkeypatch, sources, start, [(0.0, 0.0)], ONE_KM_A_MINUTE)
     assert engine.forward_limits[0] == pytest.approx(35.0, rel=1e-6)
     assert_same(answers)
     got = answers["chosen"]
@@ -177,7 +176,7 @@ def test_a_target_no_bounded_search_settles_goes_forwards_unbounded(
     )
     engine = CountingRoad(g, min_component_nodes=1)
     sources = np.array([(lat[2], lon[2]), (lat[1], lon[1])])
-    answers = each_way(engine, monkeypatch, sources, np.zeros(2), [(0.0, 0.0)], KM_PER_HOUR)
+    answers = each_way(engine, monkeypatch, sources, np.zeros(2), [(0.0, 0.0)], ONE_KM_A_MINUTE)
     assert engine.forward_limits[0] == np.inf
     assert_same(answers)
     assert answers["chosen"].source.tolist() == [1]

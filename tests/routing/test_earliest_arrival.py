@@ -181,3 +181,21 @@ def test_a_target_no_bounded_search_settles_goes_forwards_unbounded(
     assert_same(answers)
     assert answers["chosen"].source.tolist() == [1]
     assert answers["chosen"].minutes[0] == pytest.approx(300.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("n_sources", [3, 200])
+def test_directed_graph_with_edge_speeds(
+    helsinki: RoadGraphProvider, monkeypatch: pytest.MonkeyPatch, n_sources: int
+) -> None:
+    """On an imported graph (one-way streets, per-edge speeds: the searches run in minutes)
+    every way gives the same answer, with few sources (long searches) and many."""
+    g = helsinki.graph
+    rng = np.random.default_rng(n_sources)
+    nodes = np.column_stack((g.lat, g.lon))
+    sources = nodes[rng.choice(g.n_nodes, n_sources)] + rng.normal(0, 2e-4, (n_sources, 2))
+    start = np.where(rng.random(n_sources) < 0.5, 0.0, rng.uniform(0, 20, n_sources))
+    targets = nodes[rng.choice(g.n_nodes, 12)]
+    answers = each_way(RoadGraphProvider(g), monkeypatch, sources, start, targets)
+    assert g.directed and helsinki.has_edge_speeds
+    assert_same(answers)
+    assert (answers["chosen"].source >= 0).sum() >= 10

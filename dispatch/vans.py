@@ -1254,8 +1254,9 @@ def _earliest_spare_vans(
     """For each missing request, the spare (free, unused) capable van that arrives first,
     radius ignored, and its ETA (free-in + travel minutes from its expected position); -1 and
     inf when none can. Requests whose vehicle class and tow need the same set of vans share
-    one :func:`routing.provider.earliest_arrival` call: on the road engine one multi-source
-    search, so the cost follows the number of such sets (<= 4), not of requests."""
+    one :func:`routing.provider.earliest_arrival` call: on the road engine bounded searches
+    from a few requests near their vans, else one multi-source search, so the cost follows the
+    number of such sets (<= 4), not of requests."""
     reqs, vans = problem.requests, problem.vans
     van_out = np.full(len(missing), -1, dtype=np.int64)
     eta_out = np.full(len(missing), np.inf)

@@ -61,10 +61,22 @@ DEFAULT_CHUNK = 16
 small blocks stay in cache and measured ~20% faster than 64 on the national benchmark."""
 
 EARLIEST_ARRIVAL_PER_TARGET_MAX = 64
-"""Up to this many target nodes :meth:`RoadGraphProvider.earliest_arrival` searches backwards
-from each, out to its nearest sources (~1-3 ms each on the national graph, as far-away targets
-sit where roads are sparse); for more, one multi-source search of the whole graph (~40-70 ms)
-costs less and no longer grows with the number of targets."""
+"""Up to this many target nodes :meth:`RoadGraphProvider.earliest_arrival` may search backwards
+from each, out to its nearest sources (~1-3 ms each on the national graph when they are near;
+far or late sources make each search cover much of the graph, see
+``EARLIEST_ARRIVAL_WORK_SHARE``); for more, one multi-source search of the whole graph
+(~25-70 ms) costs less and no longer grows with the number of targets."""
+
+EARLIEST_ARRIVAL_GRID_DEG = 1.0
+"""Cell size (degrees) of the node-count grid that estimates how many nodes a bounded search
+settles (:meth:`RoadGraphProvider._search_work`)."""
+
+EARLIEST_ARRIVAL_WORK_SHARE = 1.5
+""":meth:`RoadGraphProvider.earliest_arrival` searches backwards from the targets while their
+bounded searches are estimated to settle at most this times the graph's nodes, and otherwise
+runs the one multi-source search (which settles each node once). On the national graph the
+estimate overstates the work (it counts straight-line discs, roads wind): the two cost the
+same near 1.8 (10 targets: ~15 ms per graph's worth of estimate, ~25-35 ms forwards)."""
 
 PAIR_GUESS_CIRCUITY = 2.0
 """First budget of :meth:`RoadGraphProvider.pair_legs` for a pair no kept ball bounds: this
@@ -609,12 +621,18 @@ class RoadGraphProvider:
         profile: str | TravelProfile = DEFAULT_PROFILE,
     ) -> Arrivals:
         """For each target, the source that arrives first when source ``i`` sets off after
-        ``start_minutes[i]`` (see :func:`routing.provider.earliest_arrival`). Up to
-        ``EARLIEST_ARRIVAL_PER_TARGET_MAX`` target nodes: a search backwards from each; more:
-        one multi-source search from a virtual node joined to each source's node by its start
-        (in network units) plus its off-network leg, whose cost does not grow with the number
-        of targets. Minutes agree with ``start + matrix`` to float rounding (~1e-15); among
-        sources at one node ties go to the lowest index."""
+        ``start_minutes[i]`` (see :func:`routing.provider.earliest_arrival`).
+
+        Two ways, chosen by their estimated work (nodes settled): searches backwards from
+        each target node, bounded (see :meth:`_arrivals_backwards`), when there are at most
+        ``EARLIEST_ARRIVAL_PER_TARGET_MAX`` target nodes and their bounded searches together
+        should settle at most ``EARLIEST_ARRIVAL_WORK_SHARE`` times the graph's nodes;
+        otherwise one multi-source search from a virtual node joined to each source's node by
+        its start (in network units) plus its off-network leg (:meth:`_arrivals_forwards`),
+        whose cost does not grow with the number of targets (nor with their distance to the
+        sources). Targets a bounded search cannot settle go to the multi-source search too.
+        Minutes agree with ``start + matrix`` to float rounding (~1e-15); among sources at one
+        node ties go to the lowest index."""
         p = get_profile(profile)
         src = as_latlon_array(sources)
         start = np.asarray(start_minutes, dtype=float).reshape(-1)
@@ -626,7 +644,6 @@ class RoadGraphProvider:
         ok = np.flatnonzero(ss.snapped & np.isfinite(start))
         if len(ok) == 0 or not ts.snapped.any():
             return Arrivals(winner, best)
-        g = self.graph
         # network units: km (national graph, minutes = km at the profile speed) or minutes
         by_time = self.has_edge_speeds
         per_minute = 1.0 if by_time else p.speed_kmh / 60.0
@@ -638,7 +655,6 @@ class RoadGraphProvider:
         first = np.r_[True, node_sorted[1:] != node_sorted[:-1]]
         seed_node, seed_src, seed_head = node_sorted[first], ok[order][first], head[order][first]
         cap = p.speed_kmh if by_time else None
-        seeds = g.search_rank[seed_node]
         t_ok = np.flatnonzero(ts.snapped)
         ut, t_inv = np.unique(ts.node[t_ok], return_inverse=True)
         if len(ut) <= EARLIEST_ARRIVAL_PER_TARGET_MAX:
@@ -646,7 +662,9 @@ class RoadGraphProvider:
                 ut, seed_node, seed_src, seed_head, cap
             )
         else:
-            node_src, node_arrival = self._arrivals_forwards(ut, seeds, seed_src, seed_head, cap)
+            node_src, node_arrival = self._arrivals_forwards(
+                ut, seed_node, seed_src, seed_head, cap
+            )
         t_inv = t_inv.reshape(-1)
         off_min_t = self._off(ts, p)[t_ok] / p.off_network_speed_kmh * 60.0
         reached = node_src[t_inv] >= 0
@@ -657,16 +675,19 @@ class RoadGraphProvider:
     def _arrivals_forwards(
         self,
         target_node: np.ndarray,
-        seeds: np.ndarray,
+        seed_node: np.ndarray,
         seed_src: np.ndarray,
         seed_head: np.ndarray,
         cap: float | None,
+        limit: float = np.inf,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(winning source, arrival in network units) per target node by one search from a
-        virtual node with an edge of weight ``seed_head`` to each seed (ranked node); -1 and
-        inf where none arrives."""
+        virtual node with an edge of weight ``seed_head`` to each seed node; -1 and inf where
+        none arrives (or, with a ``limit``, none arrives by then). Among seeds at different
+        nodes that arrive at exactly the same float, the search picks one."""
         g = self.graph
         n = g.n_nodes
+        seeds = g.search_rank[seed_node]
         csr = g.search_csr(cap, reverse=False)
         aug = csr_matrix(
             (
@@ -676,7 +697,7 @@ class RoadGraphProvider:
             ),
             shape=(n + 1, n + 1),
         )
-        dist, pred = dijkstra(aug, directed=True, indices=n, return_predecessors=True)
+        dist, pred = dijkstra(aug, directed=True, indices=n, return_predecessors=True, limit=limit)
         # the seed each node was reached from: follow predecessors up to a seed, by doubling
         root = pred.astype(np.int64)
         own = (root < 0) | (root == n)  # unreached, the virtual node, or a seed reached directly
@@ -693,6 +714,26 @@ class RoadGraphProvider:
         src = np.where(np.isfinite(arrival), seed_of_rank[root[t_rank]], -1)
         return src, arrival
 
+    @cached_property
+    def _node_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """The centres (lat/lon rows) and node counts of the non-empty
+        ``EARLIEST_ARRIVAL_GRID_DEG`` cells of the graph."""
+        g = self.graph
+        step = EARLIEST_ARRIVAL_GRID_DEG
+        cells = np.column_stack((np.floor(g.lat / step), np.floor(g.lon / step)))
+        uniq, count = np.unique(cells, axis=0, return_counts=True)
+        return (uniq + 0.5) * step, count
+
+    def _search_work(self, node: np.ndarray, radius_km: np.ndarray) -> np.ndarray:
+        """Estimated nodes settled by a search from each node out to ``radius_km[k]``
+        straight-line km: the nodes of the grid cells whose centre lies within it (an
+        estimate: cells straddle the edge, and roads wind)."""
+        g = self.graph
+        centres, count = self._node_grid
+        km = haversine_km(np.column_stack((g.lat[node], g.lon[node])), centres)
+        work: np.ndarray = np.where(km <= radius_km[:, None], count[None, :], 0).sum(axis=1)
+        return work
+
     def _arrivals_backwards(
         self,
         target_node: np.ndarray,
@@ -701,44 +742,65 @@ class RoadGraphProvider:
         seed_head: np.ndarray,
         cap: float | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`_arrivals_forwards` for a few targets: a search backwards from each,
-        bounded by twice its straight-line best guess, grown (x4, then unbounded) until no
-        seed beyond the bound could arrive earlier than the best one within it."""
+        """Like :meth:`_arrivals_forwards` for a few targets: a search backwards from each
+        (``chunk_size`` per scipy call, similar bounds together), bounded by twice its
+        straight-line best guess; a target is settled when no seed beyond the bound could
+        arrive earlier than the best one within it (ties: the lowest source index).
+
+        When the bounded searches would settle more than ``EARLIEST_ARRIVAL_WORK_SHARE`` times
+        the graph's nodes (estimated by :meth:`_search_work`: sources far from the targets, or
+        late, make each search cover much of the graph), the one forward search costs less
+        and answers instead. Targets the bounded searches leave unsettled go to it too,
+        bounded by the latest arrival found for them (unbounded when one found none), instead
+        of searching backwards again with a larger bound. Both give the same sources and the
+        same minutes to float rounding; only exact float ties between sources at different
+        nodes may be broken otherwise by the forward search."""
         g = self.graph
         order = np.argsort(seed_src, kind="stable")  # ties go to the lowest source index
         seed_node, seed_src, seed_head = seed_node[order], seed_src[order], seed_head[order]
-        seed_rank = g.search_rank[seed_node]
-        csr = g.search_csr(cap, reverse=True)
         # network units per straight-line km, a lower bound (road km >= ratio x straight km)
         unit_km = g.min_length_ratio * (1.0 if cap is None else 60.0 / self._fastest(cap))
         t_ll = np.column_stack((g.lat[target_node], g.lon[target_node]))
         s_ll = np.column_stack((g.lat[seed_node], g.lon[seed_node]))
         lower = (seed_head[None, :] + haversine_km(t_ll, s_ll) * unit_km).min(axis=1)
         bound = 2.0 * lower + 20.0 * unit_km
-        grown = np.zeros(len(target_node), dtype=bool)
+        by_bound = np.argsort(bound, kind="stable")
+        chunks = [
+            by_bound[lo : lo + self.chunk_size] for lo in range(0, len(by_bound), self.chunk_size)
+        ]
+        limit = np.zeros(len(target_node))
+        for rows in chunks:  # a scipy call searches all its targets to the largest bound
+            limit[rows] = bound[rows].max()
+        radius = limit / unit_km if unit_km > 0 else np.full(len(limit), np.inf)
+        if self._search_work(target_node, radius).sum() > EARLIEST_ARRIVAL_WORK_SHARE * g.n_nodes:
+            return self._arrivals_forwards(target_node, seed_node, seed_src, seed_head, cap)
+        seed_rank = g.search_rank[seed_node]
+        csr = g.search_csr(cap, reverse=True)
         src = np.full(len(target_node), -1, dtype=np.int64)
         arrival = np.full(len(target_node), np.inf)
-        pending = np.arange(len(target_node))
-        while len(pending):
-            left = []
-            for lo in range(0, len(pending), self.chunk_size):
-                rows = pending[np.argsort(bound[pending], kind="stable")][lo : lo + self.chunk_size]
-                lim = float(bound[rows].max())
-                d = dijkstra(
-                    csr, directed=True, indices=g.search_rank[target_node[rows]], limit=lim
-                )
-                d = d[:, seed_rank]
-                arr = seed_head[None, :] + d
-                k = np.argmin(arr, axis=1)
-                got = arr[np.arange(len(rows)), k]
-                beyond = np.where(np.isinf(d), seed_head[None, :], np.inf).min(axis=1) + lim
-                done = (got <= beyond) | math.isinf(lim)
-                src[rows[done]] = np.where(np.isfinite(got[done]), seed_src[k[done]], -1)
-                arrival[rows[done]] = got[done]
-                left.append(rows[~done])
-            pending = np.concatenate(left) if left else pending[:0]
-            bound[pending] = np.where(grown[pending], np.inf, 4.0 * bound[pending])
-            grown[pending] = True
+        left = []
+        for rows in chunks:
+            lim = float(limit[rows[0]])
+            d = dijkstra(csr, directed=True, indices=g.search_rank[target_node[rows]], limit=lim)
+            d = d[:, seed_rank]
+            arr = seed_head[None, :] + d
+            k = np.argmin(arr, axis=1)
+            got = arr[np.arange(len(rows)), k]
+            beyond = np.where(np.isinf(d), seed_head[None, :], np.inf).min(axis=1) + lim
+            done = got <= beyond
+            src[rows[done]] = np.where(np.isfinite(got[done]), seed_src[k[done]], -1)
+            arrival[rows[done]] = got[done]
+            arrival[rows[~done]] = got[~done]  # an upper bound of the true arrival
+            left.append(rows[~done])
+        pending = np.concatenate(left)
+        if len(pending):
+            # the seeds arriving by the latest upper bound (a hair more: float rounding of the
+            # sums in the other order) are all the forward search needs to reach
+            latest = float(arrival[pending].max())
+            reach = latest + abs(latest) * 1e-9
+            src[pending], arrival[pending] = self._arrivals_forwards(
+                target_node[pending], seed_node, seed_src, seed_head, cap, limit=reach
+            )
         return src, arrival
 
     def _fastest(self, cap: float) -> float:

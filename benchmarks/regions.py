@@ -28,8 +28,9 @@ must not grow with N: ``regions_total_cpu_seconds`` against ``one_worker_cpu_sec
 the idle passes that only confirm the end) and
 the wall seconds of each phase of its passes (``*_phases``, see :data:`PHASES`). With
 ``RESCUE_BENCH_PROFILE=<dir>`` each worker also writes a cProfile file there; with it or
-``RESCUE_BENCH_TIMELINE=1`` the report carries each worker's timeline of cycles (end of pass from "go", region, ran, open requests,
-decided, cycle seconds).
+``RESCUE_BENCH_TIMELINE=1`` the report carries each worker's timeline of cycles (end of pass
+from "go", region, ran, open requests, assigned or offered, escalated or re-planned or
+conflicts, cycle seconds).
 """
 
 from __future__ import annotations
@@ -354,6 +355,7 @@ def _worker(url: str, regions: int) -> None:
                     r.ran,
                     r.open_requests,
                     len(r.assigned) + len(r.offered),
+                    len(r.escalated) + len(r.reassigned) + len(r.conflicts),
                     round(r.seconds, 3),
                 ]
             )

@@ -51,6 +51,7 @@ from dispatch.triage import (
     repair_time,
 )
 from dispatch.vans import (
+    BusyCover,
     MatchParams,
     OpenRequest,
     Unassigned,
@@ -67,6 +68,7 @@ from dispatch.vans import (
 __all__ = [
     "DEFAULT_POLICY",
     "TRANSITIONS",
+    "BusyCover",
     "CargoKind",
     "CostOverflowError",
     "InfeasibleAssignmentError",

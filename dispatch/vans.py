@@ -46,7 +46,7 @@ import math
 import time
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -233,6 +233,24 @@ def _readonly(a: np.ndarray, dtype: Any) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class BusyCover:
+    """Vans at work that cover an area once free: the station they come back to, their
+    capability and their largest service radius. A request that no free van's radius covers
+    but such vans do waits for them (``all_busy``, or ``no_capable_van`` when none of them can
+    handle it) instead of being told that no van covers it (``no_van_in_radius``, escalated):
+    in a storm every van near a breakdown may be busy for a while, and they will be back."""
+
+    home: GeoPoint
+    capability: VanCapability
+    radius_km: float
+
+    def __post_init__(self) -> None:
+        r = self.radius_km
+        if not isinstance(r, int | float) or math.isnan(r) or r < 0:
+            raise ValueError(f"busy cover at {self.home}: radius_km must be >= 0, got {r!r}")
+
+
 @dataclass(frozen=True, eq=False)
 class VanMatchingProblem:
     """An immutable batch: requests, vans and the sparse arcs (feasible by radius only)."""
@@ -244,6 +262,9 @@ class VanMatchingProblem:
     arc_home_km: np.ndarray
     arc_travel_minutes: np.ndarray
     arc_travel_km: np.ndarray
+    busy_cover: tuple[BusyCover, ...] = ()
+    """Vans at work whose areas count as covered in the explanations (see
+    :class:`BusyCover`); none: only the free vans' arcs count."""
 
     @classmethod
     def from_arrays(
@@ -324,12 +345,20 @@ def build_van_matching_problem(
     requests: Sequence[OpenRequest],
     vans: Sequence[VanState],
     provider: TravelTimeProvider,
+    *,
+    busy_cover: Sequence[BusyCover] = (),
 ) -> VanMatchingProblem:
     """Candidates via ``provider.within`` (home stations with their vans' largest radius ->
     breakdowns, then each van's own radius) and travel times from the vans' expected positions
-    (the home leg for vans at home, ``provider.matrix`` for the others)."""
-    reqs = tuple(requests)
-    vs = tuple(vans)
+    (the home leg for vans at home, ``provider.matrix`` for the others). ``busy_cover``: the
+    vans at work, for the explanations of requests no free van covers (:class:`BusyCover`)."""
+    problem = _build_van_matching_problem(tuple(requests), tuple(vans), provider)
+    return replace(problem, busy_cover=tuple(busy_cover)) if busy_cover else problem
+
+
+def _build_van_matching_problem(
+    reqs: tuple[OpenRequest, ...], vs: tuple[VanState, ...], provider: TravelTimeProvider
+) -> VanMatchingProblem:
     empty = np.zeros(0)
     if not reqs or not vs:
         return VanMatchingProblem.from_arrays(reqs, vs, empty, empty, empty, empty, empty)
@@ -1207,18 +1236,19 @@ def _explain(
     capable_in_radius = np.bincount(
         problem.arc_request, weights=prep.capable.astype(float), minlength=len(reqs)
     )
-    spare_van, spare_eta = _earliest_spare_vans(
-        problem, prep, missing, used, provider or GreatCircleProvider()
-    )
+    engine = provider or GreatCircleProvider()
+    spare_van, spare_eta = _earliest_spare_vans(problem, prep, missing, used, engine)
+    no_capable = [ri for ri in missing if capable_in_radius[ri] == 0]
+    busy_covered, busy_capable = _busy_cover(problem, no_capable, engine)
     out = []
     for ri, j, eta in zip(missing, spare_van.tolist(), spare_eta.tolist(), strict=True):
         r = reqs[ri]
-        if in_radius[ri] == 0:
-            reason = UnassignedReason.NO_VAN_IN_RADIUS
-        elif capable_in_radius[ri] == 0:
+        if capable_in_radius[ri] > 0 or ri in busy_capable:
+            reason = UnassignedReason.ALL_BUSY
+        elif in_radius[ri] > 0 or ri in busy_covered:
             reason = UnassignedReason.NO_CAPABLE_VAN
         else:
-            reason = UnassignedReason.ALL_BUSY
+            reason = UnassignedReason.NO_VAN_IN_RADIUS
         nearest_id = vans[j].id if j >= 0 else None
         nearest_eta = float(eta) if j >= 0 else None
         if nearest_id is not None:
@@ -1242,6 +1272,32 @@ def _explain(
             )
         out.append(Unassigned(r.id, reason, suggestion, nearest_id, nearest_eta))
     return out
+
+
+def _busy_cover(
+    problem: VanMatchingProblem, rows: list[int], engine: TravelTimeProvider
+) -> tuple[set[int], set[int]]:
+    """Of the requests ``rows`` (no free capable van's radius covers them), those a van at
+    work covers (:attr:`VanMatchingProblem.busy_cover`), and those among them that such a van
+    can handle: one ``within`` search from the busy vans' stations (kept balls on the road
+    engine)."""
+    sites = problem.busy_cover
+    if not rows or not sites:
+        return set(), set()
+    reqs = problem.requests
+    homes = _latlon(s.home for s in sites)
+    radius = np.array([s.radius_km for s in sites], dtype=float)
+    at = np.array(rows, dtype=np.int64)
+    pairs = engine.within(homes, _latlon(reqs[ri].location for ri in rows), radius, VAN_PROFILE)
+    site = np.asarray(pairs.source, dtype=np.int64)
+    row = at[np.asarray(pairs.target, dtype=np.int64)]
+    cap = np.array([_CAP_INDEX[s.capability] for s in sites], dtype=np.int64)[site]
+    key_of = np.array(
+        [_KEY_INDEX[(reqs[ri].vehicle_class, reqs[ri].needs_tow)] for ri in rows], dtype=np.int64
+    )
+    key = key_of[np.asarray(pairs.target, dtype=np.int64)]
+    capable = _CAN[cap, key] if len(row) else np.zeros(0, dtype=bool)
+    return set(row.tolist()), set(row[capable].tolist())
 
 
 def _earliest_spare_vans(
@@ -1290,6 +1346,7 @@ def _earliest_spare_vans(
 
 
 __all__ = [
+    "BusyCover",
     "IntegerCosts",
     "MatchParams",
     "OpenRequest",

@@ -94,6 +94,7 @@ from api.partners.service import (
     sweep_plan,
 )
 from dispatch import (
+    BusyCover,
     MatchParams,
     OpenRequest,
     ReplacementMatching,
@@ -115,7 +116,7 @@ from dispatch.partner_rescue import (
     more_offers,
     required_capability,
 )
-from fleet import GeoPoint, is_on_shift
+from fleet import GeoPoint, VanCapability, is_on_shift
 from routing import TravelTimeProvider
 
 if TYPE_CHECKING:
@@ -180,6 +181,9 @@ class Snapshot:
     rescue_jobs: tuple[RescueJob, ...] = ()
     """The open requests as partner rescue jobs (only when there are providers)."""
     rescue_providers: tuple[ProviderState, ...] = ()
+    busy_cover: tuple[BusyCover, ...] = ()
+    """The vans at work by station and capability: a request only they cover waits for them
+    (``all_busy``) instead of being escalated as one no van covers."""
 
 
 def cycle_leadership(engine: Engine) -> contextlib.AbstractContextManager[bool]:
@@ -238,7 +242,12 @@ def load_snapshot(
             requests += (open_request_from_row(req, now),)
     vans: tuple[VanState, ...] = ()
     soon_free: dict[str, str] = {}
+    busy_cover: tuple[BusyCover, ...] = ()
     if requests:
+        busy_cover = tuple(
+            BusyCover(GeoPoint(lat, lon), VanCapability(cap), radius)
+            for lat, lon, cap, radius in q.busy_cover_rows(db_session)
+        )
         free_rows = (
             scope.free_van_rows(db_session) if scope is not None else q.free_van_rows(db_session)
         )
@@ -297,6 +306,7 @@ def load_snapshot(
         match_params=policy.match_params(),
         rescue_jobs=rescue_jobs,
         rescue_providers=rescue_providers,
+        busy_cover=busy_cover,
     )
 
 
@@ -344,7 +354,9 @@ def solve(
     are columns of the van matching, their cost turned into minutes at ``cny_per_minute``."""
     van_matching = None
     if snapshot.requests:
-        problem = build_van_matching_problem(snapshot.requests, snapshot.vans, provider)
+        problem = build_van_matching_problem(
+            snapshot.requests, snapshot.vans, provider, busy_cover=snapshot.busy_cover
+        )
         partners = None
         if snapshot.rescue_providers and snapshot.rescue_jobs:
             jobs = [j for j in snapshot.rescue_jobs if j.request_id not in snapshot.current_van]

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.db import models as m
@@ -172,6 +172,21 @@ def free_van_rows(
         stmt.where(*_of_stations(provinces, station_ids)).order_by(m.Van.id)
     ).all()
     return [(van, station) for van, station in rows]
+
+
+def busy_cover_rows(db_session: Session) -> Sequence[tuple[float, float, str, float]]:
+    """``(lat, lon, capability, largest radius)`` of the stations' vans at work (an active
+    assignment), one row per station and capability (:class:`dispatch.BusyCover`)."""
+    working = select(m.VanAssignment.van_id).where(m.VanAssignment.active.is_(True))
+    s, v = m.Station, m.Van
+    stmt = (
+        select(s.lat, s.lon, v.capability, func.max(v.service_radius_km))
+        .join(s, v.station_id == s.id)
+        .where(v.id.in_(working))
+        .group_by(s.id, s.lat, s.lon, v.capability)
+        .order_by(s.id, v.capability)
+    )
+    return [(lat, lon, cap, radius) for lat, lon, cap, radius in db_session.execute(stmt)]
 
 
 def _of_stations(

@@ -91,32 +91,58 @@ def open_request_rows(
     return [WaitingRequest._make(row) for row in rows]
 
 
+def _replannable(not_before: dt.datetime) -> list[Any]:
+    va = m.VanAssignment
+    return [
+        va.active.is_(True),
+        va.queued.is_(False),
+        va.eta_at > not_before,
+        m.RescueRequest.status.in_([s.value for s in VAN_ON_ITS_WAY]),
+    ]
+
+
 def replannable_rows(
     db_session: Session,
     *,
     not_before: dt.datetime,
     provinces: frozenset[str] | None = None,
+    ids: Collection[str] | None = None,
 ) -> Sequence[tuple[m.RescueRequest, m.VanAssignment, m.Van, m.Station]]:
     """Jobs the re-planning may still move: the van holds the request (current job, not
     queued), has not reached it, and is not due before ``not_before`` (a van close to arrival
     is never moved). With the van and its home station (in ``provinces`` when given), by
-    request id."""
+    request id (of ``ids`` when given)."""
+    if ids is not None and not ids:
+        return []
     va = m.VanAssignment
-    rows = db_session.execute(
+    stmt = (
         select(m.RescueRequest, va, m.Van, m.Station)
         .join(va, va.request_id == m.RescueRequest.id)
         .join(m.Van, m.Van.id == va.van_id)
         .join(m.Station, m.Station.id == m.Van.station_id)
-        .where(
-            va.active.is_(True),
-            va.queued.is_(False),
-            va.eta_at > not_before,
-            m.RescueRequest.status.in_([s.value for s in VAN_ON_ITS_WAY]),
-            *_of_stations(provinces, None),
-        )
-        .order_by(m.RescueRequest.id)
-    ).all()
+        .where(*_replannable(not_before), *_of_stations(provinces, None))
+    )
+    if ids is not None:
+        stmt = stmt.where(m.RescueRequest.id.in_(sorted(ids)))
+    rows = db_session.execute(stmt.order_by(m.RescueRequest.id)).all()
     return [(r, a, v, s) for r, a, v, s in rows]
+
+
+def replannable_places(
+    db_session: Session, *, not_before: dt.datetime, provinces: frozenset[str] | None = None
+) -> list[tuple[str, float, float, str | None, str]]:
+    """``(request id, lat, lon, province, van's home province)`` of the jobs
+    :func:`replannable_rows` returns, as plain columns (to choose which to read whole)."""
+    r, va = m.RescueRequest, m.VanAssignment
+    stmt = (
+        select(r.id, r.lat, r.lon, r.province_adcode, m.Station.province_adcode)
+        .join(va, va.request_id == r.id)
+        .join(m.Van, m.Van.id == va.van_id)
+        .join(m.Station, m.Station.id == m.Van.station_id)
+        .where(*_replannable(not_before), *_of_stations(provinces, None))
+        .order_by(r.id)
+    )
+    return [(i, lat, lon, p, sp) for i, lat, lon, p, sp in db_session.execute(stmt)]
 
 
 def soon_free_van_rows(

@@ -211,21 +211,27 @@ class DomainScope:
         self, db_session: Session, *, not_before: dt.datetime
     ) -> Sequence[tuple[m.RescueRequest, m.VanAssignment, m.Van, m.Station]]:
         rm = self.region_map
-        rows = q.replannable_rows(db_session, not_before=not_before, provinces=self._provinces)
-        domains = rm.domains_of([(r.id, r.lat, r.lon, r.province_adcode) for r, *_ in rows])
+        places = q.replannable_places(db_session, not_before=not_before, provinces=self._provinces)
+        domains = rm.domains_of([p[:4] for p in places])
         # A job is its request's region's when the van is of that region too, else the
         # border's (a border request's, or a van sent across: a dispatcher's override).
-        owner = [
-            d if d == rm.region_of_province(station.province_adcode) else BORDER
-            for (_, _, _, station), d in zip(rows, domains, strict=True)
+        mine = [
+            p
+            for p, d in zip(places, domains, strict=True)
+            if (d if d == rm.region_of_province(p[4]) else BORDER) == self.index
         ]
-        mine = [row for row, o in zip(rows, owner, strict=True) if o == self.index]
         if self.index == BORDER:
             if self._points is None:
                 self.open_request_rows(db_session)
             assert self._points is not None
-            self._points += [(r.lat, r.lon) for r, *_ in mine]
-        return mine
+            self._points += [(lat, lon) for _, lat, lon, _, _ in mine]
+        owned = {p[0] for p in mine}
+        rows = (  # read whole: all of them by the same filter, else the few by id
+            q.replannable_rows(db_session, not_before=not_before, provinces=self._provinces)
+            if len(mine) == len(places)
+            else q.replannable_rows(db_session, not_before=not_before, ids=owned)
+        )
+        return [row for row in rows if row[0].id in owned]
 
     def _border_stations(self, db_session: Session) -> list[str]:
         if self._points is None:  # read after the requests (load_snapshot's order)

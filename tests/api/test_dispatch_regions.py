@@ -3,6 +3,7 @@ worker processes sharing one database (SQLite file and PostgreSQL)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -359,3 +360,72 @@ def test_two_worker_processes_book_no_van_twice(two_provinces: Engine, db_url: s
     assert set(assigned) == set(ids) and set(assigned.values()) == {1}
     assert not any(r["conflicts"] for r in results)
     assert {r["region"] for r in results} >= {"r1of2", "r2of2", "border"}
+
+
+def test_each_job_in_progress_is_re_planned_by_exactly_one_domain(
+    two_provinces: Engine, db_url: str
+) -> None:
+    """After a pass every request has a van on its way. Each job is read for re-planning by
+    one domain only: a region's when its request is interior and its van is of that region,
+    the border's otherwise (the border point's job; and an interior Shandong job once a
+    Jiangsu van holds it, as after a dispatcher's override)."""
+    ids = add_requests_near_stations(two_provinces, 4)
+    factory = session_factory(two_provinces)
+    worker = DispatchWorker(_settings(db_url), factory=factory)
+    worker.run_pass()
+    region_map = worker.region_map
+    assert region_map is not None
+    not_before = utcnow() - dt.timedelta(days=1)
+
+    def owners() -> dict[int, set[str]]:
+        with transaction(factory) as db:
+            return {
+                d.index: {
+                    r.id
+                    for r, *_ in region_map.scope(d.index).replannable_rows(
+                        db, not_before=not_before
+                    )
+                }
+                for d in region_map.domains
+            }
+
+    owned = owners()
+    assert set().union(*owned.values()) == set(ids)
+    assert sum(len(v) for v in owned.values()) == len(ids)
+    assert ids[0] in owned[BORDER]
+    with transaction(factory) as db:
+        points = [(r.id, r.lat, r.lon, r.province_adcode) for r in db.scalars(
+            select(m.RescueRequest).where(m.RescueRequest.id.in_(ids)))]  # fmt: skip
+        shandong_job = sorted(region_map.domain_request_ids(points, 0))[0]
+        jiangsu_van = db.scalars(
+            select(m.Van.id)
+            .join(m.Station, m.Van.station_id == m.Station.id)
+            .where(m.Station.province_adcode == JIANGSU, m.Van.status == "available")
+            .order_by(m.Van.id)
+        ).first()
+        job = db.scalars(
+            select(m.VanAssignment).where(
+                m.VanAssignment.request_id == shandong_job, m.VanAssignment.active.is_(True)
+            )
+        ).one()
+        job.van_id = jiangsu_van
+    after = owners()
+    assert shandong_job in owned[0] and shandong_job not in after[0]
+    assert shandong_job in after[BORDER]
+
+
+def test_region_cycles_hold_back_while_a_border_cycle_waits(
+    two_provinces: Engine, db_url: str
+) -> None:
+    """While a border cycle holds the border lock (waiting for the region locks), a worker's
+    region cycles do not start: they would only keep the border's requests waiting. Once it
+    is let go, they run."""
+    add_requests_near_stations(two_provinces, 3)
+    worker = DispatchWorker(_settings(db_url), factory=session_factory(two_provinces))
+    with hold_locks(two_provinces, [BORDER_LOCK]) as got:
+        assert got
+        held_back = {r.region: r for r in worker.run_pass()}
+    assert not any(r.ran for r in held_back.values())
+    for name in ("r1of2", "r2of2"):
+        assert "the border cycle is waiting for it" in (held_back[name].skipped_reason or "")
+    assert all(r.ran for r in worker.run_pass())

@@ -438,6 +438,29 @@ def test_a_breakdown_no_own_van_covers_is_escalated_at_once(
     assert client.post("/v1/dispatch/runs", headers=dispatcher).json()["escalated"] == []
 
 
+@pytest.mark.parametrize("replan", [True, False])
+def test_a_breakdown_only_a_van_at_work_covers_waits_for_it(seeded: Engine, replan: bool) -> None:
+    """The Tai'an van, the only one in service, is sent to a first breakdown; a second one 60
+    km north of its station (in its radius, beyond its redirect distance) waits for it
+    (all_busy, not escalated as one no van covers): the van will be back. Once the first job
+    is done, the van takes it."""
+    provider = GreatCircleProvider()
+    only_vans(seeded, {TAIAN_VAN})
+    policy = CyclePolicy(respect_shifts=False, replan=replan)
+    first = new_request(seeded, *NEAR_TAIAN, now=T0)
+    assert [a.van_id for a in cycle(seeded, provider, T0, policy).assigned] == [TAIAN_VAN]
+    second = new_request(seeded, 36.75, 117.12, now=at(1))
+    result = cycle(seeded, provider, at(1), policy)
+    assert result.assigned == [] and result.escalated == []
+    assert [(u.request_id, u.reason) for u in result.unassigned] == [(second, "all_busy")]
+    with transaction(session_factory(seeded)) as db:
+        for target in (RequestStatus.EN_ROUTE, RequestStatus.ON_SITE, RequestStatus.REPAIRED):
+            svc.change_status(db_session=db, request_id=first, target=target, actor="crew",
+                              provider=provider, now=at(30))  # fmt: skip
+    assert [a.request_id for a in cycle(seeded, provider, at(31), policy).assigned] == [second]
+    assert events(seeded, second, "escalated") == []
+
+
 @pytest.mark.parametrize(
     "raw",
     ['{"lat": NaN, "lon": 117.0}', '{"lat": 36.6, "lon": Infinity}', '{"lat": "36,6", "lon": 1}',

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.vans import (
+    BusyCover,
     MatchParams,
     OpenRequest,
     UnassignedReason,
@@ -448,6 +449,43 @@ def test_unassigned_reasons() -> None:
     }
     tow = next(u for u in m.unassigned if u.request_id == "R1")
     assert "partner tow" in tow.suggestion and tow.nearest_van_id is None
+
+
+def test_vans_at_work_that_cover_a_request_make_it_wait_not_escalate() -> None:
+    """No free van covers any of three requests (the only free one is 300 km away). Vans at
+    work cover the first two: a wrecker's station 30 km from the tractor tow (all_busy: it
+    waits for them), a light-service station 30 km from the other tractor tow (no_capable_van);
+    nothing covers the third, 400 km off (no_van_in_radius, escalated). Without the busy vans
+    all three are no_van_in_radius, as before."""
+    provider = GreatCircleProvider()
+    far = VanState(  # ~300 km south of the requests
+        van=RescueVan(id="V9", station_id="S9", capability=VanCapability.WRECKER),
+        home=GeoPoint(33.3, 117.0),
+    )
+    near_a, near_b, nowhere = GeoPoint(36.0, 117.0), GeoPoint(36.0, 119.0), GeoPoint(40.0, 123.0)
+    requests = [
+        OpenRequest(id="R0", location=near_a, vehicle_class=VehicleClass.TRACTOR, needs_tow=True),
+        OpenRequest(id="R1", location=near_b, vehicle_class=VehicleClass.TRACTOR, needs_tow=True),
+        OpenRequest(id="R2", location=nowhere, vehicle_class=VehicleClass.CAR),
+    ]
+    busy = [
+        BusyCover(GeoPoint(36.27, 117.0), VanCapability.WRECKER, 150.0),  # 30 km north of R0
+        BusyCover(GeoPoint(36.27, 119.0), VanCapability.LIGHT_SERVICE, 150.0),  # 30 km of R1
+    ]
+    with_busy = build_van_matching_problem(requests, [far], provider, busy_cover=busy)
+    assert with_busy.num_arcs == 0
+    reasons = {u.request_id: u.reason for u in match_vans(with_busy, provider=provider).unassigned}
+    assert reasons == {
+        "R0": UnassignedReason.ALL_BUSY,
+        "R1": UnassignedReason.NO_CAPABLE_VAN,
+        "R2": UnassignedReason.NO_VAN_IN_RADIUS,
+    }
+    without = build_van_matching_problem(requests, [far], provider)
+    assert {u.reason for u in match_vans(without, provider=provider).unassigned} == {
+        UnassignedReason.NO_VAN_IN_RADIUS
+    }
+    with pytest.raises(ValueError, match=r"radius_km must be >= 0, got -1\.0"):
+        BusyCover(near_a, VanCapability.WRECKER, -1.0)
 
 
 def test_escalation_names_nearest_free_van_beyond_radius() -> None:

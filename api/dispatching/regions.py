@@ -13,18 +13,21 @@ The rule at the borders (a van near a border must be able to serve either side):
   request's province;
 * a region's cycle holds that region's lock and decides its interior requests with its own
   vans and trucks: nobody else could serve them, so nothing is lost. It reads only them:
-  the open requests of its provinces (their places, then the interior ones' rows), the free
-  vans of its stations, its trucks;
+  the open requests of its provinces (plain columns, split by the rule), the free and
+  soon-free vans of its stations, its trucks;
 * the **border cycle** decides every other open request (border requests, requests outside
-  every region) with the free vans of every station that can reach one of them (of any
-  region) and all free trucks, holding the border lock and every region's lock.
+  every region) with the free and soon-free vans of every station that can reach one of them
+  (of any region) and all free trucks, holding the border lock and every region's lock;
+* each domain re-plans the jobs it owns: a job is its request's region's when its van is of
+  that region too, else the border's.
 
 Any cycle that may book a van or a truck holds the lock of its region (the border cycle all
 of them), so no two cycles ever decide about the same van, truck or request at once: nothing
 is booked twice across a border (and the database's partial unique indexes and the write's
 re-check stay behind that). Region cycles only try their lock and skip a region another
-worker leads. The border cycle, once it holds the border lock (one worker at a time), waits
-for the region locks in one fixed order, up to :data:`BORDER_WAIT_S` each pass: it runs in
+worker leads, or any region while a border cycle waits for the region locks. The border
+cycle, once it holds the border lock (one worker at a time), waits for the region locks
+in one fixed order, up to :data:`BORDER_WAIT_S` each pass: it runs in
 every pass of the worker that gets it, between two region cycles, instead of waiting for a
 moment when no region cycle runs (which, with workers passing back to back, came late). No
 deadlock: only the border cycle waits, and always in the same order. Partner rescue

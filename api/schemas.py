@@ -558,13 +558,27 @@ class KpiRead(BaseModel):
     awaiting_replacement: int
     replacement_assigned: int
     within_promise: float | None = Field(
-        description="Requests whose van arrived within the promise, over those arrived plus "
-        "those still waiting for a van (counted as not yet within)"
+        description="Share of the requests whose outcome against the promise is known: "
+        "arrivals within promise_minutes of the request (within_promise_count), over arrivals "
+        "(arrived) plus requests still waiting for a van past the promise (overdue, already a "
+        "miss). Requests still waiting within their promise are not counted yet (they can "
+        "still make it); null when nothing is counted"
     )
-    within_promise_count: int = Field(description="Arrivals within the promise")
-    arrived: int = Field(default=0, description="Requests whose van has arrived (ever)")
+    within_promise_count: int = Field(
+        description="Requests whose van arrived within promise_minutes of the request"
+    )
+    arrived: int = Field(
+        default=0, description="Requests whose van has arrived (ever), within the promise or late"
+    )
+    overdue: int = Field(
+        default=0,
+        description="Requests still waiting for a van (received, assigned or en route) more "
+        "than promise_minutes after the request: already a miss, counted in within_promise",
+    )
     waiting_for_van: int = Field(
-        default=0, description="Received, assigned or en route: no van there yet"
+        default=0,
+        description="Received, assigned or en route: no van there yet (overdue included; the "
+        "rest, still within their promise, are not counted in within_promise yet)",
     )
     at_risk: int = Field(default=0, description="Jobs whose van is late beyond the grace")
     promise_minutes: float

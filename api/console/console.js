@@ -432,11 +432,15 @@ function drawKpis(k) {
   $("kpi-received").textContent = k.received;
   $("kpi-attention").textContent = state.attention.length;
   $("kpi-assigned").textContent = k.assigned;
-  const count = k.within_promise_count;
+  // Counted: requests whose outcome against the promise is known (their van arrived, or they
+  // still wait for one past the promise); those still within their promise are not yet.
+  const pending = k.waiting_for_van - k.overdue;
   $("kpi-within").textContent = k.within_promise === null ? "–" : `${Math.round(k.within_promise * 100)}%`;
-  $("kpi-within-box").title = `Share within the ${k.promise_minutes} min promise` +
-    (count !== undefined ? ` (${count} requests)` : "") +
-    (k.received ? `; ${k.received} waiting with no van are not yet counted as late` : "");
+  $("kpi-within-box").title = `Share within the ${k.promise_minutes} min promise of ${k.arrived + k.overdue} requests: ` +
+    `arrived ${k.arrived} (${k.within_promise_count} within), overdue ${k.overdue} (waiting for a van past the promise, already late); ` +
+    `${pending} still within their promise not counted yet`;
+  $("kpi-overdue").textContent = `· ${k.overdue} overdue`;
+  $("kpi-overdue").hidden = !k.overdue;
   $("kpi-eta").textContent = fmtMinutes(k.mean_eta_minutes);
   $("kpi-vans").textContent = k.vans_available;
   $("kpi-trucks").textContent = k.trucks_booked;

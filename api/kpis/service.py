@@ -19,10 +19,15 @@ S = RequestStatus
 def live_kpis(
     *, db_session: Session, promise_minutes: float, now: dt.datetime | None = None
 ) -> KpiRead:
-    """Counts by status; the share within the promise: requests whose van actually arrived
-    within ``promise_minutes`` of the request, over those arrived plus those still waiting for
-    a van (received, assigned, en route: not, or not yet, within it); the mean expected
-    request-to-arrival time of the active assignments; jobs at risk; and the fleet's use."""
+    """Counts by status; the share within the promise; the mean expected request-to-arrival
+    time of the active assignments; jobs at risk; and the fleet's use.
+
+    The share within the promise counts a request once its outcome against the promise is
+    known at ``now``: its van arrived (within when arrival - request <= ``promise_minutes``,
+    else late), or it is still waiting for a van (received, assigned, en route) and more than
+    ``promise_minutes`` have passed since the request (``overdue``: a miss whenever the van
+    comes). A request still waiting within its promise can still make it, so it is not
+    counted yet; with nothing counted the share is None."""
     now = now or utcnow()
     by_status = dict(
         db_session.execute(
@@ -50,8 +55,20 @@ def live_kpis(
         for created, arrived in arrivals
         if arrived is not None and (arrived - created).total_seconds() / 60.0 <= promise_minutes
     )
-    waiting_for_van = n(S.RECEIVED, S.ASSIGNED, S.EN_ROUTE)
-    measured = len(arrivals) + waiting_for_van
+    waiting = (S.RECEIVED, S.ASSIGNED, S.EN_ROUTE)
+    waiting_for_van = n(*waiting)
+    overdue = int(
+        db_session.scalar(
+            select(func.count())
+            .select_from(m.RescueRequest)
+            .where(
+                m.RescueRequest.status.in_([s.value for s in waiting]),
+                m.RescueRequest.created_at < now - dt.timedelta(minutes=promise_minutes),
+            )
+        )
+        or 0
+    )
+    counted = len(arrivals) + overdue
     at_risk = db_session.scalar(
         select(func.count())
         .select_from(m.VanAssignment)
@@ -82,9 +99,10 @@ def live_kpis(
         on_site=n(S.ON_SITE, S.TOWING),
         awaiting_replacement=n(S.AWAITING_REPLACEMENT),
         replacement_assigned=n(S.REPLACEMENT_ASSIGNED),
-        within_promise=round(within / measured, 4) if measured else None,
+        within_promise=round(within / counted, 4) if counted else None,
         within_promise_count=within,
         arrived=len(arrivals),
+        overdue=overdue,
         waiting_for_van=waiting_for_van,
         at_risk=int(at_risk or 0),
         promise_minutes=promise_minutes,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable
@@ -15,10 +16,15 @@ from sqlalchemy import Engine, func, select
 
 from api.db import models as m
 from api.db.engine import session_factory, transaction
+from api.kpis.service import live_kpis
+from api.requests import service as svc
+from api.requests.intake import create_request
+from api.schemas import KpiRead, RequestCreate
 from api.security import Role
-from dispatch import estimate_repair
+from dispatch import RequestStatus, estimate_repair
 from dispatch.triage import TriageContext
 from fleet import build_national_network
+from routing import GreatCircleProvider
 from tests.api.conftest import request_body
 
 Headers = dict[str, str]
@@ -529,22 +535,108 @@ def test_van_position(
 
 def test_kpis(client: TestClient, dispatcher: Headers) -> None:
     """KPIs count open / waiting / assigned requests, and the share within the promise from
-    actual arrivals: a request still waiting for its van counts as not (yet) within it."""
+    the requests whose outcome is known. Two fresh requests (one assigned, one with no van)
+    can still make the promise: nothing is counted yet, so the share is null, not 0% (the
+    old definition counted every request still waiting for a van as a miss, so a storm's
+    first minutes read about 0%). Once one van arrives, that arrival is the only outcome
+    known: 100%, with the other request still waiting within its promise left out."""
     rid = post(client)["id"]
     post(client, location={"lat": 43.8, "lon": 87.6}, cargo=None)
     client.post("/v1/dispatch/runs", headers=dispatcher)
     k = client.get("/v1/kpis", headers=dispatcher).json()
     assert (k["open"], k["received"], k["assigned"]) == (2, 1, 1)
-    assert (k["arrived"], k["waiting_for_van"]) == (0, 2)
-    assert k["within_promise"] == 0.0 and k["within_promise_count"] == 0
+    assert (k["arrived"], k["waiting_for_van"], k["overdue"]) == (0, 2, 0)
+    assert k["within_promise"] is None and k["within_promise_count"] == 0
     assert 0 <= k["mean_eta_minutes"] < 120 and k["vans_busy"] == 1
     for target in ("en_route", "on_site"):
         r = client.post(f"/v1/requests/{rid}/status", json={"status": target}, headers=dispatcher)
         assert r.status_code == 200, r.text
     k = client.get("/v1/kpis", headers=dispatcher).json()
-    assert (k["arrived"], k["waiting_for_van"], k["within_promise_count"]) == (1, 1, 1)
-    assert k["within_promise"] == 0.5
+    assert (k["arrived"], k["waiting_for_van"], k["overdue"]) == (1, 1, 0)
+    assert k["within_promise_count"] == 1 and k["within_promise"] == 1.0
     assert client.get("/v1/kpis").status_code == 401
+
+
+KPI_T0 = dt.datetime(2026, 11, 29, 2, 0, tzinfo=dt.UTC)
+GC = GreatCircleProvider()
+JINAN_VANS = ("V-370100-1", "V-370100-2", "V-370100-3")
+"""The three vans of Jinan's station (each can handle a car)."""
+
+
+def kpi_at(engine: Engine, minutes: float) -> KpiRead:
+    """The KPIs at ``minutes`` after :data:`KPI_T0`, with the default 120-minute promise."""
+    with transaction(session_factory(engine)) as db:
+        return live_kpis(
+            db_session=db, promise_minutes=120.0, now=KPI_T0 + dt.timedelta(minutes=minutes)
+        )
+
+
+def test_kpis_count_a_request_once_its_outcome_against_the_promise_is_known(
+    seeded: Engine,
+) -> None:
+    """With a controlled clock (promise 120 min): requests still waiting for a van within
+    their promise are not misses (not counted: share null while nothing is known); a van
+    arriving 60 minutes after the request is within, one arriving after 150 minutes is late; a
+    request waiting past the promise, with no van (received) or with one still on its way
+    (assigned), is overdue, a miss already; one waiting exactly 120 minutes is not yet (a van
+    arriving then would still be within), one minute later it is."""
+    factory = session_factory(seeded)
+
+    def new(minutes: float) -> str:
+        with transaction(factory) as db:
+            body = request_body(cargo=None, vehicle={"plate": "鲁A12345", "vehicle_class": "car"})
+            return create_request(
+                db_session=db, body=RequestCreate.model_validate(body),
+                threshold_hours=24.0, token_secret=b"test-secret",
+                now=KPI_T0 + dt.timedelta(minutes=minutes),
+            ).request.id  # fmt: skip
+
+    def assign(rid: str, van: str, minutes: float) -> None:
+        with transaction(factory) as db:
+            svc.assign_van(
+                db_session=db, request_id=rid, van_id=van, reason="test", actor="t",
+                provider=GC, now=KPI_T0 + dt.timedelta(minutes=minutes),
+            )  # fmt: skip
+
+    def status(rid: str, target: RequestStatus, minutes: float) -> None:
+        with transaction(factory) as db:
+            svc.change_status(
+                db_session=db, request_id=rid, target=target, actor="t", provider=GC,
+                now=KPI_T0 + dt.timedelta(minutes=minutes),
+            )  # fmt: skip
+
+    on_time, late, no_van, van_late = new(0), new(0), new(0), new(0)
+    for rid, van in zip((on_time, late, van_late), JINAN_VANS, strict=True):
+        assign(rid, van, 1)
+    k = kpi_at(seeded, 5)
+    assert (k.waiting_for_van, k.overdue, k.arrived) == (4, 0, 0)
+    assert k.within_promise is None and k.within_promise_count == 0
+
+    status(on_time, RequestStatus.EN_ROUTE, 10)
+    exactly_at_promise = new(30)
+    status(on_time, RequestStatus.ON_SITE, 60)
+    k = kpi_at(seeded, 60)
+    assert (k.arrived, k.within_promise_count, k.overdue, k.waiting_for_van) == (1, 1, 0, 4)
+    assert k.within_promise == 1.0
+
+    fresh = new(100)
+    status(late, RequestStatus.EN_ROUTE, 110)
+    status(late, RequestStatus.ON_SITE, 150)
+    k = kpi_at(seeded, 150)
+    # Waiting: no_van and van_late (150 min: overdue), exactly_at_promise (120 min: not yet),
+    # fresh (50 min). Counted: the two arrivals and the two overdue.
+    assert (k.arrived, k.within_promise_count, k.waiting_for_van, k.overdue) == (2, 1, 4, 2)
+    assert k.within_promise == 0.25
+    assert (k.received, k.assigned) == (3, 1)
+    k = kpi_at(seeded, 151)
+    assert (k.overdue, k.waiting_for_van, k.within_promise) == (3, 4, 0.2)
+    with transaction(factory) as db:
+        statuses = {
+            rid: st for rid, st in db.execute(select(m.RescueRequest.id, m.RescueRequest.status))
+        }
+    assert [statuses[r] for r in (no_van, van_late, exactly_at_promise, fresh)] == [
+        "received", "assigned", "received", "received"
+    ]
 
 
 def test_live_stream_sends_events(client: TestClient, dispatcher: Headers) -> None:

@@ -61,7 +61,8 @@ def signed_in(browser: Any, base: str, token: str, errors: list[str]) -> Any:
 def test_console_shows_network_and_dispatches(server: tuple[str, str]) -> None:
     """Sign in with a staff token, see the provinces and the 938 stations of the seeded
     network on the map, see a request submitted through the API appear in the queue (live),
-    run dispatch from the page and see the request become assigned with a line to its van."""
+    run dispatch from the page and see the request become assigned with a line to its van;
+    the fresh request is not counted in "within promise" yet (no share, its tooltip says so)."""
     from playwright.sync_api import sync_playwright
 
     base, token = server
@@ -86,6 +87,11 @@ def test_console_shows_network_and_dispatches(server: tuple[str, str]) -> None:
             assert page.locator(f"#layer-lines line[data-request='{created['id']}']").count() == 1
             assert "1 assigned" in page.inner_text("#last-run")
             assert page.inner_text("#kpi-assigned") == "1"
+            # A fresh request can still make the promise: not counted, so no share yet.
+            assert page.inner_text("#kpi-within") == "–"
+            assert page.locator("#kpi-overdue").is_hidden()
+            title = page.get_attribute("#kpi-within-box", "title") or ""
+            assert "overdue 0" in title and "1 still within their promise" in title, title
         finally:
             browser.close()
     assert errors == []

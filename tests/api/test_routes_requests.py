@@ -631,11 +631,12 @@ def test_kpis_count_a_request_once_its_outcome_against_the_promise_is_known(
     k = kpi_at(seeded, 151)
     assert (k.overdue, k.waiting_for_van, k.within_promise) == (3, 4, 0.2)
     with transaction(factory) as db:
-        statuses = {
-            rid: st for rid, st in db.execute(select(m.RescueRequest.id, m.RescueRequest.status))
-        }
+        statuses = dict(db.execute(select(m.RescueRequest.id, m.RescueRequest.status)).all())
     assert [statuses[r] for r in (no_van, van_late, exactly_at_promise, fresh)] == [
-        "received", "assigned", "received", "received"
+        "received",
+        "assigned",
+        "received",
+        "received",
     ]
 
 

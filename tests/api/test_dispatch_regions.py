@@ -23,7 +23,7 @@ from api.db.engine import session_factory, transaction
 from api.dispatching import queries as q
 from api.dispatching.cycle import escalate_to_partners, load_snapshot, solve
 from api.dispatching.decisions import CycleResult, write_decisions
-from api.dispatching.leadership import NETWORK_LOCK, NETWORK_SHARED, hold_locks
+from api.dispatching.leadership import NETWORK_LOCK, NETWORK_SHARED, hold_locks, is_held
 from api.dispatching.regions import (
     BORDER,
     BORDER_LOCK,
@@ -199,7 +199,10 @@ def test_a_region_is_dispatched_while_another_process_leads_the_other(
         assert got
         worker = _worker(db_url)
         deadline = time.monotonic() + 120
-        while not jiangsu <= {i for i, s in _statuses(two_provinces).items() if s == "assigned"}:
+        while not (
+            jiangsu <= {i for i, s in _statuses(two_provinces).items() if s == "assigned"}
+            and is_held(two_provinces, BORDER_LOCK)  # the pass is at its border cycle
+        ):
             assert worker.poll() is None, worker.communicate()
             assert time.monotonic() < deadline, "Jiangsu's cycle did not run"
             time.sleep(0.1)

@@ -37,8 +37,11 @@ provider more jobs than it has slots. The border cycle also does the network-wid
 cycle (sweeping lapsed offers and unacknowledged jobs, flagging late jobs): region cycles
 skip it.
 
-All workers must use the same partition (same ``--regions`` count on the same network,
-read when the worker starts): each region's lock id is derived from its provinces.
+All workers must use the same partition (same ``--regions`` count on the same network):
+each region's lock id is derived from its provinces. A worker reads it when it starts and
+again every ``REGION_MAP_CHECK_S`` (:mod:`api.dispatching.worker`), so after a change to the
+stations or vans all workers agree again within that time (meanwhile two could lead
+overlapping regions: the write's re-check under row locks still books nothing twice).
 """
 
 from __future__ import annotations
@@ -175,6 +178,18 @@ class RegionMap:
             p
             for p in self.regions[index].provinces
             if self.truck_regions_by_province.get(p, frozenset()) <= {index}
+        )
+
+    def same_partition(self, other: RegionMap) -> bool:
+        """Whether ``other`` splits the network the same way (same regions, stations, radii
+        and truck rule: the same locks and the same domain for every request)."""
+        return (
+            self.regions == other.regions
+            and self.station_ids == other.station_ids
+            and np.array_equal(self.station_latlon, other.station_latlon)
+            and np.array_equal(self.station_radius_km, other.station_radius_km)
+            and np.array_equal(self.station_region, other.station_region)
+            and self.truck_regions_by_province == other.truck_regions_by_province
         )
 
     def scope(self, index: int) -> DomainScope:

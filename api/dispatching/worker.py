@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.5
 """A burst of new requests is dispatched together."""
+REGION_MAP_CHECK_S = 30.0
+"""How often a worker with regions reads the partition again (see
+:meth:`DispatchWorker._read_region_map`)."""
 IDLE_RETRY_S = 0.05
 """``until_idle``: pause before another pass when a region was led by another worker."""
 
@@ -65,9 +68,9 @@ class DispatchWorker:
         self.factory = factory or session_factory(make_engine(settings.database_url))
         self.actor = actor
         self.region_map: RegionMap | None = None
+        self._map_read_at = 0.0
         if settings.dispatch_regions > 1:
-            with transaction(self.factory) as db:
-                self.region_map = load_region_map(db, settings.dispatch_regions)
+            self._read_region_map()
         self.passes = 0
         self._start = os.getpid()
 
@@ -84,6 +87,10 @@ class DispatchWorker:
         }
         policy = CyclePolicy.from_settings(self.settings)
         self.passes += 1
+        if self.region_map is not None and (
+            time.monotonic() - self._map_read_at >= REGION_MAP_CHECK_S
+        ):
+            self._read_region_map()
         region_map = self.region_map
         if region_map is None:
             return [run_cycle(**common, policy=policy)]  # type: ignore[arg-type]
@@ -113,6 +120,24 @@ class DispatchWorker:
                     )
                 )
         return results
+
+    def _read_region_map(self) -> None:
+        """(Re-)read the partition: every worker must use the same one (their locks are keyed
+        by it), and stations, vans and their radii may change while workers run (added
+        vans move the cut, a radius moves the border), so each worker reads it again every
+        :data:`REGION_MAP_CHECK_S` and all agree again within that time. An unchanged
+        partition is kept (with what it remembers of the requests' domains)."""
+        with transaction(self.factory) as db:
+            fresh = load_region_map(db, self.settings.dispatch_regions)
+        self._map_read_at = time.monotonic()
+        if self.region_map is not None and fresh.same_partition(self.region_map):
+            return
+        if self.region_map is not None:
+            logger.info(
+                "dispatch regions changed: %s",
+                "; ".join(f"{r.name} {len(r.provinces)} provinces" for r in fresh.regions),
+            )
+        self.region_map = fresh
 
     def _border_cycle(
         self, region_map: RegionMap, domain: Domain, common: dict[str, object]

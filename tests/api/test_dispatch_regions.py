@@ -432,3 +432,39 @@ def test_region_cycles_hold_back_while_a_border_cycle_waits(
     for name in ("r1of2", "r2of2"):
         assert "the border cycle is waiting for it" in (held_back[name].skipped_reason or "")
     assert all(r.ran for r in worker.run_pass())
+
+
+def test_a_worker_reads_the_partition_again_and_keeps_an_unchanged_one(
+    two_provinces: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers must agree on the partition (their locks are keyed by it): each reads it again
+    every ``REGION_MAP_CHECK_S``. Unchanged, the same map is kept (with the domains it
+    remembers); once a Jiangsu van's radius grows to 1,000 km, the next pass uses the new map,
+    in which the Shandong request that was interior is now a border one."""
+    import api.dispatching.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "REGION_MAP_CHECK_S", 0.0)
+    (yantai,) = _add_requests(two_provinces, [(37.46, 121.44)])  # far from Jiangsu
+    factory = session_factory(two_provinces)
+    worker = DispatchWorker(_settings(db_url), factory=factory)
+    first = worker.region_map
+    assert first is not None
+    with transaction(factory) as db:
+        points = [(r.id, r.lat, r.lon, r.province_adcode) for r in q.open_request_rows(db)]
+    assert first.domain_request_ids(points, 0) == [yantai]
+    worker.run_pass()
+    assert worker.region_map is first
+    with transaction(factory) as db:
+        van = db.scalars(
+            select(m.Van)
+            .join(m.Station, m.Van.station_id == m.Station.id)
+            .where(m.Station.province_adcode == JIANGSU)
+            .order_by(m.Van.id)
+        ).first()
+        assert van is not None
+        van.service_radius_km = 1000.0
+    worker.run_pass()
+    changed = worker.region_map
+    assert changed is not first and changed is not None
+    assert not changed.same_partition(first)
+    assert changed.domain_request_ids(points, BORDER) == [yantai]

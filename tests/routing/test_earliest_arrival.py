@@ -150,12 +150,31 @@ def test_unsettled_targets_go_to_the_bounded_forward_search(
     g = engine.graph
     sources = np.array([(g.lat[2], g.lon[2]), (g.lat[1], g.lon[1]), (g.lat[1], g.lon[1])])
     start = np.array([30.0, late, 0.0])
+    monkeypatch.setattr(routing.road, "BACKWARD_GROWTH", (1.0,))  # no larger backward round
     answers = each_way(engine, monkeypatch, sources, start, [(0.0, 0.0)], ONE_KM_A_MINUTE)
     assert engine.forward_limits[0] == pytest.approx(35.0, rel=1e-6)
     assert_same(answers)
     got = answers["chosen"]
     assert got.source.tolist() == [winner]
     assert got.minutes[0] == pytest.approx(minutes, rel=1e-12)
+
+
+def test_cheap_larger_backward_rounds_settle_what_the_first_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the rounds as shipped, the detour target the first bounded search left unsettled
+    is settled by the x4 round (96 km > the 30 km detour; predicted from the few nodes the
+    first settled, cheap) with no forward search: the only one is the forced one."""
+    engine = CountingRoad(detour_graph(30.0), min_component_nodes=1)
+    g = engine.graph
+    sources = np.array([(g.lat[2], g.lon[2]), (g.lat[1], g.lon[1])])
+    got = earliest_arrival(engine, sources, np.array([30.0, 0.0]), [(0.0, 0.0)], ONE_KM_A_MINUTE)
+    assert engine.forward_limits == []
+    assert got.source.tolist() == [1] and got.minutes[0] == pytest.approx(30.0, rel=1e-12)
+    answers = each_way(
+        engine, monkeypatch, sources, np.array([30.0, 0.0]), [(0.0, 0.0)], ONE_KM_A_MINUTE
+    )
+    assert_same(answers)
 
 
 def test_a_target_no_bounded_search_settles_goes_forwards_unbounded(
@@ -176,6 +195,7 @@ def test_a_target_no_bounded_search_settles_goes_forwards_unbounded(
     )
     engine = CountingRoad(g, min_component_nodes=1)
     sources = np.array([(lat[2], lon[2]), (lat[1], lon[1])])
+    monkeypatch.setattr(routing.road, "BACKWARD_GROWTH", (1.0,))  # no larger backward round
     answers = each_way(engine, monkeypatch, sources, np.zeros(2), [(0.0, 0.0)], ONE_KM_A_MINUTE)
     assert engine.forward_limits[0] == np.inf
     assert_same(answers)

@@ -148,13 +148,21 @@ def regions_benchmark(
     seed: int = 0,
     engine: str = "road",
     database: str | None = None,
+    runs: int = 3,
 ) -> dict[str, Any]:
     """The storm on a fresh database (SQLite file, or a fresh database on the PostgreSQL
-    server ``database``), copied; one worker on one copy, ``regions`` workers on the other."""
+    server ``database``), copied for each run: one worker on the whole network, one worker
+    over the ``regions`` regions, ``regions`` workers; ``runs`` times each, the three in
+    turn and starting with another one each time (two workers on two shared cores swing
+    +-30% from run to run: one run each proved nothing). The figures are each
+    configuration's median run (all its figures from that run); ``*_runs_seconds`` and
+    ``speedups`` (one worker / N workers, run by run) show the spread."""
     from benchmarks.api import _databases
 
     if regions < 2:
         raise ValueError(f"regions must be >= 2 to compare with one worker, got {regions}")
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
     travel = {"road": "road", "great-circle": "great_circle"}.get(engine)
     if travel is None:
         raise ValueError(f"engine must be road or great-circle, got {engine!r}")
@@ -162,13 +170,16 @@ def regions_benchmark(
         tempfile.TemporaryDirectory(prefix="rescue-regions-") as tmp,
         _databases(database, Path(tmp)) as fresh,
     ):
-        one_url = fresh("one")
-        _seed_storm(one_url, requests, seed)
-        many_url = fresh("many", template=one_url)
-        serial_url = fresh("serial", template=one_url)
-        one = _run_workers(one_url, 1, 1, travel)
-        serial = _run_workers(serial_url, regions, 1, travel)
-        many = _run_workers(many_url, regions, regions, travel)
+        base_url = fresh("storm")
+        _seed_storm(base_url, requests, seed)
+        shapes = {"one": (1, 1), "serial": (regions, 1), "many": (regions, regions)}
+        names = list(shapes)
+        done: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for run in range(runs):
+            for name in names[run % 3 :] + names[: run % 3]:
+                url = fresh(f"{name}{run}", template=base_url)
+                done[name].append(_run_workers(url, *shapes[name], travel))
+    one, serial, many = (_median_run(done[name]) for name in names)
     return {
         "benchmark": "dispatch-regions",
         "database": "postgresql" if database else "sqlite",
@@ -180,7 +191,15 @@ def regions_benchmark(
         "one_worker_seconds": one["seconds"],
         "one_worker_regions_seconds": serial["seconds"],
         "regions_seconds": many["seconds"],
+        "runs": runs,
         "speedup": round(one["seconds"] / many["seconds"], 3) if many["seconds"] else None,
+        "speedups": [
+            round(o["seconds"] / m["seconds"], 3) if m["seconds"] else None
+            for o, m in zip(done["one"], done["many"], strict=True)
+        ],
+        "one_worker_runs_seconds": [r["seconds"] for r in done["one"]],
+        "one_worker_regions_runs_seconds": [r["seconds"] for r in done["serial"]],
+        "regions_runs_seconds": [r["seconds"] for r in done["many"]],
         "parallel_speedup": (
             round(serial["seconds"] / many["seconds"], 3) if many["seconds"] else None
         ),
@@ -210,6 +229,12 @@ def regions_benchmark(
         if many["timelines"]
         else {}
     )
+
+
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median time (the lower middle one of an even number)."""
+    ordered = sorted(results, key=lambda r: r["seconds"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 PHASES = (

@@ -90,6 +90,9 @@ def bench_dispatch(
     db: str | None = typer.Option(
         None, "--db", help="--regions: a PostgreSQL server URL (default: SQLite files)"
     ),
+    runs: int = typer.Option(
+        3, "--runs", min=1, help="--regions: runs of each configuration, in turn (medians)"
+    ),
 ) -> None:
     """Whole van-dispatch decision on the national network vs the naive policy; with
     --regions N, the storm dispatched per region by N worker processes vs one."""
@@ -101,7 +104,12 @@ def bench_dispatch(
         try:
             _emit(
                 regions_benchmark(
-                    requests=requests, regions=regions, seed=seed, engine=engine, database=db
+                    requests=requests,
+                    regions=regions,
+                    seed=seed,
+                    engine=engine,
+                    database=db,
+                    runs=runs,
                 )
             )
         except (ValueError, RuntimeError) as exc:

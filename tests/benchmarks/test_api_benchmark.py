@@ -58,6 +58,18 @@ def test_regions_benchmark_refuses_fewer_than_two_regions() -> None:
         regions_benchmark(regions=1)
     with pytest.raises(ValueError, match="engine must be road or great-circle, got 'ship'"):
         regions_benchmark(regions=2, engine="ship")
+    with pytest.raises(ValueError, match="runs must be >= 1, got 0"):
+        regions_benchmark(regions=2, runs=0)
+
+
+def test_the_median_run_is_the_middle_one_by_time() -> None:
+    """Each configuration's figures come from its median run (the lower middle of an even
+    number), whole: its CPU seconds and phases with its time."""
+    from benchmarks.regions import _median_run
+
+    runs = [{"seconds": s, "cpu": s * 10} for s in (3.0, 1.0, 2.0)]
+    assert _median_run(runs) == {"seconds": 2.0, "cpu": 20.0}
+    assert _median_run(runs[:2]) == {"seconds": 1.0, "cpu": 10.0}
 
 
 def test_lock_stats_are_collected_per_process_and_holder(tmp_path: Path) -> None:

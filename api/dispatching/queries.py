@@ -215,6 +215,41 @@ def busy_cover_rows(db_session: Session) -> Sequence[tuple[float, float, str, fl
     return [(lat, lon, cap, radius) for lat, lon, cap, radius in db_session.execute(stmt)]
 
 
+def free_vans_away(
+    db_session: Session,
+    *,
+    not_provinces: frozenset[str] | None = None,
+    not_station_ids: Collection[str] | None = None,
+) -> Sequence[tuple[m.Van, m.Station]]:
+    """Free vans (as :func:`free_van_rows`) whose last position is away from their home
+    station (by more than ~0.45 km in latitude or longitude: a superset of the vans
+    :mod:`api.dispatching.posts` may find posted elsewhere), whose home is not in
+    ``not_provinces`` / ``not_station_ids``: the vans another domain may have to read."""
+    busy_vans = select(m.VanAssignment.van_id).where(m.VanAssignment.active.is_(True))
+    v, s = m.Van, m.Station
+    stmt = (
+        select(v, s)
+        .join(s, v.station_id == s.id)
+        .where(
+            v.status.in_(FREE_VAN_STATUSES),
+            v.id.not_in(busy_vans),
+            v.lat.is_not(None),
+            v.lon.is_not(None),
+            (func.abs(v.lat - s.lat) > AWAY_DEG) | (func.abs(v.lon - s.lon) > AWAY_DEG),
+        )
+    )
+    if not_provinces is not None:
+        stmt = stmt.where(s.province_adcode.not_in(sorted(not_provinces)))
+    if not_station_ids is not None:
+        stmt = stmt.where(v.station_id.not_in(sorted(not_station_ids)))
+    return [(van, station) for van, station in db_session.execute(stmt.order_by(v.id)).all()]
+
+
+AWAY_DEG = 0.004
+"""Degrees of latitude or longitude a van's position must be off its home station's before
+:func:`free_vans_away` returns it (0.5 km is >= 0.0045 degrees of either)."""
+
+
 def _of_stations(
     provinces: frozenset[str] | None, station_ids: Collection[str] | None
 ) -> list[Any]:

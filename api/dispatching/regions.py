@@ -4,8 +4,9 @@ border zone between them, dispatched with the vans of both sides.
 
 The rule at the borders (a van near a border must be able to serve either side):
 
-* a van belongs to the region of its home station's province, a truck to the region of its
-  depot's, a request to the region of its province;
+* a van belongs to the region of the station it serves from: its home station's province,
+  or, when a dispatcher moved it up to another station (:mod:`api.dispatching.posts`), that
+  station's; a truck to the region of its depot's, a request to the region of its province;
 * a request is **interior** when no van of another region can reach it: every station of
   another region is farther (great-circle km, never more than the road km; the service
   radius is measured from the home station) than the largest service radius of its vans;
@@ -59,6 +60,7 @@ from sqlalchemy.orm import Session
 from api.db import models as m
 from api.dispatching import queries as q
 from api.dispatching.leadership import NETWORK_SHARED, CycleLock, region_lock_key
+from api.dispatching.posts import posted_stations
 from api.dispatching.queries import province_of_adcode
 from routing.snap import chord_to_km, unit_vectors
 
@@ -258,9 +260,32 @@ class DomainScope:
         return self.region_map.stations_reaching(np.array(self._points, dtype=float))
 
     def free_van_rows(self, db_session: Session) -> Sequence[tuple[m.Van, m.Station]]:
+        """The free vans that serve from the domain's stations: those of its own stations
+        not posted elsewhere, and those of other stations a dispatcher moved up to one of
+        them (:mod:`api.dispatching.posts`: a van serves from the station it is posted at,
+        so that station's domain decides about it)."""
         if self.index != BORDER:
-            return q.free_van_rows(db_session, self._provinces)
-        return q.free_van_rows(db_session, station_ids=self._border_stations(db_session))
+            provinces = self._provinces
+            assert provinces is not None
+            own = q.free_van_rows(db_session, provinces)
+            away = q.free_vans_away(db_session, not_provinces=provinces)
+
+            def serves_here(station: m.Station) -> bool:
+                return station.province_adcode in provinces
+
+        else:
+            stations = set(self._border_stations(db_session))
+            own = q.free_van_rows(db_session, station_ids=stations)
+            away = q.free_vans_away(db_session, not_station_ids=stations)
+
+            def serves_here(station: m.Station) -> bool:
+                return station.id in stations
+
+        posted = posted_stations(db_session, [*own, *away])
+        return [
+            *(row for row in own if row[0].id not in posted or serves_here(posted[row[0].id])),
+            *(row for row in away if row[0].id in posted and serves_here(posted[row[0].id])),
+        ]
 
     def soon_free_van_rows(
         self, db_session: Session, *, free_by: dt.datetime

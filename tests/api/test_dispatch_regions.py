@@ -468,3 +468,71 @@ def test_a_worker_reads_the_partition_again_and_keeps_an_unchanged_one(
     assert changed is not first and changed is not None
     assert not changed.same_partition(first)
     assert changed.domain_request_ids(points, BORDER) == [yantai]
+
+
+def test_a_van_moved_up_across_the_line_serves_from_its_new_region(
+    two_provinces: Engine, db_url: str
+) -> None:
+    """A Shandong van a dispatcher moved up to Suzhou's station (Jiangsu, far from the border)
+    serves from there: the Shandong cycle no longer reads it, the Jiangsu cycle does and sends
+    it to a breakdown near Suzhou while every Jiangsu van is in the workshop. Moved home again,
+    it is Shandong's once more."""
+    from api.dispatching.move_ups import confirm_move_up
+    from routing import GreatCircleProvider
+
+    factory = session_factory(two_provinces)
+    with transaction(factory) as db:
+        jiangsu_stations = select(m.Station.id).where(m.Station.province_adcode == JIANGSU)
+        for van in db.scalars(select(m.Van).where(m.Van.station_id.in_(jiangsu_stations))):
+            van.status = "maintenance"
+        stations = db.scalars(select(m.Station)).all()
+        suzhou = min(
+            (s for s in stations if s.province_adcode == JIANGSU),
+            key=lambda s: (s.lat - 31.30) ** 2 + (s.lon - 120.62) ** 2,
+        )
+        moved = db.scalars(
+            select(m.Van)
+            .join(m.Station, m.Van.station_id == m.Station.id)
+            .where(m.Station.province_adcode == SHANDONG)
+            .order_by(m.Van.id)
+        ).first()
+        assert moved is not None
+        moved_id, home_id, suzhou_id = moved.id, moved.station_id, suzhou.id
+        confirm_move_up(
+            db_session=db, van_id=moved_id, to_station_id=suzhou_id, actor="dispatcher:test",
+            provider=GreatCircleProvider(), now=utcnow(),
+        )  # fmt: skip
+    region_map = region_map_of(two_provinces)
+
+    def readers() -> set[int]:
+        with transaction(factory) as db:
+            return {
+                d.index
+                for d in region_map.domains
+                if moved_id in {v.id for v, _ in region_map.scope(d.index).free_van_rows(db)}
+            }
+
+    assert readers() == {1}
+    (request_id,) = _add_requests(two_provinces, [(31.32, 120.62)])
+    worker = DispatchWorker(_settings(db_url), factory=factory)
+    results = {r.region: r for r in worker.run_pass()}
+    assert [(a.request_id, a.van_id) for a in results["r2of2"].assigned] == [(request_id, moved_id)]
+    assert assert_consistent(two_provinces) == {"assigned": 1}
+    with transaction(factory) as db:
+        svc_van = db.get(m.Van, moved_id)
+        assert svc_van is not None
+        home = db.get(m.Station, home_id)
+        assert home is not None
+        # the job done and the van back home (as the crew's position report would put it)
+        db.execute(
+            m.VanAssignment.__table__.update()
+            .where(m.VanAssignment.van_id == moved_id)
+            .values(active=False)
+        )
+        db.execute(
+            m.RescueRequest.__table__.update()
+            .where(m.RescueRequest.id == request_id)
+            .values(status="closed")
+        )
+        svc_van.status, svc_van.lat, svc_van.lon = "available", home.lat, home.lon
+    assert readers() == {0}

@@ -186,18 +186,22 @@ def free_van_rows(
 ) -> Sequence[tuple[m.Van, m.Station]]:
     """Vans without an active assignment, available or returning, with their home station
     (in ``provinces`` and of ``station_ids`` when given)."""
+    if station_ids is not None and not station_ids:
+        return []
+    return _free_vans(db_session, *_of_stations(provinces, station_ids))
+
+
+def _free_vans(db_session: Session, *where: Any) -> list[tuple[m.Van, m.Station]]:
+    """Free vans (no active assignment, available or returning) with their home station,
+    joined as ``m.Station``, meeting ``where``; by van id."""
     busy_vans = select(m.VanAssignment.van_id).where(m.VanAssignment.active.is_(True))
     stmt = (
         select(m.Van, m.Station)
         .join(m.Station, m.Van.station_id == m.Station.id)
-        .where(m.Van.status.in_(FREE_VAN_STATUSES), m.Van.id.not_in(busy_vans))
+        .where(m.Van.status.in_(FREE_VAN_STATUSES), m.Van.id.not_in(busy_vans), *where)
+        .order_by(m.Van.id)
     )
-    if station_ids is not None and not station_ids:
-        return []
-    rows = db_session.execute(
-        stmt.where(*_of_stations(provinces, station_ids)).order_by(m.Van.id)
-    ).all()
-    return [(van, station) for van, station in rows]
+    return [(van, station) for van, station in db_session.execute(stmt).all()]
 
 
 def busy_cover_rows(db_session: Session) -> Sequence[tuple[float, float, str, float]]:
@@ -225,24 +229,17 @@ def free_vans_away(
     station (by more than ~0.45 km in latitude or longitude: a superset of the vans
     :mod:`api.dispatching.posts` may find posted elsewhere), whose home is not in
     ``not_provinces`` / ``not_station_ids``: the vans another domain may have to read."""
-    busy_vans = select(m.VanAssignment.van_id).where(m.VanAssignment.active.is_(True))
     v, s = m.Van, m.Station
-    stmt = (
-        select(v, s)
-        .join(s, v.station_id == s.id)
-        .where(
-            v.status.in_(FREE_VAN_STATUSES),
-            v.id.not_in(busy_vans),
-            v.lat.is_not(None),
-            v.lon.is_not(None),
-            (func.abs(v.lat - s.lat) > AWAY_DEG) | (func.abs(v.lon - s.lon) > AWAY_DEG),
-        )
-    )
+    where = [
+        v.lat.is_not(None),
+        v.lon.is_not(None),
+        (func.abs(v.lat - s.lat) > AWAY_DEG) | (func.abs(v.lon - s.lon) > AWAY_DEG),
+    ]
     if not_provinces is not None:
-        stmt = stmt.where(s.province_adcode.not_in(sorted(not_provinces)))
+        where.append(s.province_adcode.not_in(sorted(not_provinces)))
     if not_station_ids is not None:
-        stmt = stmt.where(v.station_id.not_in(sorted(not_station_ids)))
-    return [(van, station) for van, station in db_session.execute(stmt.order_by(v.id)).all()]
+        where.append(v.station_id.not_in(sorted(not_station_ids)))
+    return _free_vans(db_session, *where)
 
 
 AWAY_DEG = 0.004

@@ -170,7 +170,7 @@ class RegionMap:
         latlon = np.asarray(latlon, dtype=float).reshape(-1, 2)
         if len(latlon) == 0 or len(self.station_ids) == 0:
             return []
-        reach = _reached(self.station_latlon, latlon, None, point_radius_km=self.station_radius_km)
+        reach = _nearest_km(self.station_latlon, latlon) <= self.station_radius_km
         return [s for s, r in zip(self.station_ids, reach.tolist(), strict=True) if r]
 
     def interior_truck_provinces(self, index: int) -> frozenset[str]:
@@ -320,28 +320,15 @@ def _nearest_km(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return chord_to_km(np.asarray(chord, dtype=float))
 
 
-def _reached(
-    points: np.ndarray,
-    stations: np.ndarray,
-    radius_km: np.ndarray | None,
-    *,
-    point_radius_km: np.ndarray | None = None,
-) -> np.ndarray:
-    """Whether each point has a station within reach: within the station's ``radius_km``
-    (great-circle km), computed per distinct radius with a k-d tree
-    (a storm's ten thousand requests against thousands of stations: no matrix). With
-    ``point_radius_km`` instead, the radius is each point's (``points`` are then the
-    stations and ``stations`` the requests)."""
+def _reached(points: np.ndarray, stations: np.ndarray, radius_km: np.ndarray) -> np.ndarray:
+    """Whether each point has a station within that station's ``radius_km`` (great-circle
+    km), per distinct radius with a k-d tree (a storm's ten thousand requests against
+    thousands of stations: no matrix)."""
     out = np.zeros(len(points), dtype=bool)
     if len(points) == 0 or len(stations) == 0:
         return out
-    if point_radius_km is not None:
-        near = _nearest_km(points, stations)
-        return np.asarray(near <= point_radius_km, dtype=bool)
-    assert radius_km is not None
     for radius in np.unique(radius_km).tolist():
-        near = _nearest_km(points, stations[radius_km == radius])
-        out |= near <= radius
+        out |= _nearest_km(points, stations[radius_km == radius]) <= radius
     return out
 
 

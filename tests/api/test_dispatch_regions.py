@@ -12,10 +12,12 @@ import sys
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from api.clock import utcnow
 from api.db import models as m
@@ -82,6 +84,18 @@ def add_requests_near_stations(engine: Engine, per_province: int, seed: int = 0)
         for s in rng.sample(stations, per_province):
             points.append((s.location.lat + rng.uniform(-0.03, 0.03), s.location.lon))
     return _add_requests(engine, points)
+
+
+def first_van(db: Session, province: str, *where: Any) -> m.Van:
+    """The van with the lowest id among those of ``province``'s stations meeting ``where``."""
+    van = db.scalars(
+        select(m.Van)
+        .join(m.Station, m.Van.station_id == m.Station.id)
+        .where(m.Station.province_adcode == province, *where)
+        .order_by(m.Van.id)
+    ).first()
+    assert van is not None, f"no van in province {province}"
+    return van
 
 
 def region_map_of(engine: Engine, count: int = 2) -> RegionMap:
@@ -400,12 +414,7 @@ def test_each_job_in_progress_is_re_planned_by_exactly_one_domain(
         points = [(r.id, r.lat, r.lon, r.province_adcode) for r in db.scalars(
             select(m.RescueRequest).where(m.RescueRequest.id.in_(ids)))]  # fmt: skip
         shandong_job = sorted(region_map.domain_request_ids(points, 0))[0]
-        jiangsu_van = db.scalars(
-            select(m.Van.id)
-            .join(m.Station, m.Van.station_id == m.Station.id)
-            .where(m.Station.province_adcode == JIANGSU, m.Van.status == "available")
-            .order_by(m.Van.id)
-        ).first()
+        jiangsu_van = first_van(db, JIANGSU, m.Van.status == "available").id
         job = db.scalars(
             select(m.VanAssignment).where(
                 m.VanAssignment.request_id == shandong_job, m.VanAssignment.active.is_(True)
@@ -455,13 +464,7 @@ def test_a_worker_reads_the_partition_again_and_keeps_an_unchanged_one(
     worker.run_pass()
     assert worker.region_map is first
     with transaction(factory) as db:
-        van = db.scalars(
-            select(m.Van)
-            .join(m.Station, m.Van.station_id == m.Station.id)
-            .where(m.Station.province_adcode == JIANGSU)
-            .order_by(m.Van.id)
-        ).first()
-        assert van is not None
+        van = first_van(db, JIANGSU)
         van.service_radius_km = 1000.0
     worker.run_pass()
     changed = worker.region_map
@@ -490,13 +493,7 @@ def test_a_van_moved_up_across_the_line_serves_from_its_new_region(
             (s for s in stations if s.province_adcode == JIANGSU),
             key=lambda s: (s.lat - 31.30) ** 2 + (s.lon - 120.62) ** 2,
         )
-        moved = db.scalars(
-            select(m.Van)
-            .join(m.Station, m.Van.station_id == m.Station.id)
-            .where(m.Station.province_adcode == SHANDONG)
-            .order_by(m.Van.id)
-        ).first()
-        assert moved is not None
+        moved = first_van(db, SHANDONG)
         moved_id, home_id, suzhou_id = moved.id, moved.station_id, suzhou.id
         confirm_move_up(
             db_session=db, van_id=moved_id, to_station_id=suzhou_id, actor="dispatcher:test",
